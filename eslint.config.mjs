@@ -1,0 +1,45 @@
+// ESLint flat config: typescript-eslint's recommended rules plus the layer boundaries of docs/ARCHITECTURE.md.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
+
+/** Layers below the CLI never reach up; the simulator is never imported by product code. */
+const forbid = (from, targets, why) => ({
+  files: [`src/${from}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: targets.map((t) => ({ group: [`**/${t}/**`, `**/${t}`], message: why })) },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'scripts/**', '.tmp/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  prettier,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  forbid(
+    'util',
+    ['protocol', 'transport', 'lockdown', 'services', 'sim', 'cli'],
+    'util depends on nothing',
+  ),
+  forbid(
+    'protocol',
+    ['transport', 'lockdown', 'services', 'sim', 'cli'],
+    'protocol is pure codecs',
+  ),
+  forbid('transport', ['lockdown', 'services', 'sim', 'cli'], 'transport sits below lockdown'),
+  forbid('lockdown', ['services', 'sim', 'cli'], 'lockdown sits below services'),
+  forbid('services', ['sim', 'cli'], 'services never import the simulator or the CLI'),
+  forbid('sim', ['cli'], 'the simulator is its own program'),
+);

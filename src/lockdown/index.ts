@@ -1,0 +1,6 @@
+export * from './constants';
+export * from './errors';
+export * from './client';
+export * from './endpoint';
+export * from './session';
+export * from './pair-records';

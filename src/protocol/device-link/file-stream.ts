@@ -1,0 +1,204 @@
+/**
+ * The raw file stream that follows DLMessageDownloadFiles / DLMessageUploadFiles (reference §4.5).
+ * Not plist-framed: u32 BE lengths, and blocks `[u32 len][u8 code][len−1 bytes]` where len counts the
+ * code byte. Per file: path(s), then data blocks, then a SUCCESS (or error) block; a zero path length
+ * ends the stream.
+ */
+import { MooringError } from '../../util/errors';
+import { DEFAULT_READ_TIMEOUT_MS, type StreamReader } from '../../util/stream-reader';
+import { MAX_DL_PATH_BYTES } from './messages';
+
+export const DlFileCode = {
+  SUCCESS: 0x00,
+  /** The sender could not read the file; payload is UTF-8 error text. */
+  LOCAL_ERROR: 0x06,
+  REMOTE_ERROR: 0x0b,
+  FILE_DATA: 0x0c,
+} as const;
+
+/** Bound on one block's length field (code byte included). Real senders use 32 KiB chunks. */
+export const MAX_DL_BLOCK_BYTES = 64 * 1024 * 1024;
+/** Bound on the text of an error block. */
+export const MAX_DL_ERROR_TEXT_BYTES = 64 * 1024;
+/** Chunk size for data blocks we send: what LIMD, PMD3 and Apple's DeviceLink use. */
+export const DL_FILE_CHUNK_BYTES = 32 * 1024;
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+/** `[u32 len][path bytes]`: a file name in the stream. */
+export function encodeDlPath(path: string): Buffer {
+  const bytes = Buffer.from(path, 'utf8');
+  if (bytes.length === 0)
+    throw new MooringError('USAGE', 'a Device Link file-stream path cannot be empty');
+  if (bytes.length > MAX_DL_PATH_BYTES) {
+    throw new MooringError(
+      'LIMIT',
+      `file-stream path is ${bytes.length} bytes, more than ${MAX_DL_PATH_BYTES}`,
+    );
+  }
+  return Buffer.concat([u32(bytes.length), bytes]);
+}
+
+/** `[u32 n+1][0x0C][n bytes]`. */
+export function encodeDlDataBlock(data: Buffer): Buffer {
+  if (data.length + 1 > MAX_DL_BLOCK_BYTES) {
+    throw new MooringError(
+      'LIMIT',
+      `data block of ${data.length} bytes exceeds ${MAX_DL_BLOCK_BYTES - 1}`,
+    );
+  }
+  return Buffer.concat([u32(data.length + 1), Buffer.from([DlFileCode.FILE_DATA]), data]);
+}
+
+/** `[00 00 00 01][00]`: the file ended well. */
+export function encodeDlSuccessBlock(): Buffer {
+  return Buffer.from([0, 0, 0, 1, DlFileCode.SUCCESS]);
+}
+
+/** `[u32 len+1][0x06 or 0x0B][text]`. */
+export function encodeDlErrorBlock(
+  code: typeof DlFileCode.LOCAL_ERROR | typeof DlFileCode.REMOTE_ERROR,
+  message: string,
+): Buffer {
+  let bytes = Buffer.from(message, 'utf8');
+  if (bytes.length > MAX_DL_ERROR_TEXT_BYTES) bytes = bytes.subarray(0, MAX_DL_ERROR_TEXT_BYTES);
+  return Buffer.concat([u32(bytes.length + 1), Buffer.from([code]), bytes]);
+}
+
+/** `[00 00 00 00]` where the next path length would be: no more files. */
+export function encodeDlStreamEnd(): Buffer {
+  return u32(0);
+}
+
+/** One whole file as the host sends it for DownloadFiles: path, data in chunks, success. */
+export function encodeDlFile(
+  path: string,
+  data: Buffer,
+  chunkBytes = DL_FILE_CHUNK_BYTES,
+): Buffer[] {
+  const parts = [encodeDlPath(path)];
+  for (let off = 0; off < data.length; off += chunkBytes) {
+    parts.push(encodeDlDataBlock(data.subarray(off, Math.min(data.length, off + chunkBytes))));
+  }
+  parts.push(encodeDlSuccessBlock());
+  return parts;
+}
+
+export type DlBlock =
+  | { kind: 'data'; data: Buffer }
+  | { kind: 'success' }
+  | { kind: 'local-error'; message: string }
+  | { kind: 'remote-error'; message: string };
+
+export interface DlFileStreamOptions {
+  timeoutMs?: number;
+  maxBlockBytes?: number;
+  maxPathBytes?: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Pull decoder over a StreamReader. Each call reads exactly one element of the stream, so the
+ * caller (the host's upload handler, the simulator's download handler) keeps the file logic.
+ */
+export class DlFileStreamDecoder {
+  private readonly timeoutMs: number;
+  private readonly maxBlockBytes: number;
+  private readonly maxPathBytes: number;
+
+  constructor(
+    private readonly reader: StreamReader,
+    opts: DlFileStreamOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+    this.maxBlockBytes = Math.min(opts.maxBlockBytes ?? MAX_DL_BLOCK_BYTES, MAX_DL_BLOCK_BYTES);
+    this.maxPathBytes = Math.min(opts.maxPathBytes ?? MAX_DL_PATH_BYTES, MAX_DL_PATH_BYTES);
+  }
+
+  /** A `[u32 len][bytes]` path, or null for the `[00 00 00 00]` end marker. */
+  async readPath(what = 'file-stream path', timeoutMs = this.timeoutMs): Promise<string | null> {
+    const len = (await this.reader.read(4, timeoutMs, `${what} length`)).readUInt32BE(0);
+    if (len === 0) return null;
+    if (len > this.maxPathBytes) {
+      throw new MooringError('LIMIT', `${what} is ${len} bytes, more than ${this.maxPathBytes}`, {
+        detail: len,
+      });
+    }
+    const bytes = await this.reader.read(len, this.timeoutMs, what);
+    let path: string;
+    try {
+      path = utf8.decode(bytes);
+    } catch (cause) {
+      throw new MooringError('MALFORMED', `${what} is not valid UTF-8`, { cause });
+    }
+    if (path.includes('\0'))
+      throw new MooringError('MALFORMED', `${what} contains a NUL character`);
+    return path;
+  }
+
+  /** Like readPath, but the end marker is not allowed here (e.g. the host path after a device path). */
+  async readRequiredPath(what = 'file-stream path'): Promise<string> {
+    const p = await this.readPath(what);
+    if (p === null) throw new MooringError('MALFORMED', `${what} has length 0`);
+    return p;
+  }
+
+  /** One `[u32 len][code][payload]` block. */
+  async readBlock(): Promise<DlBlock> {
+    const len = (
+      await this.reader.read(4, this.timeoutMs, 'file-stream block length')
+    ).readUInt32BE(0);
+    if (len === 0)
+      throw new MooringError('MALFORMED', 'file-stream block has length 0 (no code byte)');
+    if (len > this.maxBlockBytes) {
+      throw new MooringError(
+        'FRAME_TOO_LARGE',
+        `file-stream block of ${len} bytes exceeds ${this.maxBlockBytes}`,
+        {
+          detail: len,
+        },
+      );
+    }
+    const code = (await this.reader.read(1, this.timeoutMs, 'file-stream block code'))[0]!;
+    switch (code) {
+      case DlFileCode.FILE_DATA:
+        return {
+          kind: 'data',
+          data: await this.reader.read(len - 1, this.timeoutMs, 'file-stream data'),
+        };
+      case DlFileCode.SUCCESS:
+        if (len !== 1)
+          throw new MooringError(
+            'MALFORMED',
+            `file-stream success block carries ${len - 1} extra bytes`,
+          );
+        return { kind: 'success' };
+      case DlFileCode.LOCAL_ERROR:
+      case DlFileCode.REMOTE_ERROR: {
+        if (len - 1 > MAX_DL_ERROR_TEXT_BYTES) {
+          throw new MooringError(
+            'LIMIT',
+            `file-stream error text of ${len - 1} bytes exceeds ${MAX_DL_ERROR_TEXT_BYTES}`,
+          );
+        }
+        const message = (
+          await this.reader.read(len - 1, this.timeoutMs, 'file-stream error text')
+        ).toString('utf8');
+        return { kind: code === DlFileCode.LOCAL_ERROR ? 'local-error' : 'remote-error', message };
+      }
+      default:
+        throw new MooringError(
+          'MALFORMED',
+          `file-stream block has unknown code 0x${code.toString(16).padStart(2, '0')}`,
+          {
+            detail: code,
+          },
+        );
+    }
+  }
+}

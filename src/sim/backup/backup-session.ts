@@ -1,0 +1,470 @@
+/**
+ * The device side of a `Backup` request, in the order a real device plays it (reference §4.6):
+ * read the previous state from the host, check for leftovers and free space, upload Status.plist,
+ * the payloads into Snapshot/, a complete new Manifest.db + Manifest.plist, move everything into
+ * place, remove what was deleted, and finish with Status.plist "finished" and ErrorCode 0.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { MooringError } from '../../util/errors';
+import {
+  dlContentsOfDirectory,
+  dlCreateDirectory,
+  dlGetFreeDiskSpace,
+  dlMoveItems,
+  dlPurgeDiskSpace,
+  dlRemoveItems,
+} from '../../protocol/device-link';
+import { encodeBinaryPlist, isPlistDict, type PlistDict } from '../../protocol/plist';
+import { fileIdFor, type ContentEntry } from '../content/model';
+import type { UploadItem } from './dl-peer';
+import { BackupFailure, MbError } from './errors';
+import { runEvilUpload } from './evil';
+import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from './manifest-db';
+import {
+  buildManifestPlist,
+  buildUnencryptedKeyBag,
+  encodeStatusPlist,
+  newBackupUuid,
+  type SnapshotState,
+} from './plists';
+import {
+  checkCancelled,
+  fetchBackupFiles,
+  needsPasscodePrompt,
+  requestIdentifier,
+  requestOptions,
+  sleep,
+  type HostBackupFiles,
+  type SessionContext,
+} from './session';
+
+/** Free space a real device insists on beyond the upload itself (pymobiledevice3 #1879). */
+export const FREE_SPACE_MARGIN_BYTES = 128 * 1024 * 1024;
+/** Extra a device asks the host to purge beyond the deficit. */
+export const PURGE_EXTRA_BYTES = 2 * 1024 * 1024 * 1024;
+/** Upload batching: one DLMessageUploadFiles carries at most this much. */
+export const UPLOAD_BATCH_FILES = 256;
+export const UPLOAD_BATCH_BYTES = 64 * 1024 * 1024;
+/** Entries per MoveItems / RemoveItems message (keeps each plist frame small). */
+export const MOVE_BATCH = 5_000;
+/** Longest injected delay honoured (delayFirstMessageMs fault). */
+const MAX_DELAY_MS = 10 * 60_000;
+
+export interface BackupOutcome {
+  incremental: boolean;
+  uploadedFiles: number;
+  uploadedBytes: number;
+  removedFiles: number;
+}
+
+interface PayloadPlan {
+  entry: ContentEntry;
+  fileId: string;
+}
+
+export function bucketPath(udid: string, fileId: string, snapshot: boolean): string {
+  return `${udid}/${snapshot ? 'Snapshot/' : ''}${fileId.slice(0, 2)}/${fileId}`;
+}
+
+/** Whether the host's previous backup can serve as the base of an incremental one. */
+export function previousBackupUsable(prev: HostBackupFiles, udid: string): string | undefined {
+  if (!prev.status) return 'no readable Status.plist';
+  if (prev.status.SnapshotState !== 'finished') return 'the previous backup did not finish';
+  if (!prev.manifestPlist) return 'no readable Manifest.plist';
+  if (prev.manifestPlist.IsEncrypted === true) return 'the previous backup is encrypted';
+  const lockdown = prev.manifestPlist.Lockdown;
+  if (
+    isPlistDict(lockdown) &&
+    lockdown.UniqueDeviceID !== undefined &&
+    lockdown.UniqueDeviceID !== udid
+  ) {
+    return 'the previous backup is of another device';
+  }
+  if (!prev.manifestRows) return 'no readable Manifest.db';
+  return undefined;
+}
+
+/** Files to upload: all of them for a full backup, new or changed ones for an incremental. */
+export function planUploads(
+  entries: readonly ContentEntry[],
+  previous: readonly ManifestRow[] | undefined,
+): { uploads: PayloadPlan[]; deleted: string[] } {
+  const prevById = new Map((previous ?? []).map((r) => [r.fileId, r]));
+  const uploads: PayloadPlan[] = [];
+  const current = new Set<string>();
+  for (const e of entries) {
+    if (e.type !== 'file') continue;
+    const fileId = fileIdFor(e.domain, e.relativePath);
+    current.add(fileId);
+    const p = prevById.get(fileId);
+    const unchanged =
+      p !== undefined &&
+      p.flags === MANIFEST_FLAG.file &&
+      p.file.size === e.size &&
+      p.file.lastModified === e.mtime &&
+      (p.file.digest === undefined ||
+        e.sha1 === undefined ||
+        p.file.digest.toString('hex') === e.sha1);
+    if (!unchanged) uploads.push({ entry: e, fileId });
+  }
+  const deleted = (previous ?? [])
+    .filter((r) => r.flags === MANIFEST_FLAG.file && !current.has(r.fileId))
+    .map((r) => r.fileId);
+  return { uploads, deleted };
+}
+
+export function manifestRowsFor(
+  entries: readonly ContentEntry[],
+): Array<Omit<ManifestRow, 'fileId'>> {
+  return entries.map((e) => ({
+    domain: e.domain,
+    relativePath: e.relativePath,
+    flags: MANIFEST_FLAG[e.type],
+    file: {
+      relativePath: e.relativePath,
+      lastModified: e.mtime,
+      lastStatusChange: e.ctime,
+      birth: e.birth,
+      size: e.type === 'dir' ? 0 : e.size,
+      mode: e.mode,
+      userId: e.uid,
+      groupId: e.gid,
+      inode: e.inode,
+      protectionClass: e.protectionClass,
+      flags: 0,
+      ...(e.type === 'symlink' && e.target !== undefined ? { target: e.target } : {}),
+      ...(e.type === 'file' && e.sha1 !== undefined ? { digest: Buffer.from(e.sha1, 'hex') } : {}),
+    },
+  }));
+}
+
+class Backup {
+  private readonly udid: string;
+  private readonly uuid = newBackupUuid();
+  private isFull = true;
+  private tmpCounter = 0;
+
+  constructor(private readonly ctx: SessionContext) {
+    this.udid = ctx.device.udid;
+  }
+
+  private log(event: string, fields: Record<string, unknown> = {}): void {
+    this.ctx.device.log(`mobilebackup2.${event}`, fields);
+  }
+
+  async run(req: PlistDict): Promise<BackupOutcome> {
+    const { ctx, udid } = this;
+    const target = requestIdentifier(req, 'TargetIdentifier');
+    requestIdentifier(req, 'SourceIdentifier');
+    if (target !== undefined && target !== udid) {
+      throw new BackupFailure(
+        MbError.BAD_REQUEST,
+        `TargetIdentifier ${target} is not this device (${udid})`,
+      );
+    }
+    const forceFull = requestOptions(req).ForceFullBackup === true;
+
+    if (needsPasscodePrompt(ctx.device.values().ProductVersion)) {
+      this.log('passcode-prompt');
+      if (!(await ctx.device.requestPasscode(ctx.passcodeTimeoutMs))) {
+        throw new BackupFailure(
+          MbError.PASSCODE_NOT_ENTERED,
+          'The passcode was not entered on the device, so the backup cannot start',
+        );
+      }
+    }
+    const delay = ctx.device.faults.delayFirstMessageMs;
+    if (delay !== undefined && delay > 0) await sleep(Math.min(delay, MAX_DELAY_MS));
+    checkCancelled(ctx);
+
+    // 1. The previous backup, as the host has it.
+    const prev = await fetchBackupFiles(ctx, udid, [
+      'Status.plist',
+      'Manifest.plist',
+      'Manifest.db',
+    ]);
+    if (prev.manifestPlistBytes !== undefined && prev.manifestPlistBytes.length === 0) {
+      // What real devices do with an empty Manifest.plist (reference §4.6 step 1, GH#1582).
+      throw new BackupFailure(
+        MbError.BAD_BACKUP,
+        'Error reading backup properties (Manifest.plist is empty)',
+      );
+    }
+    const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid);
+    this.isFull = why !== undefined;
+    this.log('mode', {
+      incremental: !this.isFull,
+      reason: why ?? 'previous backup usable',
+      problems: prev.problems,
+    });
+    checkCancelled(ctx);
+
+    // 2. Leftovers of an interrupted run.
+    const snapshotListing = await this.contentsOf(`${udid}/Snapshot`);
+    await this.contentsOf(udid);
+
+    return ctx.store
+      .withLock(async () => {
+        const entries = ctx.store.snapshot();
+        const plan = planUploads(entries, this.isFull ? undefined : prev.manifestRows);
+        // A full backup over an older one still drops payloads that no longer exist.
+        const deleted = this.isFull
+          ? planUploads(entries, prev.manifestRows).deleted
+          : plan.deleted;
+        const uploadBytes = plan.uploads.reduce((a, p) => a + p.entry.size, 0);
+        this.log('plan', {
+          files: plan.uploads.length,
+          bytes: uploadBytes,
+          deleted: deleted.length,
+        });
+
+        // 3. Free space on the host.
+        await this.ensureSpace(uploadBytes + entries.length * 512);
+        checkCancelled(ctx);
+
+        // 4. Folders.
+        if (Object.keys(snapshotListing).length > 0)
+          await this.expectOk(dlRemoveItems([`${udid}/Snapshot`], 0), 'RemoveItems');
+        await this.expectOk(dlCreateDirectory(udid), 'CreateDirectory');
+        await this.expectOk(dlCreateDirectory(`${udid}/Snapshot`), 'CreateDirectory');
+
+        // 5. Status, then payloads into Snapshot/.
+        await this.uploadStatus('uploading', 0);
+        const buckets = [...new Set(plan.uploads.map((p) => p.fileId.slice(0, 2)))].sort();
+        for (const b of buckets)
+          await this.expectOk(dlCreateDirectory(`${udid}/Snapshot/${b}`), 'CreateDirectory');
+        const evil = ctx.device.faults.evil;
+        if (evil !== undefined) await runEvilUpload(ctx, evil);
+        let done = 0;
+        let uploadedFiles = 0;
+        for (const batch of batches(plan.uploads)) {
+          checkCancelled(ctx);
+          const items: UploadItem[] = batch.map((p) => ({
+            devicePath: `/var/mobile/.backup/${p.entry.domain}/${p.entry.relativePath}`,
+            hostPath: bucketPath(udid, p.fileId, true),
+            source: { kind: 'file', path: ctx.store.blobPath(p.entry) },
+          }));
+          const batchBytes = batch.reduce((a, p) => a + p.entry.size, 0);
+          const r = await ctx.dl.uploadFiles(items, progress(done, uploadBytes), batchBytes, {
+            cancelled: ctx.cancelled,
+          });
+          if (r.code !== 0) {
+            throw new BackupFailure(
+              MbError.UPLOAD_FAILED,
+              `Multiple errors uploading files (host: ${r.text ?? r.code})`,
+            );
+          }
+          if (r.unreadable.length > 0) {
+            throw new BackupFailure(
+              MbError.UPLOAD_FAILED,
+              `Multiple errors uploading files (the device could not read ${r.unreadable.length}, e.g. ${r.unreadable[0]!})`,
+            );
+          }
+          uploadedFiles += r.sent;
+          done += batch.slice(0, r.sent).reduce((a, p) => a + p.entry.size, 0);
+          checkCancelled(ctx);
+        }
+        this.log('uploaded', { files: uploadedFiles, bytes: done });
+
+        // Manifest.db and Manifest.plist, complete, into Snapshot/.
+        const dbFile = path.join(ctx.workDir, 'Manifest.db');
+        await fsp.rm(dbFile, { force: true });
+        writeManifestDb(dbFile, manifestRowsFor(entries));
+        const manifestPlist = encodeBinaryPlist(
+          buildManifestPlist({
+            values: ctx.device.values(),
+            domain: (n) => ctx.device.domain(n),
+            apps: ctx.store.apps(),
+            keyBag: buildUnencryptedKeyBag(),
+            wasPasscodeSet: ctx.device.passcode.kind !== 'none',
+            date: new Date(),
+          }),
+        );
+        await this.upload(
+          [
+            {
+              devicePath: this.tmpName(),
+              hostPath: `${udid}/Snapshot/Manifest.db`,
+              source: { kind: 'file', path: dbFile },
+            },
+            {
+              devicePath: this.tmpName(),
+              hostPath: `${udid}/Snapshot/Manifest.plist`,
+              source: { kind: 'buffer', data: manifestPlist },
+            },
+          ],
+          90,
+        );
+        return { plan, deleted, uploadedFiles, done };
+      })
+      .then(async ({ plan, deleted, uploadedFiles, done }) => {
+        // 6. Move into place.
+        checkCancelled(ctx);
+        await this.uploadStatus('moving', 91);
+        const buckets = [...new Set(plan.uploads.map((p) => p.fileId.slice(0, 2)))].sort();
+        for (const b of buckets)
+          await this.expectOk(dlCreateDirectory(`${udid}/${b}`), 'CreateDirectory');
+        const moves: Array<[string, string]> = plan.uploads.map((p) => [
+          bucketPath(udid, p.fileId, true),
+          bucketPath(udid, p.fileId, false),
+        ]);
+        moves.push([`${udid}/Snapshot/Manifest.db`, `${udid}/Manifest.db`]);
+        moves.push([`${udid}/Snapshot/Manifest.plist`, `${udid}/Manifest.plist`]);
+        for (let i = 0; i < moves.length; i += MOVE_BATCH) {
+          const part = Object.fromEntries(moves.slice(i, i + MOVE_BATCH));
+          await this.expectOk(dlMoveItems(part, 91 + (4 * i) / moves.length), 'MoveItems');
+        }
+
+        // 7. Remove what no longer exists, the stale mbdx index and the Snapshot folder.
+        await this.uploadStatus('removing', 96);
+        const removes = deleted.map((id) => bucketPath(udid, id, false));
+        removes.push(`${udid}/Manifest.mbdx`, `${udid}/Snapshot`);
+        for (let i = 0; i < removes.length; i += MOVE_BATCH) {
+          await this.expectOk(
+            dlRemoveItems(removes.slice(i, i + MOVE_BATCH), 96 + (3 * i) / removes.length),
+            'RemoveItems',
+          );
+        }
+
+        // 8. Finished.
+        await this.uploadStatus('finished', 100);
+        this.log('finished', {
+          incremental: !this.isFull,
+          files: uploadedFiles,
+          bytes: done,
+          removed: deleted.length,
+        });
+        return {
+          incremental: !this.isFull,
+          uploadedFiles,
+          uploadedBytes: done,
+          removedFiles: deleted.length,
+        };
+      });
+  }
+
+  private tmpName(): string {
+    this.tmpCounter++;
+    return `/var/tmp/tmp.${this.tmpCounter}.${this.uuid.slice(0, 6)}`;
+  }
+
+  private async contentsOf(dir: string): Promise<PlistDict> {
+    const r = await this.ctx.dl.call(dlContentsOfDirectory(dir));
+    if (r.code !== 0) return {};
+    return isPlistDict(r.payload) ? r.payload : {};
+  }
+
+  private async expectOk(
+    msg: Parameters<SessionContext['dl']['call']>[0],
+    what: string,
+  ): Promise<void> {
+    const r = await this.ctx.dl.call(msg);
+    if (r.code !== 0) {
+      throw new BackupFailure(
+        MbError.UPLOAD_FAILED,
+        `${what} failed on the host: ${r.text ?? 'error'} (${r.code})`,
+      );
+    }
+  }
+
+  private async upload(items: UploadItem[], pct: number): Promise<void> {
+    let total = 0;
+    for (const i of items)
+      total +=
+        i.source.kind === 'buffer' ? i.source.data.length : (await fsp.stat(i.source.path)).size;
+    const r = await this.ctx.dl.uploadFiles(items, pct, total);
+    if (r.code !== 0) {
+      throw new BackupFailure(
+        MbError.UPLOAD_FAILED,
+        `Multiple errors uploading files (host: ${r.text ?? r.code})`,
+      );
+    }
+  }
+
+  private async uploadStatus(state: SnapshotState, pct: number): Promise<void> {
+    const data = encodeStatusPlist({
+      uuid: this.uuid,
+      isFullBackup: this.isFull,
+      snapshotState: state,
+      date: new Date(),
+    });
+    await this.upload(
+      [
+        {
+          devicePath: this.tmpName(),
+          hostPath: `${this.udid}/Status.plist`,
+          source: { kind: 'buffer', data },
+        },
+      ],
+      pct,
+    );
+  }
+
+  private async freeSpace(): Promise<number> {
+    const r = await this.ctx.dl.call(dlGetFreeDiskSpace());
+    const v = r.payload;
+    if (r.code !== 0 || (typeof v !== 'number' && typeof v !== 'bigint') || v < 0) {
+      throw new BackupFailure(
+        MbError.INSUFFICIENT_SPACE,
+        'The computer did not report its free disk space',
+      );
+    }
+    return typeof v === 'bigint'
+      ? Number(v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : v)
+      : v;
+  }
+
+  /** Proceed iff free > needed + 128 MiB; otherwise ask for a purge once and re-check (§4.6 step 3). */
+  private async ensureSpace(needed: number): Promise<void> {
+    const lowDisk = (): boolean => this.ctx.device.faults.lowDisk === true;
+    let free = await this.freeSpace();
+    if (!lowDisk() && free > needed + FREE_SPACE_MARGIN_BYTES) return;
+    const deficit = Math.max(0, needed + FREE_SPACE_MARGIN_BYTES - free);
+    this.log('purge-request', { free, needed, lowDiskFault: lowDisk() });
+    await this.ctx.dl.call(dlPurgeDiskSpace(deficit + PURGE_EXTRA_BYTES, 4)); // any answer: the device re-checks
+    free = await this.freeSpace();
+    if (lowDisk() || free <= needed + FREE_SPACE_MARGIN_BYTES) {
+      throw new BackupFailure(
+        MbError.INSUFFICIENT_SPACE,
+        'Insufficient free disk space on drive to back up',
+      );
+    }
+  }
+}
+
+function progress(done: number, total: number): number {
+  return total === 0 ? 0 : Math.min(89, (89 * done) / total);
+}
+
+function* batches(plans: PayloadPlan[]): Generator<PayloadPlan[]> {
+  let cur: PayloadPlan[] = [];
+  let bytes = 0;
+  for (const p of plans) {
+    if (
+      cur.length > 0 &&
+      (cur.length >= UPLOAD_BATCH_FILES || bytes + p.entry.size > UPLOAD_BATCH_BYTES)
+    ) {
+      yield cur;
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(p);
+    bytes += p.entry.size;
+  }
+  if (cur.length > 0) yield cur;
+}
+
+export async function runBackup(ctx: SessionContext, req: PlistDict): Promise<BackupOutcome> {
+  try {
+    return await new Backup(ctx).run(req);
+  } catch (err) {
+    if (err instanceof MooringError && err.code === 'IO') {
+      throw new BackupFailure(
+        MbError.UPLOAD_FAILED,
+        `The device could not read its own files: ${err.message}`,
+      );
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The device's half of a Device Link conversation (reference §4.1–§4.5): version exchange as the
+ * device, requests to the host with validated status replies, and the raw file streams in both
+ * directions. The host is untrusted here too: every reply is parsed by D's DL codecs, every read
+ * has a deadline, every length is bounded.
+ */
+import { promises as fsp } from 'node:fs';
+import { MooringError } from '../../util/errors';
+import {
+  DL_VERSIONS_OK,
+  DlFileCode,
+  DlFileStreamDecoder,
+  dlDeviceReady,
+  dlDownloadFiles,
+  dlProcessMessage,
+  dlUploadFiles,
+  dlVersionExchange,
+  encodeDlDataBlock,
+  encodeDlErrorBlock,
+  encodeDlPath,
+  encodeDlStreamEnd,
+  encodeDlSuccessBlock,
+  parseDlMultiStatus,
+  parseHostDlMessage,
+  type DlArray,
+  type HostDlMessage,
+} from '../../protocol/device-link';
+import type { PlistDict, PlistValue } from '../../protocol/plist';
+import type { PlistConnection } from '../../transport/plist-connection';
+import { ConnectionDropped } from './errors';
+
+/** The DL version the device announces: what LIMD's own device constant and SDM's docs say. */
+export const DEVICE_DL_VERSION: [major: number, minor: number] = [300, 0];
+/** How long the device waits for one host reply; hosts may be slow writing to disk. */
+export const DEFAULT_REPLY_TIMEOUT_MS = 120_000;
+/** How long the device waits for the host's next request before hanging up. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+/** Keep-alive pings tolerated while waiting for one status reply. */
+export const MAX_PINGS_PER_REPLY = 1_000;
+/** Data block size for uploads: bounded so memory does not grow with file size. */
+export const UPLOAD_BLOCK_BYTES = 128 * 1024;
+/** Largest block accepted in a download (hosts send 32 KiB). */
+export const MAX_DOWNLOAD_BLOCK_BYTES = 4 * 1024 * 1024;
+
+export interface DlPeerOptions {
+  replyTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface StatusReply {
+  code: number;
+  text: string | undefined;
+  payload: PlistValue | undefined;
+}
+
+/** Where one downloaded file's bytes go. */
+export interface DownloadSink {
+  /** Bytes accepted for this file before the download counts as hostile. */
+  readonly maxBytes: number;
+  write(chunk: Buffer): Promise<void>;
+  /** The host sent the whole file. */
+  done(): Promise<void>;
+  /** The host reported an error for this file (or the stream broke). */
+  fail(reason: string): Promise<void>;
+}
+
+export interface DownloadOutcome {
+  received: Set<string>;
+  /** Paths the host answered with an error (stream error block or multi-status entry). */
+  failed: Map<string, string>;
+  /** Paths the host never answered (LIMD skips the rest after the first error). */
+  skipped: string[];
+  status: StatusReply;
+}
+
+export type UploadSource = { kind: 'buffer'; data: Buffer } | { kind: 'file'; path: string };
+
+export interface UploadItem {
+  /** Informational device-side path (real devices send e.g. /var/tmp/… or /.ba/mobile/…). */
+  devicePath: string;
+  /** Path relative to the host's backup root. */
+  hostPath: string;
+  source: UploadSource;
+}
+
+export interface UploadHooks {
+  /** Checked between files: true ends the stream early (the caller then reports the cancel). */
+  cancelled?: () => boolean;
+  /** Called after each data block with the payload bytes sent so far on this connection. */
+  onBytes?: (total: number) => void;
+}
+
+export class DeviceLinkPeer {
+  readonly replyTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** Payload bytes sent in upload streams on this connection (for dropAfterBytes). */
+  uploadedBytes = 0;
+  /** Close the connection once this many payload bytes were sent (fault injection). */
+  dropAfterBytes: number | undefined;
+
+  constructor(
+    readonly conn: PlistConnection,
+    opts: DlPeerOptions = {},
+  ) {
+    this.replyTimeoutMs = opts.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  }
+
+  async send(msg: DlArray): Promise<void> {
+    await this.conn.send(msg, 'binary');
+  }
+
+  /** Device side of the handshake: announce, expect DLVersionsOk, then DeviceReady. */
+  async versionExchange(): Promise<void> {
+    await this.send(dlVersionExchange(...DEVICE_DL_VERSION));
+    const reply = parseHostDlMessage(await this.conn.receive(this.replyTimeoutMs));
+    if (reply.type !== 'VersionExchange' || reply.status !== DL_VERSIONS_OK) {
+      throw new MooringError(
+        'PROTOCOL',
+        `host did not accept the Device Link version (got ${describeHost(reply)})`,
+      );
+    }
+    await this.send(dlDeviceReady());
+  }
+
+  /** The host's next message (a request, Ping or Disconnect), waiting up to the idle timeout. */
+  async nextMessage(): Promise<HostDlMessage> {
+    return parseHostDlMessage(await this.conn.receive(this.idleTimeoutMs));
+  }
+
+  async processMessage(payload: PlistDict): Promise<void> {
+    await this.send(dlProcessMessage(payload));
+  }
+
+  /** Waits for the DLMessageStatusResponse that answers the last device message. */
+  async readStatus(what: string): Promise<StatusReply> {
+    for (let pings = 0; ; pings++) {
+      const m = parseHostDlMessage(await this.conn.receive(this.replyTimeoutMs));
+      if (m.type === 'StatusResponse') return { code: m.code, text: m.text, payload: m.payload };
+      if (m.type === 'Ping' && pings < MAX_PINGS_PER_REPLY) continue;
+      if (m.type === 'Disconnect')
+        throw new MooringError('CLOSED', `host disconnected while the device waited for ${what}`);
+      throw new MooringError(
+        'PROTOCOL',
+        `host sent ${describeHost(m)} where the status of ${what} was due`,
+      );
+    }
+  }
+
+  /** Sends a DL request and returns the host's status reply. */
+  async call(msg: DlArray): Promise<StatusReply> {
+    await this.send(msg);
+    return this.readStatus(msg[0]);
+  }
+
+  /**
+   * DLMessageDownloadFiles: asks the host for `paths` and receives the stream (§4.5). Files must
+   * arrive in the order asked; the host may stop early (the rest count as skipped).
+   */
+  async downloadFiles(
+    paths: string[],
+    progress: number,
+    open: (path: string) => Promise<DownloadSink>,
+  ): Promise<DownloadOutcome> {
+    await this.send(dlDownloadFiles(paths, progress));
+    const dec = new DlFileStreamDecoder(this.conn.reader, {
+      timeoutMs: this.replyTimeoutMs,
+      maxBlockBytes: MAX_DOWNLOAD_BLOCK_BYTES,
+    });
+    const received = new Set<string>();
+    const failed = new Map<string, string>();
+    let next = 0;
+    while (true) {
+      const p = await dec.readPath('downloaded file name', this.replyTimeoutMs);
+      if (p === null) break;
+      // LIMD answers in order and may skip the rest after an error, so look ahead only.
+      const at = paths.indexOf(p, next);
+      if (at < 0)
+        throw new MooringError(
+          'PROTOCOL',
+          `host sent ${JSON.stringify(p.slice(0, 200))}, which was not asked for (or out of order)`,
+        );
+      next = at + 1;
+      const sink = await open(p);
+      let bytes = 0;
+      try {
+        while (true) {
+          const b = await dec.readBlock();
+          if (b.kind === 'data') {
+            bytes += b.data.length;
+            if (bytes > sink.maxBytes) {
+              throw new MooringError(
+                'LIMIT',
+                `host sent more than ${sink.maxBytes} bytes for ${p}`,
+              );
+            }
+            await sink.write(b.data);
+          } else if (b.kind === 'success') {
+            await sink.done();
+            received.add(p);
+            break;
+          } else {
+            await sink.fail(b.message);
+            failed.set(p, b.message || 'the host could not send the file');
+            break;
+          }
+        }
+      } catch (err) {
+        await sink.fail((err as Error).message);
+        throw err;
+      }
+    }
+    const status = await this.readStatus('DLMessageDownloadFiles');
+    if (status.code === -13) {
+      for (const [p, e] of parseDlMultiStatus(status.payload)) {
+        if (!failed.has(p)) failed.set(p, `${e.text} (${e.code})`);
+        received.delete(p);
+      }
+    } else if (status.code !== 0) {
+      for (const p of paths)
+        if (!failed.has(p)) failed.set(p, `${status.text ?? 'error'} (${status.code})`);
+      received.clear();
+    }
+    const skipped = paths.filter((p) => !received.has(p) && !failed.has(p));
+    return { received, failed, skipped, status };
+  }
+
+  /** DLMessageUploadFiles: streams `items` to the host (§4.5) and returns its status. */
+  async uploadFiles(
+    items: UploadItem[],
+    progress: number,
+    totalBytes: number,
+    hooks: UploadHooks = {},
+  ): Promise<StatusReply & { sent: number; unreadable: string[] }> {
+    await this.send(dlUploadFiles(progress, totalBytes));
+    let sent = 0;
+    const unreadable: string[] = [];
+    for (const item of items) {
+      if (hooks.cancelled?.()) break;
+      // Open before announcing the file, so a read failure still leaves a well-formed stream.
+      let fh: fsp.FileHandle | undefined;
+      let openError: string | undefined;
+      if (item.source.kind === 'file') {
+        fh = await fsp.open(item.source.path, 'r').catch((e: Error) => {
+          openError = e.message;
+          return undefined;
+        });
+      }
+      await this.conn.writeRaw(
+        Buffer.concat([encodeDlPath(item.devicePath), encodeDlPath(item.hostPath)]),
+      );
+      if (openError !== undefined) {
+        await this.conn.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, openError));
+        unreadable.push(item.hostPath);
+        continue;
+      }
+      if (item.source.kind === 'buffer') {
+        const d = item.source.data;
+        for (let off = 0; off < d.length; off += UPLOAD_BLOCK_BYTES) {
+          await this.sendBlock(
+            d.subarray(off, Math.min(d.length, off + UPLOAD_BLOCK_BYTES)),
+            hooks,
+          );
+        }
+      } else if (fh) {
+        await this.streamFile(fh, hooks);
+      }
+      await this.conn.writeRaw(encodeDlSuccessBlock());
+      sent++;
+    }
+    await this.conn.writeRaw(encodeDlStreamEnd());
+    const status = await this.readStatus('DLMessageUploadFiles');
+    return { ...status, sent, unreadable };
+  }
+
+  private async streamFile(fh: fsp.FileHandle, hooks: UploadHooks): Promise<void> {
+    try {
+      const buf = Buffer.allocUnsafe(UPLOAD_BLOCK_BYTES);
+      while (true) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        // encodeDlDataBlock copies, so the read buffer can be reused.
+        await this.sendBlock(buf.subarray(0, bytesRead), hooks);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async sendBlock(data: Buffer, hooks: UploadHooks): Promise<void> {
+    const limit = this.dropAfterBytes;
+    if (limit !== undefined && this.uploadedBytes + data.length >= limit) {
+      const part = data.subarray(0, Math.max(0, limit - this.uploadedBytes));
+      if (part.length > 0) await this.conn.writeRaw(encodeDlDataBlock(part));
+      this.uploadedBytes += part.length;
+      this.conn.stream.destroy();
+      throw new ConnectionDropped(
+        `fault injection: connection dropped after ${this.uploadedBytes} upload bytes`,
+      );
+    }
+    await this.conn.writeRaw(encodeDlDataBlock(data));
+    this.uploadedBytes += data.length;
+    hooks.onBytes?.(this.uploadedBytes);
+  }
+}
+
+function describeHost(m: HostDlMessage): string {
+  switch (m.type) {
+    case 'Unknown':
+      return JSON.stringify(m.name.slice(0, 64));
+    case 'VersionExchange':
+      return `DLMessageVersionExchange ${JSON.stringify(m.status.slice(0, 64))}`;
+    default:
+      return `DLMessage${m.type}`;
+  }
+}

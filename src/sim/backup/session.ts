@@ -1,0 +1,123 @@
+/** What every mobilebackup2 request handler of the simulated device works with. */
+import path from 'node:path';
+import type { PlistDict } from '../../protocol/plist';
+import { decodePlist, isPlistDict } from '../../protocol/plist';
+import type { ContentStore } from '../content/store';
+import type { SimDeviceApi } from '../contracts';
+import type { DeviceLinkPeer } from './dl-peer';
+import { BackupFailure, MbError } from './errors';
+import { readManifestDb, type ManifestRow } from './manifest-db';
+import { FileSink, MemorySink } from './sinks';
+
+export interface SessionContext {
+  dl: DeviceLinkPeer;
+  device: SimDeviceApi;
+  store: ContentStore;
+  /** Private scratch folder for this request (Manifest.db in and out). */
+  workDir: string;
+  passcodeTimeoutMs: number;
+  /** True once the user cancelled on the device (syncCancelRequest). */
+  cancelled: () => boolean;
+}
+
+/** Bounds on what the device downloads from the host. */
+export const MAX_SMALL_PLIST_BYTES = 16 * 1024 * 1024;
+export const MAX_MANIFEST_DB_BYTES = 1024 * 1024 * 1024;
+
+/** UDIDs as used in backup folder names: hex with an optional dash, nothing path-like. */
+const IDENTIFIER = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
+export function requestIdentifier(req: PlistDict, key: string): string | undefined {
+  const v = req[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !IDENTIFIER.test(v)) {
+    throw new BackupFailure(MbError.BAD_REQUEST, `${key} is not a device identifier`);
+  }
+  return v;
+}
+
+export function requestOptions(req: PlistDict): PlistDict {
+  const o = req.Options;
+  return isPlistDict(o) ? o : {};
+}
+
+export function checkCancelled(ctx: SessionContext): void {
+  if (ctx.cancelled())
+    throw new BackupFailure(MbError.CANCELLED, 'The operation was cancelled on the device');
+}
+
+/** The backup's own files as the device reads them back from the host. */
+export interface HostBackupFiles {
+  status?: PlistDict;
+  /** Raw Manifest.plist bytes (kept raw: a zero-byte file is itself meaningful). */
+  manifestPlistBytes?: Buffer;
+  manifestPlist?: PlistDict;
+  manifestRows?: ManifestRow[];
+  /** Why a file that was sent could not be used. */
+  problems: string[];
+}
+
+/**
+ * Downloads `<dir>/Status.plist`, `Manifest.plist`, `Manifest.db` (those asked for) in one
+ * DLMessageDownloadFiles and parses what arrives. Missing or unreadable files are reported, not
+ * thrown: the caller decides (a backup falls back to full, a restore fails).
+ */
+export async function fetchBackupFiles(
+  ctx: SessionContext,
+  dir: string,
+  want: Array<'Status.plist' | 'Manifest.plist' | 'Manifest.db'>,
+): Promise<HostBackupFiles> {
+  const status = new MemorySink(MAX_SMALL_PLIST_BYTES);
+  const manifest = new MemorySink(MAX_SMALL_PLIST_BYTES);
+  const db = new FileSink(path.join(ctx.workDir, 'host-Manifest.db'), MAX_MANIFEST_DB_BYTES);
+  const sinkFor: Record<string, MemorySink | FileSink> = {
+    [`${dir}/Status.plist`]: status,
+    [`${dir}/Manifest.plist`]: manifest,
+    [`${dir}/Manifest.db`]: db,
+  };
+  const paths = want.map((w) => `${dir}/${w}`);
+  await ctx.dl.downloadFiles(paths, 0, async (p) => sinkFor[p]!);
+  const out: HostBackupFiles = { problems: [] };
+  if (status.result) {
+    const v = parseSmallPlist(status.result);
+    if (v) out.status = v;
+    else out.problems.push('Status.plist is not a plist dict');
+  }
+  if (manifest.result) {
+    out.manifestPlistBytes = manifest.result;
+    const v = manifest.result.length > 0 ? parseSmallPlist(manifest.result) : undefined;
+    if (v) out.manifestPlist = v;
+    else out.problems.push('Manifest.plist is not a plist dict');
+  }
+  if (db.complete) {
+    try {
+      out.manifestRows = readManifestDb(db.file);
+    } catch (err) {
+      out.problems.push(`Manifest.db: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+function parseSmallPlist(buf: Buffer): PlistDict | undefined {
+  try {
+    const v = decodePlist(buf, { maxDepth: 32, maxObjects: 200_000 });
+    return isPlistDict(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** "17.5" → true when at least 16.1 (the passcode prompt for backups arrived in iOS 16.1). */
+export function needsPasscodePrompt(productVersion: unknown): boolean {
+  if (typeof productVersion !== 'string') return false;
+  const m = /^(\d+)\.(\d+)/.exec(productVersion);
+  if (!m) return false;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return major > 16 || (major === 16 && minor >= 1);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,99 @@
+/** Download sinks: where bytes the host sends during DLMessageDownloadFiles end up. */
+import { promises as fsp } from 'node:fs';
+import { MooringError } from '../../util/errors';
+import type { BlobWriter } from '../content/blob';
+import type { DownloadSink } from './dl-peer';
+
+/** Collects a small file (a plist) in memory, bounded by `maxBytes`. */
+export class MemorySink implements DownloadSink {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  result: Buffer | undefined;
+  error: string | undefined;
+
+  constructor(readonly maxBytes: number) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    this.length += chunk.length;
+    if (this.length > this.maxBytes)
+      throw new MooringError('LIMIT', `download exceeds ${this.maxBytes} bytes`);
+    this.chunks.push(chunk);
+  }
+
+  async done(): Promise<void> {
+    this.result = Buffer.concat(this.chunks, this.length);
+    this.chunks = [];
+  }
+
+  async fail(reason: string): Promise<void> {
+    this.error = reason;
+    this.chunks = [];
+  }
+}
+
+/** Streams a download to a file on disk (Manifest.db can be large). */
+export class FileSink implements DownloadSink {
+  private fh: fsp.FileHandle | undefined;
+  complete = false;
+  error: string | undefined;
+  size = 0;
+
+  constructor(
+    readonly file: string,
+    readonly maxBytes: number,
+  ) {}
+
+  async write(chunk: Buffer): Promise<void> {
+    this.fh ??= await fsp.open(this.file, 'w', 0o600);
+    this.size += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
+      off += bytesWritten;
+    }
+  }
+
+  async done(): Promise<void> {
+    this.fh ??= await fsp.open(this.file, 'w', 0o600);
+    await this.fh.close();
+    this.fh = undefined;
+    this.complete = true;
+  }
+
+  async fail(reason: string): Promise<void> {
+    this.error = reason;
+    if (this.fh) await this.fh.close().catch(() => undefined);
+    this.fh = undefined;
+    await fsp.rm(this.file, { force: true });
+  }
+}
+
+/** Streams a payload into the content store's staging area, hashing as it goes. */
+export class StagingSink implements DownloadSink {
+  complete = false;
+  error: string | undefined;
+  digest: { size: number; sha256: string; sha1: string } | undefined;
+
+  constructor(
+    private readonly writer: BlobWriter,
+    readonly maxBytes: number,
+  ) {}
+
+  get path(): string {
+    return this.writer.tmpPath;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    await this.writer.write(chunk);
+  }
+
+  async done(): Promise<void> {
+    this.digest = await this.writer.close();
+    this.complete = true;
+  }
+
+  async fail(reason: string): Promise<void> {
+    this.error = reason;
+    await this.writer.abort();
+  }
+}

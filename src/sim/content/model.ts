@@ -1,0 +1,151 @@
+/**
+ * The simulated device's file tree, as the content store keeps it and as backups describe it.
+ * One entry per (domain, relativePath), the same key iOS backups use.
+ */
+import { createHash } from 'node:crypto';
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+/** How a regular file's bytes are produced, so `mutate` can produce a believable new revision. */
+export type ContentKind = 'random' | 'text' | 'plist' | 'sqlite-sms' | 'sqlite-addressbook';
+
+/** st_mode type bits, as MBFile `Mode` carries them. */
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_IFMT = 0o170000;
+
+/** The "mobile" user and group every user-data file on iOS belongs to. */
+export const MOBILE_UID = 501;
+
+export interface ContentEntry {
+  domain: string;
+  /** '' for a domain's root directory. No leading '/', '/'-separated, no '.' or '..' segments. */
+  relativePath: string;
+  type: EntryType;
+  /** Bytes for files; 0 for directories; the target's length for symlinks (as lstat reports). */
+  size: number;
+  /** Full st_mode including the type bits. */
+  mode: number;
+  /** Unix seconds. */
+  mtime: number;
+  ctime: number;
+  birth: number;
+  inode: number;
+  uid: number;
+  gid: number;
+  /** Data-protection class (NSFileProtection*): 0 for dirs/links, mostly 3 for files. */
+  protectionClass: number;
+  /** Lower-case hex digests of the content (files only). */
+  sha256?: string;
+  sha1?: string;
+  /** Symlink target, relative, inside the same domain. */
+  target?: string;
+  kind?: ContentKind;
+  /** Content revision: 0 at generation, the mutate step that last rewrote it afterwards. */
+  revision?: number;
+}
+
+/** One line of `listing()`: what must be equal before a backup and after a restore. */
+export interface ListingEntry {
+  domain: string;
+  relativePath: string;
+  type: EntryType;
+  size: number;
+  mode: number;
+  mtime: number;
+  sha256?: string;
+  target?: string;
+}
+
+export interface ListingJson {
+  files: number;
+  directories: number;
+  symlinks: number;
+  /** Sum of regular file sizes. */
+  bytes: number;
+  /** Sorted by domain, then relativePath (code-unit order). */
+  entries: ListingEntry[];
+}
+
+/** Manifest.db's fileID: lower-case hex SHA-1 of `domain + "-" + relativePath` (UTF-8). */
+export function fileIdFor(domain: string, relativePath: string): string {
+  return createHash('sha1').update(`${domain}-${relativePath}`, 'utf8').digest('hex');
+}
+
+export function entryKey(domain: string, relativePath: string): string {
+  return `${domain}\u0000${relativePath}`;
+}
+
+export function compareEntries(
+  a: { domain: string; relativePath: string },
+  b: { domain: string; relativePath: string },
+): number {
+  if (a.domain !== b.domain) return a.domain < b.domain ? -1 : 1;
+  if (a.relativePath === b.relativePath) return 0;
+  return a.relativePath < b.relativePath ? -1 : 1;
+}
+
+export function toListingEntry(e: ContentEntry): ListingEntry {
+  const out: ListingEntry = {
+    domain: e.domain,
+    relativePath: e.relativePath,
+    type: e.type,
+    size: e.size,
+    mode: e.mode,
+    mtime: e.mtime,
+  };
+  if (e.type === 'file' && e.sha256 !== undefined) out.sha256 = e.sha256;
+  if (e.type === 'symlink' && e.target !== undefined) out.target = e.target;
+  return out;
+}
+
+export function buildListing(entries: readonly ContentEntry[]): ListingJson {
+  const sorted = [...entries].sort(compareEntries);
+  let files = 0;
+  let directories = 0;
+  let symlinks = 0;
+  let bytes = 0;
+  for (const e of sorted) {
+    if (e.type === 'file') {
+      files++;
+      bytes += e.size;
+    } else if (e.type === 'dir') directories++;
+    else symlinks++;
+  }
+  return { files, directories, symlinks, bytes, entries: sorted.map(toListingEntry) };
+}
+
+/** Longest relativePath / domain the device accepts (from a restore's Manifest.db, say). */
+export const MAX_RELATIVE_PATH_CHARS = 1024;
+export const MAX_DOMAIN_CHARS = 255;
+
+/** Why a (domain, relativePath) pair is unsafe to materialise, or undefined when it is fine. */
+export function pathProblem(domain: string, relativePath: string): string | undefined {
+  if (domain.length === 0 || domain.length > MAX_DOMAIN_CHARS) return 'domain length out of range';
+  if (/[/\\]/.test(domain) || domain.includes('\u0000') || domain === '.' || domain === '..') {
+    return 'domain has a separator';
+  }
+  if (relativePath.length > MAX_RELATIVE_PATH_CHARS) return 'relativePath too long';
+  if (relativePath === '') return undefined;
+  if (relativePath.includes('\u0000')) return 'relativePath contains NUL';
+  if (relativePath.startsWith('/')) return 'relativePath is absolute';
+  for (const seg of relativePath.split('/')) {
+    if (seg === '' || seg === '.' || seg === '..') return `relativePath has a "${seg}" segment`;
+  }
+  return undefined;
+}
+
+/** Whether a symlink target stays inside its own domain when resolved from the link's folder. */
+export function targetStaysInDomain(relativePath: string, target: string): boolean {
+  if (target === '' || target.startsWith('/') || target.includes('\u0000')) return false;
+  const parts = relativePath.split('/').slice(0, -1);
+  for (const seg of target.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (parts.length === 0) return false;
+      parts.pop();
+    } else parts.push(seg);
+  }
+  return true;
+}

@@ -1,0 +1,169 @@
+import type { Readable } from 'node:stream';
+import { MooringError } from './errors';
+
+/** Default deadline for one read from a device: generous, because phones pause while they work. */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
+
+/**
+ * Pull-style reader over a Readable: `read(n)` resolves with exactly n bytes, or rejects with
+ * TIMEOUT (no bytes for `timeoutMs`) or CLOSED (the stream ended first, i.e. truncated input).
+ *
+ * Why not `stream.read(n)`: we need per-read deadlines, exact-length reads across chunk
+ * boundaries, and the ability to hand the socket over (TLS upgrade) without losing bytes.
+ * Backpressure: the source is paused whenever more than `highWaterMark` bytes are buffered.
+ */
+export class StreamReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private ended = false;
+  private failure: Error | undefined;
+  private waiter: (() => void) | undefined;
+  private detached = false;
+  private readonly onData = (chunk: Buffer | string): void => {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    this.chunks.push(buf);
+    this.buffered += buf.length;
+    if (this.buffered > this.highWaterMark) this.source.pause();
+    this.wake();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.wake();
+  };
+  private readonly onError = (err: Error): void => {
+    this.failure = err;
+    this.wake();
+  };
+
+  constructor(
+    readonly source: Readable,
+    private readonly highWaterMark = 1 << 20,
+  ) {
+    source.on('data', this.onData);
+    source.on('end', this.onEnd);
+    source.on('close', this.onEnd);
+    source.on('error', this.onError);
+  }
+
+  /** Bytes received and not yet read. */
+  get available(): number {
+    return this.buffered;
+  }
+
+  /** True once the stream has ended and every buffered byte was read. */
+  get exhausted(): boolean {
+    return this.ended && this.buffered === 0;
+  }
+
+  /** Reads exactly `n` bytes. `what` names the field in error messages. */
+  async read(n: number, timeoutMs = DEFAULT_READ_TIMEOUT_MS, what = 'data'): Promise<Buffer> {
+    if (this.detached)
+      throw new MooringError('PROTOCOL', `reader was detached; cannot read ${what}`);
+    while (this.buffered < n) {
+      if (this.failure) {
+        throw new MooringError(
+          'CLOSED',
+          `connection failed while reading ${what}: ${this.failure.message}`,
+          {
+            cause: this.failure,
+          },
+        );
+      }
+      if (this.ended) {
+        throw new MooringError(
+          'CLOSED',
+          `connection closed while reading ${what} (${this.buffered} of ${n} bytes received)`,
+        );
+      }
+      this.source.resume();
+      await this.waitForData(timeoutMs, what);
+    }
+    return this.take(n);
+  }
+
+  /** Reads whatever is buffered, up to `max` bytes, waiting for at least one byte. */
+  async readSome(max: number, timeoutMs = DEFAULT_READ_TIMEOUT_MS, what = 'data'): Promise<Buffer> {
+    if (this.detached)
+      throw new MooringError('PROTOCOL', `reader was detached; cannot read ${what}`);
+    await this.waitAny(timeoutMs, what);
+    return this.take(Math.min(max, this.buffered));
+  }
+
+  /**
+   * Stops reading from the source and returns any bytes received but not consumed, so the
+   * caller can push them back (`source.unshift`) before wrapping the socket in TLS.
+   */
+  detach(): Buffer {
+    this.detached = true;
+    this.source.off('data', this.onData);
+    this.source.off('end', this.onEnd);
+    this.source.off('close', this.onEnd);
+    this.source.off('error', this.onError);
+    this.source.pause();
+    const rest = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.buffered = 0;
+    this.wake();
+    return rest;
+  }
+
+  private async waitAny(timeoutMs: number, what: string): Promise<void> {
+    while (this.buffered === 0) {
+      if (this.failure) {
+        throw new MooringError(
+          'CLOSED',
+          `connection failed while reading ${what}: ${this.failure.message}`,
+          {
+            cause: this.failure,
+          },
+        );
+      }
+      if (this.ended) throw new MooringError('CLOSED', `connection closed while reading ${what}`);
+      this.source.resume();
+      await this.waitForData(timeoutMs, what);
+    }
+  }
+
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    let out: Buffer;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let off = 0;
+      while (off < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - off);
+        c.copy(out, off, 0, k);
+        off += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    if (this.buffered <= this.highWaterMark && !this.detached) this.source.resume();
+    return out;
+  }
+
+  private waitForData(timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new MooringError('TIMEOUT', `no ${what} from the peer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = () => {
+        clearTimeout(timer);
+        this.waiter = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private wake(): void {
+    this.waiter?.();
+  }
+}

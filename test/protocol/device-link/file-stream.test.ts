@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { StreamReader } from '../../../src/util/stream-reader';
+import { isMooringError } from '../../../src/util/errors';
+import {
+  DlFileCode,
+  DlFileStreamDecoder,
+  encodeDlDataBlock,
+  encodeDlErrorBlock,
+  encodeDlFile,
+  encodeDlPath,
+  encodeDlStreamEnd,
+  encodeDlSuccessBlock,
+  MAX_DL_BLOCK_BYTES,
+  MAX_DL_PATH_BYTES,
+} from '../../../src/protocol/device-link';
+
+const code = (c: string) => (e: unknown) => isMooringError(e) && e.code === c;
+
+function decoderFor(bytes: Buffer, end = true): DlFileStreamDecoder {
+  const s = new PassThrough();
+  if (end) s.end(bytes);
+  else s.write(bytes);
+  return new DlFileStreamDecoder(new StreamReader(s), { timeoutMs: 1000 });
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+test('encoders produce the documented bytes', () => {
+  assert.deepEqual(encodeDlSuccessBlock(), Buffer.from([0, 0, 0, 1, 0]));
+  assert.deepEqual(encodeDlStreamEnd(), Buffer.from([0, 0, 0, 0]));
+  assert.deepEqual(encodeDlPath('ab'), Buffer.from([0, 0, 0, 2, 0x61, 0x62]));
+  assert.deepEqual(
+    encodeDlDataBlock(Buffer.from('xyz')),
+    Buffer.from([0, 0, 0, 4, 0x0c, 0x78, 0x79, 0x7a]),
+  );
+  assert.deepEqual(
+    encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'nope'),
+    Buffer.from([0, 0, 0, 5, 6, ...Buffer.from('nope')]),
+  );
+  const parts = encodeDlFile('p', Buffer.alloc(70_000, 1));
+  assert.equal(parts.length, 1 + 3 + 1, 'path, three 32 KiB chunks, success');
+  assert.equal(encodeDlFile('empty', Buffer.alloc(0)).length, 2, 'an empty file is path + success');
+  assert.throws(() => encodeDlPath(''), code('USAGE'));
+  assert.throws(() => encodeDlPath('x'.repeat(MAX_DL_PATH_BYTES + 1)), code('LIMIT'));
+});
+
+test('decodes an upload stream: device path, host path, blocks, end marker', async () => {
+  const stream = Buffer.concat([
+    encodeDlPath('/var/tmp/a'),
+    encodeDlPath('U/Snapshot/ab/abcd'),
+    encodeDlDataBlock(Buffer.from('hello ')),
+    encodeDlDataBlock(Buffer.from('world')),
+    encodeDlSuccessBlock(),
+    encodeDlPath('/var/tmp/b'),
+    encodeDlPath('U/Status.plist'),
+    encodeDlDataBlock(Buffer.from('x')),
+    encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'done-ish'),
+    encodeDlStreamEnd(),
+  ]);
+  const d = decoderFor(stream);
+  assert.equal(await d.readPath(), '/var/tmp/a');
+  assert.equal(await d.readRequiredPath(), 'U/Snapshot/ab/abcd');
+  assert.deepEqual(await d.readBlock(), { kind: 'data', data: Buffer.from('hello ') });
+  assert.deepEqual(await d.readBlock(), { kind: 'data', data: Buffer.from('world') });
+  assert.deepEqual(await d.readBlock(), { kind: 'success' });
+  assert.equal(await d.readPath(), '/var/tmp/b');
+  assert.equal(await d.readRequiredPath(), 'U/Status.plist');
+  assert.equal((await d.readBlock()).kind, 'data');
+  assert.deepEqual(await d.readBlock(), { kind: 'remote-error', message: 'done-ish' });
+  assert.equal(await d.readPath(), null);
+});
+
+test('decodes a download stream with a missing file (0x06)', async () => {
+  const d = decoderFor(
+    Buffer.concat([
+      encodeDlPath('U/Manifest.plist'),
+      encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'No such file'),
+      encodeDlStreamEnd(),
+    ]),
+  );
+  assert.equal(await d.readPath(), 'U/Manifest.plist');
+  assert.deepEqual(await d.readBlock(), { kind: 'local-error', message: 'No such file' });
+  assert.equal(await d.readPath(), null);
+});
+
+test('hostile: path longer than 4096 is LIMIT before reading it', async () => {
+  await assert.rejects(decoderFor(u32(MAX_DL_PATH_BYTES + 1), false).readPath(), code('LIMIT'));
+  await assert.rejects(decoderFor(u32(0xffffffff), false).readPath(), code('LIMIT'));
+  await assert.rejects(decoderFor(u32(0)).readRequiredPath(), code('MALFORMED'));
+  const ok = decoderFor(
+    Buffer.concat([u32(MAX_DL_PATH_BYTES), Buffer.alloc(MAX_DL_PATH_BYTES, 0x61)]),
+  );
+  assert.equal((await ok.readPath())?.length, MAX_DL_PATH_BYTES);
+});
+
+test('hostile: invalid UTF-8 or NUL in a path', async () => {
+  await assert.rejects(
+    decoderFor(Buffer.concat([u32(2), Buffer.from([0xff, 0xfe])])).readPath(),
+    code('MALFORMED'),
+  );
+  await assert.rejects(
+    decoderFor(Buffer.concat([u32(3), Buffer.from('a\0b')])).readPath(),
+    code('MALFORMED'),
+  );
+});
+
+test('hostile: oversized block length is refused without waiting for the bytes', async () => {
+  await assert.rejects(
+    decoderFor(u32(MAX_DL_BLOCK_BYTES + 1), false).readBlock(),
+    code('FRAME_TOO_LARGE'),
+  );
+  await assert.rejects(decoderFor(u32(0xffffffff), false).readBlock(), code('FRAME_TOO_LARGE'));
+  const small = new DlFileStreamDecoder(
+    new StreamReader(new PassThrough().end(Buffer.concat([u32(11), Buffer.from([0x0c])]))),
+    {
+      maxBlockBytes: 10,
+    },
+  );
+  await assert.rejects(small.readBlock(), code('FRAME_TOO_LARGE'));
+});
+
+test('hostile: unknown codes, zero-length blocks, padded success, long error text', async () => {
+  for (const c of [0x01, 0x05, 0x0a, 0x0d, 0xff]) {
+    await assert.rejects(
+      decoderFor(Buffer.from([0, 0, 0, 1, c])).readBlock(),
+      code('MALFORMED'),
+      `code ${c}`,
+    );
+  }
+  await assert.rejects(decoderFor(u32(0)).readBlock(), code('MALFORMED'));
+  await assert.rejects(decoderFor(Buffer.from([0, 0, 0, 2, 0, 0])).readBlock(), code('MALFORMED'));
+  await assert.rejects(
+    decoderFor(Buffer.concat([u32(70_000), Buffer.from([0x06])]), false).readBlock(),
+    code('LIMIT'),
+  );
+});
+
+test('hostile: truncated streams end with CLOSED', async () => {
+  await assert.rejects(decoderFor(Buffer.from([0, 0])).readPath(), code('CLOSED'));
+  await assert.rejects(
+    decoderFor(Buffer.concat([u32(10), Buffer.from('abc')])).readPath(),
+    code('CLOSED'),
+  );
+  await assert.rejects(
+    decoderFor(Buffer.concat([u32(10), Buffer.from([0x0c]), Buffer.from('abc')])).readBlock(),
+    code('CLOSED'),
+  );
+  await assert.rejects(decoderFor(u32(5)).readBlock(), code('CLOSED'));
+});
