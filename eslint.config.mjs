@@ -38,7 +38,16 @@ export default tseslint.config(
     ['transport', 'lockdown', 'services', 'sim', 'cli'],
     'protocol is pure codecs',
   ),
-  forbid('transport', ['lockdown', 'services', 'sim', 'cli'], 'transport sits below lockdown'),
+  forbid(
+    'transport',
+    ['pairing', 'lockdown', 'services', 'sim', 'cli'],
+    'transport sits below pairing',
+  ),
+  forbid(
+    'pairing',
+    ['transport', 'lockdown', 'services', 'sim', 'cli'],
+    'pairing is certificate material only',
+  ),
   forbid('lockdown', ['services', 'sim', 'cli'], 'lockdown sits below services'),
   forbid('services', ['sim', 'cli'], 'services never import the simulator or the CLI'),
   forbid('sim', ['cli'], 'the simulator is its own program'),

@@ -270,12 +270,23 @@ export class PlistConnection {
     return v;
   }
 
+  /** Why the stream was abandoned mid-frame; bytes still buffered must never be parsed as frames. */
+  private outOfStep: string | undefined;
+
+  private giveUp(why: string): void {
+    this.outOfStep = why;
+    this.close();
+  }
+
   private async receiveFrame(timeoutMs: number): Promise<PlistValue> {
+    if (this.outOfStep !== undefined) {
+      throw new MooringError('CLOSED', `connection was given up earlier: ${this.outOfStep}`);
+    }
     const header = await this.currentReader.read(4, timeoutMs, 'plist frame length');
     const length = header.readUInt32BE(0);
     if (length > this.maxFrameBytes) {
       // The stream cannot be resynchronised without reading the body: give the connection up.
-      this.close();
+      this.giveUp('an oversized frame');
       throw new MooringError(
         'FRAME_TOO_LARGE',
         `peer announced a ${length}-byte plist frame (limit ${this.maxFrameBytes})`,
@@ -283,7 +294,14 @@ export class PlistConnection {
       );
     }
     if (length === 0) throw new MooringError('MALFORMED', 'peer sent an empty plist frame');
-    const body = await this.currentReader.read(length, timeoutMs, 'plist frame body');
+    let body: Buffer;
+    try {
+      body = await this.currentReader.read(length, timeoutMs, 'plist frame body');
+    } catch (e) {
+      // Half a frame was consumed: the next read would start mid-body, so nothing can follow.
+      this.giveUp('a frame body did not arrive in time');
+      throw e;
+    }
     return decodePlist(body, this.limits);
   }
 

@@ -339,6 +339,23 @@ test('no frame within the deadline → TIMEOUT', async () => {
   }
 });
 
+test('a deadline passing mid-body gives the connection up: it is out of step', async () => {
+  const [a, b] = await socketPair();
+  const dev = new PlistConnection(b, { readTimeoutMs: 100 });
+  try {
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(1000, 0);
+    a.write(Buffer.concat([h, Buffer.from('<?xml')])); // length, then only part of the body
+    await rejects(dev.receive(), 'TIMEOUT');
+    // The rest of that body must never be read as a new frame.
+    a.write(Buffer.alloc(995, 0x20));
+    await rejects(dev.receive(), 'CLOSED');
+  } finally {
+    dev.close();
+    a.destroy();
+  }
+});
+
 test('peer closes mid-body → CLOSED (plaintext and TLS)', async () => {
   {
     const [a, b] = await socketPair();
