@@ -50,5 +50,20 @@ export default tseslint.config(
   ),
   forbid('lockdown', ['services', 'sim', 'cli'], 'lockdown sits below services'),
   forbid('services', ['sim', 'cli'], 'services never import the simulator or the CLI'),
+  forbid(
+    'format',
+    ['transport', 'pairing', 'lockdown', 'services', 'backup', 'store', 'sim', 'cli'],
+    'format is the on-disk backup format only',
+  ),
+  forbid(
+    'backup',
+    ['store', 'sim', 'cli'],
+    'the engine writes into a BackupTarget; it knows no store',
+  ),
+  forbid(
+    'store',
+    ['transport', 'pairing', 'lockdown', 'services', 'backup', 'sim', 'cli'],
+    'the store works on folders, never on devices',
+  ),
   forbid('sim', ['cli'], 'the simulator is its own program'),
 );

@@ -11,6 +11,11 @@ import { infoCommand } from './commands/info';
 import { pairCommand } from './commands/pair';
 import { wifiCommand } from './commands/wifi';
 import { startEmbeddedSim, type EmbeddedSim } from './embedded-sim';
+import { backupCommand } from './commands/backup';
+import { pinCommand, pruneCommand, snapshotsCommand, type StoreArgs } from './commands/snapshots';
+import { diffCommand, extractCommand, filesCommand, verifyCommand } from './commands/inspect';
+import { destination } from './store-access';
+import { retentionFromFlags } from '../store';
 
 export const USAGE = `Usage: mooring COMMAND [options]
 
@@ -20,6 +25,20 @@ Commands:
   info [--udid U] [--domain D] [--key K]
                                show the device's lockdown values
   wifi on|off [--udid U]       allow or stop backups over Wi-Fi (EnableWifiConnections)
+  backup [--udid U] [--dest DIR] [--full]
+                               back up one device now into a new verified snapshot
+  snapshots [--udid U] [--dest DIR]
+                               list the snapshots: date, files, size, bytes only that one holds
+  pin|unpin SNAPSHOT           keep a snapshot forever (or not)
+  prune [--keep-all 14d] [--daily 60d] [--weekly 365d|forever] [--dry-run]
+                               remove snapshots the retention policy no longer keeps
+  verify [--snapshot S] [--no-hash]
+                               check every file of a backup against its Manifest.db
+  files [--snapshot S] [--domain D] [PATTERN]
+                               list files in a backup (unencrypted backups)
+  extract [--snapshot S] [--domain D] [PATTERN] --to DIR
+                               copy files out of a backup
+  diff S1 S2                   files added, removed and changed between two snapshots
 
 Options:
   --udid U                     which device (needed when several are connected)
@@ -27,14 +46,29 @@ Options:
   --host ADDR[:PORT]           the device's Wi-Fi address, for --via wifi
   --usbmuxd ADDR               usbmuxd endpoint: UNIX:/path, /path, host:port
                                (default USBMUXD_SOCKET_ADDRESS, else the platform's)
+  --dest DIR                   where backups live (default: DATA-DIR/backups)
   --data-dir DIR               Mooring's own files (default: per-user data folder)
   --sim                        start a simulated iPhone in this process and use it
   --json                       machine-readable output
 `;
 
 const EXIT_USAGE = 2;
-const VALUED = ['udid', 'via', 'host', 'usbmuxd', 'data-dir', 'domain', 'key'] as const;
-const BOOLEANS = ['json', 'sim', 'help'] as const;
+const VALUED = [
+  'udid',
+  'via',
+  'host',
+  'usbmuxd',
+  'data-dir',
+  'domain',
+  'key',
+  'dest',
+  'snapshot',
+  'to',
+  'keep-all',
+  'daily',
+  'weekly',
+] as const;
+const BOOLEANS = ['json', 'sim', 'help', 'full', 'dry-run', 'no-hash'] as const;
 
 function parseVia(v: string | undefined): Via {
   if (v === undefined) return 'auto';
@@ -73,6 +107,11 @@ export async function main(
       throw new UsageError("--via wifi needs --host ADDRESS (the device's Wi-Fi address)");
     }
     const json = flags.has('json');
+    const storeArgs = (): StoreArgs => ({
+      dest: destination(flags.get('dest'), dataDir),
+      ...(udid === undefined ? {} : { udid }),
+      json,
+    });
     const noMore = (): void => {
       if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
     };
@@ -98,6 +137,68 @@ export async function main(
           throw new UsageError('usage: mooring wifi on|off [--udid U]');
         }
         return await wifiCommand(ctx, state === 'on', udid, via);
+      }
+      case 'backup': {
+        noMore();
+        const abort = new AbortController();
+        // Ctrl-C: stop cleanly (the device is told, the lock released, the latest backup untouched).
+        const onSigint = (): void => abort.abort();
+        process.once('SIGINT', onSigint);
+        try {
+          return await backupCommand(ctx, {
+            udid,
+            via,
+            dest: flags.get('dest'),
+            full: flags.has('full'),
+            json,
+            live: process.stderr.isTTY === true,
+            signal: abort.signal,
+          });
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      }
+      case 'snapshots':
+        noMore();
+        return await snapshotsCommand(ctx, storeArgs());
+      case 'pin':
+      case 'unpin': {
+        const [snapshot, ...extra] = rest;
+        if (snapshot === undefined || extra.length > 0) {
+          throw new UsageError(`usage: mooring ${command} SNAPSHOT [--udid U] [--dest DIR]`);
+        }
+        return await pinCommand(ctx, storeArgs(), snapshot, command === 'pin');
+      }
+      case 'prune':
+        noMore();
+        return await pruneCommand(
+          ctx,
+          storeArgs(),
+          retentionFromFlags(flags),
+          flags.has('dry-run'),
+        );
+      case 'verify':
+        noMore();
+        return await verifyCommand(ctx, storeArgs(), flags.get('snapshot'), !flags.has('no-hash'));
+      case 'files':
+      case 'extract': {
+        if (rest.length > 1) throw new UsageError(`unexpected argument "${rest[1]}"`);
+        const q = {
+          snapshot: flags.get('snapshot'),
+          domain: flags.get('domain'),
+          pattern: rest[0],
+        };
+        if (command === 'files') return await filesCommand(ctx, storeArgs(), q);
+        const to = flags.get('to');
+        if (to === undefined) throw new UsageError('extract needs --to DIR (where the files go)');
+        return await extractCommand(ctx, storeArgs(), q, to);
+      }
+      case 'diff': {
+        const [from, to, ...extra] = rest;
+        if (from === undefined || to === undefined || extra.length > 0) {
+          throw new UsageError('usage: mooring diff SNAPSHOT1 SNAPSHOT2 [--udid U] [--dest DIR]');
+        }
+        return await diffCommand(ctx, storeArgs(), from, to);
       }
       default:
         throw new UsageError(`unknown command "${command}"`);

@@ -24,3 +24,8 @@ export function pairRecordStoreDir(dataDir: string): string {
 export function embeddedSimDir(dataDir: string): string {
   return path.join(dataDir, 'simulator');
 }
+
+/** Where backups go when --dest is not given. */
+export function defaultBackupDir(dataDir: string): string {
+  return path.join(dataDir, 'backups');
+}

@@ -16,18 +16,14 @@ import {
   dlRemoveItems,
 } from '../../protocol/device-link';
 import { encodeBinaryPlist, isPlistDict, type PlistDict } from '../../protocol/plist';
-import { fileIdFor, type ContentEntry } from '../content/model';
+import { fileIdFor, payloadRelPath } from '../../format/file-id';
+import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from '../../format/manifest-db';
+import { encodeStatusPlist, type SnapshotState } from '../../format/status-plist';
+import type { ContentEntry } from '../content/model';
 import type { UploadItem } from './dl-peer';
 import { BackupFailure, MbError } from './errors';
 import { runEvilUpload } from './evil';
-import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from './manifest-db';
-import {
-  buildManifestPlist,
-  buildUnencryptedKeyBag,
-  encodeStatusPlist,
-  newBackupUuid,
-  type SnapshotState,
-} from './plists';
+import { buildManifestPlist, buildUnencryptedKeyBag, newBackupUuid } from './plists';
 import {
   checkCancelled,
   fetchBackupFiles,
@@ -64,7 +60,7 @@ interface PayloadPlan {
 }
 
 export function bucketPath(udid: string, fileId: string, snapshot: boolean): string {
-  return `${udid}/${snapshot ? 'Snapshot/' : ''}${fileId.slice(0, 2)}/${fileId}`;
+  return `${udid}/${snapshot ? 'Snapshot/' : ''}${payloadRelPath(fileId)}`;
 }
 
 /** Whether the host's previous backup can serve as the base of an incremental one. */

@@ -1,48 +1,17 @@
 /**
- * The device-written property lists of a backup: Status.plist (§5.4), Manifest.plist (§5.2) and
- * the BackupKeyBag it carries (§7 layout; unencrypted here, so its keys protect nothing).
+ * What the simulated device puts into its backup's plists: Manifest.plist (§5.2) from its lockdown
+ * values and apps, and the BackupKeyBag (§7 layout; unencrypted here, so its keys protect nothing).
+ * The formats themselves (Status.plist, keybag TLVs, version strings) live in src/format.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  encodeBinaryPlist,
-  isPlistDict,
-  type PlistDict,
-  type PlistValue,
-} from '../../protocol/plist';
+import { isPlistDict, type PlistDict, type PlistValue } from '../../protocol/plist';
+import { encodeKeyBagRecord as tlv } from '../../format/keybag';
+import { MANIFEST_VERSION, SYSTEM_DOMAINS_VERSION } from '../../format/manifest-plist';
+import { wholeSeconds } from '../../format/status-plist';
 import type { AppInfo } from '../content/plan';
-
-export type SnapshotState = 'uploading' | 'moving' | 'removing' | 'finished';
-
-export interface StatusPlist {
-  uuid: string;
-  isFullBackup: boolean;
-  snapshotState: SnapshotState;
-  date: Date;
-}
-
-/** Status.plist `Version` as PMD3 and NETI write it (reference §9 item 5). */
-export const STATUS_PLIST_VERSION = '3.3';
-/** Manifest.plist `Version` / `SystemDomainsVersion` (iOS 17-era values; hosts only store them). */
-export const MANIFEST_VERSION = '10.0';
-export const SYSTEM_DOMAINS_VERSION = '24.0';
 
 export function newBackupUuid(): string {
   return randomUUID().toUpperCase();
-}
-
-export function encodeStatusPlist(s: StatusPlist): Buffer {
-  return encodeBinaryPlist({
-    BackupState: 'new',
-    Date: wholeSeconds(s.date),
-    IsFullBackup: s.isFullBackup,
-    SnapshotState: s.snapshotState,
-    UUID: s.uuid,
-    Version: STATUS_PLIST_VERSION,
-  });
-}
-
-function wholeSeconds(d: Date): Date {
-  return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
 /** Converts a loosely typed lockdown value into a plist value (undefined if it has no plist form). */
@@ -130,21 +99,6 @@ export function buildManifestPlist(m: ManifestPlistInput): PlistDict {
   };
 }
 
-/** One keybag TLV record: 4-byte ASCII tag, u32 BE length, value. */
-function tlv(tag: string, value: Buffer | number): Buffer {
-  const v = typeof value === 'number' ? u32(value) : value;
-  const head = Buffer.alloc(8);
-  head.write(tag, 0, 4, 'latin1');
-  head.writeUInt32BE(v.length, 4);
-  return Buffer.concat([head, v]);
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0, 0);
-  return b;
-}
-
 /**
  * A backup keybag in the real TLV layout (§7): header records, then one record group per data
  * protection class. Unencrypted backups carry one too; its wrapped keys are random filler here.
@@ -170,20 +124,4 @@ export function buildUnencryptedKeyBag(): Buffer {
     );
   }
   return Buffer.concat(parts);
-}
-
-/** Parses keybag TLVs (used by tests and, later, by the encrypted path). Bounded by the input. */
-export function parseKeyBag(buf: Buffer): Array<{ tag: string; value: Buffer }> {
-  const out: Array<{ tag: string; value: Buffer }> = [];
-  let off = 0;
-  while (off + 8 <= buf.length) {
-    const tag = buf.toString('latin1', off, off + 4);
-    const len = buf.readUInt32BE(off + 4);
-    if (off + 8 + len > buf.length)
-      throw new RangeError(`keybag record ${tag} overruns the buffer`);
-    out.push({ tag, value: buf.subarray(off + 8, off + 8 + len) });
-    off += 8 + len;
-  }
-  if (off !== buf.length) throw new RangeError('keybag has trailing bytes');
-  return out;
 }

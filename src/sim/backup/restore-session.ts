@@ -5,10 +5,11 @@
  * from the manifest (files, directories, symlinks, modes, times).
  */
 import type { PlistDict } from '../../protocol/plist';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type ContentEntry } from '../content/model';
+import { entryTypeForFlags, type ManifestRow } from '../../format/manifest-db';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../format/mbfile';
+import type { ContentEntry } from '../content/model';
 import type { RestoredItem } from '../content/store';
 import { BackupFailure, MbError } from './errors';
-import { entryTypeForFlags, type ManifestRow } from './manifest-db';
 import { StagingSink } from './sinks';
 import { bucketPath } from './backup-session';
 import {

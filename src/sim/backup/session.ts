@@ -6,7 +6,7 @@ import type { ContentStore } from '../content/store';
 import type { SimDeviceApi } from '../contracts';
 import type { DeviceLinkPeer } from './dl-peer';
 import { BackupFailure, MbError } from './errors';
-import { readManifestDb, type ManifestRow } from './manifest-db';
+import { readManifestDb, type ManifestRow } from '../../format/manifest-db';
 import { FileSink, MemorySink } from './sinks';
 
 export interface SessionContext {

@@ -2,18 +2,10 @@
  * The simulated device's file tree, as the content store keeps it and as backups describe it.
  * One entry per (domain, relativePath), the same key iOS backups use.
  */
-import { createHash } from 'node:crypto';
-
-export type EntryType = 'file' | 'dir' | 'symlink';
+import type { EntryType } from '../../format/manifest-db';
 
 /** How a regular file's bytes are produced, so `mutate` can produce a believable new revision. */
 export type ContentKind = 'random' | 'text' | 'plist' | 'sqlite-sms' | 'sqlite-addressbook';
-
-/** st_mode type bits, as MBFile `Mode` carries them. */
-export const S_IFREG = 0o100000;
-export const S_IFDIR = 0o040000;
-export const S_IFLNK = 0o120000;
-export const S_IFMT = 0o170000;
 
 /** The "mobile" user and group every user-data file on iOS belongs to. */
 export const MOBILE_UID = 501;
@@ -68,11 +60,6 @@ export interface ListingJson {
   entries: ListingEntry[];
 }
 
-/** Manifest.db's fileID: lower-case hex SHA-1 of `domain + "-" + relativePath` (UTF-8). */
-export function fileIdFor(domain: string, relativePath: string): string {
-  return createHash('sha1').update(`${domain}-${relativePath}`, 'utf8').digest('hex');
-}
-
 export function entryKey(domain: string, relativePath: string): string {
   return `${domain}\u0000${relativePath}`;
 }
@@ -114,38 +101,4 @@ export function buildListing(entries: readonly ContentEntry[]): ListingJson {
     else symlinks++;
   }
   return { files, directories, symlinks, bytes, entries: sorted.map(toListingEntry) };
-}
-
-/** Longest relativePath / domain the device accepts (from a restore's Manifest.db, say). */
-export const MAX_RELATIVE_PATH_CHARS = 1024;
-export const MAX_DOMAIN_CHARS = 255;
-
-/** Why a (domain, relativePath) pair is unsafe to materialise, or undefined when it is fine. */
-export function pathProblem(domain: string, relativePath: string): string | undefined {
-  if (domain.length === 0 || domain.length > MAX_DOMAIN_CHARS) return 'domain length out of range';
-  if (/[/\\]/.test(domain) || domain.includes('\u0000') || domain === '.' || domain === '..') {
-    return 'domain has a separator';
-  }
-  if (relativePath.length > MAX_RELATIVE_PATH_CHARS) return 'relativePath too long';
-  if (relativePath === '') return undefined;
-  if (relativePath.includes('\u0000')) return 'relativePath contains NUL';
-  if (relativePath.startsWith('/')) return 'relativePath is absolute';
-  for (const seg of relativePath.split('/')) {
-    if (seg === '' || seg === '.' || seg === '..') return `relativePath has a "${seg}" segment`;
-  }
-  return undefined;
-}
-
-/** Whether a symlink target stays inside its own domain when resolved from the link's folder. */
-export function targetStaysInDomain(relativePath: string, target: string): boolean {
-  if (target === '' || target.startsWith('/') || target.includes('\u0000')) return false;
-  const parts = relativePath.split('/').slice(0, -1);
-  for (const seg of target.split('/')) {
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') {
-      if (parts.length === 0) return false;
-      parts.pop();
-    } else parts.push(seg);
-  }
-  return true;
 }

@@ -15,15 +15,13 @@ import path from 'node:path';
 import { MooringError } from '../../util/errors';
 import { BlobWriter, digestFile } from './blob';
 import { contentChunks, type GenerateContext } from './generators';
+import { fileIdFor } from '../../format/file-id';
+import { S_IFDIR, S_IFLNK, S_IFREG } from '../../format/mbfile';
 import {
   MOBILE_UID,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFREG,
   buildListing,
   compareEntries,
   entryKey,
-  fileIdFor,
   type ContentEntry,
   type ContentKind,
   type ListingJson,

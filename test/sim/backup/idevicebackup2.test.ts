@@ -12,8 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { decodePlist, isPlistDict } from '../../../src/protocol/plist';
-import { readManifestDb } from '../../../src/sim/backup/manifest-db';
-import { fileIdFor, type ListingJson } from '../../../src/sim/content/model';
+import { readManifestDb } from '../../../src/format/manifest-db';
+import { fileIdFor } from '../../../src/format/file-id';
+import type { ListingJson } from '../../../src/sim/content/model';
 import { startSim, type RunningSim } from '../../../src/sim/index';
 
 const run = promisify(execFile);

@@ -16,10 +16,11 @@ import {
   mobilebackup2Service,
   SYNC_CANCEL_NOTIFICATION,
 } from '../../../src/sim/backup/mobilebackup2';
-import { readManifestDb } from '../../../src/sim/backup/manifest-db';
+import { readManifestDb } from '../../../src/format/manifest-db';
 import { MbError } from '../../../src/sim/backup/errors';
 import { ContentStore } from '../../../src/sim/content/store';
-import { fileIdFor, type ListingJson } from '../../../src/sim/content/model';
+import { fileIdFor } from '../../../src/format/file-id';
+import type { ListingJson } from '../../../src/sim/content/model';
 import type { PasscodeMode, SimFaults } from '../../../src/sim/contracts';
 import { SimDevice } from '../../../src/sim/device';
 import { HostPairings } from '../../../src/sim/host-pairings';

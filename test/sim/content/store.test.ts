@@ -7,12 +7,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodePlist, isPlistDict } from '../../../src/protocol/plist';
 import { ContentStore, INDEX_FILE } from '../../../src/sim/content/store';
-import {
-  targetStaysInDomain,
-  S_IFMT,
-  S_IFREG,
-  type ListingJson,
-} from '../../../src/sim/content/model';
+import type { ListingJson } from '../../../src/sim/content/model';
+import { targetStaysInDomain } from '../../../src/format/file-id';
+import { S_IFMT, S_IFREG } from '../../../src/format/mbfile';
 import { isMooringError } from '../../../src/util/errors';
 
 const dirs: string[] = [];

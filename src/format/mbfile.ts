@@ -3,7 +3,7 @@
  * `MBFile` (reference §5.3). Strings and data are stored as separate objects referenced by UID,
  * the way Foundation archives them; numbers are inline.
  */
-import { MooringError } from '../../util/errors';
+import { MooringError } from '../util/errors';
 import {
   PlistUid,
   decodePlist,
@@ -11,7 +11,13 @@ import {
   isPlistDict,
   type PlistDict,
   type PlistValue,
-} from '../../protocol/plist';
+} from '../protocol/plist';
+
+/** st_mode type bits, as MBFile `Mode` carries them. */
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_IFMT = 0o170000;
 
 export interface MbFileRecord {
   relativePath: string;

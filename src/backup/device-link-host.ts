@@ -1,0 +1,313 @@
+/**
+ * The host's DeviceLink loop during a Backup (reference §4.4, §10): one handler per device message,
+ * each answering with exactly the status reply libimobiledevice gives, until the device's final
+ * DLMessageProcessMessage (or its Disconnect). Every device path is confined to `<root>/<udid>/`;
+ * refusals get an error status and are recorded.
+ *
+ * A handler failing on a local file tells the device (errno-mapped status) and the loop goes on; a
+ * broken stream, a malformed message, a timeout or a stop ends the loop by throwing.
+ */
+import { promises as fsp } from 'node:fs';
+import { MooringError } from '../util/errors';
+import {
+  DL_EMPTY_PARAMETER,
+  DL_MULTI_STATUS_CODE,
+  DL_MULTI_STATUS_TEXT,
+  dlMultiStatusPayload,
+  normalizeDlStatusCode,
+  type DeviceDlMessage,
+} from '../protocol/device-link';
+import type { PlistDict, PlistValue } from '../protocol/plist/types';
+import type { DeviceLinkConnection } from '../services/device-link/connection';
+import { PathConfiner } from './confine';
+import { dlStatusForError, type DlErrorStatus } from './dl-status';
+import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
+import { copyItem, createDirectory, listDirectory, moveItem, removeItem } from './folder-ops';
+import { withDeadline, type Interrupt } from './interrupt';
+import { TransferMeter, type TransferProgress } from './transfer-meter';
+import type { BackupTarget } from './target';
+
+/** Refused paths kept in the result (a hostile device could send thousands). */
+export const MAX_RECORDED_REFUSALS = 1000;
+
+/** The text LIMD answers to a request it cannot honour (e.g. PurgeDiskSpace). */
+export const NOT_SUPPORTED_TEXT = 'Operation not supported';
+
+export interface DeviceLinkHostOptions {
+  dl: DeviceLinkConnection;
+  target: BackupTarget;
+  interrupt: Interrupt;
+  /** The device's next message, with the caller's deadlines and stall watchdog. */
+  nextMessage: () => Promise<DeviceDlMessage>;
+  /** Deadline for each read inside a file stream, and each write to the device. */
+  blockReadMs: number;
+  onProgress?: (p: TransferProgress) => void;
+  onRefusedPath?: (devicePath: string, reason: string) => void;
+  /** Every device message, before it is handled (phase tracking). */
+  onMessage?: (m: DeviceDlMessage) => void;
+}
+
+/** How the loop ended. */
+export type DeviceLinkEnd =
+  | {
+      kind: 'response';
+      errorCode: number;
+      errorDescription: string | undefined;
+      message: PlistDict;
+    }
+  | { kind: 'disconnect'; reason: string | undefined };
+
+type Handler = (m: DeviceDlMessage) => Promise<DeviceLinkEnd | undefined>;
+type HandlerTable = {
+  [T in DeviceDlMessage['type']]: (
+    m: Extract<DeviceDlMessage, { type: T }>,
+  ) => Promise<DeviceLinkEnd | undefined>;
+};
+
+export class DeviceLinkHost {
+  readonly meter = new TransferMeter();
+  /** Device paths refused by confinement (first MAX_RECORDED_REFUSALS). */
+  readonly refusedPaths: string[] = [];
+  refusedCount = 0;
+  /** Free space we last reported (bytes), and what the device last asked us to purge. */
+  freeBytesReported: number | undefined;
+  purgeRequestedBytes: number | undefined;
+  /** Host-side file failures reported to the device. */
+  fileErrors = 0;
+  /** Messages we had no handler for (answered "not supported"). */
+  readonly unknownMessages: string[] = [];
+
+  private readonly confiner: PathConfiner;
+  private readonly streams: FileStreamContext;
+  private readonly handlers: HandlerTable = {
+    DownloadFiles: (m) => this.downloadFiles(m),
+    UploadFiles: (m) => this.uploadFiles(m),
+    GetFreeDiskSpace: () => this.getFreeDiskSpace(),
+    PurgeDiskSpace: (m) => this.purgeDiskSpace(m),
+    ContentsOfDirectory: (m) => this.contentsOfDirectory(m),
+    CreateDirectory: (m) => this.createDirectory(m),
+    MoveItems: (m) => this.moveItems(m),
+    RemoveItems: (m) => this.removeItems(m),
+    CopyItem: (m) => this.copyItem(m),
+    Disconnect: async (m) => ({ kind: 'disconnect', reason: m.reason }),
+    ProcessMessage: async (m) => finalResponse(m.message),
+    VersionExchange: () => this.notSupported('DLMessageVersionExchange'),
+    DeviceReady: () => this.notSupported('DLMessageDeviceReady'),
+    Unknown: (m) => this.notSupported(m.name),
+  };
+
+  constructor(private readonly opts: DeviceLinkHostOptions) {
+    this.confiner = new PathConfiner(opts.target);
+    this.streams = {
+      dl: opts.dl,
+      confiner: this.confiner,
+      interrupt: opts.interrupt,
+      blockReadMs: opts.blockReadMs,
+      send: (buf) =>
+        opts.interrupt.race(
+          withDeadline(opts.dl.writeRaw(buf), opts.blockReadMs, 'sending a file to the device'),
+        ),
+      onRefused: (p, e) => this.refused(p, e),
+      onBytes: (n) => {
+        this.meter.addBytes(n);
+        this.progress(false);
+      },
+      onFileReceived: () => this.meter.addFile(),
+    };
+  }
+
+  /** Answers device messages until the final response or a Disconnect. */
+  async run(): Promise<DeviceLinkEnd> {
+    for (;;) {
+      this.opts.interrupt.check();
+      const msg = await this.opts.nextMessage();
+      this.opts.onMessage?.(msg);
+      const end = await (this.handlers[msg.type] as Handler)(msg);
+      this.progress(true);
+      if (end) return end;
+    }
+  }
+
+  private progress(force: boolean): void {
+    const p = this.meter.take(force);
+    if (p) this.opts.onProgress?.(p);
+  }
+
+  private refused(devicePath: string, e: unknown): void {
+    this.refusedCount++;
+    if (this.refusedPaths.length < MAX_RECORDED_REFUSALS) {
+      this.refusedPaths.push(devicePath);
+      this.opts.onRefusedPath?.(devicePath, e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  private reply(code: number, text?: string, payload?: PlistValue): Promise<void> {
+    return this.opts.interrupt.race(
+      withDeadline(
+        this.opts.dl.sendStatusResponse(code, text, payload),
+        this.opts.blockReadMs,
+        'a status reply to the device',
+      ),
+    );
+  }
+
+  private replyError(s: DlErrorStatus): Promise<void> {
+    this.fileErrors++;
+    return this.reply(s.code, s.text, {});
+  }
+
+  /** Confines a path; a refusal is recorded and rethrown (the caller turns it into a status). */
+  private async resolve(devicePath: string): Promise<string> {
+    try {
+      return await this.confiner.resolve(devicePath);
+    } catch (e) {
+      if (e instanceof MooringError && e.code === 'UNSAFE_PATH') this.refused(devicePath, e);
+      throw e;
+    }
+  }
+
+  private async downloadFiles(
+    m: Extract<DeviceDlMessage, { type: 'DownloadFiles' }>,
+  ): Promise<undefined> {
+    this.meter.setPercent(m.progress);
+    const failed = await sendFilesToDevice(this.streams, m.paths);
+    if (failed.size === 0) await this.reply(0, undefined, {});
+    else await this.reply(DL_MULTI_STATUS_CODE, DL_MULTI_STATUS_TEXT, dlMultiStatusPayload(failed));
+    return undefined;
+  }
+
+  private async uploadFiles(
+    m: Extract<DeviceDlMessage, { type: 'UploadFiles' }>,
+  ): Promise<undefined> {
+    this.meter.setPercent(m.progress);
+    const outcome = await receiveFilesFromDevice(this.streams);
+    this.fileErrors += outcome.filesFailed;
+    if (outcome.firstError) await this.reply(outcome.firstError.code, outcome.firstError.text, {});
+    else await this.reply(0, undefined, {});
+    return undefined;
+  }
+
+  /** Free bytes for an unprivileged user (bavail), as an integer. */
+  private async getFreeDiskSpace(): Promise<undefined> {
+    let free: number;
+    try {
+      const st = await fsp.statfs(this.opts.target.root, { bigint: true });
+      const bytes = st.bavail * st.bsize;
+      free = bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
+    } catch (e) {
+      await this.replyError(dlStatusForError(e));
+      return undefined;
+    }
+    this.freeBytesReported = free;
+    await this.reply(0, undefined, free);
+    return undefined;
+  }
+
+  /** We cannot purge; say so and carry on: the device decides (it fails with 105 if short). */
+  private async purgeDiskSpace(
+    m: Extract<DeviceDlMessage, { type: 'PurgeDiskSpace' }>,
+  ): Promise<undefined> {
+    if (m.bytesToFree !== undefined) this.purgeRequestedBytes = m.bytesToFree;
+    await this.reply(-1, NOT_SUPPORTED_TEXT, {});
+    return undefined;
+  }
+
+  private async contentsOfDirectory(
+    m: Extract<DeviceDlMessage, { type: 'ContentsOfDirectory' }>,
+  ): Promise<undefined> {
+    let listing: PlistDict;
+    try {
+      listing = await listDirectory(await this.resolve(m.path));
+    } catch (e) {
+      await this.replyError(dlStatusForError(e));
+      return undefined;
+    }
+    await this.reply(0, undefined, listing);
+    return undefined;
+  }
+
+  private async createDirectory(
+    m: Extract<DeviceDlMessage, { type: 'CreateDirectory' }>,
+  ): Promise<undefined> {
+    try {
+      await createDirectory(await this.resolve(m.path));
+    } catch (e) {
+      await this.replyError(dlStatusForError(e));
+      return undefined;
+    }
+    // LIMD answers CreateDirectory with the empty-parameter string as payload (reference §10).
+    await this.reply(0, undefined, DL_EMPTY_PARAMETER);
+    return undefined;
+  }
+
+  private async moveItems(m: Extract<DeviceDlMessage, { type: 'MoveItems' }>): Promise<undefined> {
+    this.meter.setPercent(m.progress);
+    let first: DlErrorStatus | undefined;
+    for (const [from, to] of m.moves) {
+      this.opts.interrupt.check();
+      try {
+        await moveItem(await this.resolve(from), await this.resolve(to));
+      } catch (e) {
+        first ??= dlStatusForError(e);
+      }
+    }
+    if (first) await this.replyError(first);
+    else await this.reply(0, undefined, {});
+    return undefined;
+  }
+
+  private async removeItems(
+    m: Extract<DeviceDlMessage, { type: 'RemoveItems' }>,
+  ): Promise<undefined> {
+    this.meter.setPercent(m.progress);
+    let first: DlErrorStatus | undefined;
+    for (const p of m.paths) {
+      this.opts.interrupt.check();
+      try {
+        await removeItem(await this.resolve(p));
+      } catch (e) {
+        first ??= dlStatusForError(e);
+      }
+    }
+    if (first) await this.replyError(first);
+    else await this.reply(0, undefined, {});
+    return undefined;
+  }
+
+  private async copyItem(m: Extract<DeviceDlMessage, { type: 'CopyItem' }>): Promise<undefined> {
+    try {
+      await copyItem(await this.resolve(m.source), await this.resolve(m.destination));
+    } catch (e) {
+      await this.replyError(dlStatusForError(e));
+      return undefined;
+    }
+    await this.reply(0, undefined, {});
+    return undefined;
+  }
+
+  /** A message we have no handler for: answer like an unsupported request, so the device never waits. */
+  private async notSupported(name: string): Promise<undefined> {
+    if (this.unknownMessages.length < 100) this.unknownMessages.push(name);
+    await this.reply(-1, NOT_SUPPORTED_TEXT, {});
+    return undefined;
+  }
+}
+
+/** The final DLMessageProcessMessage: ErrorCode (int64-normalised), ErrorDescription. */
+function finalResponse(message: PlistDict): DeviceLinkEnd {
+  let errorCode = 0;
+  if (message.ErrorCode !== undefined) {
+    try {
+      errorCode = normalizeDlStatusCode(message.ErrorCode);
+    } catch {
+      errorCode = -1; // present but not an integer: certainly not success
+    }
+  }
+  const d = message.ErrorDescription;
+  return {
+    kind: 'response',
+    errorCode,
+    errorDescription: typeof d === 'string' ? d.slice(0, 4096) : undefined,
+    message,
+  };
+}

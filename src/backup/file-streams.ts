@@ -1,0 +1,222 @@
+/**
+ * The raw file streams of DLMessageDownloadFiles (we send files to the device) and
+ * DLMessageUploadFiles (the device sends files to us), reference §4.5. Both stream: one block in
+ * memory at a time, each write awaited before the next read, so memory does not grow with file size.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import { isMooringError } from '../util/errors';
+import {
+  DL_FILE_CHUNK_BYTES,
+  DlFileCode,
+  DlFileStreamDecoder,
+  encodeDlDataBlock,
+  encodeDlErrorBlock,
+  encodeDlPath,
+  encodeDlStreamEnd,
+  encodeDlSuccessBlock,
+  type DlFileError,
+} from '../protocol/device-link';
+import type { DeviceLinkConnection } from '../services/device-link/connection';
+import { TempFile } from './atomic-file';
+import type { PathConfiner } from './confine';
+import { dlStatusForError, errnoError, type DlErrorStatus } from './dl-status';
+import type { Interrupt } from './interrupt';
+
+/** Largest upload block accepted from the device (it uses far smaller ones); bounds memory. */
+export const MAX_UPLOAD_BLOCK_BYTES = 16 * 1024 * 1024;
+
+// O_NOFOLLOW where the platform has it: a last guard behind the confinement check.
+const OPEN_READ_FLAGS = fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0);
+
+export interface FileStreamContext {
+  dl: DeviceLinkConnection;
+  confiner: PathConfiner;
+  interrupt: Interrupt;
+  /** Deadline for each read inside an upload stream. */
+  blockReadMs: number;
+  /** Raw bytes to the device, with a deadline and the stop race. */
+  send(buf: Buffer): Promise<void>;
+  /** A device path was refused (confinement). */
+  onRefused(devicePath: string, error: unknown): void;
+  /** Payload bytes of an upload arrived. */
+  onBytes(n: number): void;
+  /** One uploaded file was committed. */
+  onFileReceived(): void;
+}
+
+/**
+ * DownloadFiles: for each path, `[path]` then data blocks and success, or an error block. Returns
+ * the files that failed (the caller answers −13 "Multi status" with them). Unlike LIMD we carry on
+ * after a failed file; devices accept both.
+ */
+export async function sendFilesToDevice(
+  ctx: FileStreamContext,
+  paths: readonly string[],
+): Promise<Map<string, DlFileError>> {
+  const failed = new Map<string, DlFileError>();
+  for (const devicePath of paths) {
+    ctx.interrupt.check();
+    await ctx.send(encodeDlPath(devicePath));
+    let error: DlErrorStatus | undefined;
+    try {
+      const hostPath = await ctx.confiner.resolve(devicePath).catch((e: unknown) => {
+        throw isMooringError(e, 'UNSAFE_PATH') ? e : new LocalFileError(e); // e.g. EACCES on lstat
+      });
+      await sendOneFile(ctx, hostPath);
+    } catch (e) {
+      if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(devicePath, e);
+      else if (!isFileError(e)) throw e; // the connection or a stop: not this file's fault
+      error = dlStatusForError(e);
+      await ctx.send(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, error.text));
+    }
+    if (error) failed.set(devicePath, error);
+  }
+  await ctx.send(encodeDlStreamEnd());
+  return failed;
+}
+
+/** A failure of the local file (errno), as opposed to the connection or a stop. */
+class LocalFileError extends Error {
+  readonly code: string | undefined;
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    const code = (cause as { code?: unknown } | null)?.code;
+    this.code = typeof code === 'string' ? code : undefined;
+  }
+}
+
+function isFileError(e: unknown): boolean {
+  return e instanceof LocalFileError || isMooringError(e, 'UNSAFE_PATH');
+}
+
+async function sendOneFile(ctx: FileStreamContext, hostPath: string): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(hostPath, OPEN_READ_FLAGS);
+  } catch (e) {
+    throw new LocalFileError(e);
+  }
+  try {
+    const st = await fh.stat().catch((e: unknown) => {
+      throw new LocalFileError(e);
+    });
+    if (st.isDirectory()) throw new LocalFileError(errnoError('EISDIR', 'is a directory'));
+    if (!st.isFile()) throw new LocalFileError(errnoError('EINVAL', 'not a regular file'));
+    const buf = Buffer.allocUnsafe(DL_FILE_CHUNK_BYTES);
+    for (;;) {
+      ctx.interrupt.check();
+      let n: number;
+      try {
+        n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
+      } catch (e) {
+        // Data blocks may already be out: the error block below still ends this file cleanly.
+        throw new LocalFileError(e);
+      }
+      if (n === 0) break;
+      // encodeDlDataBlock copies, so the read buffer is reused; writeRaw waits for the socket.
+      await ctx.send(encodeDlDataBlock(buf.subarray(0, n)));
+    }
+    await ctx.send(encodeDlSuccessBlock());
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+export interface UploadOutcome {
+  /** The first host-side failure (what the status reply reports), if any. */
+  firstError: DlErrorStatus | undefined;
+  filesFailed: number;
+  /** Files the device itself could not read (it sent an error block instead of data). */
+  deviceFailures: number;
+}
+
+/**
+ * UploadFiles: per file `[device path][host path]` then blocks, until a zero length where the next
+ * device path would be. Each file goes to a temp file beside its target, renamed over it on success
+ * (THE RULE). A failing file is drained and discarded; the stream stays in step.
+ */
+export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<UploadOutcome> {
+  const dec = new DlFileStreamDecoder(ctx.dl.reader, {
+    timeoutMs: ctx.blockReadMs,
+    maxBlockBytes: MAX_UPLOAD_BLOCK_BYTES,
+  });
+  const outcome: UploadOutcome = { firstError: undefined, filesFailed: 0, deviceFailures: 0 };
+  for (;;) {
+    const devicePath = await ctx.interrupt.race(dec.readPath('device-side file name'));
+    if (devicePath === null) return outcome;
+    const hostRelative = await ctx.interrupt.race(dec.readRequiredPath('host-side file name'));
+    let sink: TempFile | undefined;
+    let error: DlErrorStatus | undefined;
+    try {
+      sink = await TempFile.beside(await ctx.confiner.resolve(hostRelative));
+    } catch (e) {
+      if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
+      error = dlStatusForError(e);
+    }
+    let end: FileEnd;
+    try {
+      end = await receiveBlocks(ctx, dec, sink);
+    } catch (e) {
+      await sink?.discard();
+      throw e;
+    }
+    if (end.kind === 'host-error') error ??= end.error;
+    if (error) {
+      outcome.firstError ??= error;
+      outcome.filesFailed++;
+    } else if (end.kind === 'device-error') {
+      outcome.deviceFailures++;
+    }
+  }
+}
+
+type FileEnd =
+  | { kind: 'committed' }
+  | { kind: 'host-error'; error: DlErrorStatus }
+  | { kind: 'device-error' }
+  /** Drained without a place to write (refused or unopenable path). */
+  | { kind: 'drained' };
+
+/** Blocks of one file, written to `sinkIn` (or drained when there is none). */
+async function receiveBlocks(
+  ctx: FileStreamContext,
+  dec: DlFileStreamDecoder,
+  sinkIn: TempFile | undefined,
+): Promise<FileEnd> {
+  let sink = sinkIn;
+  let error: DlErrorStatus | undefined;
+  let sawData = false;
+  for (;;) {
+    const block = await ctx.interrupt.race(dec.readBlock());
+    if (block.kind === 'data') {
+      sawData = true;
+      ctx.onBytes(block.data.length);
+      if (sink) {
+        try {
+          await sink.write(block.data);
+        } catch (e) {
+          // e.g. ENOSPC: keep draining this file so the stream stays in step.
+          error = dlStatusForError(e);
+          await sink.discard();
+          sink = undefined;
+        }
+      }
+      continue;
+    }
+    // A 0x0B right after data is an end marker (LIMD; seen from iOS 17 betas), not a failure.
+    const ok = block.kind === 'success' || (block.kind === 'remote-error' && sawData);
+    if (error) return { kind: 'host-error', error };
+    if (!sink) return { kind: 'drained' };
+    if (!ok) {
+      await sink.discard();
+      return { kind: 'device-error' };
+    }
+    try {
+      await sink.commit();
+    } catch (e) {
+      return { kind: 'host-error', error: dlStatusForError(e) };
+    }
+    ctx.onFileReceived();
+    return { kind: 'committed' };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The filesystem side of the DeviceLink folder requests (reference §4.4), on paths that were
+ * already confined. Everything obeys THE RULE (brief: hard-linked snapshots share inodes): nothing
+ * here opens an existing file for writing — removes unlink, moves rename, copies create new files.
+ */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { DlFileType } from '../protocol/device-link';
+import type { PlistDict } from '../protocol/plist/types';
+import { isTempFileName } from './atomic-file';
+import { errnoError, errnoOf } from './dl-status';
+
+/** Most entries one DLContentsOfDirectory answer lists (real backup folders have ≤ 260). */
+export const MAX_LISTING_ENTRIES = 100_000;
+/** Most files and folders one DLMessageCopyItem may copy, and how deep. */
+export const MAX_COPY_ENTRIES = 1_000_000;
+export const MAX_COPY_DEPTH = 32;
+
+async function lstatOrUndefined(p: string): Promise<import('node:fs').Stats | undefined> {
+  try {
+    return await fsp.lstat(p);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Non-recursive listing: name → {DLFileType, DLFileSize, DLFileModificationDate}. A missing folder
+ * lists as empty (what the device expects). Symlinks and other odd entries are "Unknown" and never
+ * followed; our own temp files are left out.
+ */
+export async function listDirectory(dir: string): Promise<PlistDict> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return {};
+    throw e;
+  }
+  const out: PlistDict = {};
+  let n = 0;
+  for (const name of names.sort()) {
+    if (isTempFileName(name)) continue;
+    if (n++ >= MAX_LISTING_ENTRIES) break;
+    const st = await lstatOrUndefined(path.join(dir, name));
+    if (!st) continue; // removed meanwhile
+    out[name] = {
+      DLFileType: st.isDirectory()
+        ? DlFileType.DIRECTORY
+        : st.isFile()
+          ? DlFileType.REGULAR
+          : DlFileType.UNKNOWN,
+      DLFileSize: st.size,
+      DLFileModificationDate: st.mtime,
+    };
+  }
+  return out;
+}
+
+/** mkdir -p, mode 0755; an existing folder is success, an existing file is EEXIST. */
+export async function createDirectory(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+  const st = await fsp.lstat(dir);
+  if (!st.isDirectory()) throw errnoError('EEXIST', `${dir} exists and is not a directory`);
+}
+
+/** Deletes a file or a whole tree (unlinking; symlinks are removed, never followed). Missing is fine. */
+export async function removeItem(p: string): Promise<void> {
+  await fsp.rm(p, { recursive: true, force: true });
+}
+
+/**
+ * rename(src, dst). A destination that exists is removed first when a rename could not replace
+ * it (a folder on either side); a file over a file is replaced by rename itself, atomically. The
+ * source is checked first, so a bogus move never deletes the destination.
+ */
+export async function moveItem(src: string, dst: string): Promise<void> {
+  const s = await fsp.lstat(src); // ENOENT reaches the device as −6
+  if (path.resolve(src) === path.resolve(dst)) return;
+  const d = await lstatOrUndefined(dst);
+  if (d && (d.isDirectory() || s.isDirectory())) await removeItem(dst);
+  await fsp.rename(src, dst);
+}
+
+/**
+ * Copies a file or a folder tree into NEW files (O_EXCL after removing the destination; reflinks
+ * where the filesystem has them, still new inodes). Symlinks and special files are refused.
+ */
+export async function copyItem(src: string, dst: string): Promise<void> {
+  await fsp.lstat(src); // ENOENT before anything at the destination is touched
+  if (path.resolve(src) === path.resolve(dst)) return;
+  if (await lstatOrUndefined(dst)) await removeItem(dst);
+  const budget = { entries: 0 };
+  await copyTree(src, dst, 0, budget);
+}
+
+async function copyTree(
+  src: string,
+  dst: string,
+  depth: number,
+  budget: { entries: number },
+): Promise<void> {
+  if (++budget.entries > MAX_COPY_ENTRIES) {
+    throw errnoError('EFBIG', `copy of more than ${MAX_COPY_ENTRIES} entries refused`);
+  }
+  const st = await fsp.lstat(src);
+  if (st.isSymbolicLink()) throw errnoError('ELOOP', `${src} is a symlink`);
+  if (st.isFile()) {
+    await fsp.copyFile(src, dst, fsc.COPYFILE_EXCL | fsc.COPYFILE_FICLONE);
+    return;
+  }
+  if (!st.isDirectory()) throw errnoError('EINVAL', `${src} is not a file or folder`);
+  if (depth >= MAX_COPY_DEPTH)
+    throw errnoError('ELOOP', `copy deeper than ${MAX_COPY_DEPTH} levels`);
+  await fsp.mkdir(dst, { mode: 0o755 });
+  for (const name of (await fsp.readdir(src)).sort()) {
+    if (isTempFileName(name)) continue;
+    await copyTree(path.join(src, name), path.join(dst, name), depth + 1, budget);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * One human line for each way a backup can end badly. The device's MBErrorDomain codes come from
+ * reference §4.7 (observed in the wild) and DECISIONS D11 (the simulator's choices where no trace
+ * exists); any other non-zero code falls back to the device's own description.
+ */
+
+export const PASSCODE_MESSAGE =
+  'The backup needs the passcode entered on the device: unlock it and try again';
+export const USER_CANCEL_MESSAGE = 'The backup was cancelled';
+export const DEVICE_CANCEL_MESSAGE = 'The backup was cancelled on the device';
+
+/** MBErrorDomain codes with a known meaning. */
+export const MbErrorCode = {
+  KEYCHAIN: 1,
+  UPLOAD_FAILED: 104,
+  INSUFFICIENT_SPACE: 105,
+  BAD_BACKUP: 205,
+  CANCELLED: 202,
+  PASSCODE_NOT_ENTERED: 208,
+  SETUP_NOT_FINISHED: 212,
+} as const;
+
+/** Decimal gigabytes, as Finder shows them. */
+export function formatGb(bytes: number): string {
+  const gb = bytes / 1e9;
+  return `${gb >= 100 ? gb.toFixed(0) : gb.toFixed(1)} GB`;
+}
+
+export interface SpaceFacts {
+  /** What we told the device (GetFreeDiskSpace). */
+  freeBytes: number | undefined;
+  /** What the device asked us to purge (PurgeDiskSpace): how much more it wanted. */
+  purgeRequestedBytes: number | undefined;
+}
+
+export function notEnoughSpaceMessage(s: SpaceFacts): string {
+  if (s.freeBytes !== undefined && s.purgeRequestedBytes !== undefined) {
+    return `Not enough free space on this computer: ${formatGb(s.freeBytes + s.purgeRequestedBytes)} needed, ${formatGb(s.freeBytes)} free`;
+  }
+  if (s.freeBytes !== undefined) {
+    return `Not enough free space on this computer: ${formatGb(s.freeBytes)} free, and the device needs more`;
+  }
+  return 'Not enough free space on this computer for the backup';
+}
+
+export function isCancelDescription(code: number, description: string | undefined): boolean {
+  return code === MbErrorCode.CANCELLED || /cancel/i.test(description ?? '');
+}
+
+export function isPasscodeDescription(code: number, description: string | undefined): boolean {
+  return code === MbErrorCode.PASSCODE_NOT_ENTERED || /passcode/i.test(description ?? '');
+}
+
+/** The device ended the backup with a non-zero ErrorCode. */
+export function deviceErrorMessage(
+  code: number,
+  description: string | undefined,
+  space: SpaceFacts,
+): string {
+  const said = description ? `: ${description}` : '';
+  if (code === MbErrorCode.INSUFFICIENT_SPACE) return notEnoughSpaceMessage(space);
+  if (isPasscodeDescription(code, description)) return PASSCODE_MESSAGE;
+  if (isCancelDescription(code, description)) return DEVICE_CANCEL_MESSAGE;
+  switch (code) {
+    case MbErrorCode.KEYCHAIN:
+      return `The device could not back up its keychain: unlock it and try again (MBErrorDomain 1${said})`;
+    case MbErrorCode.UPLOAD_FAILED:
+      return `The device could not send some of its files (MBErrorDomain 104${said})`;
+    case MbErrorCode.BAD_BACKUP:
+      return `The device could not use the previous backup in this folder; try a full backup (MBErrorDomain 205${said})`;
+    case MbErrorCode.SETUP_NOT_FINISHED:
+      return 'Finish setting up the device before backing it up (MBErrorDomain 212)';
+    default:
+      return `The device stopped the backup with error ${code}${said}`;
+  }
+}

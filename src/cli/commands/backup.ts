@@ -1,0 +1,124 @@
+/**
+ * `mooring backup`: one backup of one device into the versioned store. The engine writes into a
+ * staged copy of the latest backup; only a backup the device finished and that verifies is
+ * committed, atomically. Anything else leaves the latest complete backup exactly as it was.
+ */
+import { runBackup, type BackupResult } from '../../backup';
+import { DeviceSession } from '../../lockdown';
+import { openStore, type RecoveryReport, type SnapshotInfo, type VerifyReport } from '../../store';
+import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
+import { formatBytes, humanProgress, jsonProgress, type ProgressSink } from '../progress';
+import { destination } from '../store-access';
+
+export interface BackupArgs {
+  udid?: string;
+  via: Via;
+  dest?: string;
+  full: boolean;
+  json: boolean;
+  /** Rewrite one status line in place (stderr is a terminal). */
+  live: boolean;
+  signal?: AbortSignal;
+}
+
+export interface BackupOutcome {
+  ok: boolean;
+  udid: string;
+  message: string;
+  result: BackupResult;
+  verify?: VerifyReport;
+  snapshot?: SnapshotInfo;
+}
+
+export const EXIT_BACKUP_FAILED = 1;
+
+function describeRecovery(r: RecoveryReport): string | undefined {
+  const parts: string[] = [];
+  if (r.journal) parts.push(`finished an interrupted ${r.journal}`);
+  if (r.discardedStaging.length > 0) {
+    parts.push(`discarded ${r.discardedStaging.length} unfinished backup(s)`);
+  }
+  if (r.adopted) parts.push(`adopted an existing backup as snapshot ${r.adopted}`);
+  return parts.length > 0 ? `Store recovered: ${parts.join('; ')}.` : undefined;
+}
+export const EXIT_CANCELLED = 130;
+
+export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<number> {
+  const progress: ProgressSink = a.json
+    ? jsonProgress(ctx.out)
+    : humanProgress((t) => process.stderr.write(t), a.live);
+  const endpoint = await resolveEndpoint(ctx, a.udid, a.via);
+  const { record } = await requirePairRecord(ctx, endpoint.udid);
+  const dest = destination(a.dest, ctx.dataDir);
+  // The store first: it recovers an interrupted commit and refuses a second backup of this device.
+  const store = await openStore(dest, endpoint.udid);
+  const recovered = describeRecovery(store.recovery);
+  if (recovered) progress.event({ type: 'store', message: recovered });
+  const staging = await store.beginStaging();
+  let outcome: BackupOutcome | undefined;
+  try {
+    const session = await DeviceSession.open(endpoint, record, { label: 'mooring' });
+    let result: BackupResult;
+    try {
+      result = await runBackup({
+        session,
+        target: staging,
+        full: a.full,
+        ...(a.signal ? { signal: a.signal } : {}),
+        onEvent: (e) => progress.event(e),
+      });
+    } finally {
+      await session.close();
+    }
+    outcome = { ok: false, udid: endpoint.udid, message: result.message, result };
+    if (result.ok) {
+      progress.event({ type: 'store', message: 'Verifying the backup…' });
+      const report = await staging.verify();
+      outcome.verify = report;
+      if (report.ok) {
+        outcome.snapshot = await staging.commit(
+          result.isFull === undefined ? {} : { isFull: result.isFull },
+        );
+        outcome.ok = true;
+        outcome.message =
+          `Backup complete: ${result.filesReceived} files, ${formatBytes(result.bytesReceived)} received; ` +
+          `snapshot ${outcome.snapshot.id} verified (${report.files} files) in ${outcome.snapshot.path}`;
+      } else {
+        outcome.message =
+          `The device finished, but the backup does not verify (${report.problemCount} problems, ` +
+          `e.g. ${report.problems[0]?.problem ?? 'unknown'}); the previous backup is kept unchanged`;
+      }
+    }
+  } finally {
+    if (!outcome?.ok) await staging.discard();
+  }
+  progress.done();
+  if (a.json) {
+    ctx.out(
+      JSON.stringify({
+        type: 'result',
+        ok: outcome.ok,
+        udid: outcome.udid,
+        message: outcome.message,
+        failure: outcome.result.failure,
+        errorCode: outcome.result.errorCode,
+        bytesReceived: outcome.result.bytesReceived,
+        filesReceived: outcome.result.filesReceived,
+        refusedPaths: outcome.result.refusedPaths,
+        isFull: outcome.result.isFull,
+        durationMs: outcome.result.durationMs,
+        snapshot: outcome.snapshot && { id: outcome.snapshot.id, path: outcome.snapshot.path },
+        verify: outcome.verify && {
+          ok: outcome.verify.ok,
+          files: outcome.verify.files,
+          problemCount: outcome.verify.problemCount,
+        },
+      }),
+    );
+  } else if (outcome.ok) ctx.out(outcome.message);
+  else ctx.err(`mooring: ${outcome.message}`);
+  if (outcome.ok) return 0;
+  return outcome.result.cancelled && outcome.result.cancelledBy === 'user'
+    ? EXIT_CANCELLED
+    : EXIT_BACKUP_FAILED;
+}

@@ -1,0 +1,73 @@
+/** `mooring snapshots | pin | unpin | prune`: the versioned history of one device's backups. */
+import { describePolicy, type RetentionPolicy } from '../../store';
+import type { CliContext } from '../context';
+import { formatBytes } from '../progress';
+import { openDeviceStore } from '../store-access';
+
+export interface StoreArgs {
+  dest: string;
+  udid?: string;
+  json: boolean;
+}
+
+export async function snapshotsCommand(ctx: CliContext, a: StoreArgs): Promise<number> {
+  const store = await openDeviceStore(a.dest, a.udid);
+  const list = await store.list();
+  if (a.json) {
+    ctx.out(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  if (list.length === 0) {
+    ctx.out(`No backups of ${store.udid} in ${a.dest} yet.`);
+    return 0;
+  }
+  ctx.out('SNAPSHOT           DATE (UTC)           FILES       SIZE   ONLY HERE  ');
+  for (const s of list) {
+    const flags = [s.isLatest ? 'latest' : '', s.pinned ? 'pinned' : '', s.adopted ? 'adopted' : '']
+      .filter(Boolean)
+      .join(', ');
+    ctx.out(
+      `${s.id.padEnd(18)} ${s.date.toISOString().slice(0, 19).replace('T', ' ')}  ` +
+        `${String(s.files).padStart(8)} ${formatBytes(s.size).padStart(10)} ` +
+        `${formatBytes(s.exclusiveBytes).padStart(10)}  ${flags}`,
+    );
+  }
+  return 0;
+}
+
+export async function pinCommand(
+  ctx: CliContext,
+  a: StoreArgs,
+  snapshot: string,
+  pinned: boolean,
+): Promise<number> {
+  const store = await openDeviceStore(a.dest, a.udid);
+  if (pinned) await store.pin(snapshot);
+  else await store.unpin(snapshot);
+  ctx.out(
+    pinned
+      ? `Snapshot ${snapshot} is pinned: pruning will never remove it.`
+      : `Snapshot ${snapshot} is no longer pinned.`,
+  );
+  return 0;
+}
+
+export async function pruneCommand(
+  ctx: CliContext,
+  a: StoreArgs,
+  policy: RetentionPolicy,
+  dryRun: boolean,
+): Promise<number> {
+  const store = await openDeviceStore(a.dest, a.udid);
+  const removed = (dryRun ? await store.planPrune(policy) : await store.prune(policy)).pruned;
+  if (a.json) {
+    ctx.out(JSON.stringify({ dryRun, policy: describePolicy(policy), removed }, null, 2));
+    return 0;
+  }
+  ctx.out(`Retention: ${describePolicy(policy)}.`);
+  if (removed.length === 0) ctx.out('Nothing to prune.');
+  for (const d of removed) {
+    ctx.out(`${dryRun ? 'would remove' : 'removed'} ${d.id} (${d.reason})`);
+  }
+  return 0;
+}

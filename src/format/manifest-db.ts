@@ -1,0 +1,287 @@
+/**
+ * Manifest.db (reference §5.3): a SQLite file listing every domain/path of a backup with its MBFile
+ * archive. The device writes it; the host reads it back to verify, browse and compare backups, and
+ * the simulated device reads the host's copy for incremental backups and restores. Whoever reads
+ * it treats it as untrusted: rows are validated one at a time while iterating (a real phone has
+ * millions), every column is bounded in SQL before it reaches JavaScript, and errors name the file.
+ */
+import Database from 'better-sqlite3';
+import { MooringError } from '../util/errors';
+import { fileIdFor, MAX_DOMAIN_CHARS, MAX_RELATIVE_PATH_CHARS, pathProblem } from './file-id';
+import {
+  decodeMbFile,
+  encodeMbFile,
+  MAX_MBFILE_BYTES,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  type MbFileRecord,
+} from './mbfile';
+
+export type EntryType = 'file' | 'dir' | 'symlink';
+
+/** Manifest.db `flags`: 1 file, 2 directory, 4 symlink (reference §5.3, §9 item 9). */
+export const MANIFEST_FLAG: Record<EntryType, number> = { file: 1, dir: 2, symlink: 4 };
+
+/** Most rows accepted in one Manifest.db (a large phone has about a million). */
+export const MAX_MANIFEST_ROWS = 2_000_000;
+
+export interface ManifestRow {
+  fileId: string;
+  domain: string;
+  relativePath: string;
+  flags: number;
+  file: MbFileRecord;
+}
+
+/** A row that failed validation, as much of it as could be read. */
+export interface ManifestRowProblem {
+  fileId?: string;
+  domain?: string;
+  relativePath?: string;
+  problem: string;
+}
+
+export function entryTypeForFlags(flags: number): EntryType | undefined {
+  if (flags === 1) return 'file';
+  if (flags === 2) return 'dir';
+  if (flags === 4) return 'symlink';
+  return undefined;
+}
+
+const SCHEMA = `
+  CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB);
+  CREATE INDEX FilesDomainIdx ON Files(domain);
+  CREATE INDEX FilesRelativePathIdx ON Files(relativePath);
+  CREATE INDEX FilesFlagsIdx ON Files(flags);
+  CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);
+`;
+
+/** Writes a new Manifest.db at `file` (which must not exist yet). */
+export function writeManifestDb(file: string, rows: Iterable<Omit<ManifestRow, 'fileId'>>): number {
+  const db = new Database(file);
+  let n = 0;
+  try {
+    db.pragma('journal_mode = DELETE');
+    db.exec(SCHEMA);
+    const ins = db.prepare(
+      'INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)',
+    );
+    db.transaction(() => {
+      for (const r of rows) {
+        ins.run(
+          fileIdFor(r.domain, r.relativePath),
+          r.domain,
+          r.relativePath,
+          r.flags,
+          encodeMbFile(r.file),
+        );
+        n++;
+      }
+    })();
+  } finally {
+    db.close();
+  }
+  return n;
+}
+
+function bad(file: string, message: string, cause?: unknown): MooringError {
+  return new MooringError(
+    'MALFORMED',
+    `Manifest.db (${file}): ${message}`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/**
+ * The columns of Files, each cut to a bound in SQL so a hostile row cannot make us allocate more
+ * than that: an over-long text arrives one character too long (and fails validation), an
+ * oversized MBFile blob arrives as NULL with its length beside it. `table` qualifies the columns
+ * (for joins), `prefix` renames them.
+ */
+export function manifestRowColumns(table = '', prefix = ''): string {
+  const t = table === '' ? '' : `${table}.`;
+  return [
+    `substr(${t}fileID, 1, 41) AS ${prefix}fileID`,
+    `substr(${t}domain, 1, ${MAX_DOMAIN_CHARS + 1}) AS ${prefix}domain`,
+    `substr(${t}relativePath, 1, ${MAX_RELATIVE_PATH_CHARS + 1}) AS ${prefix}relativePath`,
+    `${t}flags AS ${prefix}flags`,
+    `CASE WHEN length(${t}file) <= ${MAX_MBFILE_BYTES} THEN ${t}file END AS ${prefix}file`,
+    `length(${t}file) AS ${prefix}fileBytes`,
+  ].join(', ');
+}
+
+/** The columns of one row selected with `manifestRowColumns(table, prefix)`, prefix removed. */
+export function pickManifestColumns(
+  raw: Record<string, unknown>,
+  prefix: string,
+): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const k of ['fileID', 'domain', 'relativePath', 'flags', 'file', 'fileBytes'])
+    o[k] = raw[`${prefix}${k}`];
+  return o;
+}
+
+export const MANIFEST_ROW_SELECT = manifestRowColumns();
+
+/** Opens a Manifest.db read-only; MALFORMED (naming the file) when it is not a readable SQLite file. */
+export function openManifestDb(file: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (cause) {
+    throw bad(file, `cannot be opened: ${(cause as Error).message}`, cause);
+  }
+  try {
+    db.prepare('SELECT fileID, domain, relativePath, flags, file FROM Files LIMIT 0').all();
+  } catch (cause) {
+    db.close();
+    throw bad(file, `has no readable Files table: ${(cause as Error).message}`, cause);
+  }
+  return db;
+}
+
+/** Throws LIMIT when there are more than `maxRows` rows, MALFORMED on a duplicated fileID. */
+export function checkManifestShape(db: Database.Database, file: string, maxRows: number): number {
+  let count: number;
+  let dup: { fileID: unknown } | undefined;
+  try {
+    count = (db.prepare('SELECT count(*) AS n FROM Files').get() as { n: number }).n;
+    if (count > maxRows) {
+      throw new MooringError(
+        'LIMIT',
+        `Manifest.db (${file}) lists ${count} files, more than ${maxRows}`,
+      );
+    }
+    // In SQL rather than a Set: millions of IDs would otherwise sit in memory.
+    dup = db
+      .prepare(
+        'SELECT substr(fileID, 1, 41) AS fileID FROM Files GROUP BY fileID HAVING count(*) > 1 LIMIT 1',
+      )
+      .get() as { fileID: unknown } | undefined;
+  } catch (cause) {
+    if (cause instanceof MooringError) throw cause;
+    throw bad(file, `cannot be read: ${(cause as Error).message}`, cause);
+  }
+  if (dup) throw bad(file, `duplicate fileID ${JSON.stringify(dup.fileID)}`);
+  return count;
+}
+
+/**
+ * Validates one row selected with MANIFEST_ROW_SELECT. Returns the row, or a problem: an unsafe
+ * path, a fileID that is not SHA-1(domain-relativePath), unknown flags, an MBFile that does not
+ * decode or whose Mode or RelativePath disagree with the row.
+ */
+export function decodeManifestRow(raw: Record<string, unknown>): ManifestRow | ManifestRowProblem {
+  const { fileID, domain, relativePath, flags, file, fileBytes } = raw;
+  const partial: ManifestRowProblem = { problem: '' };
+  if (typeof fileID === 'string') partial.fileId = fileID;
+  if (typeof domain === 'string') partial.domain = domain;
+  if (typeof relativePath === 'string') partial.relativePath = relativePath;
+  const fail = (problem: string): ManifestRowProblem => ({ ...partial, problem });
+  if (
+    typeof fileID !== 'string' ||
+    typeof domain !== 'string' ||
+    typeof relativePath !== 'string'
+  ) {
+    return fail('a row has a non-text fileID, domain or relativePath');
+  }
+  const where = JSON.stringify(`${domain}/${relativePath}`.slice(0, 200));
+  const problem = pathProblem(domain, relativePath);
+  if (problem) return fail(`unsafe path ${where}: ${problem}`);
+  if (fileID !== fileIdFor(domain, relativePath))
+    return fail(`fileID of ${where} is not SHA-1(domain-relativePath)`);
+  const flagNum = typeof flags === 'bigint' ? Number(flags) : flags;
+  if (typeof flagNum !== 'number') return fail(`flags of ${where} is not an integer`);
+  const type = entryTypeForFlags(flagNum);
+  if (!type) return fail(`flags ${flagNum} of ${where} is not 1, 2 or 4`);
+  if (file === null && typeof fileBytes === 'number' && fileBytes > MAX_MBFILE_BYTES)
+    return fail(`MBFile of ${where} is ${fileBytes} bytes, more than ${MAX_MBFILE_BYTES}`);
+  if (!Buffer.isBuffer(file)) return fail(`file column of ${where} is not a blob`);
+  let rec: MbFileRecord;
+  try {
+    rec = decodeMbFile(file);
+  } catch (e) {
+    return fail(`MBFile of ${where}: ${(e as Error).message}`);
+  }
+  if (rec.relativePath !== relativePath)
+    return fail(`MBFile RelativePath of ${where} differs from the row`);
+  const typeBits = rec.mode & S_IFMT;
+  const wanted = type === 'file' ? S_IFREG : type === 'dir' ? S_IFDIR : S_IFLNK;
+  if (typeBits !== 0 && typeBits !== wanted) return fail(`Mode of ${where} disagrees with flags`);
+  if (type === 'symlink' && rec.target === undefined) return fail(`symlink ${where} has no Target`);
+  return { fileId: fileID, domain, relativePath, flags: flagNum, file: rec };
+}
+
+export function isManifestRow(r: ManifestRow | ManifestRowProblem): r is ManifestRow {
+  return (r as ManifestRow).file !== undefined;
+}
+
+export interface IterateManifestOptions {
+  maxRows?: number;
+  /** Only this domain (uses the domain index). */
+  domain?: string;
+  /** Sorted by domain, then relativePath (costs a sort in SQLite, not in memory here). */
+  ordered?: boolean;
+  /**
+   * Called for each invalid row, which is then skipped; without it the first invalid row throws
+   * MALFORMED. Verification reports them all; the device refuses the whole file.
+   */
+  onInvalid?: (p: ManifestRowProblem) => void;
+}
+
+/**
+ * Iterates the rows of a Manifest.db one at a time (better-sqlite3's iterate(): memory does not
+ * grow with the number of rows). The file is closed when the iteration ends or is abandoned.
+ */
+export function* iterateManifestDb(
+  file: string,
+  opts: IterateManifestOptions = {},
+): Generator<ManifestRow> {
+  const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
+  const db = openManifestDb(file);
+  let it: IterableIterator<Record<string, unknown>> | undefined;
+  try {
+    checkManifestShape(db, file, maxRows);
+    const where = opts.domain !== undefined ? ' WHERE domain = ?' : '';
+    const order = opts.ordered ? ' ORDER BY domain, relativePath' : '';
+    const stmt = db.prepare(`SELECT ${MANIFEST_ROW_SELECT} FROM Files${where}${order}`);
+    const args = opts.domain !== undefined ? [opts.domain] : [];
+    it = stmt.iterate(...args) as IterableIterator<Record<string, unknown>>;
+    let n = 0;
+    while (true) {
+      let next: IteratorResult<Record<string, unknown>>;
+      try {
+        next = it.next();
+      } catch (cause) {
+        throw bad(file, `cannot be read: ${(cause as Error).message}`, cause);
+      }
+      if (next.done) break;
+      // The count was checked, but a file can grow under us; the bound holds regardless.
+      if (++n > maxRows) {
+        throw new MooringError('LIMIT', `Manifest.db (${file}) lists more than ${maxRows} files`);
+      }
+      const row = decodeManifestRow(next.value);
+      if (isManifestRow(row)) {
+        yield row;
+      } else if (opts.onInvalid) {
+        opts.onInvalid(row);
+      } else {
+        throw bad(file, row.problem);
+      }
+    }
+  } finally {
+    // An abandoned iteration leaves the statement busy; end it before closing the file.
+    it?.return?.();
+    db.close();
+  }
+}
+
+/**
+ * Reads and validates a whole Manifest.db into memory (the simulated device, whose manifests are
+ * small). Throws MALFORMED / LIMIT on anything a device would refuse.
+ */
+export function readManifestDb(file: string, maxRows = MAX_MANIFEST_ROWS): ManifestRow[] {
+  return [...iterateManifestDb(file, { maxRows })];
+}

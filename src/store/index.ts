@@ -1,0 +1,7 @@
+/** The versioned snapshot store of backups (see store.ts for the layout and the commit protocol). */
+export * from './store';
+export * from './retention';
+export * from './verify';
+export * from './browse';
+export { isSnapshotId, dateOfSnapshotId, formatSnapshotId } from './ids';
+export type { SnapshotRecord, SnapshotStatus } from './metadata';

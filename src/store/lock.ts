@@ -1,0 +1,173 @@
+/**
+ * One process at a time per device: a lock file created with O_EXCL holding the owner's pid, host
+ * and boot time. A lock whose owner is gone (the pid is dead, or the machine rebooted since) is
+ * stale and is broken; a live owner's lock is never taken over.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import { MooringError } from '../util/errors';
+import { tempName } from './fs-util';
+
+interface LockContent {
+  pid: number;
+  host: string;
+  /** ms since the epoch when the machine booted (± a few ms between readings). */
+  boot: number;
+  token: string;
+  since: string;
+  purpose: string;
+}
+
+/** A boot time further off than this means another boot (os.uptime() jitters by milliseconds). */
+const BOOT_TOLERANCE_MS = 120_000;
+/** A lock file that is still empty or unreadable after this long was left by a crash mid-write. */
+const UNREADABLE_STALE_MS = 30_000;
+const MAX_LOCK_BYTES = 4096;
+
+function bootTime(): number {
+  return Date.now() - os.uptime() * 1000;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readLock(
+  file: string,
+): Promise<{ content?: LockContent; mtimeMs: number } | undefined> {
+  let raw: string;
+  let mtimeMs: number;
+  try {
+    const st = await fsp.stat(file);
+    mtimeMs = st.mtimeMs;
+    if (st.size > MAX_LOCK_BYTES) return { mtimeMs };
+    raw = await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const v = JSON.parse(raw) as Partial<LockContent>;
+    if (
+      typeof v.pid === 'number' &&
+      typeof v.host === 'string' &&
+      typeof v.boot === 'number' &&
+      typeof v.token === 'string'
+    ) {
+      return { content: v as LockContent, mtimeMs };
+    }
+  } catch {
+    // fall through: unreadable
+  }
+  return { mtimeMs };
+}
+
+/** Why the lock's owner is gone, or undefined when it may still be running. */
+function staleReason(l: { content?: LockContent; mtimeMs: number }): string | undefined {
+  const c = l.content;
+  if (!c) return Date.now() - l.mtimeMs > UNREADABLE_STALE_MS ? 'unreadable and old' : undefined;
+  if (c.host !== os.hostname()) return undefined; // another machine (a shared drive): cannot tell
+  if (Math.abs(c.boot - bootTime()) > BOOT_TOLERANCE_MS) return 'left from before a reboot';
+  if (c.pid === process.pid) return undefined;
+  return pidAlive(c.pid) ? undefined : `process ${c.pid} is gone`;
+}
+
+export class DeviceLock {
+  private released = false;
+
+  private constructor(
+    readonly file: string,
+    readonly token: string,
+    /** Set when a stale lock was broken to get this one. */
+    readonly brokeStale: string | undefined,
+  ) {}
+
+  /**
+   * Takes the lock or throws MooringError USAGE (detail 'LOCKED') naming the owner. `purpose`
+   * is shown to whoever finds the lock taken ("backup", "prune", …).
+   */
+  static async acquire(file: string, purpose: string): Promise<DeviceLock> {
+    let broke: string | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const token = randomBytes(8).toString('hex');
+      const content: LockContent = {
+        pid: process.pid,
+        host: os.hostname(),
+        boot: bootTime(),
+        token,
+        since: new Date().toISOString(),
+        purpose,
+      };
+      try {
+        const fh = await fsp.open(file, 'wx', 0o644);
+        try {
+          await fh.writeFile(JSON.stringify(content));
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        return new DeviceLock(file, token, broke);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const held = await readLock(file);
+      if (!held) continue; // released meanwhile
+      const why = staleReason(held);
+      if (why === undefined) throw busy(file, held.content);
+      // Break it by renaming (atomic), then check we moved the stale one and not a fresh lock
+      // taken by another process that broke it first; a fresh one is put back.
+      const aside = tempName(`${file}.stale`);
+      try {
+        await fsp.rename(file, aside);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      const moved = await readLock(aside);
+      if (moved?.content && moved.content.token !== held.content?.token) {
+        await fsp.link(aside, file).catch(() => undefined);
+        await fsp.rm(aside, { force: true });
+        throw busy(file, moved.content);
+      }
+      await fsp.rm(aside, { force: true });
+      broke = why;
+    }
+    throw busy(file, undefined);
+  }
+
+  /** Whether the lock file is still ours (nobody broke it). */
+  async stillHeld(): Promise<boolean> {
+    if (this.released) return false;
+    const l = await readLock(this.file);
+    return l?.content?.token === this.token;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (await this.stillHeldRaw()) await fsp.rm(this.file, { force: true });
+  }
+
+  private async stillHeldRaw(): Promise<boolean> {
+    const l = await readLock(this.file);
+    return l?.content?.token === this.token;
+  }
+}
+
+function busy(file: string, c: LockContent | undefined): MooringError {
+  const who = c
+    ? `process ${c.pid} on ${c.host} (${c.purpose}, since ${c.since})`
+    : 'another process';
+  return new MooringError(
+    'USAGE',
+    `This device's backups are in use by ${who}. Wait for it to finish; if it is not running any more, remove ${file}.`,
+    { detail: 'LOCKED' },
+  );
+}

@@ -1,0 +1,824 @@
+/**
+ * The versioned, crash-safe store of one device's backups under a destination folder:
+ *
+ *   <dest>/<UDID>/                          the latest complete backup, Finder/iTunes layout
+ *   <dest>/.mooring/<UDID>/snapshots/<id>/  earlier complete backups (files hard-linked, shared)
+ *   <dest>/.mooring/<UDID>/staging/<id>/<UDID>/  a backup in progress (hard-link copy of the latest)
+ *   <dest>/.mooring/<UDID>/journal.json     the commit or prune in progress
+ *   <dest>/.mooring/<UDID>/snapshots.json   snapshot metadata
+ *   <dest>/.mooring/<UDID>/lock             which process is changing any of this
+ *
+ * Commit is two renames under a journal (latest → snapshots/<prevId>, staging → latest); prune
+ * renames a snapshot into trash/ before deleting it. Either is rolled forward by the next open.
+ * A staging folder without a commit journal is never taken for a backup: it is discarded.
+ * Because files are shared by hard links, nothing here (nor in the backup engine) ever writes
+ * into an existing file; deleting a snapshot only removes names.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { MooringError } from '../util/errors';
+import { STATUS_PLIST } from '../format/layout';
+import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
+import { exists, linkTree, renameDurable, walkFiles } from './fs-util';
+import {
+  clearJournal,
+  readJournal,
+  writeJournal,
+  type CommitJournal,
+  type PruneJournal,
+} from './journal';
+import { compareSnapshotIds, dateOfSnapshotId, isSnapshotId, newSnapshotId } from './ids';
+import { DeviceLock } from './lock';
+import {
+  emptyMetadata,
+  readMetadata,
+  recordDate,
+  writeMetadata,
+  type SnapshotRecord,
+  type SnapshotStatus,
+  type StoreMetadata,
+} from './metadata';
+import {
+  DEFAULT_RETENTION,
+  planRetention,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from './retention';
+import { treeUsages } from './usage';
+import { verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
+import {
+  diffBackups,
+  extractFiles,
+  listFiles,
+  type BackupDiff,
+  type BackupFileEntry,
+  type ExtractResult,
+  type FileQuery,
+} from './browse';
+
+/** The folder the engine writes into (the same shape as src/backup/target.ts's BackupTarget). */
+export interface BackupTargetLike {
+  readonly udid: string;
+  readonly root: string;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  date: Date;
+  pinned: boolean;
+  isLatest: boolean;
+  status: SnapshotStatus;
+  isFull?: boolean;
+  adopted: boolean;
+  /** Payload files. */
+  files: number;
+  /** Logical bytes of all its files. */
+  size: number;
+  /** Bytes in no other snapshot: what deleting it would free. */
+  exclusiveBytes: number;
+  /** Its backup folder (`<dest>/<UDID>` for the latest). */
+  path: string;
+}
+
+export interface CommitMeta {
+  /** Whether the device sent everything (defaults to the staged Status.plist's IsFullBackup). */
+  isFull?: boolean;
+}
+
+export type CommitStep =
+  'journal' | 'moved-latest' | 'moved-staged' | 'metadata' | 'staging-removed' | 'cleared';
+export type PruneStep = 'journal' | 'trashed' | 'metadata' | 'removed' | 'cleared';
+
+export interface StoreHooks {
+  /**
+   * Called after each durable step of a commit or prune. Crash tests stop the process here;
+   * nothing else should use it.
+   */
+  afterStep?: (op: 'commit' | 'prune', step: CommitStep | PruneStep) => void | Promise<void>;
+}
+
+export interface StoreOptions {
+  hooks?: StoreHooks;
+  /** The clock for new snapshot ids (tests). */
+  now?: () => Date;
+}
+
+export interface RecoveryReport {
+  /** The journal found and rolled forward. */
+  journal?: 'commit' | 'prune';
+  discardedStaging: string[];
+  /** Id given to a backup folder found without metadata (another tool's, or replaced in place). */
+  adopted?: string;
+  /** Set when another process holds the lock, so recovery was left to it. */
+  skipped?: string;
+  notes: string[];
+}
+
+export interface PruneResult {
+  pruned: RetentionDecision[];
+  kept: RetentionDecision[];
+}
+
+/** UDIDs as used in backup folder names: hex with an optional dash, nothing path-like. */
+const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
+export class Staging implements BackupTargetLike {
+  private state: 'open' | 'committed' | 'discarded' | 'failed' = 'open';
+
+  /** @internal created by SnapshotStore.beginStaging */
+  constructor(
+    private readonly store: SnapshotStore,
+    readonly id: string,
+    /** `staging/<id>`, which contains `<udid>/`. */
+    readonly root: string,
+    readonly udid: string,
+  ) {}
+
+  /** The staged backup folder, `<root>/<udid>`. */
+  get backupDir(): string {
+    return path.join(this.root, this.udid);
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /**
+   * Makes the staged backup the latest (journaled; see the file comment). Refused unless its
+   * Status.plist says finished. The lock is released whatever happens; after a failure the
+   * journal stays and the next open (or the next operation) finishes the commit.
+   */
+  async commit(meta: CommitMeta = {}): Promise<SnapshotInfo> {
+    this.assertOpen();
+    try {
+      const info = await this.store._commit(this, meta);
+      this.state = 'committed';
+      return info;
+    } catch (e) {
+      if (!(e instanceof MooringError && e.detail === 'NOT_FINISHED')) this.state = 'failed';
+      throw e;
+    }
+  }
+
+  /** Throws the staged backup away and releases the lock. */
+  async discard(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'discarded';
+    await this.store._discard(this);
+  }
+
+  verify(opts?: VerifyOptions): Promise<VerifyReport> {
+    return verifyBackupFolder(this.backupDir, this.udid, opts);
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open')
+      throw new MooringError('USAGE', `staging ${this.id} is already ${this.state}`);
+  }
+}
+
+export class SnapshotStore {
+  readonly dest: string;
+  readonly latestDir: string;
+  readonly stateDir: string;
+  readonly snapshotsDir: string;
+  readonly stagingDir: string;
+  readonly trashDir: string;
+  readonly journalFile: string;
+  readonly metadataFile: string;
+  readonly lockFile: string;
+  recovery: RecoveryReport = { discardedStaging: [], notes: [] };
+
+  private lock: DeviceLock | undefined;
+  private lockUsers = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private activeStaging: string | undefined;
+  private readonly now: () => Date;
+  private readonly hooks: StoreHooks;
+
+  /** @internal use openStore */
+  constructor(
+    dest: string,
+    readonly udid: string,
+    opts: StoreOptions = {},
+  ) {
+    this.dest = path.resolve(dest);
+    this.latestDir = path.join(this.dest, udid);
+    this.stateDir = path.join(this.dest, '.mooring', udid);
+    this.snapshotsDir = path.join(this.stateDir, 'snapshots');
+    this.stagingDir = path.join(this.stateDir, 'staging');
+    this.trashDir = path.join(this.stateDir, 'trash');
+    this.journalFile = path.join(this.stateDir, 'journal.json');
+    this.metadataFile = path.join(this.stateDir, 'snapshots.json');
+    this.lockFile = path.join(this.stateDir, 'lock');
+    this.now = opts.now ?? (() => new Date());
+    this.hooks = opts.hooks ?? {};
+  }
+
+  /** @internal */
+  async _init(): Promise<void> {
+    await fsp.mkdir(this.stateDir, { recursive: true });
+    try {
+      await this.takeLock('recovery');
+    } catch (e) {
+      if (e instanceof MooringError && e.detail === 'LOCKED') {
+        this.recovery.skipped = e.message;
+        return;
+      }
+      throw e;
+    }
+    try {
+      await this.recover();
+    } finally {
+      await this.dropLock();
+    }
+  }
+
+  // ---- locking ---------------------------------------------------------------------------
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.chain.then(fn, fn);
+    this.chain = r.catch(() => undefined);
+    return r;
+  }
+
+  private async takeLock(purpose: string): Promise<void> {
+    if (this.lockUsers === 0) {
+      this.lock = await DeviceLock.acquire(this.lockFile, purpose);
+      if (this.lock.brokeStale)
+        this.recovery.notes.push(`broke a stale lock (${this.lock.brokeStale})`);
+    }
+    this.lockUsers++;
+  }
+
+  private async dropLock(): Promise<void> {
+    this.lockUsers = Math.max(0, this.lockUsers - 1);
+    if (this.lockUsers === 0 && this.lock) {
+      const l = this.lock;
+      this.lock = undefined;
+      await l.release();
+    }
+  }
+
+  private async withLock<T>(purpose: string, fn: () => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      await this.takeLock(purpose);
+      try {
+        return await fn();
+      } finally {
+        await this.dropLock();
+      }
+    });
+  }
+
+  private async step(op: 'commit' | 'prune', s: CommitStep | PruneStep): Promise<void> {
+    await this.hooks.afterStep?.(op, s);
+  }
+
+  // ---- recovery --------------------------------------------------------------------------
+
+  /** With the lock held: finish a journaled operation, discard stray staging, reconcile. */
+  private async recover(): Promise<void> {
+    const j = await readJournal(this.journalFile);
+    if (j) {
+      this.recovery.journal = j.op;
+      if (j.op === 'commit') await this.applyCommit(j);
+      else await this.applyPrune(j);
+    }
+    for (const name of await readdirOrEmpty(this.stagingDir)) {
+      if (name === this.activeStaging) continue;
+      await fsp.rm(path.join(this.stagingDir, name), { recursive: true, force: true });
+      this.recovery.discardedStaging.push(name);
+    }
+    for (const name of await readdirOrEmpty(this.trashDir))
+      await fsp.rm(path.join(this.trashDir, name), { recursive: true, force: true });
+    for (const name of await readdirOrEmpty(this.stateDir)) {
+      if (/\.tmp-\d+-[0-9a-f]+$/.test(name))
+        await fsp.rm(path.join(this.stateDir, name), { force: true });
+    }
+    await this.reconcile();
+  }
+
+  /** Before any change: a failed operation of this process may have left a journal. */
+  private async finishPending(): Promise<void> {
+    if (await exists(this.journalFile)) await this.recover();
+  }
+
+  private async loadMetadata(): Promise<StoreMetadata> {
+    try {
+      return (await readMetadata(this.metadataFile, this.udid)) ?? emptyMetadata(this.udid);
+    } catch (e) {
+      if (e instanceof MooringError && e.code === 'MALFORMED') {
+        this.recovery.notes.push(`${e.message}; rebuilt from the folders (pins are lost)`);
+        return emptyMetadata(this.udid);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Makes snapshots.json agree with the folders: records without a folder go, folders without
+   * a record are added, and a `<dest>/<UDID>` that is not the latest we recorded (made by
+   * idevicebackup2 or Finder, or overwritten in place by them) is adopted with a new id.
+   */
+  private async reconcile(): Promise<StoreMetadata> {
+    const meta = await this.loadMetadata();
+    const before = JSON.stringify(meta);
+    const records = new Map(meta.snapshots.map((r) => [r.id, r]));
+    const present = new Set<string>();
+    for (const name of await readdirOrEmpty(this.snapshotsDir)) {
+      if (isSnapshotId(name) && (await isDir(path.join(this.snapshotsDir, name))))
+        present.add(name);
+    }
+    for (const id of [...records.keys()]) {
+      if (id !== meta.latest && !present.has(id)) {
+        records.delete(id);
+        this.recovery.notes.push(`snapshot ${id} has no folder any more; forgotten`);
+      }
+    }
+    for (const id of present) {
+      if (records.has(id)) continue;
+      const status = await statusOf(path.join(this.snapshotsDir, id));
+      records.set(id, this.recordFromDisk(id, dateOfSnapshotId(id)!, status, false));
+      this.recovery.notes.push(`snapshot ${id} had no metadata; added`);
+    }
+    if (await isDir(this.latestDir)) {
+      const status = await statusOf(this.latestDir);
+      const cur = meta.latest === null ? undefined : records.get(meta.latest);
+      const same =
+        cur !== undefined &&
+        (cur.uuid === undefined || status?.uuid === undefined || cur.uuid === status.uuid);
+      if (!same) {
+        if (cur) {
+          records.delete(cur.id);
+          this.recovery.notes.push(
+            `the latest backup (${cur.id}) was replaced in place by another tool`,
+          );
+        }
+        const date = status?.date ?? (await mtimeOf(this.latestDir));
+        const id = newSnapshotId(date, (x) => records.has(x) || present.has(x));
+        records.set(id, this.recordFromDisk(id, date, status, true));
+        meta.latest = id;
+        this.recovery.adopted = id;
+      }
+    } else if (meta.latest !== null) {
+      records.delete(meta.latest);
+      this.recovery.notes.push(`the latest backup folder ${this.latestDir} is gone`);
+      meta.latest = null;
+    }
+    meta.snapshots = [...records.values()];
+    const after: StoreMetadata = { ...meta, snapshots: sortById(meta.snapshots) };
+    if (JSON.stringify(after) !== before) await writeMetadata(this.metadataFile, after);
+    return after;
+  }
+
+  private recordFromDisk(
+    id: string,
+    date: Date,
+    status: StatusPlistInfo | undefined,
+    adopted: boolean,
+  ): SnapshotRecord {
+    const r: SnapshotRecord = {
+      id,
+      date: date.toISOString(),
+      pinned: false,
+      status: status?.snapshotState === 'finished' ? 'complete' : 'incomplete',
+      udid: this.udid,
+    };
+    if (adopted) r.adopted = true;
+    if (status?.isFullBackup !== undefined) r.isFull = status.isFullBackup;
+    if (status?.uuid !== undefined) r.uuid = status.uuid;
+    return r;
+  }
+
+  // ---- staging and commit ----------------------------------------------------------------
+
+  /**
+   * Starts a backup: takes the device lock (held until commit or discard) and creates
+   * `staging/<id>/<UDID>/` as a hard-link copy of the latest backup, which the engine then
+   * updates by replacing files, never by writing into them.
+   */
+  async beginStaging(): Promise<Staging> {
+    return this.serial(async () => {
+      if (this.activeStaging !== undefined)
+        throw new MooringError('USAGE', `a backup is already staged (${this.activeStaging})`);
+      await this.takeLock('backup');
+      try {
+        await this.recover();
+        const meta = await this.loadMetadata();
+        const ids = new Set(meta.snapshots.map((r) => r.id));
+        for (const name of await readdirOrEmpty(this.stagingDir)) ids.add(name);
+        const newest = [...ids].filter(isSnapshotId).sort(compareSnapshotIds).pop();
+        const id = newSnapshotId(this.now(), (x) => ids.has(x), newest);
+        const root = path.join(this.stagingDir, id);
+        await fsp.mkdir(root, { recursive: true });
+        const staged = path.join(root, this.udid);
+        if (await isDir(this.latestDir)) await linkTree(this.latestDir, staged);
+        else await fsp.mkdir(staged);
+        this.activeStaging = id;
+        return new Staging(this, id, root, this.udid);
+      } catch (e) {
+        await this.dropLock();
+        throw e;
+      }
+    });
+  }
+
+  /** @internal Staging.commit */
+  async _commit(staging: Staging, meta: CommitMeta): Promise<SnapshotInfo> {
+    return this.serial(async () => {
+      let keepLock = false;
+      try {
+        if (!this.lock || !(await this.lock.stillHeld())) {
+          throw new MooringError(
+            'USAGE',
+            `the device lock was lost while staging ${staging.id}; the staged backup cannot be committed`,
+          );
+        }
+        const staged = staging.backupDir;
+        // Until the staged backup is known to be finished, the caller may still discard it.
+        keepLock = true;
+        let status: StatusPlistInfo;
+        try {
+          status = await readStatusPlist(path.join(staged, STATUS_PLIST));
+        } catch (e) {
+          throw new MooringError(
+            'PROTOCOL',
+            `the staged backup cannot be committed: ${(e as Error).message}`,
+            { detail: 'NOT_FINISHED', cause: e },
+          );
+        }
+        if (status.snapshotState !== 'finished') {
+          throw new MooringError(
+            'PROTOCOL',
+            `the staged backup's Status.plist says "${status.snapshotState}", not "finished"; it cannot be committed`,
+            { detail: 'NOT_FINISHED' },
+          );
+        }
+        keepLock = false;
+        let files = 0;
+        let size = 0;
+        let exclusive = 0;
+        // One link means no other snapshot shares it: the new snapshot's own bytes.
+        await walkFiles(staged, (f) => {
+          size += f.size;
+          if (/^[0-9a-f]{2}\/[0-9a-f]{40}$/.test(f.rel)) files++;
+          if (f.nlink <= 1) exclusive += f.size;
+        });
+        const current = await this.reconcile();
+        const prevId = (await isDir(this.latestDir)) ? current.latest : null;
+        const record: SnapshotRecord = {
+          id: staging.id,
+          date: dateOfSnapshotId(staging.id)!.toISOString(),
+          pinned: false,
+          status: 'complete',
+          udid: this.udid,
+          bytes: size,
+          files,
+        };
+        const isFull = meta.isFull ?? status.isFullBackup;
+        if (isFull !== undefined) record.isFull = isFull;
+        if (status.uuid !== undefined) record.uuid = status.uuid;
+        const j: CommitJournal = {
+          op: 'commit',
+          id: staging.id,
+          prevId,
+          record,
+          startedAt: new Date().toISOString(),
+        };
+        await fsp.mkdir(this.snapshotsDir, { recursive: true });
+        await writeJournal(this.journalFile, j);
+        await this.step('commit', 'journal');
+        await this.applyCommit(j);
+        return {
+          id: record.id,
+          date: recordDate(record),
+          pinned: false,
+          isLatest: true,
+          status: 'complete',
+          ...(isFull !== undefined ? { isFull } : {}),
+          adopted: false,
+          files,
+          size,
+          exclusiveBytes: exclusive,
+          path: this.latestDir,
+        };
+      } finally {
+        if (!keepLock) {
+          this.activeStaging = undefined;
+          await this.dropLock();
+        }
+      }
+    });
+  }
+
+  /** @internal Staging.discard */
+  async _discard(staging: Staging): Promise<void> {
+    return this.serial(async () => {
+      try {
+        await fsp.rm(staging.root, { recursive: true, force: true });
+      } finally {
+        if (this.activeStaging === staging.id) {
+          this.activeStaging = undefined;
+          await this.dropLock();
+        }
+      }
+    });
+  }
+
+  /** Rolls a commit forward from whatever step it reached. Idempotent. */
+  private async applyCommit(j: CommitJournal): Promise<void> {
+    const staged = path.join(this.stagingDir, j.id, this.udid);
+    await fsp.mkdir(this.snapshotsDir, { recursive: true });
+    const extra: SnapshotRecord[] = [];
+    if (await exists(staged)) {
+      if (await exists(this.latestDir)) {
+        let prevDest: string;
+        if (j.prevId === null) {
+          // A backup folder appeared beside ours (another tool) after the journal was written:
+          // keep it as a snapshot rather than lose it.
+          const status = await statusOf(this.latestDir);
+          const meta = await this.loadMetadata();
+          const ids = new Set([...meta.snapshots.map((r) => r.id), j.id]);
+          const id = newSnapshotId(status?.date ?? (await mtimeOf(this.latestDir)), (x) =>
+            ids.has(x),
+          );
+          extra.push(this.recordFromDisk(id, dateOfSnapshotId(id)!, status, true));
+          prevDest = path.join(this.snapshotsDir, id);
+        } else prevDest = path.join(this.snapshotsDir, j.prevId);
+        if (await exists(prevDest)) {
+          throw new MooringError(
+            'IO',
+            `Cannot finish committing ${j.id}: both ${this.latestDir} and ${prevDest} exist. ` +
+              `Nothing was changed; move one of them aside and run again.`,
+          );
+        }
+        await renameDurable(this.latestDir, prevDest);
+      }
+      await this.step('commit', 'moved-latest');
+      await renameDurable(staged, this.latestDir);
+      await this.step('commit', 'moved-staged');
+    } else if (!(await exists(this.latestDir))) {
+      throw new MooringError(
+        'IO',
+        `Cannot finish committing ${j.id}: neither the staged backup nor ${this.latestDir} exists`,
+      );
+    }
+    const meta = await this.loadMetadata();
+    const records = new Map(meta.snapshots.map((r) => [r.id, r]));
+    records.set(j.id, j.record);
+    for (const r of extra) records.set(r.id, r);
+    if (j.prevId !== null && !records.has(j.prevId)) {
+      const status = await statusOf(path.join(this.snapshotsDir, j.prevId));
+      records.set(
+        j.prevId,
+        this.recordFromDisk(j.prevId, dateOfSnapshotId(j.prevId)!, status, false),
+      );
+    }
+    await writeMetadata(this.metadataFile, {
+      version: 1,
+      udid: this.udid,
+      latest: j.id,
+      snapshots: [...records.values()],
+    });
+    await this.step('commit', 'metadata');
+    await fsp.rm(path.join(this.stagingDir, j.id), { recursive: true, force: true });
+    await this.step('commit', 'staging-removed');
+    await clearJournal(this.journalFile);
+    await this.step('commit', 'cleared');
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------
+
+  /** Every snapshot, oldest first, with its sizes (walks every tree: seconds on a large store). */
+  async list(): Promise<SnapshotInfo[]> {
+    const meta = await this.loadMetadata();
+    const recs = sortById(meta.snapshots);
+    const dirs = recs.map((r) => this.dirOf(r.id, meta));
+    const usage = await treeUsages(dirs);
+    return recs.map((r, i) => {
+      const u = usage[i]!;
+      const info: SnapshotInfo = {
+        id: r.id,
+        date: recordDate(r),
+        pinned: r.pinned,
+        isLatest: r.id === meta.latest,
+        status: r.status,
+        adopted: r.adopted === true,
+        files: u.files,
+        size: u.size,
+        exclusiveBytes: u.exclusiveBytes,
+        path: dirs[i]!,
+      };
+      if (r.isFull !== undefined) info.isFull = r.isFull;
+      return info;
+    });
+  }
+
+  private dirOf(id: string, meta: StoreMetadata): string {
+    return id === meta.latest ? this.latestDir : path.join(this.snapshotsDir, id);
+  }
+
+  /** The backup folder of a snapshot id (or 'latest' / undefined for the latest). */
+  async resolve(ref?: string): Promise<{ id: string; path: string }> {
+    const meta = await this.loadMetadata();
+    const id = ref === undefined || ref === 'latest' ? meta.latest : ref;
+    if (id === null) {
+      throw new MooringError('USAGE', `there is no backup of ${this.udid} in ${this.dest} yet`);
+    }
+    if (!meta.snapshots.some((r) => r.id === id)) {
+      throw new MooringError(
+        'USAGE',
+        `no snapshot "${id}" of ${this.udid}; \`mooring snapshots\` lists them`,
+      );
+    }
+    return { id, path: this.dirOf(id, meta) };
+  }
+
+  async pin(ref: string): Promise<void> {
+    await this.setPinned(ref, true);
+  }
+
+  async unpin(ref: string): Promise<void> {
+    await this.setPinned(ref, false);
+  }
+
+  private async setPinned(ref: string, pinned: boolean): Promise<void> {
+    await this.withLock('pin', async () => {
+      await this.finishPending();
+      const meta = await this.reconcile();
+      const { id } = await this.resolve(ref);
+      const r = meta.snapshots.find((x) => x.id === id)!;
+      if (r.pinned === pinned) return;
+      r.pinned = pinned;
+      await writeMetadata(this.metadataFile, meta);
+    });
+  }
+
+  /** What `prune` would do (nothing changes). */
+  async planPrune(
+    policy: RetentionPolicy = DEFAULT_RETENTION,
+    now: Date = this.now(),
+  ): Promise<PruneResult> {
+    return split(this.decide(await this.loadMetadata(), policy, now));
+  }
+
+  private decide(meta: StoreMetadata, policy: RetentionPolicy, now: Date): RetentionDecision[] {
+    return planRetention(
+      meta.snapshots.map((r) => ({
+        id: r.id,
+        date: recordDate(r),
+        pinned: r.pinned,
+        isLatest: r.id === meta.latest,
+      })),
+      policy,
+      now,
+    );
+  }
+
+  /**
+   * Deletes the snapshots the policy does not keep (journaled: each is renamed into trash/ first,
+   * so a crash leaves it whole or gone, never half). Only names are removed: files that other
+   * snapshots share stay.
+   */
+  async prune(
+    policy: RetentionPolicy = DEFAULT_RETENTION,
+    now: Date = this.now(),
+  ): Promise<PruneResult> {
+    return this.withLock('prune', async () => {
+      await this.finishPending();
+      const meta = await this.reconcile();
+      const result = split(this.decide(meta, policy, now));
+      if (result.pruned.length === 0) return result;
+      const j: PruneJournal = {
+        op: 'prune',
+        ids: result.pruned.map((d) => d.id),
+        startedAt: new Date().toISOString(),
+      };
+      await writeJournal(this.journalFile, j);
+      await this.step('prune', 'journal');
+      await this.applyPrune(j);
+      return result;
+    });
+  }
+
+  /** Rolls a prune forward. Idempotent; never touches the latest. */
+  private async applyPrune(j: PruneJournal): Promise<void> {
+    const meta = await this.loadMetadata();
+    const ids = j.ids.filter((id) => id !== meta.latest);
+    await fsp.mkdir(this.trashDir, { recursive: true });
+    for (const id of ids) {
+      const from = path.join(this.snapshotsDir, id);
+      if (!(await exists(from))) continue;
+      const to = path.join(this.trashDir, id);
+      await fsp.rm(to, { recursive: true, force: true });
+      await renameDurable(from, to);
+      await this.step('prune', 'trashed');
+    }
+    const gone = new Set(ids);
+    await writeMetadata(this.metadataFile, {
+      ...meta,
+      snapshots: meta.snapshots.filter((r) => !gone.has(r.id)),
+    });
+    await this.step('prune', 'metadata');
+    for (const id of ids)
+      await fsp.rm(path.join(this.trashDir, id), { recursive: true, force: true });
+    await this.step('prune', 'removed');
+    await clearJournal(this.journalFile);
+    await this.step('prune', 'cleared');
+  }
+
+  // ---- verify and browse --------------------------------------------------------------------
+
+  /**
+   * Verifies a backup folder: a snapshot id, 'latest' (the default), a staging (or any
+   * BackupTarget), or a path to a backup folder (`…/<UDID>` or the folder containing it).
+   */
+  async verify(target?: string | BackupTargetLike, opts?: VerifyOptions): Promise<VerifyReport> {
+    return verifyBackupFolder(await this.folderOf(target), this.udid, opts);
+  }
+
+  private async folderOf(target?: string | BackupTargetLike): Promise<string> {
+    if (typeof target === 'object') return path.join(target.root, target.udid);
+    if (target === undefined || target === 'latest' || isSnapshotId(target))
+      return (await this.resolve(target)).path;
+    const abs = path.resolve(target);
+    if (path.basename(abs) !== this.udid && (await isDir(path.join(abs, this.udid))))
+      return path.join(abs, this.udid);
+    return abs;
+  }
+
+  /** The files of a snapshot (default: the latest) matching the query, sorted. */
+  async *files(q: FileQuery & { snapshot?: string } = {}): AsyncGenerator<BackupFileEntry> {
+    yield* listFiles((await this.resolve(q.snapshot)).path, q);
+  }
+
+  /** Copies matching files of a snapshot out to `to` (see extractFiles). */
+  async extract(q: FileQuery & { snapshot?: string; to: string }): Promise<ExtractResult> {
+    return extractFiles((await this.resolve(q.snapshot)).path, q, q.to);
+  }
+
+  /** What was added, removed and changed from snapshot `a` to snapshot `b`, by domain. */
+  async diff(a: string, b: string): Promise<BackupDiff> {
+    return diffBackups((await this.resolve(a)).path, (await this.resolve(b)).path);
+  }
+}
+
+function split(decisions: RetentionDecision[]): PruneResult {
+  return { pruned: decisions.filter((d) => !d.keep), kept: decisions.filter((d) => d.keep) };
+}
+
+function sortById(rs: SnapshotRecord[]): SnapshotRecord[] {
+  return [...rs].sort((a, b) => compareSnapshotIds(a.id, b.id));
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await fsp.lstat(p)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+async function statusOf(dir: string): Promise<StatusPlistInfo | undefined> {
+  try {
+    return await readStatusPlist(path.join(dir, STATUS_PLIST));
+  } catch {
+    return undefined;
+  }
+}
+
+async function mtimeOf(dir: string): Promise<Date> {
+  try {
+    return (await fsp.stat(path.join(dir, STATUS_PLIST))).mtime;
+  } catch {
+    return (await fsp.stat(dir)).mtime;
+  }
+}
+
+/**
+ * Opens (creating `<dest>/.mooring/<udid>/` if needed) the snapshot store of one device and
+ * recovers it: a journaled commit or prune is rolled forward, stray staging is discarded, and a
+ * backup folder without metadata is adopted as the latest. When another process holds the lock,
+ * recovery is left to it (`recovery.skipped` says so) and read-only use still works.
+ */
+export async function openStore(
+  dest: string,
+  udid: string,
+  opts: StoreOptions = {},
+): Promise<SnapshotStore> {
+  if (!UDID.test(udid)) throw new MooringError('USAGE', `"${udid}" is not a device UDID`);
+  const store = new SnapshotStore(dest, udid, opts);
+  await store._init();
+  return store;
+}

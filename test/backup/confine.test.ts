@@ -1,0 +1,118 @@
+/** Confinement of device paths: lexical refusals, and symlinks anywhere along the existing prefix. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isMooringError } from '../../src/util/errors';
+import {
+  devicePathSegments,
+  MAX_CONFINED_PATH_BYTES,
+  MAX_CONFINED_PATH_DEPTH,
+  PathConfiner,
+} from '../../src/backup/confine';
+
+const UDID = '00008030-001A2B3C4D5E6F70';
+let outer: string;
+let root: string;
+let confiner: PathConfiner;
+
+before(async () => {
+  outer = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-confine-'));
+  root = path.join(outer, 'root');
+  await fsp.mkdir(path.join(root, UDID, 'Snapshot', 'ab'), { recursive: true });
+  await fsp.mkdir(path.join(outer, 'outside'));
+  await fsp.writeFile(path.join(outer, 'outside', 'secret'), 'x');
+  confiner = new PathConfiner({ udid: UDID, root });
+});
+
+after(async () => {
+  await fsp.rm(outer, { recursive: true, force: true });
+});
+
+const unsafe = (e: unknown): boolean => isMooringError(e, 'UNSAFE_PATH');
+
+test('ordinary device paths resolve under root/<udid>', async () => {
+  assert.equal(await confiner.resolve(UDID), path.join(root, UDID));
+  assert.equal(
+    await confiner.resolve(`${UDID}/Snapshot/ab/ab12`),
+    path.join(root, UDID, 'Snapshot', 'ab', 'ab12'),
+  );
+  // Not yet existing folders are fine (CreateDirectory makes them).
+  assert.equal(
+    await confiner.resolve(`${UDID}/new/deeper/x`),
+    path.join(root, UDID, 'new/deeper/x'),
+  );
+  // Empty and "." segments are dropped (a trailing slash is harmless).
+  assert.equal(await confiner.resolve(`${UDID}//./Snapshot/`), path.join(root, UDID, 'Snapshot'));
+});
+
+test('lexical refusals carry the path', () => {
+  const bad = [
+    '',
+    `/${UDID}/Status.plist`,
+    '/etc/passwd',
+    `${UDID}/../other/Status.plist`,
+    `${UDID}/Snapshot/../../x`,
+    '..',
+    `OTHERDEVICE/Status.plist`,
+    `${UDID}x/Status.plist`,
+    `Status.plist`,
+    `${UDID}/a\0b`,
+    `${UDID}\\..\\x`,
+    `C:/${UDID}/x`,
+    `c:${UDID}`,
+    `\\\\server\\share`,
+    `${UDID}/${'a'.repeat(MAX_CONFINED_PATH_BYTES)}`,
+    `${UDID}/${Array(MAX_CONFINED_PATH_DEPTH).fill('d').join('/')}`,
+  ];
+  for (const p of bad) {
+    assert.throws(
+      () => devicePathSegments(UDID, p),
+      (e) => unsafe(e) && (e as { detail?: unknown }).detail !== undefined,
+      JSON.stringify(p.slice(0, 60)),
+    );
+  }
+  // Depth limit is inclusive of the UDID segment.
+  assert.doesNotThrow(() =>
+    devicePathSegments(UDID, [UDID, ...Array(MAX_CONFINED_PATH_DEPTH - 1).fill('d')].join('/')),
+  );
+});
+
+test('a symlink anywhere along the existing prefix is refused', async () => {
+  // A symlinked folder inside the device folder, pointing outside.
+  await fsp.symlink(path.join(outer, 'outside'), path.join(root, UDID, 'link'));
+  await assert.rejects(confiner.resolve(`${UDID}/link`), unsafe);
+  await assert.rejects(confiner.resolve(`${UDID}/link/secret`), unsafe);
+  await assert.rejects(confiner.resolve(`${UDID}/link/new/file`), unsafe);
+  // A symlinked file (even pointing inside) is refused too: we never write through links.
+  await fsp.symlink(path.join(root, UDID, 'Snapshot'), path.join(root, UDID, 'inside-link'));
+  await assert.rejects(confiner.resolve(`${UDID}/inside-link`), unsafe);
+  await fsp.writeFile(path.join(root, UDID, 'real'), 'x');
+  await fsp.symlink('real', path.join(root, UDID, 'Status.plist'));
+  await assert.rejects(confiner.resolve(`${UDID}/Status.plist`), unsafe);
+});
+
+test('the device folder itself being a symlink is refused', async () => {
+  const r2 = path.join(outer, 'root2');
+  await fsp.mkdir(r2);
+  await fsp.symlink(path.join(outer, 'outside'), path.join(r2, UDID));
+  const c = new PathConfiner({ udid: UDID, root: r2 });
+  await assert.rejects(c.resolve(`${UDID}/secret`), unsafe);
+  await assert.rejects(c.resolve(UDID), unsafe);
+});
+
+test('a root reached through a symlink is fine (the user chose it)', async () => {
+  const alias = path.join(outer, 'alias');
+  await fsp.symlink(root, alias);
+  const c = new PathConfiner({ udid: UDID, root: alias });
+  assert.equal(await c.resolve(`${UDID}/Snapshot`), path.join(alias, UDID, 'Snapshot'));
+});
+
+test('a regular file in the middle of the path is not a confinement problem (ENOTDIR later)', async () => {
+  await fsp.writeFile(path.join(root, UDID, 'plainfile'), 'x');
+  assert.equal(
+    await confiner.resolve(`${UDID}/plainfile/below`),
+    path.join(root, UDID, 'plainfile', 'below'),
+  );
+});

@@ -1,0 +1,410 @@
+/**
+ * The DeviceLink loop against a scripted device on a real loopback connection: every message the
+ * device may send gets LIMD's exact reply; files arrive by temp file + rename (THE RULE) and are
+ * written while they stream; downloads go out in 32 KiB blocks with multi-status for failures;
+ * refused paths are recorded; a stop mid-stream leaves nothing behind.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isMooringError } from '../../src/util/errors';
+import {
+  DL_EMPTY_PARAMETER,
+  DlFileCode,
+  DlFileStreamDecoder,
+  dlContentsOfDirectory,
+  dlCopyItem,
+  dlCreateDirectory,
+  dlDownloadFiles,
+  dlGetFreeDiskSpace,
+  dlMoveItems,
+  dlProcessMessage,
+  dlPurgeDiskSpace,
+  dlRemoveItems,
+  dlUploadFiles,
+  encodeDlDataBlock,
+  encodeDlErrorBlock,
+  encodeDlPath,
+  encodeDlStreamEnd,
+  encodeDlSuccessBlock,
+  parseHostDlMessage,
+  type DlArray,
+  type HostDlMessage,
+} from '../../src/protocol/device-link';
+import { isPlistDict } from '../../src/protocol/plist/types';
+import type { PlistConnection } from '../../src/transport/plist-connection';
+import { DeviceLinkConnection } from '../../src/services/device-link/connection';
+import { DeviceLinkHost, type DeviceLinkEnd } from '../../src/backup/device-link-host';
+import { BackupStopped, Interrupt } from '../../src/backup/interrupt';
+import type { BackupTarget } from '../../src/backup/target';
+import { withPlistPeer } from '../services/plist-peer';
+
+const UDID = '00008030-001A2B3C4D5E6F70';
+let outer: string;
+
+before(async () => {
+  outer = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-dlhost-'));
+});
+
+after(async () => {
+  await fsp.rm(outer, { recursive: true, force: true });
+});
+
+async function newTarget(): Promise<BackupTarget & { dir: string }> {
+  const root = await fsp.mkdtemp(path.join(outer, 'root-'));
+  await fsp.mkdir(path.join(root, UDID));
+  return { udid: UDID, root, dir: path.join(root, UDID) };
+}
+
+/** The device sends one message and reads the host's status reply. */
+async function call(
+  peer: PlistConnection,
+  msg: DlArray,
+): Promise<HostDlMessage & { type: 'StatusResponse' }> {
+  await peer.send(msg, 'binary');
+  const r = parseHostDlMessage(await peer.receive());
+  assert.equal(r.type, 'StatusResponse');
+  return r as HostDlMessage & { type: 'StatusResponse' };
+}
+
+/** Runs the host loop against `device`; returns how the loop ended and the host. */
+async function session(
+  target: BackupTarget,
+  device: (peer: PlistConnection) => Promise<void>,
+  interrupt = new Interrupt(),
+): Promise<{ end: DeviceLinkEnd | Error; host: DeviceLinkHost }> {
+  let host: DeviceLinkHost | undefined;
+  let end: DeviceLinkEnd | Error | undefined;
+  await withPlistPeer(device, async (conn) => {
+    const dl = new DeviceLinkConnection(conn, { timeoutMs: 5000 });
+    host = new DeviceLinkHost({
+      dl,
+      target,
+      interrupt,
+      blockReadMs: 5000,
+      nextMessage: () => dl.receive(5000),
+    });
+    end = await host.run().catch((e: Error) => e);
+  });
+  return { end: end!, host: host! };
+}
+
+const finish = (peer: PlistConnection): Promise<void> =>
+  peer.send(dlProcessMessage({ MessageName: 'Response', ErrorCode: 0 }), 'binary');
+
+test('folder requests get the exact replies, and files are never written into', async () => {
+  const t = await newTarget();
+  const d = (p: string): string => path.join(t.dir, p);
+  const { end, host } = await session(t, async (peer) => {
+    // CreateDirectory: mkdir -p; existing is fine; an existing file is EEXIST (−7).
+    let r = await call(peer, dlCreateDirectory(`${UDID}/Snapshot/ab`));
+    assert.deepEqual([r.code, r.payload], [0, DL_EMPTY_PARAMETER]);
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/Snapshot/ab`))).code, 0);
+    await fsp.writeFile(d('afile'), 'x');
+    r = await call(peer, dlCreateDirectory(`${UDID}/afile`));
+    assert.deepEqual([r.code, r.text], [-7, 'File exists']);
+
+    // ContentsOfDirectory: missing → {}; types, sizes and dates; links are Unknown; temp files hidden.
+    r = await call(peer, dlContentsOfDirectory(`${UDID}/missing`));
+    assert.deepEqual([r.code, r.payload], [0, {}]);
+    await fsp.writeFile(d('.mooring-tmp-0123'), 'in progress');
+    await fsp.symlink('afile', d('alink'));
+    r = await call(peer, dlContentsOfDirectory(UDID));
+    assert.equal(r.code, 0);
+    assert.ok(isPlistDict(r.payload));
+    assert.deepEqual(Object.keys(r.payload).sort(), ['afile', 'alink', 'Snapshot'].sort());
+    assert.deepEqual(
+      Object.fromEntries(
+        Object.entries(r.payload).map(([k, v]) => [k, isPlistDict(v) ? v.DLFileType : v]),
+      ),
+      { afile: 'DLFileTypeRegular', alink: 'DLFileTypeUnknown', Snapshot: 'DLFileTypeDirectory' },
+    );
+    const afile = r.payload.afile;
+    assert.ok(isPlistDict(afile));
+    assert.equal(afile.DLFileSize, 1);
+    assert.ok(afile.DLFileModificationDate instanceof Date);
+
+    // GetFreeDiskSpace: an integer; PurgeDiskSpace: "not supported", and the loop goes on.
+    r = await call(peer, dlGetFreeDiskSpace());
+    assert.equal(r.code, 0);
+    assert.ok(typeof r.payload === 'number' && Number.isInteger(r.payload) && r.payload > 0);
+    r = await call(peer, dlPurgeDiskSpace(5_000_000_000, 4));
+    assert.deepEqual([r.code, r.text, r.payload], [-1, 'Operation not supported', {}]);
+
+    // MoveItems: a file over a file that an older snapshot shares (hard link): the old inode
+    // keeps its bytes; a folder over a folder; a missing source is −6 and touches nothing.
+    await fsp.writeFile(d('Snapshot/ab/ab01'), 'new payload');
+    await fsp.mkdir(d('ab'));
+    await fsp.writeFile(d('ab/ab01'), 'old payload');
+    await fsp.link(d('ab/ab01'), path.join(outer, `older-${path.basename(t.root)}`));
+    await fsp.mkdir(d('Snapshot/dirA/sub'), { recursive: true });
+    await fsp.writeFile(d('Snapshot/dirA/sub/f'), 'A');
+    await fsp.mkdir(d('dirA/old'), { recursive: true });
+    await fsp.writeFile(d('dirA/old/g'), 'stale');
+    await fsp.writeFile(d('keep'), 'keep me');
+    r = await call(
+      peer,
+      dlMoveItems(
+        {
+          [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01`,
+          [`${UDID}/Snapshot/dirA`]: `${UDID}/dirA`,
+          [`${UDID}/Snapshot/nothing`]: `${UDID}/keep`,
+        },
+        92.5,
+      ),
+    );
+    assert.deepEqual([r.code, r.text], [-6, 'No such file or directory']);
+    assert.equal(await fsp.readFile(d('ab/ab01'), 'utf8'), 'new payload');
+    assert.equal(
+      await fsp.readFile(path.join(outer, `older-${path.basename(t.root)}`), 'utf8'),
+      'old payload',
+    );
+    assert.equal(await fsp.readFile(d('dirA/sub/f'), 'utf8'), 'A');
+    await assert.rejects(fsp.stat(d('dirA/old')));
+    assert.equal(await fsp.readFile(d('keep'), 'utf8'), 'keep me');
+
+    // CopyItem: new inodes, so a copy never aliases a shared file.
+    r = await call(peer, dlCopyItem(`${UDID}/ab/ab01`, `${UDID}/copy01`));
+    assert.equal(r.code, 0);
+    assert.notEqual((await fsp.stat(d('copy01'))).ino, (await fsp.stat(d('ab/ab01'))).ino);
+    assert.equal(await fsp.readFile(d('copy01'), 'utf8'), 'new payload');
+    r = await call(peer, dlCopyItem(`${UDID}/dirA`, `${UDID}/dirB`));
+    assert.equal(r.code, 0);
+    assert.equal(await fsp.readFile(d('dirB/sub/f'), 'utf8'), 'A');
+    assert.notEqual((await fsp.stat(d('dirB/sub/f'))).ino, (await fsp.stat(d('dirA/sub/f'))).ino);
+    // A symlink is refused as a path (−1); one inside a copied tree is not followed (ELOOP, −10).
+    r = await call(peer, dlCopyItem(`${UDID}/alink`, `${UDID}/copyOfLink`));
+    assert.deepEqual([r.code, r.text], [-1, 'Operation not permitted']);
+    await fsp.mkdir(d('treeWithLink'));
+    await fsp.symlink('/etc', d('treeWithLink/etc'));
+    r = await call(peer, dlCopyItem(`${UDID}/treeWithLink`, `${UDID}/treeCopy`));
+    assert.equal(r.code, -10);
+
+    // RemoveItems: files, trees, missing (fine); a path outside is refused (−1) and recorded.
+    r = await call(
+      peer,
+      dlRemoveItems([`${UDID}/copy01`, `${UDID}/dirB`, `${UDID}/never-was`], 97),
+    );
+    assert.deepEqual([r.code, r.payload], [0, {}]);
+    await assert.rejects(fsp.stat(d('dirB')));
+    r = await call(peer, dlRemoveItems([`${UDID}/../${path.basename(outer)}`], 98));
+    assert.deepEqual([r.code, r.text], [-1, 'Operation not permitted']);
+
+    // A message we do not know: "not supported", never silence.
+    r = await call(peer, ['DLMessageSomethingNew', 1]);
+    assert.deepEqual([r.code, r.text], [-1, 'Operation not supported']);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(end, {
+    kind: 'response',
+    errorCode: 0,
+    errorDescription: undefined,
+    message: { MessageName: 'Response', ErrorCode: 0 },
+  });
+  assert.deepEqual(host.refusedPaths, [`${UDID}/alink`, `${UDID}/../${path.basename(outer)}`]);
+  assert.equal(host.purgeRequestedBytes, 5_000_000_000);
+  assert.ok(host.freeBytesReported !== undefined && host.freeBytesReported > 0);
+  assert.equal(host.meter.percent, 98);
+  assert.deepEqual(host.unknownMessages, ['DLMessageSomethingNew']);
+  // Nothing escaped: the outer folder holds only the roots and the test's own hard link.
+  assert.equal(
+    (await fsp.readdir(outer)).some((n) => n.includes('never')),
+    false,
+  );
+});
+
+test('UploadFiles: temp file + rename, 0x0B after data, device errors, refusals, errno status', async () => {
+  const t = await newTarget();
+  await fsp.mkdir(path.join(t.dir, 'Snapshot', 'cd'), { recursive: true });
+  // Status.plist exists and is hard-linked from an older snapshot.
+  await fsp.writeFile(path.join(t.dir, 'Status.plist'), 'old status');
+  const older = path.join(outer, `older-status-${path.basename(t.root)}`);
+  await fsp.link(path.join(t.dir, 'Status.plist'), older);
+  const big = randomBytes(6 * 1024 * 1024 + 123);
+  const half = 3 * 1024 * 1024;
+  let sawPartial = 0;
+
+  const { end, host } = await session(t, async (peer) => {
+    await peer.send(dlUploadFiles(12.5, big.length + 30), 'binary');
+    const file = (devicePath: string, hostPath: string): Buffer =>
+      Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
+    // 1. Status.plist replaced by rename: the older snapshot's inode keeps "old status".
+    await peer.writeRaw(file('/var/tmp/a', `${UDID}/Status.plist`));
+    await peer.writeRaw(encodeDlDataBlock(Buffer.from('new ')));
+    await peer.writeRaw(encodeDlDataBlock(Buffer.from('status')));
+    await peer.writeRaw(encodeDlSuccessBlock());
+    // 2. Missing parent folder: ENOENT → the status reports −6; the stream stays in step.
+    await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/zz/zz01`));
+    await peer.writeRaw(encodeDlDataBlock(Buffer.from('lost')));
+    await peer.writeRaw(encodeDlSuccessBlock());
+    // 3. Data then 0x0B: an end marker, the file is kept.
+    await peer.writeRaw(file('/var/tmp/c', `${UDID}/Snapshot/cd/cd01`));
+    await peer.writeRaw(encodeDlDataBlock(Buffer.from('kept')));
+    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'end marker'));
+    // 4. The device could not read its file: nothing is created, and it is not our error.
+    await peer.writeRaw(file('/var/tmp/d', `${UDID}/Snapshot/cd/cd02`));
+    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'Permission denied'));
+    // 5. Outside the folder: refused, drained, recorded.
+    await peer.writeRaw(file('/var/tmp/e', `${UDID}/../../escaped`));
+    await peer.writeRaw(encodeDlDataBlock(Buffer.from('evil')));
+    await peer.writeRaw(encodeDlSuccessBlock());
+    // 6. A big file: written to disk while it streams (we see the partial temp file mid-way).
+    await peer.writeRaw(file('/var/tmp/f', `${UDID}/Snapshot/cd/cdbig`));
+    for (let off = 0; off < big.length; off += 128 * 1024) {
+      await peer.writeRaw(
+        encodeDlDataBlock(big.subarray(off, Math.min(big.length, off + 128 * 1024))),
+      );
+      if (off + 128 * 1024 === half) {
+        for (let i = 0; i < 200 && sawPartial < half; i++) {
+          const names = await fsp.readdir(path.join(t.dir, 'Snapshot', 'cd'));
+          for (const n of names.filter((x) => x.startsWith('.mooring-tmp-'))) {
+            sawPartial = Math.max(
+              sawPartial,
+              (await fsp.stat(path.join(t.dir, 'Snapshot', 'cd', n)).catch(() => ({ size: 0 })))
+                .size,
+            );
+          }
+          if (sawPartial < half) await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+    }
+    await peer.writeRaw(encodeDlSuccessBlock());
+    await peer.writeRaw(encodeDlStreamEnd());
+    const r = parseHostDlMessage(await peer.receive());
+    assert.equal(r.type, 'StatusResponse');
+    if (r.type === 'StatusResponse') {
+      assert.deepEqual([r.code, r.text, r.payload], [-6, 'No such file or directory', {}]);
+    }
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'new status');
+  assert.equal(await fsp.readFile(older, 'utf8'), 'old status');
+  assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cd01'), 'utf8'), 'kept');
+  await assert.rejects(fsp.stat(path.join(t.dir, 'Snapshot/cd/cd02')));
+  assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cdbig')), big);
+  assert.ok(sawPartial >= half, `the big file was on disk mid-stream (${sawPartial} bytes)`);
+  assert.deepEqual(host.refusedPaths, [`${UDID}/../../escaped`]);
+  assert.equal(host.meter.filesReceived, 3);
+  assert.equal(host.meter.bytesReceived, 10 + 4 + 4 + 4 + big.length);
+  assert.equal(host.meter.percent, 12.5);
+  assert.deepEqual(
+    (await fsp.readdir(path.join(t.dir, 'Snapshot/cd'))).sort(),
+    ['cd01', 'cdbig'],
+    'no temp files left',
+  );
+  await assert.rejects(fsp.stat(path.join(t.root, '..', 'escaped')));
+});
+
+test('DownloadFiles: 32 KiB blocks, missing and refused files in a multi-status, the rest still sent', async () => {
+  const t = await newTarget();
+  const status = randomBytes(100_000);
+  const db = Buffer.from('a small database');
+  await fsp.writeFile(path.join(t.dir, 'Status.plist'), status);
+  await fsp.writeFile(path.join(t.dir, 'Manifest.db'), db);
+  await fsp.mkdir(path.join(t.dir, 'adir'));
+  const asked = [
+    `${UDID}/Status.plist`,
+    `${UDID}/Manifest.plist`,
+    `${UDID}/../outside`,
+    `${UDID}/adir`,
+    `${UDID}/Manifest.db`,
+  ];
+  const { end, host } = await session(t, async (peer) => {
+    await peer.send(dlDownloadFiles(asked, 3), 'binary');
+    const dec = new DlFileStreamDecoder(peer.reader, { timeoutMs: 5000 });
+    const got = new Map<string, Buffer | string>();
+    for (;;) {
+      const p = await dec.readPath();
+      if (p === null) break;
+      const parts: Buffer[] = [];
+      for (;;) {
+        const b = await dec.readBlock();
+        if (b.kind === 'data') {
+          assert.ok(b.data.length <= 32 * 1024, `block of ${b.data.length}`);
+          parts.push(b.data);
+        } else if (b.kind === 'success') {
+          got.set(p, Buffer.concat(parts));
+          break;
+        } else {
+          assert.equal(b.kind, 'local-error');
+          got.set(p, `error: ${b.message}`);
+          break;
+        }
+      }
+    }
+    assert.deepEqual([...got.keys()], asked);
+    assert.deepEqual(got.get(asked[0]!), status);
+    assert.equal(got.get(asked[1]!), 'error: No such file or directory');
+    assert.equal(got.get(asked[2]!), 'error: Operation not permitted');
+    assert.equal(got.get(asked[3]!), 'error: Is a directory');
+    assert.deepEqual(got.get(asked[4]!), db);
+    const r = parseHostDlMessage(await peer.receive());
+    assert.equal(r.type, 'StatusResponse');
+    if (r.type === 'StatusResponse') {
+      assert.deepEqual([r.code, r.text], [-13, 'Multi status']);
+      assert.deepEqual(r.payload, {
+        [asked[1]!]: { DLFileErrorCode: -6, DLFileErrorString: 'No such file or directory' },
+        [asked[2]!]: { DLFileErrorCode: -1, DLFileErrorString: 'Operation not permitted' },
+        [asked[3]!]: { DLFileErrorCode: -9, DLFileErrorString: 'Is a directory' },
+      });
+    }
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [asked[2]]);
+});
+
+test('a stop mid-upload ends the loop at once and discards the partial file', async () => {
+  const t = await newTarget();
+  const interrupt = new Interrupt();
+  const { end } = await session(
+    t,
+    async (peer) => {
+      await peer.send(dlUploadFiles(0, 1_000_000), 'binary');
+      await peer.writeRaw(
+        Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(`${UDID}/partial`)]),
+      );
+      await peer.writeRaw(encodeDlDataBlock(randomBytes(50_000)));
+      // Wait until the host has the temp file, then stop it from outside while it waits for more.
+      for (let i = 0; i < 200; i++) {
+        if ((await fsp.readdir(t.dir)).some((n) => n.startsWith('.mooring-tmp-'))) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      interrupt.stop('user');
+      await peer.receive(2000).catch(() => undefined); // the host hangs up; nothing more comes
+    },
+    interrupt,
+  );
+  assert.ok(end instanceof BackupStopped, String(end));
+  assert.equal(end.reason, 'user');
+  assert.deepEqual(await fsp.readdir(t.dir), []);
+});
+
+test('a hostile stream (oversized block) ends the loop with an error and no partial file', async () => {
+  const t = await newTarget();
+  const { end } = await session(t, async (peer) => {
+    await peer.send(dlUploadFiles(0, 10), 'binary');
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(0x7fff_ffff, 0);
+    header[4] = DlFileCode.FILE_DATA;
+    await peer.writeRaw(
+      Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(`${UDID}/f`), header]),
+    );
+    await peer.receive(2000).catch(() => undefined);
+  });
+  assert.ok(isMooringError(end, 'FRAME_TOO_LARGE'), String(end));
+  assert.deepEqual(await fsp.readdir(t.dir), []);
+});
+
+test('a device Disconnect ends the loop without a result', async () => {
+  const t = await newTarget();
+  const { end } = await session(t, async (peer) => {
+    await peer.send(['DLMessageDisconnect', 'bye'], 'binary');
+  });
+  assert.deepEqual(end, { kind: 'disconnect', reason: 'bye' });
+});

@@ -1,0 +1,248 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { fileIdFor } from '../../src/format/file-id';
+import {
+  encodeMbFile,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+  type MbFileRecord,
+} from '../../src/format/mbfile';
+import {
+  iterateManifestDb,
+  readManifestDb,
+  writeManifestDb,
+  type ManifestRow,
+  type ManifestRowProblem,
+} from '../../src/format/manifest-db';
+import { isMooringError } from '../../src/util/errors';
+
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-manifestdb-'));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const REC: MbFileRecord = {
+  relativePath: 'Library/SMS/sms.db',
+  lastModified: 1_710_000_000,
+  lastStatusChange: 1_710_000_001,
+  birth: 1_700_000_000,
+  size: 40960,
+  mode: S_IFREG | 0o644,
+  userId: 501,
+  groupId: 501,
+  inode: 123456,
+  protectionClass: 4,
+  flags: 0,
+  digest: Buffer.alloc(20, 7),
+};
+
+function corruptDb(
+  dir: string,
+  name: string,
+  sql: string,
+  rows: Array<[string, string, string, number, Buffer]>,
+): string {
+  const file = path.join(dir, name);
+  const db = new Database(file);
+  db.exec(sql);
+  for (const r of rows) db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)').run(...r);
+  db.close();
+  return file;
+}
+
+test('readManifestDb refuses hostile manifests', () => {
+  const dir = tmp();
+  const schema =
+    'CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)';
+  const good = (rel: string, mode = S_IFREG | 0o644): Buffer =>
+    encodeMbFile({ ...REC, relativePath: rel, mode });
+  const row = (
+    domain: string,
+    rel: string,
+    flags = 1,
+    file = good(rel),
+  ): [string, string, string, number, Buffer] => [fileIdFor(domain, rel), domain, rel, flags, file];
+  const garbage = path.join(dir, 'garbage.db');
+  writeFileSync(garbage, Buffer.alloc(4096, 0x42));
+  const cases: Array<[string, string]> = [
+    ['garbage', garbage],
+    ['missing', path.join(dir, 'nope.db')],
+    ['no Files table', corruptDb(dir, 'a.db', 'CREATE TABLE Other (x)', [])],
+    ['path escape', corruptDb(dir, 'b.db', schema, [row('HomeDomain', '../../etc/passwd')])],
+    ['absolute path', corruptDb(dir, 'c.db', schema, [row('HomeDomain', '/etc/passwd')])],
+    ['domain with slash', corruptDb(dir, 'd.db', schema, [row('Home/Domain', 'x')])],
+    [
+      'bad fileID',
+      corruptDb(dir, 'e.db', schema, [['0'.repeat(40), 'HomeDomain', 'x', 1, good('x')]]),
+    ],
+    ['unknown flags', corruptDb(dir, 'f.db', schema, [row('HomeDomain', 'x', 3)])],
+    [
+      'not an MBFile',
+      corruptDb(dir, 'g.db', schema, [row('HomeDomain', 'x', 1, Buffer.from('nope'))]),
+    ],
+    ['mode disagrees', corruptDb(dir, 'h.db', schema, [row('HomeDomain', 'x', 2, good('x'))])],
+    ['path mismatch', corruptDb(dir, 'i.db', schema, [row('HomeDomain', 'x', 1, good('y'))])],
+    [
+      'symlink without target',
+      corruptDb(dir, 'j.db', schema, [row('HomeDomain', 'x', 4, good('x', 0o120755))]),
+    ],
+  ];
+  for (const [what, file] of cases) {
+    assert.throws(
+      () => readManifestDb(file),
+      (e) => isMooringError(e, 'MALFORMED'),
+      what,
+    );
+  }
+  const many = corruptDb(dir, 'k.db', schema, [
+    row('HomeDomain', 'a'),
+    row('HomeDomain', 'b'),
+    row('HomeDomain', 'c'),
+  ]);
+  assert.throws(
+    () => readManifestDb(many, 2),
+    (e) => isMooringError(e, 'LIMIT'),
+  );
+  assert.equal(readManifestDb(many).length, 3);
+});
+
+function goodRows(
+  n: number,
+): Array<Parameters<typeof writeManifestDb>[1] extends Iterable<infer R> ? R : never> {
+  const rows: Array<Omit<ManifestRow, 'fileId'>> = [];
+  for (let i = 0; i < n; i++) {
+    const rel = `Media/DCIM/100APPLE/IMG_${String(i).padStart(4, '0')}.JPG`;
+    rows.push({
+      domain: i % 2 ? 'CameraRollDomain' : 'HomeDomain',
+      relativePath: rel,
+      flags: 1,
+      file: { ...REC, relativePath: rel, size: i },
+    });
+  }
+  rows.push({
+    domain: 'HomeDomain',
+    relativePath: 'Library',
+    flags: 2,
+    file: { ...REC, relativePath: 'Library', mode: S_IFDIR | 0o755, size: 0 },
+  });
+  rows.push({
+    domain: 'HomeDomain',
+    relativePath: 'Library/link',
+    flags: 4,
+    file: { ...REC, relativePath: 'Library/link', mode: S_IFLNK | 0o755, target: 'x' },
+  });
+  return rows;
+}
+
+test('iterateManifestDb streams rows, filters by domain, orders, and can be abandoned', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'Manifest.db');
+  writeManifestDb(file, goodRows(50));
+  let n = 0;
+  for (const r of iterateManifestDb(file)) {
+    assert.equal(r.fileId, fileIdFor(r.domain, r.relativePath));
+    n++;
+  }
+  assert.equal(n, 52);
+  const camera = [...iterateManifestDb(file, { domain: 'CameraRollDomain', ordered: true })];
+  assert.equal(camera.length, 25);
+  assert.ok(camera.every((r) => r.domain === 'CameraRollDomain'));
+  const paths = camera.map((r) => r.relativePath);
+  assert.deepEqual(paths, [...paths].sort());
+  // Abandoning an iteration closes the file: the next one (and a writer) can proceed.
+  for (const _r of iterateManifestDb(file)) break;
+  const w = new Database(file);
+  w.prepare('DELETE FROM Files WHERE flags = 4').run();
+  w.close();
+  assert.equal(readManifestDb(file).length, 51);
+});
+
+test('iterateManifestDb reports every invalid row with onInvalid and keeps going', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'Manifest.db');
+  writeManifestDb(file, goodRows(4));
+  const db = new Database(file);
+  const ins = db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)');
+  ins.run(
+    fileIdFor('HomeDomain', '../x'),
+    'HomeDomain',
+    '../x',
+    1,
+    encodeMbFile({ ...REC, relativePath: '../x' }),
+  );
+  ins.run('f'.repeat(40), 'HomeDomain', 'y', 1, encodeMbFile({ ...REC, relativePath: 'y' }));
+  const long = 'a/'.repeat(5000) + 'b';
+  ins.run(
+    fileIdFor('HomeDomain', long),
+    'HomeDomain',
+    long,
+    1,
+    encodeMbFile({ ...REC, relativePath: 'z' }),
+  );
+  // An oversized MBFile blob never reaches JavaScript: SQL hands over NULL and its length.
+  ins.run(fileIdFor('HomeDomain', 'big'), 'HomeDomain', 'big', 1, Buffer.alloc(10 * 1024 * 1024));
+  db.close();
+  const problems: ManifestRowProblem[] = [];
+  const rows = [...iterateManifestDb(file, { onInvalid: (p) => problems.push(p) })];
+  assert.equal(rows.length, 6);
+  assert.equal(problems.length, 4);
+  const text = problems.map((p) => p.problem).join('\n');
+  assert.match(text, /unsafe path/);
+  assert.match(text, /not SHA-1/);
+  assert.match(text, /relativePath too long/);
+  assert.match(text, /MBFile of "HomeDomain\/big" is 10485760 bytes/);
+  assert.ok(problems.some((p) => p.fileId === 'f'.repeat(40) && p.relativePath === 'y'));
+  assert.ok(problems.every((p) => (p.relativePath ?? '').length <= 1025));
+  // Without onInvalid the first bad row throws, naming the file.
+  assert.throws(
+    () => [...iterateManifestDb(file)],
+    (e) => isMooringError(e, 'MALFORMED') && e.message.includes(file),
+  );
+});
+
+test('duplicate fileIDs (a table without its primary key) are refused', () => {
+  const dir = tmp();
+  const file = corruptDb(
+    dir,
+    'dup.db',
+    'CREATE TABLE Files (fileID TEXT, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)',
+    [
+      [
+        fileIdFor('HomeDomain', 'x'),
+        'HomeDomain',
+        'x',
+        1,
+        encodeMbFile({ ...REC, relativePath: 'x' }),
+      ],
+      [
+        fileIdFor('HomeDomain', 'x'),
+        'HomeDomain',
+        'x',
+        1,
+        encodeMbFile({ ...REC, relativePath: 'x' }),
+      ],
+    ],
+  );
+  assert.throws(
+    () => [...iterateManifestDb(file, { onInvalid: () => undefined })],
+    (e) => isMooringError(e, 'MALFORMED') && /duplicate fileID/.test(e.message),
+  );
+  const truncated = path.join(dir, 'trunc.db');
+  writeManifestDb(truncated, goodRows(300));
+  const bytes = readFileSync(truncated);
+  writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  assert.throws(
+    () => [...iterateManifestDb(truncated)],
+    (e) => isMooringError(e, 'MALFORMED') && e.message.includes(truncated),
+  );
+});
