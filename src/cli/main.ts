@@ -4,8 +4,9 @@
  */
 import { isMooringError, MooringError } from '../util/errors';
 import { parseFlags, UsageError } from '../util/cli-flags';
-import { makeContext, type CliContext, type Via } from './context';
-import { defaultDataDir } from './paths';
+import { findPairRecord } from '../lockdown';
+import { makeContext, usbmuxd, type CliContext, type Via } from './context';
+import { defaultDataDir, pairRecordStoreDir } from './paths';
 import { devicesCommand } from './commands/devices';
 import { infoCommand } from './commands/info';
 import { pairCommand } from './commands/pair';
@@ -107,6 +108,14 @@ export async function main(
       throw new UsageError("--via wifi needs --host ADDRESS (the device's Wi-Fi address)");
     }
     const json = flags.has('json');
+    if (sim && ['backup', 'info', 'wifi'].includes(command)) {
+      // The simulated iPhone trusts this computer without a person: pair it on first use.
+      const known = await findPairRecord(sim.udid, {
+        usbmuxd: usbmuxd(ctx),
+        storeDir: pairRecordStoreDir(dataDir),
+      });
+      if (!known) await pairCommand(ctx, sim.udid);
+    }
     const storeArgs = (): StoreArgs => ({
       dest: destination(flags.get('dest'), dataDir),
       ...(udid === undefined ? {} : { udid }),

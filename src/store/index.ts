@@ -5,3 +5,4 @@ export * from './verify';
 export * from './browse';
 export { isSnapshotId, dateOfSnapshotId, formatSnapshotId } from './ids';
 export type { SnapshotRecord, SnapshotStatus } from './metadata';
+export * from './attempts';

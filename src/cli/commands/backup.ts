@@ -5,7 +5,13 @@
  */
 import { runBackup, type BackupResult } from '../../backup';
 import { DeviceSession } from '../../lockdown';
-import { openStore, type RecoveryReport, type SnapshotInfo, type VerifyReport } from '../../store';
+import {
+  appendAttempt,
+  openStore,
+  type RecoveryReport,
+  type SnapshotInfo,
+  type VerifyReport,
+} from '../../store';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { formatBytes, humanProgress, jsonProgress, type ProgressSink } from '../progress';
 import { destination } from '../store-access';
@@ -54,6 +60,7 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
   const store = await openStore(dest, endpoint.udid);
   const recovered = describeRecovery(store.recovery);
   if (recovered) progress.event({ type: 'store', message: recovered });
+  const startedAt = new Date().toISOString();
   const staging = await store.beginStaging();
   let outcome: BackupOutcome | undefined;
   try {
@@ -93,6 +100,19 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     if (!outcome?.ok) await staging.discard();
   }
   progress.done();
+  await appendAttempt(store.stateDir, {
+    startedAt,
+    endedAt: new Date().toISOString(),
+    ok: outcome.ok,
+    message: outcome.message,
+    ...(outcome.result.failure ? { failure: outcome.result.failure } : {}),
+    ...(outcome.result.errorCode === undefined ? {} : { errorCode: outcome.result.errorCode }),
+    bytesReceived: outcome.result.bytesReceived,
+    filesReceived: outcome.result.filesReceived,
+    refusedPaths: outcome.result.refusedPaths,
+    ...(outcome.snapshot ? { snapshot: outcome.snapshot.id } : {}),
+    transport: endpoint.transport,
+  });
   if (a.json) {
     ctx.out(
       JSON.stringify({
