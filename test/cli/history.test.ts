@@ -8,19 +8,8 @@ import { mkdtemp, readFile, rm, truncate, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { main } from '../../src/cli/main';
+import { mooring } from './run-cli';
 import { startSim, type RunningSim } from '../../src/sim';
-
-async function mooring(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (l) => out.push(l),
-    (l) => err.push(l),
-  );
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 describe('mooring snapshots / pin / prune / verify / files / extract / diff', () => {
   let tmp: string;

@@ -3,19 +3,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { main } from '../../src/cli/main';
-
-/** Runs `mooring ARGS` in-process and captures what it prints. */
-async function mooring(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    argv,
-    (l) => out.push(l),
-    (l) => err.push(l),
-  );
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+import { startSim } from '../../src/sim';
+import { mooring } from './run-cli';
 
 describe('mooring CLI against the embedded simulated iPhone (--sim)', () => {
   let dataDir: string;
@@ -27,7 +16,7 @@ describe('mooring CLI against the embedded simulated iPhone (--sim)', () => {
   });
   const sim = (...argv: string[]) => mooring(...argv, '--sim', '--data-dir', dataDir);
 
-  it('lists the device as not paired, and refuses a session with a hint to pair', async () => {
+  it('lists the device as not paired, then pairs it on first use of a session', async () => {
     const listed = await sim('devices', '--json');
     assert.equal(listed.code, 0, listed.err);
     const rows = JSON.parse(listed.out) as Array<{ udid: string; paired: boolean; name: string }>;
@@ -35,9 +24,12 @@ describe('mooring CLI against the embedded simulated iPhone (--sim)', () => {
     assert.equal(rows[0]!.paired, false);
     assert.equal(rows[0]!.name, 'Simulated iPhone');
 
-    const info = await sim('info');
-    assert.equal(info.code, 1);
-    assert.match(info.err, /not paired with .*mooring pair --udid/);
+    const info = await sim('info', '--key', 'DeviceName', '--json');
+    assert.equal(info.code, 0, info.err);
+    assert.match(info.out, /Paired with Simulated iPhone/);
+    assert.match(info.out, /"Simulated iPhone"$/);
+    const again = await sim('devices', '--json');
+    assert.equal((JSON.parse(again.out) as Array<{ paired: boolean }>)[0]!.paired, true);
   });
 
   it('pairs over USB, stores the record 0600, then reads values over USB and over Wi-Fi', async () => {
@@ -84,6 +76,27 @@ describe('mooring CLI against the embedded simulated iPhone (--sim)', () => {
     const again = await sim('info', '--via', 'wifi', ...key, '--json');
     assert.equal(again.code, 0, again.err);
     assert.equal(JSON.parse(again.out), true);
+  });
+});
+
+describe('mooring CLI with a device it is not paired with', () => {
+  it('refuses a session and says how to pair', async () => {
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-cli-unpaired-'));
+    const device = await startSim({ stateDir: path.join(tmp, 'sim'), files: 5, bytes: 10_000 });
+    try {
+      const r = await mooring('info', '--usbmuxd', device.usbmuxdAddress, '--data-dir', tmp);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.err,
+        new RegExp(`not paired with ${device.udid}.*mooring pair --udid ${device.udid}`),
+      );
+      const b = await mooring('backup', '--usbmuxd', device.usbmuxdAddress, '--data-dir', tmp);
+      assert.equal(b.code, 1);
+      assert.match(b.err, /not paired/);
+    } finally {
+      await device.stop();
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 });
 
