@@ -1,0 +1,473 @@
+/**
+ * Every reason the agent records for a skip, a failure or a success, with a stable code (stored in
+ * the database and sent to the UI: never rename one), a default severity, and a renderer that turns
+ * the facts into one human sentence and, where the user can do something, a fix hint.
+ *
+ * Messages name no device: the UI, the CLI and the webhook put the device's name in front.
+ * Moments are rendered in the computer's local time zone, relative to the `now` the caller passes.
+ */
+import { formatAgo, formatBytes, formatCount, formatDuration, formatWhen } from './units';
+
+export type Severity = 'info' | 'warning' | 'error';
+export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error'];
+
+/** What a notification is about; the UI groups and filters by it. */
+export type NotificationKind =
+  | 'skip' // the agent decided not to start a backup now
+  | 'backup' // how an attempt went (or is going)
+  | 'pairing' // the device's trust in this computer
+  | 'stale' // no successful backup for a while
+  | 'agent'; // this computer (sleep, restarts)
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+export type JsonObject = { [k: string]: JsonValue };
+
+interface ReasonSpec {
+  kind: NotificationKind;
+  /** The usual severity; a renderer may raise or lower it from the facts. */
+  severity: Severity;
+  /** Whether the rendered notice carries a fix hint (the user can act). */
+  hasFix: boolean;
+}
+
+export const REASONS = {
+  NOT_DUE: { kind: 'skip', severity: 'info', hasFix: false },
+  OUTSIDE_WINDOW: { kind: 'skip', severity: 'info', hasFix: false },
+  PAUSED: { kind: 'skip', severity: 'info', hasFix: true },
+  DEVICE_NOT_SEEN: { kind: 'skip', severity: 'info', hasFix: true },
+  DEVICE_LOCKED: { kind: 'skip', severity: 'info', hasFix: true },
+  NOT_UNLOCKED_24H: { kind: 'skip', severity: 'warning', hasFix: true },
+  NOT_UNLOCKED_SINCE_REBOOT: { kind: 'skip', severity: 'warning', hasFix: true },
+  WIFI_UNREACHABLE: { kind: 'skip', severity: 'warning', hasFix: true },
+  BUSY: { kind: 'skip', severity: 'info', hasFix: true },
+  RETRY_LIMIT_REACHED: { kind: 'skip', severity: 'warning', hasFix: true },
+  WAITING_FOR_PASSCODE: { kind: 'backup', severity: 'warning', hasFix: true },
+  PASSCODE_NOT_ENTERED: { kind: 'backup', severity: 'warning', hasFix: true },
+  NOT_ENOUGH_SPACE: { kind: 'backup', severity: 'error', hasFix: true },
+  CONNECTION_LOST: { kind: 'backup', severity: 'warning', hasFix: true },
+  DEVICE_ERROR: { kind: 'backup', severity: 'error', hasFix: true },
+  VERIFICATION_FAILED: { kind: 'backup', severity: 'error', hasFix: true },
+  BACKUP_FAILED: { kind: 'backup', severity: 'error', hasFix: true },
+  CANCELLED: { kind: 'backup', severity: 'info', hasFix: false },
+  INTERRUPTED: { kind: 'backup', severity: 'warning', hasFix: false },
+  BACKUP_SUCCEEDED: { kind: 'backup', severity: 'info', hasFix: false },
+  PAIRING_INVALID: { kind: 'pairing', severity: 'error', hasFix: true },
+  PAIRING_EXPIRING: { kind: 'pairing', severity: 'warning', hasFix: true },
+  NO_RECENT_BACKUP: { kind: 'stale', severity: 'warning', hasFix: true },
+  COMPUTER_ASLEEP: { kind: 'agent', severity: 'warning', hasFix: true },
+} as const satisfies Record<string, ReasonSpec>;
+
+export type ReasonCode = keyof typeof REASONS;
+export const REASON_CODES = Object.keys(REASONS) as ReasonCode[];
+
+export function isReasonCode(s: string): s is ReasonCode {
+  return Object.prototype.hasOwnProperty.call(REASONS, s);
+}
+
+/** A rendered reason, ready for History.addNotification (add udid / attemptId there). */
+export interface Notice {
+  reasonCode: ReasonCode;
+  kind: NotificationKind;
+  severity: Severity;
+  message: string;
+  fixHint: string | null;
+  /** The facts the message was rendered from, kept so a UI can re-render or localise it. */
+  params: JsonObject;
+}
+
+/** Longest device-supplied text (an error description) quoted in a message. */
+export const MAX_QUOTED_CHARS = 300;
+
+function quote(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
+  return clean.length > MAX_QUOTED_CHARS ? `${clean.slice(0, MAX_QUOTED_CHARS - 1)}…` : clean;
+}
+
+function notice(
+  code: ReasonCode,
+  message: string,
+  fixHint: string | null,
+  params: JsonObject,
+  severity: Severity = REASONS[code].severity,
+): Notice {
+  return { reasonCode: code, kind: REASONS[code].kind, severity, message, fixHint, params };
+}
+
+/** Drops undefined values so params stay plain JSON. */
+function facts(o: Record<string, JsonValue | undefined>): JsonObject {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+// ---- skips: the agent decided not to start now ----
+
+export function notDue(p: { nextDueAt: number; lastSuccessAt?: number; now: number }): Notice {
+  const last =
+    p.lastSuccessAt === undefined ? '' : `last backup ${formatAgo(p.lastSuccessAt, p.now)}; `;
+  return notice(
+    'NOT_DUE',
+    `Not due yet: ${last}next backup ${formatWhen(p.nextDueAt, p.now)}`,
+    null,
+    facts(p),
+  );
+}
+
+/** `window` as the user set it, e.g. {start: '01:00', end: '06:00'}. */
+export function outsideWindow(p: {
+  window: { start: string; end: string };
+  nextWindowAt?: number;
+  now: number;
+}): Notice {
+  const next =
+    p.nextWindowAt === undefined
+      ? ''
+      : `; the next window opens ${formatWhen(p.nextWindowAt, p.now)}`;
+  return notice(
+    'OUTSIDE_WINDOW',
+    `Outside the backup window (${p.window.start}–${p.window.end})${next}`,
+    null,
+    facts({
+      window: { start: p.window.start, end: p.window.end },
+      nextWindowAt: p.nextWindowAt,
+      now: p.now,
+    }),
+  );
+}
+
+export function paused(p: { since?: number; now: number }): Notice {
+  const since = p.since === undefined ? '' : ` (${formatWhen(p.since, p.now)})`;
+  return notice(
+    'PAUSED',
+    `Automatic backups were paused${since}`,
+    'Resume backups in Mooring',
+    facts(p),
+  );
+}
+
+export function deviceNotSeen(p: { lastSeenAt?: number; now: number }): Notice {
+  const msg =
+    p.lastSeenAt === undefined
+      ? 'The device has not been seen by this computer yet'
+      : `The device was last seen ${formatWhen(p.lastSeenAt, p.now)} (${formatAgo(p.lastSeenAt, p.now)})`;
+  return notice(
+    'DEVICE_NOT_SEEN',
+    msg,
+    'Connect it by USB, or bring it onto the same Wi-Fi network as this computer with "Sync with this iPhone over Wi-Fi" on',
+    facts(p),
+  );
+}
+
+export function deviceLocked(): Notice {
+  return notice(
+    'DEVICE_LOCKED',
+    'The device is locked; the backup starts once it has been unlocked',
+    'Unlock the device',
+    {},
+  );
+}
+
+export function notUnlocked24h(p: { lastUnlockAt?: number; now: number }): Notice {
+  const last =
+    p.lastUnlockAt === undefined ? '' : ` (last unlocked ${formatAgo(p.lastUnlockAt, p.now)})`;
+  return notice(
+    'NOT_UNLOCKED_24H',
+    `The device has not been unlocked for more than 24 hours${last}, so it will not start a backup`,
+    'Unlock the device with its passcode; the backup can start after that',
+    facts(p),
+  );
+}
+
+export function notUnlockedSinceReboot(): Notice {
+  return notice(
+    'NOT_UNLOCKED_SINCE_REBOOT',
+    'The device has restarted and has not been unlocked since; its data stays locked until then',
+    'Unlock the device once with its passcode',
+    {},
+  );
+}
+
+export function wifiUnreachable(p: { address?: string }): Notice {
+  const at = p.address === undefined ? '' : ` at ${quote(p.address)}`;
+  return notice(
+    'WIFI_UNREACHABLE',
+    `The device is on the network but could not be reached${at}`,
+    'Make sure this computer and the device are on the same network and no firewall blocks TCP port 62078, or connect the device by USB',
+    facts({ address: p.address === undefined ? undefined : quote(p.address) }),
+  );
+}
+
+export function busy(p: { other?: 'backup' | 'sync' }): Notice {
+  const what =
+    p.other === 'sync'
+      ? 'A sync'
+      : p.other === 'backup'
+        ? 'Another backup'
+        : 'Another backup or sync';
+  return notice(
+    'BUSY',
+    `${what} with this device is in progress`,
+    'Let it finish (Finder, iTunes or another backup tool); Mooring tries again later',
+    facts(p),
+  );
+}
+
+export function retryLimitReached(p: {
+  attempts: number;
+  nextTryAt?: number;
+  now: number;
+}): Notice {
+  const next = p.nextTryAt === undefined ? '' : `; next try ${formatWhen(p.nextTryAt, p.now)}`;
+  return notice(
+    'RETRY_LIMIT_REACHED',
+    `Gave up for today after ${p.attempts} failed ${p.attempts === 1 ? 'attempt' : 'attempts'}${next}`,
+    'Look at the failures above; choose "Back up now" to try again sooner',
+    facts(p),
+  );
+}
+
+// ---- during and after an attempt ----
+
+export function waitingForPasscode(): Notice {
+  return notice(
+    'WAITING_FOR_PASSCODE',
+    'The device is waiting for its passcode to start the backup',
+    'Enter the passcode on the device',
+    {},
+  );
+}
+
+export function passcodeNotEntered(p: { waitedMs: number; retryAt?: number; now: number }): Notice {
+  const retry =
+    p.retryAt === undefined ? '' : `; Mooring tries again ${formatWhen(p.retryAt, p.now)}`;
+  return notice(
+    'PASSCODE_NOT_ENTERED',
+    `Nobody entered the passcode on the device within ${formatDuration(p.waitedMs)}${retry}`,
+    'When the device asks for its passcode during a backup, enter it; or choose "Back up now" while you hold the device',
+    facts(p),
+  );
+}
+
+export function notEnoughSpace(p: {
+  neededBytes?: number;
+  freeBytes: number;
+  folder?: string;
+}): Notice {
+  const msg =
+    p.neededBytes === undefined
+      ? `Not enough free space on this computer: ${formatBytes(p.freeBytes)} free`
+      : `Not enough free space on this computer: ${formatBytes(p.neededBytes)} needed, ${formatBytes(p.freeBytes)} free`;
+  const where = p.folder === undefined ? 'the disk holding the backup folder' : quote(p.folder);
+  return notice(
+    'NOT_ENOUGH_SPACE',
+    msg,
+    `Free up space on ${where} or choose another backup folder`,
+    facts(p),
+  );
+}
+
+export function connectionLost(p: {
+  transport: 'usb' | 'wifi';
+  retryAt?: number;
+  now: number;
+}): Notice {
+  const how =
+    p.transport === 'wifi' ? 'The device left the Wi-Fi network' : 'The device was disconnected';
+  const retry =
+    p.retryAt === undefined ? '' : `; Mooring tries again ${formatWhen(p.retryAt, p.now)}`;
+  return notice(
+    'CONNECTION_LOST',
+    `${how} during the backup; the last complete backup is untouched${retry}`,
+    p.transport === 'wifi'
+      ? 'Keep the device on the same Wi-Fi network (and charging) until the backup finishes'
+      : 'Keep the cable connected until the backup finishes',
+    facts(p),
+  );
+}
+
+interface MbErrorInfo {
+  explanation: string;
+  fix: string;
+  severity: Severity;
+}
+
+/**
+ * MBErrorDomain codes from the device's final ErrorCode (reference §4.7 for those seen in the wild;
+ * DECISIONS D11 for 202 and 208, which we chose where no public trace exists).
+ */
+export const MB_ERRORS: Readonly<Record<number, MbErrorInfo>> = {
+  1: {
+    explanation: 'the device could not back up its keychain (it was locked)',
+    fix: 'Unlock the device and keep it unlocked until the backup has started',
+    severity: 'error',
+  },
+  103: {
+    explanation: 'the device could not read the backup status this computer sent',
+    fix: "Try again; if it keeps failing, move this device's folder out of the backup folder so the next backup is a full one",
+    severity: 'error',
+  },
+  104: {
+    explanation: 'the device could not send some of its files',
+    fix: 'Try again; if it keeps failing, restart the device',
+    severity: 'error',
+  },
+  105: {
+    explanation: 'there is not enough free space on this computer',
+    fix: 'Free up space on the disk holding the backup folder or choose another backup folder',
+    severity: 'error',
+  },
+  202: {
+    explanation: 'the backup was cancelled',
+    fix: 'Start the backup again when the device is free',
+    severity: 'info',
+  },
+  205: {
+    explanation:
+      'the device could not use the previous backup in this folder (damaged or incomplete)',
+    fix: "Move this device's folder out of the backup folder so the next backup is a full one, then back up again",
+    severity: 'error',
+  },
+  208: {
+    explanation: 'nobody entered the passcode on the device',
+    fix: 'Enter the passcode on the device when it asks during a backup',
+    severity: 'warning',
+  },
+  212: {
+    explanation: 'the device has not finished its setup',
+    fix: 'Finish the setup assistant on the device, then back up',
+    severity: 'error',
+  },
+};
+
+export function deviceError(p: { code: number; description?: string }): Notice {
+  const known = MB_ERRORS[p.code];
+  const said =
+    p.description === undefined || p.description.trim() === '' ? undefined : quote(p.description);
+  const explanation = known?.explanation ?? (said !== undefined ? `"${said}"` : 'an unknown error');
+  const device = known !== undefined && said !== undefined ? `: "${said}"` : '';
+  return notice(
+    'DEVICE_ERROR',
+    `The device stopped the backup: ${explanation} (MBErrorDomain ${p.code}${device})`,
+    known?.fix ?? 'Try again; if it keeps failing, restart the device and report the error code',
+    facts({ code: p.code, description: said }),
+    known?.severity ?? 'error',
+  );
+}
+
+export function verificationFailed(p: { problems: number; firstProblem?: string }): Notice {
+  const first = p.firstProblem === undefined ? '' : `, first: ${quote(p.firstProblem)}`;
+  return notice(
+    'VERIFICATION_FAILED',
+    `The backup arrived but failed verification (${formatCount(p.problems)} ${p.problems === 1 ? 'problem' : 'problems'}${first}); it was discarded and the previous backup kept`,
+    'Back up again; if it fails again, run "mooring verify" and report what it says',
+    facts({
+      problems: p.problems,
+      firstProblem: p.firstProblem === undefined ? undefined : quote(p.firstProblem),
+    }),
+  );
+}
+
+/** A failure with no more specific reason (a protocol error, this computer's disk, a bug). */
+export function backupFailed(p: { detail: string }): Notice {
+  return notice(
+    'BACKUP_FAILED',
+    `The backup failed: ${quote(p.detail)}`,
+    'Mooring tries again later; if it keeps failing, look at the agent log and report it',
+    { detail: quote(p.detail) },
+  );
+}
+
+export function cancelled(p: { by: 'user' | 'device' }): Notice {
+  return notice(
+    'CANCELLED',
+    p.by === 'device' ? 'The backup was cancelled on the device' : 'The backup was cancelled',
+    null,
+    facts(p),
+  );
+}
+
+export function interrupted(p: { startedAt?: number; now: number }): Notice {
+  const when = p.startedAt === undefined ? '' : ` (started ${formatWhen(p.startedAt, p.now)})`;
+  return notice(
+    'INTERRUPTED',
+    `The backup${when} was interrupted because Mooring stopped; the last complete backup is untouched and the next one runs when due`,
+    null,
+    facts(p),
+  );
+}
+
+export function backupSucceeded(p: {
+  bytes: number;
+  durationMs: number;
+  filesChanged: number;
+  full?: boolean;
+}): Notice {
+  const kind = p.full === true ? 'Full backup' : 'Backup';
+  return notice(
+    'BACKUP_SUCCEEDED',
+    `${kind} finished: ${formatBytes(p.bytes)} in ${formatDuration(p.durationMs)}, ${formatCount(p.filesChanged)} ${p.filesChanged === 1 ? 'file' : 'files'} changed`,
+    null,
+    facts(p),
+  );
+}
+
+// ---- pairing ----
+
+export function pairingInvalid(p: { cause: 'refused' | 'expired' | 'missing' }): Notice {
+  const why =
+    p.cause === 'missing'
+      ? 'this computer has no pairing record for the device'
+      : p.cause === 'expired'
+        ? 'the pairing has expired'
+        : 'the device no longer trusts this computer';
+  return notice(
+    'PAIRING_INVALID',
+    `Pairing no longer valid: ${why}`,
+    'Connect the device by USB, unlock it and tap "Trust" (mooring pair --udid …)',
+    facts(p),
+  );
+}
+
+/** iOS forgets a Wi-Fi pairing some weeks after the last contact; warn before that. */
+export function pairingExpiring(p: {
+  lastContactAt: number;
+  expiresAt: number;
+  now: number;
+}): Notice {
+  return notice(
+    'PAIRING_EXPIRING',
+    `The last contact with the device was ${formatWhen(p.lastContactAt, p.now)}; its pairing may expire ${formatWhen(p.expiresAt, p.now)}`,
+    "Connect the device by USB or bring it onto this computer's Wi-Fi network before then",
+    facts(p),
+  );
+}
+
+// ---- staleness and this computer ----
+
+/** From this many days without a successful backup, NO_RECENT_BACKUP is an error. */
+export const STALE_ERROR_DAYS = 7;
+
+export function noRecentBackup(p: { days: number; lastSuccessAt?: number; now: number }): Notice {
+  const days = Math.max(0, Math.floor(p.days));
+  const msg =
+    p.lastSuccessAt === undefined
+      ? `No successful backup yet, ${days} ${days === 1 ? 'day' : 'days'} after this device was first seen`
+      : `No successful backup for ${days} ${days === 1 ? 'day' : 'days'} (last one ${formatWhen(p.lastSuccessAt, p.now)})`;
+  return notice(
+    'NO_RECENT_BACKUP',
+    msg,
+    'Look at the reasons recorded for this device; connect it by USB and choose "Back up now" to get a backup today',
+    facts({ days, lastSuccessAt: p.lastSuccessAt, now: p.now }),
+    days >= STALE_ERROR_DAYS ? 'error' : 'warning',
+  );
+}
+
+export function computerAsleep(p: { from: number; to: number; now: number }): Notice {
+  return notice(
+    'COMPUTER_ASLEEP',
+    `This computer was asleep during the backup window: asleep ${formatWhen(p.from, p.now)}, awake again ${formatWhen(p.to, p.now)}`,
+    'Keep this computer awake during the backup window (energy settings), or move the window to a time it is on',
+    facts(p),
+  );
+}
