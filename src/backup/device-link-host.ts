@@ -20,7 +20,7 @@ import {
 import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import type { DeviceLinkConnection } from '../services/device-link/connection';
 import { PathConfiner } from './confine';
-import { dlStatusForError, type DlErrorStatus } from './dl-status';
+import { dlStatusForError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
 import { copyItem, createDirectory, listDirectory, moveItem, removeItem } from './folder-ops';
 import { withDeadline, type Interrupt } from './interrupt';
@@ -74,6 +74,8 @@ export class DeviceLinkHost {
   purgeRequestedBytes: number | undefined;
   /** Host-side file failures reported to the device. */
   fileErrors = 0;
+  /** One of them was our disk (or quota) being full. */
+  diskFull = false;
   /** Messages we had no handler for (answered "not supported"). */
   readonly unknownMessages: string[] = [];
 
@@ -153,6 +155,7 @@ export class DeviceLinkHost {
 
   private replyError(s: DlErrorStatus): Promise<void> {
     this.fileErrors++;
+    if (isDiskFullStatus(s)) this.diskFull = true;
     return this.reply(s.code, s.text, {});
   }
 
@@ -182,6 +185,7 @@ export class DeviceLinkHost {
     this.meter.setPercent(m.progress);
     const outcome = await receiveFilesFromDevice(this.streams);
     this.fileErrors += outcome.filesFailed;
+    if (outcome.diskFull) this.diskFull = true;
     if (outcome.firstError) await this.reply(outcome.firstError.code, outcome.firstError.text, {});
     else await this.reply(0, undefined, {});
     return undefined;

@@ -38,6 +38,11 @@ export function errnoOf(e: unknown): string | undefined {
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
 }
 
+/** The status says our disk (or quota: mapped to ENOSPC above) is full. */
+export function isDiskFullStatus(s: DlErrorStatus): boolean {
+  return s.code === dlCodeForErrno('ENOSPC');
+}
+
 /** An error thrown by our own checks that should reach the device as this errno. */
 export function errnoError(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });

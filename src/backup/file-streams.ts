@@ -19,7 +19,7 @@ import {
 import type { DeviceLinkConnection } from '../services/device-link/connection';
 import { TempFile } from './atomic-file';
 import type { PathConfiner } from './confine';
-import { dlStatusForError, errnoError, type DlErrorStatus } from './dl-status';
+import { dlStatusForError, errnoError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import type { Interrupt } from './interrupt';
 
 /** Largest upload block accepted from the device (it uses far smaller ones); bounds memory. */
@@ -126,6 +126,8 @@ export interface UploadOutcome {
   /** The first host-side failure (what the status reply reports), if any. */
   firstError: DlErrorStatus | undefined;
   filesFailed: number;
+  /** Some file failed because our disk is full. */
+  diskFull: boolean;
   /** Files the device itself could not read (it sent an error block instead of data). */
   deviceFailures: number;
 }
@@ -140,7 +142,12 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     timeoutMs: ctx.blockReadMs,
     maxBlockBytes: MAX_UPLOAD_BLOCK_BYTES,
   });
-  const outcome: UploadOutcome = { firstError: undefined, filesFailed: 0, deviceFailures: 0 };
+  const outcome: UploadOutcome = {
+    firstError: undefined,
+    filesFailed: 0,
+    diskFull: false,
+    deviceFailures: 0,
+  };
   for (;;) {
     const devicePath = await ctx.interrupt.race(dec.readPath('device-side file name'));
     if (devicePath === null) return outcome;
@@ -164,6 +171,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     if (error) {
       outcome.firstError ??= error;
       outcome.filesFailed++;
+      if (isDiskFullStatus(error)) outcome.diskFull = true;
     } else if (end.kind === 'device-error') {
       outcome.deviceFailures++;
     }

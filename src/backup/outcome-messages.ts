@@ -8,6 +8,9 @@ export const PASSCODE_MESSAGE =
   'The backup needs the passcode entered on the device: unlock it and try again';
 export const USER_CANCEL_MESSAGE = 'The backup was cancelled';
 export const DEVICE_CANCEL_MESSAGE = 'The backup was cancelled on the device';
+/** Our own writes failed with ENOSPC/EDQUOT (the device's error then only says "upload failed"). */
+export const DISK_FULL_MESSAGE =
+  'Not enough free space on this computer: the disk filled up during the backup';
 
 /** MBErrorDomain codes with a known meaning. */
 export const MbErrorCode = {
@@ -33,9 +36,20 @@ export interface SpaceFacts {
   purgeRequestedBytes: number | undefined;
 }
 
+/**
+ * A device asks the host to purge its deficit plus a 2 GiB margin (reference §4.6 step 3, from
+ * pymobiledevice3's reverse engineering); what it really lacks is the deficit alone.
+ */
+export const DEVICE_PURGE_MARGIN_BYTES = 2 * 1024 ** 3;
+
 export function notEnoughSpaceMessage(s: SpaceFacts): string {
   if (s.freeBytes !== undefined && s.purgeRequestedBytes !== undefined) {
-    return `Not enough free space on this computer: ${formatGb(s.freeBytes + s.purgeRequestedBytes)} needed, ${formatGb(s.freeBytes)} free`;
+    const deficit = s.purgeRequestedBytes - DEVICE_PURGE_MARGIN_BYTES;
+    if (deficit > 0) {
+      return `Not enough free space on this computer: ${formatGb(s.freeBytes + deficit)} needed, ${formatGb(s.freeBytes)} free`;
+    }
+    // Only the margin was asked for: the device wants headroom beyond what it will send.
+    return `Not enough free space on this computer: the device needs more than the ${formatGb(s.freeBytes)} free`;
   }
   if (s.freeBytes !== undefined) {
     return `Not enough free space on this computer: ${formatGb(s.freeBytes)} free, and the device needs more`;

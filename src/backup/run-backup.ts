@@ -41,6 +41,7 @@ import { gatherInfoPlist, writeInfoPlist, type LockdownValues } from './info-pli
 import { BackupStopped, Interrupt, withDeadline, type StopReason } from './interrupt';
 import {
   DEVICE_CANCEL_MESSAGE,
+  DISK_FULL_MESSAGE,
   PASSCODE_MESSAGE,
   USER_CANCEL_MESSAGE,
   deviceErrorMessage,
@@ -311,6 +312,15 @@ class BackupRun {
       const desc = end.errorDescription;
       const cancelled = isCancelDescription(end.errorCode, desc);
       const passcode = isPasscodeDescription(end.errorCode, desc);
+      if (this.host?.diskFull && !cancelled && !passcode) {
+        // The device gave up because we could not store its files: our disk, not its fault.
+        return this.result(false, {
+          failure: 'local-io',
+          errorCode: end.errorCode,
+          ...(desc !== undefined ? { errorDescription: desc } : {}),
+          message: DISK_FULL_MESSAGE,
+        });
+      }
       return this.result(false, {
         failure: passcode ? 'passcode' : cancelled ? 'cancelled' : 'device-error',
         ...(cancelled && !passcode ? { cancelled: true, cancelledBy: 'device' as const } : {}),
@@ -374,7 +384,11 @@ class BackupRun {
           return this.result(false, { failure: 'setup', message: msg });
       }
     }
-    if (typeof (e as { code?: unknown } | null)?.code === 'string') {
+    const errno = (e as { code?: unknown } | null)?.code;
+    if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+      return this.result(false, { failure: 'local-io', message: DISK_FULL_MESSAGE });
+    }
+    if (typeof errno === 'string') {
       return this.result(false, {
         failure: 'local-io',
         message: `Could not write the backup folder ${this.o.target.root}: ${msg}`,
@@ -397,14 +411,23 @@ class BackupRun {
 
   private result(ok: boolean, extra: Partial<BackupResult> & { message: string }): BackupResult {
     const meter = this.host?.meter;
+    const refused = this.host?.refusedPaths ?? [];
+    // A device that sent paths outside its folder usually fails because of our refusal: say so,
+    // or the line only blames "files the device could not send". JSON-quoted: hostile bytes.
+    const why =
+      !ok && refused.length > 0
+        ? ` (the device tried to write outside its backup folder: ${this.host!.refusedCount} ` +
+          `path(s) refused, e.g. ${JSON.stringify(refused[0])})`
+        : '';
     return {
       ok,
       bytesReceived: meter?.bytesReceived ?? 0,
       filesReceived: meter?.filesReceived ?? 0,
-      refusedPaths: [...(this.host?.refusedPaths ?? [])],
+      refusedPaths: [...refused],
       durationMs: Date.now() - this.started,
       warnings: this.warnings,
       ...extra,
+      message: extra.message + why,
     };
   }
 

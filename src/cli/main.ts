@@ -151,8 +151,10 @@ export async function main(
         noMore();
         const abort = new AbortController();
         // Ctrl-C: stop cleanly (the device is told, the lock released, the latest backup untouched).
+        // `on`, not `once`: signal-exit (loaded by appium-ios-device) re-sends SIGINT when its own
+        // listener is the last one left, which would kill the process mid-cancel.
         const onSigint = (): void => abort.abort();
-        process.once('SIGINT', onSigint);
+        process.on('SIGINT', onSigint);
         try {
           return await backupCommand(ctx, {
             udid,

@@ -108,10 +108,16 @@ export class DeviceLock {
       try {
         const fh = await fsp.open(file, 'wx', 0o644);
         try {
-          await fh.writeFile(JSON.stringify(content));
-          await fh.sync();
-        } finally {
-          await fh.close();
+          try {
+            await fh.writeFile(JSON.stringify(content));
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+        } catch (e) {
+          // e.g. ENOSPC: an empty lock we created would block everyone until it looks stale.
+          await fsp.rm(file, { force: true });
+          throw e;
         }
         return new DeviceLock(file, token, broke);
       } catch (e) {

@@ -225,6 +225,12 @@ export class SnapshotStore {
         this.recovery.skipped = e.message;
         return;
       }
+      // A full or read-only disk: no recovery now, but the backups can still be read and verified.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') {
+        this.recovery.skipped = `cannot take the lock (${(e as Error).message})`;
+        return;
+      }
       throw e;
     }
     try {

@@ -16,8 +16,13 @@ const noSpace = { freeBytes: undefined, purgeRequestedBytes: undefined };
 
 test('105 names what was needed and what was free', () => {
   assert.equal(
+    // The request carries the device's 2 GiB margin on top of the 1.85 GB it lacks.
     notEnoughSpaceMessage({ freeBytes: 12_300_000_000, purgeRequestedBytes: 4_000_000_000 }),
-    'Not enough free space on this computer: 16.3 GB needed, 12.3 GB free',
+    'Not enough free space on this computer: 14.2 GB needed, 12.3 GB free',
+  );
+  assert.equal(
+    notEnoughSpaceMessage({ freeBytes: 5_000_000_000, purgeRequestedBytes: 2 * 1024 ** 3 }),
+    'Not enough free space on this computer: the device needs more than the 5.0 GB free',
   );
   assert.equal(
     deviceErrorMessage(105, 'Insufficient free disk space', {

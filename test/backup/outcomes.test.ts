@@ -123,12 +123,12 @@ test('not enough space on the host: MBErrorDomain 105 becomes a message with the
   assert.equal(result.ok, false);
   assert.equal(result.failure, 'device-error');
   assert.equal(result.errorCode, 105);
-  const m = /^Not enough free space on this computer: ([\d.]+) GB needed, ([\d.]+) GB free$/.exec(
+  // The simulated device lacks nothing real under this fault, so its purge request is only the
+  // 2 GiB margin: the message must not invent a deficit, and must name the free space we reported.
+  assert.match(
     result.message,
+    /^Not enough free space on this computer: the device needs more than the [\d.]+ GB free$/,
   );
-  assert.ok(m, result.message);
-  // The device asked for (deficit + 2 GiB) more than the free space we reported.
-  assert.ok(Number(m[1]) > Number(m[2]) + 2);
   await nextBackupSucceeds();
 });
 

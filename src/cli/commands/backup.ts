@@ -5,11 +5,13 @@
  */
 import { runBackup, type BackupResult } from '../../backup';
 import { DeviceSession } from '../../lockdown';
+import { MooringError } from '../../util/errors';
 import {
   appendAttempt,
   openStore,
   type RecoveryReport,
   type SnapshotInfo,
+  type StoreOptions,
   type VerifyReport,
 } from '../../store';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
@@ -49,6 +51,38 @@ function describeRecovery(r: RecoveryReport): string | undefined {
 }
 export const EXIT_CANCELLED = 130;
 
+/**
+ * TEST FAULT HOOK, used only by the crash-safety tests (test/cli/backup-crash*.test.ts):
+ * `MOORING_CRASH_AT=commit:<step>` (a CommitStep, e.g. `commit:moved-latest`; or `prune:<step>`)
+ * makes this process SIGKILL itself right after that durable step of the store (StoreHooks.afterStep,
+ * also during the recovery of an earlier interrupted commit). Those steps emit no events, so an
+ * outside kill cannot be aimed at them. Unset (always, in normal use) it changes nothing.
+ */
+export const CRASH_AT_ENV = 'MOORING_CRASH_AT';
+
+export function crashTestStoreOptions(env: NodeJS.ProcessEnv = process.env): StoreOptions {
+  const at = env[CRASH_AT_ENV];
+  if (!at) return {};
+  return {
+    hooks: {
+      afterStep: (op, step) => {
+        if (`${op}:${step}` === at) process.kill(process.pid, 'SIGKILL');
+      },
+    },
+  };
+}
+
+/** The store could not write (staging, journal, metadata) because the disk is full: one clear line. */
+function diskFull(e: unknown, doing: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return e;
+  return new MooringError(
+    'IO',
+    `Not enough free space on this computer to ${doing} (${(e as Error).message})`,
+    { cause: e },
+  );
+}
+
 export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<number> {
   const progress: ProgressSink = a.json
     ? jsonProgress(ctx.out)
@@ -57,11 +91,13 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
   const { record } = await requirePairRecord(ctx, endpoint.udid);
   const dest = destination(a.dest, ctx.dataDir);
   // The store first: it recovers an interrupted commit and refuses a second backup of this device.
-  const store = await openStore(dest, endpoint.udid);
+  const store = await openStore(dest, endpoint.udid, crashTestStoreOptions());
   const recovered = describeRecovery(store.recovery);
   if (recovered) progress.event({ type: 'store', message: recovered });
   const startedAt = new Date().toISOString();
-  const staging = await store.beginStaging();
+  const staging = await store.beginStaging().catch((e: unknown) => {
+    throw diskFull(e, `start a backup in ${dest}`);
+  });
   let outcome: BackupOutcome | undefined;
   try {
     const session = await DeviceSession.open(endpoint, record, { label: 'mooring' });
@@ -83,9 +119,11 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
       const report = await staging.verify();
       outcome.verify = report;
       if (report.ok) {
-        outcome.snapshot = await staging.commit(
-          result.isFull === undefined ? {} : { isFull: result.isFull },
-        );
+        outcome.snapshot = await staging
+          .commit(result.isFull === undefined ? {} : { isFull: result.isFull })
+          .catch((e: unknown) => {
+            throw diskFull(e, 'commit the backup');
+          });
         outcome.ok = true;
         outcome.message =
           `Backup complete: ${result.filesReceived} files, ${formatBytes(result.bytesReceived)} received; ` +
@@ -100,6 +138,7 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     if (!outcome?.ok) await staging.discard();
   }
   progress.done();
+  // On a full disk the record itself may not fit: that must not hide the outcome.
   await appendAttempt(store.stateDir, {
     startedAt,
     endedAt: new Date().toISOString(),
@@ -112,6 +151,8 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     refusedPaths: outcome.result.refusedPaths,
     ...(outcome.snapshot ? { snapshot: outcome.snapshot.id } : {}),
     transport: endpoint.transport,
+  }).catch((e: unknown) => {
+    ctx.err(`Warning: could not record this attempt: ${(e as Error).message}`);
   });
   if (a.json) {
     ctx.out(
