@@ -24,6 +24,8 @@ Options:
   --wifi-connections on|off
                          initial EnableWifiConnections (default: as stored, else on)
   --bonjour IFACE        advertise _apple-mobdev2._tcp on interface address IFACE (needs --wifi)
+  --bonjour-txt          add TXT identifier/authTag (one tag per paired host; iOS 26.4+)
+  --bonjour-mac-hidden   random MAC in the advert's name: only the TXT tags identify the device
   --udid U               device UDID (default derived from --seed)
   --name N               device name
   --ios VERSION          iOS version (default 17.5)
@@ -80,7 +82,11 @@ const RUN_FLAGS = [
 
 /** Turns `mooring-sim …` arguments into SimOptions (exported for tests). */
 export function parseRunArgs(argv: string[]): SimOptions & { quiet: boolean } {
-  const { flags, positionals } = parseFlags(argv, RUN_FLAGS, ['quiet']);
+  const { flags, positionals } = parseFlags(argv, RUN_FLAGS, [
+    'quiet',
+    'bonjour-txt',
+    'bonjour-mac-hidden',
+  ]);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const stateDir = flags.get('state');
   if (!stateDir) throw new UsageError('--state DIR is required');
@@ -92,6 +98,8 @@ export function parseRunArgs(argv: string[]): SimOptions & { quiet: boolean } {
   if (str('usbmuxd') !== undefined) opts.usbmuxd = str('usbmuxd');
   if (str('wifi') !== undefined) opts.wifi = str('wifi');
   if (str('bonjour') !== undefined) opts.bonjour = str('bonjour');
+  if (flags.has('bonjour-txt')) opts.bonjourTxt = true;
+  if (flags.has('bonjour-mac-hidden')) opts.bonjourMacHidden = true;
   if (str('udid') !== undefined) opts.udid = str('udid');
   if (str('name') !== undefined) {
     const name = str('name')!;

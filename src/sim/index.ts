@@ -16,7 +16,7 @@ import {
 } from '../transport/usbmuxd-address';
 import { MooringError } from '../util/errors';
 import { mobilebackup2Service } from './backup/mobilebackup2';
-import { BonjourAdvert, bonjourInstanceName, hostLabel } from './bonjour';
+import { BonjourAdvert, bonjourIdentifier, bonjourInstanceName, hostLabel } from './bonjour';
 import { ContentStore } from './content/store';
 import type { PasscodeMode, SimFaults, SimServiceSpec, TrustMode } from './contracts';
 import {
@@ -52,6 +52,10 @@ export interface SimOptions {
   wifiPort?: number;
   /** Interface address to advertise `_apple-mobdev2._tcp` on (needs `wifi`). */
   bonjour?: string;
+  /** Advert TXT `identifier` + one `authTag` per paired host (iOS 26.4+). Default false. */
+  bonjourTxt?: boolean;
+  /** A random MAC in the advert's instance name, so only the TXT tags identify it (implies bonjourTxt). */
+  bonjourMacHidden?: boolean;
   udid?: string;
   name?: string;
   ios?: string;
@@ -132,6 +136,9 @@ function checkOptions(o: SimOptions): void {
         `--bonjour: "${o.bonjour}" is not an interface address (e.g. 127.0.0.1)`,
       );
     }
+  }
+  if ((o.bonjourTxt || o.bonjourMacHidden) && o.bonjour === undefined) {
+    throw new MooringError('USAGE', '--bonjour-txt and --bonjour-mac-hidden need --bonjour');
   }
   if (o.trust !== undefined && !['auto', 'prompt', 'deny'].includes(o.trust)) {
     throw new MooringError('USAGE', `--trust: "${String(o.trust)}" is not auto, prompt or deny`);
@@ -351,20 +358,41 @@ class Sim implements SimControlTarget {
     if (o.wifi !== undefined) {
       const wifiHost = o.wifi;
       const iface = o.bonjour;
+      const withTxt = o.bonjourTxt === true || o.bonjourMacHidden === true;
+      let advert: BonjourAdvert | undefined;
       const makeAdvert =
         iface === undefined
           ? undefined
-          : (port: number) =>
-              new BonjourAdvert({
+          : (port: number) => {
+              advert = new BonjourAdvert({
                 iface,
                 wifiMac: identity.wifiMac,
                 address: wifiHost,
                 port,
                 hostName: hostLabel(identity.deviceName),
                 log,
+                hideMac: o.bonjourMacHidden === true,
+                ...(withTxt
+                  ? {
+                      txtAuth: {
+                        identifier: bonjourIdentifier(identity.udid),
+                        hostIds: () =>
+                          device.pairings
+                            .list()
+                            .sort((a, b) => b.pairedAt.getTime() - a.pairedAt.getTime())
+                            .map((p) => p.hostId),
+                      },
+                    }
+                  : {}),
               });
-      if (iface !== undefined)
+              device.bonjourInstance = advert.instanceName;
+              return advert;
+            };
+      if (iface !== undefined) {
         device.bonjourInstance = bonjourInstanceName(identity.wifiMac, wifiHost);
+        // New or forgotten hosts change the authTags.
+        if (withTxt) device.on('pairings-changed', () => advert?.refreshTxt());
+      }
       wifi = new WifiSide(
         wifiHost,
         o.wifiPort ?? LOCKDOWN_PORT,
