@@ -4,13 +4,12 @@
  * Debian's idevicebackup2 can use the same host identity; plain temp folders as BackupTargets; and
  * a byte-for-byte comparison of a backup folder with the device's `ctl listing`.
  */
+import { realTool } from '../helpers/real-tools';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { DeviceSession } from '../../src/lockdown/session';
 import type { PairRecord } from '../../src/pairing/pair-record';
@@ -145,23 +144,9 @@ export async function walk(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-const run = promisify(execFile);
-
 /** Debian's idevicebackup2 against the simulator's usbmuxd. */
-export async function idevicebackup2(f: BackupFixture, args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run('idevicebackup2', ['-u', f.sim.udid, ...args], {
-      env: { ...process.env, USBMUXD_SOCKET_ADDRESS: f.sim.usbmuxdAddress },
-      timeout: 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout + stderr;
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(
-      `idevicebackup2 ${args.join(' ')} failed: ${x.message}\n${x.stdout ?? ''}\n${x.stderr ?? ''}`,
-    );
-  }
+export function idevicebackup2(f: BackupFixture, args: string[]): Promise<string> {
+  return realTool(f.sim.usbmuxdAddress, 'idevicebackup2', ['-u', f.sim.udid, ...args]);
 }
 
 /** The simulator's last `mobilebackup2.finished` log line (what it actually sent). */

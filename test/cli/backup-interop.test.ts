@@ -5,12 +5,11 @@
  * folder idevicebackup2 made (adopting it as a snapshot); and idevicebackup2 restores a wiped device
  * from a Mooring destination back to the same `ctl listing`.
  */
+import { realTool } from '../helpers/real-tools';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { assertBackupMatches } from '../backup/fixture';
 import {
   fingerprint,
@@ -22,7 +21,6 @@ import {
   type CliSim,
 } from './backup-fixture';
 
-const run = promisify(execFile);
 let cs: CliSim;
 
 before(async () => {
@@ -34,20 +32,8 @@ after(async () => {
 });
 
 /** Debian's idevicebackup2, with the pair record `mooring pair` saved into the sim's usbmuxd. */
-async function idevicebackup2(args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run('idevicebackup2', ['-u', cs.sim.udid, ...args], {
-      env: { ...process.env, USBMUXD_SOCKET_ADDRESS: cs.sim.usbmuxdAddress },
-      timeout: 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout + stderr;
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(
-      `idevicebackup2 ${args.join(' ')} failed: ${x.message}\n${x.stdout}\n${x.stderr}`,
-    );
-  }
+function idevicebackup2(args: string[]): Promise<string> {
+  return realTool(cs.sim.usbmuxdAddress, 'idevicebackup2', ['-u', cs.sim.udid, ...args]);
 }
 
 function lastFinished(): Record<string, unknown> {

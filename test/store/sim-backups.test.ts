@@ -4,50 +4,30 @@
  * `ctl mutate`, into a store staging (a hard-link copy). Both snapshots verify; files, extract
  * and diff see exactly what the mutation did; the older snapshot is byte-identical afterwards.
  */
+import { pairWithIdevicepair, realTool } from '../helpers/real-tools';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { openStore, type BackupFileEntry, type SnapshotStore } from '../../src/store';
 import { walkFiles } from '../../src/store/fs-util';
 import { startSim, type RunningSim } from '../../src/sim/index';
 import type { ListingJson } from '../../src/sim/content/model';
 import { tempDirs } from './fixture';
 
-const run = promisify(execFile);
 const { tmp, cleanup } = tempDirs('mooring-store-sim-');
 let sim: RunningSim;
-let env: NodeJS.ProcessEnv;
 
 before(async () => {
   sim = await startSim({ stateDir: tmp(), files: 30, bytes: 400_000, seed: 11 });
-  env = { ...process.env, USBMUXD_SOCKET_ADDRESS: sim.usbmuxdAddress };
-  // As with a real phone, the first Pair shows "Trust This Computer?"; pair again once accepted.
-  let pair = '';
-  for (let i = 0; i < 20 && !/SUCCESS: Paired/.test(pair); i++) {
-    pair = await tool('idevicepair', ['-u', sim.udid, 'pair']).catch((e: Error) => e.message);
-    if (!/SUCCESS: Paired/.test(pair)) await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.match(pair, /SUCCESS: Paired with device/);
+  await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
 });
 
 after(async () => {
   await sim?.stop();
   cleanup();
 });
-
-async function tool(cmd: string, args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { env, timeout: 120_000 });
-    return stdout + stderr;
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${x.message}\n${x.stdout}\n${x.stderr}`);
-  }
-}
 
 async function hashes(dir: string): Promise<Map<string, string>> {
   const m = new Map<string, string>();
@@ -70,7 +50,13 @@ const key = (e: { domain: string; relativePath: string }): string =>
 test('idevicebackup2 backups: adopted, staged incrementally, verified, browsed and compared', async () => {
   const dest = tmp();
   assert.match(
-    await tool('idevicebackup2', ['-u', sim.udid, 'backup', '--full', dest]),
+    await realTool(sim.usbmuxdAddress, 'idevicebackup2', [
+      '-u',
+      sim.udid,
+      'backup',
+      '--full',
+      dest,
+    ]),
     /Backup Successful\./,
   );
   const before = (await sim.ctl('listing')) as ListingJson;
@@ -91,7 +77,12 @@ test('idevicebackup2 backups: adopted, staged incrementally, verified, browsed a
   };
   const staging = await store.beginStaging();
   const oldBytes = await hashes(store.latestDir);
-  const out = await tool('idevicebackup2', ['-u', sim.udid, 'backup', staging.root]);
+  const out = await realTool(sim.usbmuxdAddress, 'idevicebackup2', [
+    '-u',
+    sim.udid,
+    'backup',
+    staging.root,
+  ]);
   assert.match(out, /Backup Successful\./);
   // Incremental: only the changed payloads were sent (plus Status x4, Manifest.db/.plist).
   assert.equal(

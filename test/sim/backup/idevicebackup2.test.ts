@@ -3,21 +3,19 @@
  * idevicebackup2 backup --full, an incremental backup after `ctl mutate`, and a restore after
  * `ctl wipe`. The backup folder is checked byte for byte against the device's listing.
  */
+import { pairWithIdevicepair, realTool } from '../../helpers/real-tools';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { decodePlist, isPlistDict } from '../../../src/protocol/plist';
 import { readManifestDb } from '../../../src/format/manifest-db';
 import { fileIdFor } from '../../../src/format/file-id';
 import type { ListingJson } from '../../../src/sim/content/model';
 import { startSim, type RunningSim } from '../../../src/sim/index';
 
-const run = promisify(execFile);
 const dirs: string[] = [];
 function tmp(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-ib2-'));
@@ -26,7 +24,6 @@ function tmp(): string {
 }
 
 let sim: RunningSim;
-let env: NodeJS.ProcessEnv;
 const logs: Array<Record<string, unknown>> = [];
 
 before(async () => {
@@ -37,36 +34,13 @@ before(async () => {
     seed: 3,
     log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
   });
-  env = { ...process.env, USBMUXD_SOCKET_ADDRESS: sim.usbmuxdAddress };
-  // As with a real phone, the first Pair shows "Trust This Computer?"; pair again once accepted.
-  let pair = '';
-  for (let i = 0; i < 20 && !/SUCCESS: Paired/.test(pair); i++) {
-    pair = await tool('idevicepair', ['-u', sim.udid, 'pair']).catch((e: Error) => e.message);
-    if (!/SUCCESS: Paired/.test(pair)) await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.match(pair, /SUCCESS: Paired with device/);
+  await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
 });
 
 after(async () => {
   await sim?.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function tool(cmd: string, args: string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, {
-      env,
-      timeout: 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return stdout + stderr;
-  } catch (e) {
-    const x = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(
-      `${cmd} ${args.join(' ')} failed: ${x.message}\n${x.stdout ?? ''}\n${x.stderr ?? ''}`,
-    );
-  }
-}
 
 async function listing(): Promise<ListingJson> {
   return (await sim.ctl('listing')) as ListingJson;
@@ -104,7 +78,13 @@ async function assertBackupMatches(root: string, l: ListingJson): Promise<void> 
 
 test('idevicebackup2: full backup, incremental after mutate, restore after wipe', async () => {
   const root = tmp();
-  const full = await tool('idevicebackup2', ['-u', sim.udid, 'backup', '--full', root]);
+  const full = await realTool(sim.usbmuxdAddress, 'idevicebackup2', [
+    '-u',
+    sim.udid,
+    'backup',
+    '--full',
+    root,
+  ]);
   assert.match(full, /Backup Successful\./);
   const l1 = await listing();
   await assertBackupMatches(root, l1);
@@ -115,7 +95,12 @@ test('idevicebackup2: full backup, incremental after mutate, restore after wipe'
     added: string[];
     modified: string[];
   };
-  const inc = await tool('idevicebackup2', ['-u', sim.udid, 'backup', root]);
+  const inc = await realTool(sim.usbmuxdAddress, 'idevicebackup2', [
+    '-u',
+    sim.udid,
+    'backup',
+    root,
+  ]);
   assert.match(inc, /Backup Successful\./);
   assert.equal(lastFinished().incremental, true);
   assert.equal(lastFinished().files, m.added.length + m.modified.length);
@@ -129,7 +114,7 @@ test('idevicebackup2: full backup, incremental after mutate, restore after wipe'
 
   await sim.ctl('wipe');
   assert.equal((await listing()).entries.length, 0);
-  const restore = await tool('idevicebackup2', [
+  const restore = await realTool(sim.usbmuxdAddress, 'idevicebackup2', [
     '-u',
     sim.udid,
     'restore',
