@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   crashAt,
+  printKillReports,
   exists,
   startCliSim,
   storePaths,
@@ -31,13 +32,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (reports.length > 0) {
-    console.log(
-      reports
-        .map((r) => `  ${r.name}: ${r.landed}${r.committed ? '; committed' : '; not committed'}`)
-        .join('\n'),
-    );
-  }
+  printKillReports(reports);
   await cs?.close();
 });
 

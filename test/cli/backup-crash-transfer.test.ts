@@ -14,6 +14,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import {
   crashAt,
+  printKillReports,
   exists,
   fingerprint,
   readAttemptLines,
@@ -40,13 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (reports.length > 0) {
-    console.log(
-      reports
-        .map((r) => `  ${r.name}: ${r.landed}${r.committed ? '; committed' : '; not committed'}`)
-        .join('\n'),
-    );
-  }
+  printKillReports(reports);
   await cs?.close();
 });
 

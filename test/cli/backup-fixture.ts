@@ -517,6 +517,16 @@ async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<boolea
  * is whole and is exactly the previous latest (or, past the point of no return, exactly the device),
  * that no staging survived or became a snapshot, and that the next backup succeeds.
  */
+/** Prints where each kill landed, so a CI log shows the spread of kill points. */
+export function printKillReports(reports: KillReport[]): void {
+  if (reports.length === 0) return;
+  console.log(
+    reports
+      .map((r) => `  ${r.name}: ${r.landed}${r.committed ? '; committed' : '; not committed'}`)
+      .join('\n'),
+  );
+}
+
 export async function crashAt(cs: CliSim, dest: string, k: KillPoint): Promise<KillReport> {
   const udid = cs.sim.udid;
   const p = storePaths(dest, udid);
