@@ -21,6 +21,17 @@ if (chosen.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// The UI tests load dist/renderer: build it when it is missing or older than its sources.
+const renderer = require('./build-renderer.js');
+if (renderer.isStale()) {
+  console.error('building the renderer (dist/renderer)…');
+  try {
+    renderer.build();
+  } catch (e) {
+    console.error(`build-renderer: ${e.message}`);
+    process.exit(1);
+  }
+}
 const concurrency = process.env.TEST_CONCURRENCY || '2';
 const r = spawnSync(
   process.execPath,

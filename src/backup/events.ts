@@ -50,6 +50,14 @@ export interface BackupResult {
   durationMs: number;
   /** Optional parts that failed (Info.plist extras, unlock, …). */
   warnings: string[];
+  /**
+   * The MooringError behind a failure that was not the device's final ErrorCode (its `code` and
+   * `detail`, e.g. DEVICE_ERROR + 'PasswordProtected' or the AFC status of a busy sync lock), so
+   * callers can classify it without reading the message.
+   */
+  cause?: { code: string; detail?: string | number };
+  /** Free space the device said it lacks (MBErrorDomain 105), from its purge request, when known. */
+  neededBytes?: number;
 }
 
 export interface BackupTimeouts {

@@ -1,8 +1,11 @@
 /**
- * One human line for each way a backup can end badly. The device's MBErrorDomain codes come from
- * reference §4.7 (observed in the wild) and DECISIONS D11 (the simulator's choices where no trace
- * exists); any other non-zero code falls back to the device's own description.
+ * One human line for each way a backup can end badly. The device's MBErrorDomain codes are
+ * explained by the shared table in format/mb-errors (also used by the agent's history); any other
+ * non-zero code falls back to the device's own description.
  */
+import { MbErrorCode, mbErrorInfo } from '../format/mb-errors';
+
+export { MbErrorCode };
 
 export const PASSCODE_MESSAGE =
   'The backup needs the passcode entered on the device: unlock it and try again';
@@ -11,17 +14,6 @@ export const DEVICE_CANCEL_MESSAGE = 'The backup was cancelled on the device';
 /** Our own writes failed with ENOSPC/EDQUOT (the device's error then only says "upload failed"). */
 export const DISK_FULL_MESSAGE =
   'Not enough free space on this computer: the disk filled up during the backup';
-
-/** MBErrorDomain codes with a known meaning. */
-export const MbErrorCode = {
-  KEYCHAIN: 1,
-  UPLOAD_FAILED: 104,
-  INSUFFICIENT_SPACE: 105,
-  BAD_BACKUP: 205,
-  CANCELLED: 202,
-  PASSCODE_NOT_ENTERED: 208,
-  SETUP_NOT_FINISHED: 212,
-} as const;
 
 /** Decimal gigabytes, as Finder shows them. */
 export function formatGb(bytes: number): string {
@@ -75,16 +67,8 @@ export function deviceErrorMessage(
   if (code === MbErrorCode.INSUFFICIENT_SPACE) return notEnoughSpaceMessage(space);
   if (isPasscodeDescription(code, description)) return PASSCODE_MESSAGE;
   if (isCancelDescription(code, description)) return DEVICE_CANCEL_MESSAGE;
-  switch (code) {
-    case MbErrorCode.KEYCHAIN:
-      return `The device could not back up its keychain: unlock it and try again (MBErrorDomain 1${said})`;
-    case MbErrorCode.UPLOAD_FAILED:
-      return `The device could not send some of its files (MBErrorDomain 104${said})`;
-    case MbErrorCode.BAD_BACKUP:
-      return `The device could not use the previous backup in this folder; try a full backup (MBErrorDomain 205${said})`;
-    case MbErrorCode.SETUP_NOT_FINISHED:
-      return 'Finish setting up the device before backing it up (MBErrorDomain 212)';
-    default:
-      return `The device stopped the backup with error ${code}${said}`;
-  }
+  const known = mbErrorInfo(code);
+  if (known === undefined) return `The device stopped the backup with error ${code}${said}`;
+  const fix = known.fix.charAt(0).toLowerCase() + known.fix.slice(1);
+  return `The device stopped the backup: ${known.explanation}; ${fix} (MBErrorDomain ${code}${said})`;
 }

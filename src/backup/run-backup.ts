@@ -41,7 +41,9 @@ import { gatherInfoPlist, writeInfoPlist, type LockdownValues } from './info-pli
 import { BackupStopped, Interrupt, withDeadline, type StopReason } from './interrupt';
 import {
   DEVICE_CANCEL_MESSAGE,
+  DEVICE_PURGE_MARGIN_BYTES,
   DISK_FULL_MESSAGE,
+  MbErrorCode,
   PASSCODE_MESSAGE,
   USER_CANCEL_MESSAGE,
   deviceErrorMessage,
@@ -326,6 +328,7 @@ class BackupRun {
         ...(cancelled && !passcode ? { cancelled: true, cancelledBy: 'device' as const } : {}),
         errorCode: end.errorCode,
         ...(desc !== undefined ? { errorDescription: desc } : {}),
+        ...this.neededSpace(end.errorCode),
         message: deviceErrorMessage(end.errorCode, desc, {
           freeBytes: this.host?.freeBytesReported,
           purgeRequestedBytes: this.host?.purgeRequestedBytes,
@@ -349,40 +352,24 @@ class BackupRun {
     });
   }
 
+  /** For MBErrorDomain 105: what the device lacked (its purge request minus the margin it adds). */
+  private neededSpace(code: number): { neededBytes?: number } {
+    const free = this.host?.freeBytesReported;
+    const purge = this.host?.purgeRequestedBytes;
+    if (code !== MbErrorCode.INSUFFICIENT_SPACE || free === undefined || purge === undefined) {
+      return {};
+    }
+    const deficit = purge - DEVICE_PURGE_MARGIN_BYTES;
+    return deficit > 0 ? { neededBytes: free + deficit } : {};
+  }
+
   private failed(e: unknown): BackupResult {
     if (e instanceof BackupStopped) return this.stopped(e.reason);
     const msg = e instanceof Error ? e.message : String(e);
     const where = this.phase ?? 'connecting';
     if (isMooringError(e)) {
-      switch (e.code) {
-        case 'CLOSED':
-          return this.result(false, {
-            failure: 'connection-lost',
-            message: `The connection to the device was lost while ${phaseText(where)}: ${msg}`,
-          });
-        case 'TIMEOUT':
-          return this.result(false, {
-            failure: 'timeout',
-            message: `The device stopped responding while ${phaseText(where)}: ${msg}`,
-          });
-        case 'MALFORMED':
-        case 'LIMIT':
-        case 'FRAME_TOO_LARGE':
-        case 'PROTOCOL':
-          return this.result(false, {
-            failure: 'protocol',
-            message: `The device sent something invalid, so the backup was stopped: ${msg}`,
-          });
-        case 'IO':
-          return this.result(false, { failure: 'local-io', message: msg });
-        case 'UNSAFE_PATH':
-          return this.result(false, {
-            failure: 'local-io',
-            message: `The backup folder is unsafe: ${msg}`,
-          });
-        default:
-          return this.result(false, { failure: 'setup', message: msg });
-      }
+      const cause = { code: e.code, ...(e.detail === undefined ? {} : { detail: e.detail }) };
+      return { ...this.classify(e, msg, where), cause };
     }
     const errno = (e as { code?: unknown } | null)?.code;
     if (errno === 'ENOSPC' || errno === 'EDQUOT') {
@@ -395,6 +382,39 @@ class BackupRun {
       });
     }
     return this.result(false, { failure: 'internal', message: `Internal error: ${msg}` });
+  }
+
+  /** A MooringError met on the way, as a failure kind and one line. */
+  private classify(e: MooringError, msg: string, where: BackupPhase): BackupResult {
+    switch (e.code) {
+      case 'CLOSED':
+        return this.result(false, {
+          failure: 'connection-lost',
+          message: `The connection to the device was lost while ${phaseText(where)}: ${msg}`,
+        });
+      case 'TIMEOUT':
+        return this.result(false, {
+          failure: 'timeout',
+          message: `The device stopped responding while ${phaseText(where)}: ${msg}`,
+        });
+      case 'MALFORMED':
+      case 'LIMIT':
+      case 'FRAME_TOO_LARGE':
+      case 'PROTOCOL':
+        return this.result(false, {
+          failure: 'protocol',
+          message: `The device sent something invalid, so the backup was stopped: ${msg}`,
+        });
+      case 'IO':
+        return this.result(false, { failure: 'local-io', message: msg });
+      case 'UNSAFE_PATH':
+        return this.result(false, {
+          failure: 'local-io',
+          message: `The backup folder is unsafe: ${msg}`,
+        });
+      default:
+        return this.result(false, { failure: 'setup', message: msg });
+    }
   }
 
   private stopped(reason: StopReason): BackupResult {

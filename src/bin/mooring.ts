@@ -3,4 +3,4 @@ import { main } from '../cli/main';
 import { runMain } from './run-main';
 
 export { main };
-if (require.main === module) runMain('mooring', (argv) => main(argv));
+if (require.main === module) runMain('mooring', (argv) => main(argv), { lingerMs: 5000 });

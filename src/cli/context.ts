@@ -19,7 +19,7 @@ import {
   type FoundPairRecord,
 } from '../lockdown';
 import { LOCKDOWN_PORT } from '../lockdown/constants';
-import { pairRecordStoreDir } from './paths';
+import { pairRecordStoreDir } from '../util/paths';
 
 export type Via = 'usb' | 'wifi' | 'auto';
 

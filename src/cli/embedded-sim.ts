@@ -4,7 +4,7 @@
  * hence the lazy require and the clear message when it is absent.
  */
 import { MooringError } from '../util/errors';
-import { embeddedSimDir } from './paths';
+import { embeddedSimDir } from '../util/paths';
 
 export interface EmbeddedSim {
   udid: string;
@@ -13,7 +13,15 @@ export interface EmbeddedSim {
   stop(): Promise<void>;
 }
 
-export async function startEmbeddedSim(dataDir: string): Promise<EmbeddedSim> {
+export interface EmbeddedSimOptions {
+  /** Advertise over Bonjour on 127.0.0.1 only (for `mooring agent --sim`). */
+  bonjour?: boolean;
+}
+
+export async function startEmbeddedSim(
+  dataDir: string,
+  opts: EmbeddedSimOptions = {},
+): Promise<EmbeddedSim> {
   let mod: typeof import('../sim/index');
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -29,6 +37,7 @@ export async function startEmbeddedSim(dataDir: string): Promise<EmbeddedSim> {
     // Loopback with a free port: the simulated Wi-Fi side must never reach a real network.
     wifi: '127.0.0.1',
     wifiPort: 0,
+    ...(opts.bonjour ? { bonjour: '127.0.0.1' } : {}),
     files: 200,
     bytes: 20 * 1024 * 1024,
     log: false,

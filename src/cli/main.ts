@@ -6,7 +6,7 @@ import { isMooringError, MooringError } from '../util/errors';
 import { parseFlags, UsageError } from '../util/cli-flags';
 import { findPairRecord } from '../lockdown';
 import { makeContext, usbmuxd, type CliContext, type Via } from './context';
-import { defaultDataDir, pairRecordStoreDir } from './paths';
+import { defaultDataDir, pairRecordStoreDir } from '../util/paths';
 import { devicesCommand } from './commands/devices';
 import { infoCommand } from './commands/info';
 import { pairCommand } from './commands/pair';
@@ -17,6 +17,9 @@ import { pinCommand, pruneCommand, snapshotsCommand, type StoreArgs } from './co
 import { diffCommand, extractCommand, filesCommand, verifyCommand } from './commands/inspect';
 import { destination } from './store-access';
 import { retentionFromFlags } from '../store';
+import { AgentApiError } from '../api/client';
+import { EXIT_NO_AGENT, NoAgentError } from './agent-connection';
+import { AGENT_COMMANDS, agentDevices, runAgentCommand } from './agent-commands';
 
 export const USAGE = `Usage: mooring COMMAND [options]
 
@@ -41,6 +44,26 @@ Commands:
                                copy files out of a backup
   diff S1 S2                   files added, removed and changed between two snapshots
 
+The agent (automatic backups; the commands below talk to it):
+  agent [--listen 127.0.0.1:PORT] [--backup-dir DIR] [--usbmuxd ADDR|off]
+        [--mdns-interface ADDR|off] [--wifi-port lockdown|advertised] [--sim]
+                               run discovery, the schedule and the HTTP API (default
+                               127.0.0.1:47110); prints its URL
+  status                       the agent, its devices and unread notifications
+  devices                      (while an agent runs) what the agent knows of each device
+  history [--udid U] [--severity info|warning|error] [--kind K] [--limit N] [--before ID]
+                               notifications, newest first, each with its device's name
+  attempts [--udid U] [--outcome O] [--limit N] [--before ID]
+                               backup attempts, newest first
+  backup-now --udid U [--wait] start a backup now (--wait: until it ends; exit 0 on success)
+  cancel --udid U              cancel the device's running backup
+  config get [KEY] | set KEY VALUE | reset KEY [--udid U]
+                               settings: interval, window, enabled, paused, concurrency,
+                               retries-per-day, passcode-wait, webhook, stale-after,
+                               keep-all, keep-daily, keep-weekly (retention after each
+                               backup), backup-dir (where new backups go)
+  pause | resume               stop or restart automatic backups
+
 Options:
   --udid U                     which device (needed when several are connected)
   --via usb|wifi|auto          how to reach it (default auto: USB first)
@@ -48,7 +71,9 @@ Options:
   --usbmuxd ADDR               usbmuxd endpoint: UNIX:/path, /path, host:port
                                (default USBMUXD_SOCKET_ADDRESS, else the platform's)
   --dest DIR                   where backups live (default: DATA-DIR/backups)
-  --data-dir DIR               Mooring's own files (default: per-user data folder)
+  --data DIR, --data-dir DIR   Mooring's own files (default: per-user data folder)
+  --agent URL                  the agent to talk to (token in MOORING_TOKEN; default: the
+                               one DATA-DIR/agent.json names)
   --sim                        start a simulated iPhone in this process and use it
   --json                       machine-readable output
 `;
@@ -68,8 +93,19 @@ const VALUED = [
   'keep-all',
   'daily',
   'weekly',
+  'data',
+  'listen',
+  'backup-dir',
+  'mdns-interface',
+  'wifi-port',
+  'agent',
+  'limit',
+  'before',
+  'severity',
+  'kind',
+  'outcome',
 ] as const;
-const BOOLEANS = ['json', 'sim', 'help', 'full', 'dry-run', 'no-hash'] as const;
+const BOOLEANS = ['json', 'sim', 'help', 'full', 'dry-run', 'no-hash', 'wait'] as const;
 
 function parseVia(v: string | undefined): Via {
   if (v === undefined) return 'auto';
@@ -90,7 +126,18 @@ export async function main(
       out(USAGE);
       return command === undefined && !flags.has('help') ? EXIT_USAGE : 0;
     }
-    const dataDir = flags.get('data-dir') ?? defaultDataDir();
+    if (flags.has('data') && flags.has('data-dir')) {
+      throw new UsageError('--data and --data-dir are the same option: give one');
+    }
+    const dataDir = flags.get('data') ?? flags.get('data-dir') ?? defaultDataDir();
+    const agentArgs = { command, rest, flags, dataDir, out, err };
+    if ((AGENT_COMMANDS as readonly string[]).includes(command)) {
+      return await runAgentCommand(agentArgs);
+    }
+    if (command === 'devices' && !flags.has('sim')) {
+      const viaAgent = await agentDevices(agentArgs);
+      if (viaAgent !== undefined) return viaAgent;
+    }
     const via = parseVia(flags.get('via'));
     let usbmuxdFlag = flags.get('usbmuxd');
     let host = flags.get('host');
@@ -222,6 +269,9 @@ export async function main(
     }
     err(`mooring: ${e instanceof Error ? e.message : String(e)}`);
     if (e instanceof MooringError && e.code === 'USBMUXD') return 3;
+    if (e instanceof NoAgentError || (e instanceof AgentApiError && e.status === 0)) {
+      return EXIT_NO_AGENT;
+    }
     return 1;
   } finally {
     await sim?.stop();

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
 import { openStore, type SnapshotStore } from '../store';
-import { defaultBackupDir } from './paths';
+import { defaultBackupDir } from '../util/paths';
 
 export function destination(flag: string | undefined, dataDir: string): string {
   return path.resolve(flag ?? defaultBackupDir(dataDir));

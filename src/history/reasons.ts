@@ -6,6 +6,7 @@
  * Messages name no device: the UI, the CLI and the webhook put the device's name in front.
  * Moments are rendered in the computer's local time zone, relative to the `now` the caller passes.
  */
+import { mbErrorInfo } from '../format/mb-errors';
 import { formatAgo, formatBytes, formatCount, formatDuration, formatWhen } from './units';
 
 export type Severity = 'info' | 'warning' | 'error';
@@ -41,6 +42,9 @@ export const REASONS = {
   WIFI_UNREACHABLE: { kind: 'skip', severity: 'warning', hasFix: true },
   BUSY: { kind: 'skip', severity: 'info', hasFix: true },
   RETRY_LIMIT_REACHED: { kind: 'skip', severity: 'warning', hasFix: true },
+  WAITING_FOR_UNLOCK: { kind: 'skip', severity: 'info', hasFix: true },
+  QUEUED: { kind: 'skip', severity: 'info', hasFix: false },
+  DISABLED: { kind: 'skip', severity: 'info', hasFix: true },
   WAITING_FOR_PASSCODE: { kind: 'backup', severity: 'warning', hasFix: true },
   PASSCODE_NOT_ENTERED: { kind: 'backup', severity: 'warning', hasFix: true },
   NOT_ENOUGH_SPACE: { kind: 'backup', severity: 'error', hasFix: true },
@@ -51,10 +55,12 @@ export const REASONS = {
   CANCELLED: { kind: 'backup', severity: 'info', hasFix: false },
   INTERRUPTED: { kind: 'backup', severity: 'warning', hasFix: false },
   BACKUP_SUCCEEDED: { kind: 'backup', severity: 'info', hasFix: false },
+  PRUNE_FAILED: { kind: 'backup', severity: 'warning', hasFix: true },
   PAIRING_INVALID: { kind: 'pairing', severity: 'error', hasFix: true },
   PAIRING_EXPIRING: { kind: 'pairing', severity: 'warning', hasFix: true },
   NO_RECENT_BACKUP: { kind: 'stale', severity: 'warning', hasFix: true },
   COMPUTER_ASLEEP: { kind: 'agent', severity: 'warning', hasFix: true },
+  BACKUP_DIR_CHANGED: { kind: 'agent', severity: 'info', hasFix: false },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type ReasonCode = keyof typeof REASONS;
@@ -227,6 +233,44 @@ export function retryLimitReached(p: {
   );
 }
 
+/**
+ * iOS 16.1+ asks for the passcode at every backup: rather than start while nobody holds the
+ * phone, the agent waits (up to `waitUntil`) for a sign of use and starts then.
+ */
+export function waitingForUnlock(p: {
+  waitUntil: number;
+  lastUnlockedAt?: number;
+  now: number;
+}): Notice {
+  const last =
+    p.lastUnlockedAt === undefined ? '' : `; last unlocked ${formatAgo(p.lastUnlockedAt, p.now)}`;
+  return notice(
+    'WAITING_FOR_UNLOCK',
+    `Waiting for the device to be unlocked before starting (until ${formatWhen(p.waitUntil, p.now)}), so nobody has to stand by a passcode prompt${last}; after that the backup starts anyway and the device asks for its passcode`,
+    'Unlock the device (or choose "Back up now" while you hold it) to start the backup sooner',
+    facts(p),
+  );
+}
+
+export function queued(p: { running: number; concurrency: number }): Notice {
+  const others = p.running === 1 ? "another device's backup is" : `${p.running} other backups are`;
+  return notice(
+    'QUEUED',
+    `Queued: ${others} running (at most ${p.concurrency} at a time); this one starts when a slot frees up`,
+    null,
+    facts(p),
+  );
+}
+
+export function disabled(): Notice {
+  return notice(
+    'DISABLED',
+    'Automatic backups are off for this device',
+    'Turn them on with "mooring config set enabled true --udid …", or choose "Back up now"',
+    {},
+  );
+}
+
 // ---- during and after an attempt ----
 
 export function waitingForPasscode(): Notice {
@@ -286,62 +330,11 @@ export function connectionLost(p: {
   );
 }
 
-interface MbErrorInfo {
-  explanation: string;
-  fix: string;
-  severity: Severity;
-}
-
-/**
- * MBErrorDomain codes from the device's final ErrorCode (reference §4.7 for those seen in the wild;
- * DECISIONS D11 for 202 and 208, which we chose where no public trace exists).
- */
-export const MB_ERRORS: Readonly<Record<number, MbErrorInfo>> = {
-  1: {
-    explanation: 'the device could not back up its keychain (it was locked)',
-    fix: 'Unlock the device and keep it unlocked until the backup has started',
-    severity: 'error',
-  },
-  103: {
-    explanation: 'the device could not read the backup status this computer sent',
-    fix: "Try again; if it keeps failing, move this device's folder out of the backup folder so the next backup is a full one",
-    severity: 'error',
-  },
-  104: {
-    explanation: 'the device could not send some of its files',
-    fix: 'Try again; if it keeps failing, restart the device',
-    severity: 'error',
-  },
-  105: {
-    explanation: 'there is not enough free space on this computer',
-    fix: 'Free up space on the disk holding the backup folder or choose another backup folder',
-    severity: 'error',
-  },
-  202: {
-    explanation: 'the backup was cancelled',
-    fix: 'Start the backup again when the device is free',
-    severity: 'info',
-  },
-  205: {
-    explanation:
-      'the device could not use the previous backup in this folder (damaged or incomplete)',
-    fix: "Move this device's folder out of the backup folder so the next backup is a full one, then back up again",
-    severity: 'error',
-  },
-  208: {
-    explanation: 'nobody entered the passcode on the device',
-    fix: 'Enter the passcode on the device when it asks during a backup',
-    severity: 'warning',
-  },
-  212: {
-    explanation: 'the device has not finished its setup',
-    fix: 'Finish the setup assistant on the device, then back up',
-    severity: 'error',
-  },
-};
+/** The one MBErrorDomain table (codes → explanation, fix, severity), shared with the engine. */
+export { MB_ERRORS } from '../format/mb-errors';
 
 export function deviceError(p: { code: number; description?: string }): Notice {
-  const known = MB_ERRORS[p.code];
+  const known = mbErrorInfo(p.code);
   const said =
     p.description === undefined || p.description.trim() === '' ? undefined : quote(p.description);
   const explanation = known?.explanation ?? (said !== undefined ? `"${said}"` : 'an unknown error');
@@ -412,6 +405,16 @@ export function backupSucceeded(p: {
   );
 }
 
+/** Removing old snapshots by the retention policy failed; the new backup itself is complete. */
+export function pruneFailed(p: { detail: string }): Notice {
+  return notice(
+    'PRUNE_FAILED',
+    `The backup is complete, but older backups could not be removed as the retention settings ask: ${quote(p.detail)}`,
+    'Mooring tries again after the next backup; check that the backup folder is writable and has no files open in other programs',
+    { detail: quote(p.detail) },
+  );
+}
+
 // ---- pairing ----
 
 export function pairingInvalid(p: { cause: 'refused' | 'expired' | 'missing' }): Notice {
@@ -437,7 +440,9 @@ export function pairingExpiring(p: {
 }): Notice {
   return notice(
     'PAIRING_EXPIRING',
-    `The last contact with the device was ${formatWhen(p.lastContactAt, p.now)}; its pairing may expire ${formatWhen(p.expiresAt, p.now)}`,
+    p.expiresAt > p.now
+      ? `The last contact with the device was ${formatWhen(p.lastContactAt, p.now)}; its pairing may expire ${formatWhen(p.expiresAt, p.now)}`
+      : `The last contact with the device was ${formatWhen(p.lastContactAt, p.now)}; its pairing may have expired ${formatWhen(p.expiresAt, p.now)}`,
     "Connect the device by USB or bring it onto this computer's Wi-Fi network before then",
     facts(p),
   );
@@ -469,5 +474,15 @@ export function computerAsleep(p: { from: number; to: number; now: number }): No
     `This computer was asleep during the backup window: asleep ${formatWhen(p.from, p.now)}, awake again ${formatWhen(p.to, p.now)}`,
     'Keep this computer awake during the backup window (energy settings), or move the window to a time it is on',
     facts(p),
+  );
+}
+
+/** Where backups go changed; the backups made until now stay in the old folder as they are. */
+export function backupDirChanged(p: { from: string; to: string }): Notice {
+  return notice(
+    'BACKUP_DIR_CHANGED',
+    `New backups go to ${quote(p.to)}. The backups already in ${quote(p.from)} are left there as they are: Mooring no longer shows, prunes or adds to them (move or delete them yourself)`,
+    null,
+    { from: quote(p.from), to: quote(p.to) },
   );
 }

@@ -247,7 +247,19 @@ export class Ticker {
     this.current = run;
     const done = run.finally(() => {
       if (this.current === run) this.current = undefined;
-      if (this.stopped) this.flushPending();
+      if (this.stopped) {
+        this.flushPending();
+        return;
+      }
+      // A request that arrived after the loop's last look at `pending` but before this point
+      // found a run still in progress and queued itself: serve it now, not at the next tick.
+      const late = this.pending;
+      if (late !== undefined && this.current === undefined) {
+        this.pending = undefined;
+        void this.drive(late.reason).then(() => {
+          for (const w of late.waiters) w();
+        });
+      }
     });
     return done;
   }

@@ -16,6 +16,8 @@ import type { Transport } from './service-ports';
 
 export const NOTIFY_PASSCODE_PRESENTED = 'com.apple.LocalAuthentication.ui.presented';
 export const NOTIFY_PASSCODE_DISMISSED = 'com.apple.LocalAuthentication.ui.dismissed';
+/** SpringBoard posts this whenever the screen locks or unlocks (hosts watch it to see use). */
+export const NOTIFY_LOCKSTATE = 'com.apple.springboard.lockstate';
 /** --trust auto / deny: how long the scripted user takes to tap a button. */
 export const TRUST_DIALOG_DELAY_MS = 200;
 /** An answered dialog is forgotten if no Pair request collects the answer in this time. */
@@ -289,11 +291,13 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
     }
     this.lockedFlag = true;
     this.log('locked');
+    this.postNotification(NOTIFY_LOCKSTATE);
   }
 
   unlock(): void {
     this.lockedFlag = false;
     this.log('unlocked');
+    this.postNotification(NOTIFY_LOCKSTATE);
   }
 
   /** After a reboot a device with a passcode stays locked until the first unlock. */
@@ -308,6 +312,7 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
     const n = this.pendingPasscodes.size;
     for (const p of [...this.pendingPasscodes]) this.finishPasscode(p, true);
     this.log('passcode-entered', { prompts: n });
+    this.postNotification(NOTIFY_LOCKSTATE);
     return n;
   }
 

@@ -6,11 +6,12 @@
 import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
-import { targetStaysInDomain } from '../format/file-id';
+import { MAX_DOMAIN_CHARS, MAX_RELATIVE_PATH_CHARS, targetStaysInDomain } from '../format/file-id';
 import { MANIFEST_DB, MANIFEST_PLIST, payloadPath } from '../format/layout';
 import {
   checkManifestShape,
   decodeManifestRow,
+  MANIFEST_ROW_SELECT,
   entryTypeForFlags,
   isManifestRow,
   iterateManifestDb,
@@ -23,6 +24,7 @@ import {
 } from '../format/manifest-db';
 import { readManifestPlist } from '../format/manifest-plist';
 import { tempName } from './fs-util';
+import { GLOB_CHARS as GLOB, globMatcher } from './glob';
 
 export interface FileQuery {
   /** Exact domain, or a glob (`AppDomain-*`). */
@@ -48,50 +50,22 @@ export interface BackupFileEntry {
   digest?: string;
 }
 
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        re += '.*';
-        i++;
-      } else re += '[^/]*';
-    } else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = glob.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        const body = glob.slice(i + 1, end).replace(/\\/g, '\\\\');
-        re += `[${body.startsWith('!') ? `^${body.slice(1)}` : body}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`, 'i');
-}
-
-const GLOB = /[*?[]/;
-
 /** A predicate over (domain, relativePath) for a query. */
 export function fileMatcher(q: FileQuery): (domain: string, relativePath: string) => boolean {
   const domainTest =
     q.domain === undefined
       ? () => true
       : GLOB.test(q.domain)
-        ? (
-            (re) => (d: string) =>
-              re.test(d)
-          )(globToRegExp(q.domain))
+        ? globMatcher(q.domain)
         : (d: string) => d === q.domain;
   const p = q.pattern;
   let pathTest: (rel: string) => boolean = () => true;
   if (p !== undefined && p !== '') {
     if (GLOB.test(p)) {
-      const re = globToRegExp(p);
+      const test = globMatcher(p);
       pathTest = p.includes('/')
-        ? (rel) => re.test(rel)
-        : (rel) => re.test(rel.slice(rel.lastIndexOf('/') + 1));
+        ? (rel) => test(rel)
+        : (rel) => test(rel.slice(rel.lastIndexOf('/') + 1));
     } else {
       const needle = p.toLowerCase();
       pathTest = (rel) => rel.toLowerCase().includes(needle);
@@ -136,6 +110,118 @@ export async function* listFiles(dir: string, q: FileQuery = {}): AsyncGenerator
   for (const r of iterateManifestDb(path.join(dir, MANIFEST_DB), opts)) {
     if (match(r.domain, r.relativePath)) yield toFileEntry(r);
   }
+}
+
+/** Where a page of files starts: after this (domain, relativePath), in Manifest.db order. */
+export interface FilePosition {
+  domain: string;
+  relativePath: string;
+}
+
+export interface FilePageOptions {
+  /** Start after this entry (the `next` of the previous page). */
+  after?: FilePosition;
+  /** Entries per page. */
+  limit: number;
+  /** Rows examined at most in one call, so a rare pattern costs bounded work per page. */
+  maxScan?: number;
+}
+
+export interface FilePage {
+  entries: BackupFileEntry[];
+  /** Where the next page starts; undefined when the listing is complete. */
+  next?: FilePosition;
+  /** Rows that matched the query but failed validation (left out). */
+  invalid: number;
+}
+
+export const DEFAULT_MAX_SCAN_ROWS = 200_000;
+
+/**
+ * One page of `listFiles`: the cursor is a (domain, relativePath) position compared inside
+ * SQLite (same BINARY order as the listing), so each page starts where the last one ended instead
+ * of re-reading everything before it. The query is matched on the bounded raw columns before a
+ * row's MBFile is decoded; damaged rows are counted and skipped rather than failing the page.
+ */
+export async function listFilesPage(
+  dir: string,
+  q: FileQuery,
+  o: FilePageOptions,
+): Promise<FilePage> {
+  await assertBrowsable(dir);
+  const match = fileMatcher(q);
+  const maxScan = o.maxScan ?? DEFAULT_MAX_SCAN_ROWS;
+  const exactDomain = q.domain !== undefined && !GLOB.test(q.domain) ? q.domain : undefined;
+  const file = path.join(dir, MANIFEST_DB);
+  const where: string[] = [];
+  const args: string[] = [];
+  if (exactDomain !== undefined) {
+    where.push('domain = ?');
+    args.push(exactDomain);
+  }
+  if (o.after) {
+    where.push('(domain, relativePath) > (?, ?)');
+    args.push(o.after.domain, o.after.relativePath);
+  }
+  const sql =
+    `SELECT ${MANIFEST_ROW_SELECT} FROM Files` +
+    (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+    ' ORDER BY domain, relativePath';
+  const page: FilePage = { entries: [], invalid: 0 };
+  const db = openManifestDb(file);
+  let it: IterableIterator<Record<string, unknown>> | undefined;
+  try {
+    checkManifestShape(db, file, MAX_MANIFEST_ROWS);
+    it = db.prepare(sql).iterate(...args) as IterableIterator<Record<string, unknown>>;
+    let scanned = 0;
+    /** The last row with a usable position (text within the format's bounds). */
+    let last: FilePosition | undefined;
+    let full = false;
+    while (true) {
+      let next: IteratorResult<Record<string, unknown>>;
+      try {
+        next = it.next();
+      } catch (cause) {
+        throw new MooringError('MALFORMED', `${file} cannot be read: ${(cause as Error).message}`, {
+          cause,
+        });
+      }
+      if (next.done) break;
+      scanned++;
+      const { domain, relativePath } = next.value;
+      const text =
+        typeof domain === 'string' && typeof relativePath === 'string'
+          ? { domain, relativePath }
+          : undefined;
+      const positioned =
+        text !== undefined &&
+        text.domain.length <= MAX_DOMAIN_CHARS &&
+        text.relativePath.length <= MAX_RELATIVE_PATH_CHARS;
+      const hit = text !== undefined && match(text.domain, text.relativePath);
+      if (hit && full) {
+        // One more match exists: the page ends at its last entry.
+        page.next = last;
+        break;
+      }
+      if (positioned && !full) last = text;
+      if (hit) {
+        const r = decodeManifestRow(next.value);
+        if (isManifestRow(r)) {
+          page.entries.push(toFileEntry(r));
+          if (page.entries.length >= o.limit) full = true;
+        } else page.invalid++;
+      }
+      if (scanned >= maxScan) {
+        // Out of budget: continue from here next time, unless no usable position was seen.
+        if (last !== undefined) page.next = last;
+        break;
+      }
+    }
+  } finally {
+    it?.return?.();
+    db.close();
+  }
+  return page;
 }
 
 export interface ExtractResult {
@@ -263,6 +349,8 @@ export interface DomainDiff {
   added: DiffEntry[];
   removed: DiffEntry[];
   changed: DiffEntry[];
+  /** With DiffOptions.maxEntries: this domain's full counts (its lists may be cut short). */
+  counts?: { added: number; removed: number; changed: number };
 }
 
 export interface BackupDiff {
@@ -272,6 +360,16 @@ export interface BackupDiff {
   changed: number;
   /** Rows of either manifest that failed validation and were left out. */
   invalidRows: number;
+  /** With DiffOptions.maxEntries: whether some entries were left out of the lists. */
+  truncated?: boolean;
+}
+
+export interface DiffOptions {
+  /**
+   * Keep at most this many entries in the lists (all domains together); the counts stay exact.
+   * Bounds memory when two backups differ in millions of files.
+   */
+  maxEntries?: number;
 }
 
 /** What changed between two rows of the same fileID, or [] when nothing that matters did. */
@@ -296,7 +394,11 @@ function changesBetween(a: ManifestRow, b: ManifestRow): string[] {
  * Files added, removed and changed from backup folder `dirA` to `dirB`, grouped by domain. The
  * two Manifest.dbs are joined by fileID inside SQLite, so memory holds only the differences.
  */
-export async function diffBackups(dirA: string, dirB: string): Promise<BackupDiff> {
+export async function diffBackups(
+  dirA: string,
+  dirB: string,
+  opts: DiffOptions = {},
+): Promise<BackupDiff> {
   await assertBrowsable(dirA);
   await assertBrowsable(dirB);
   const fileA = path.join(dirA, MANIFEST_DB);
@@ -310,13 +412,28 @@ export async function diffBackups(dirA: string, dirB: string): Promise<BackupDif
   const db = openManifestDb(fileA);
   const byDomain = new Map<string, DomainDiff>();
   const out: BackupDiff = { domains: [], added: 0, removed: 0, changed: 0, invalidRows: 0 };
+  const max = opts.maxEntries;
+  if (max !== undefined) out.truncated = false;
+  let kept = 0;
   const bucket = (domain: string): DomainDiff => {
     let d = byDomain.get(domain);
     if (!d) {
       d = { domain, added: [], removed: [], changed: [] };
+      if (max !== undefined) d.counts = { added: 0, removed: 0, changed: 0 };
       byDomain.set(domain, d);
     }
     return d;
+  };
+  const keep = (domain: string, kind: 'added' | 'removed' | 'changed', e: DiffEntry): void => {
+    const d = bucket(domain);
+    out[kind]++;
+    if (d.counts) d.counts[kind]++;
+    if (max !== undefined && kept >= max) {
+      out.truncated = true;
+      return;
+    }
+    kept++;
+    d[kind].push(e);
   };
   const entry = (r: ManifestRow): DiffEntry => ({
     fileId: r.fileId,
@@ -343,19 +460,13 @@ export async function diffBackups(dirA: string, dirB: string): Promise<BackupDif
         `SELECT ${cols('x')} FROM b.Files AS x WHERE NOT EXISTS (SELECT 1 FROM main.Files AS y WHERE y.fileID = x.fileID) ORDER BY x.domain, x.relativePath`,
       )) {
         const r = decode(split(raw, 'x'));
-        if (r) {
-          bucket(r.domain).added.push(entry(r));
-          out.added++;
-        }
+        if (r) keep(r.domain, 'added', entry(r));
       }
       for (const raw of rows(
         `SELECT ${cols('x')} FROM main.Files AS x WHERE NOT EXISTS (SELECT 1 FROM b.Files AS y WHERE y.fileID = x.fileID) ORDER BY x.domain, x.relativePath`,
       )) {
         const r = decode(split(raw, 'x'));
-        if (r) {
-          bucket(r.domain).removed.push(entry(r));
-          out.removed++;
-        }
+        if (r) keep(r.domain, 'removed', entry(r));
       }
       for (const raw of rows(
         `SELECT ${cols('x')}, ${cols('y')} FROM main.Files AS x JOIN b.Files AS y ON y.fileID = x.fileID WHERE x.file IS NOT y.file OR x.flags IS NOT y.flags ORDER BY y.domain, y.relativePath`,
@@ -365,8 +476,7 @@ export async function diffBackups(dirA: string, dirB: string): Promise<BackupDif
         if (!a || !b) continue;
         const changes = changesBetween(a, b);
         if (changes.length === 0) continue;
-        bucket(b.domain).changed.push({ ...entry(b), sizeBefore: a.file.size, changes });
-        out.changed++;
+        keep(b.domain, 'changed', { ...entry(b), sizeBefore: a.file.size, changes });
       }
     } catch (e) {
       if (e instanceof MooringError) throw e;

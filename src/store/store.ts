@@ -52,6 +52,7 @@ import {
   listFiles,
   type BackupDiff,
   type BackupFileEntry,
+  type DiffOptions,
   type ExtractResult,
   type FileQuery,
 } from './browse';
@@ -289,15 +290,20 @@ export class SnapshotStore {
     if (j) {
       this.recovery.journal = j.op;
       if (j.op === 'commit') await this.applyCommit(j);
-      else await this.applyPrune(j);
+      else await this.recoverPrune(j);
     }
     for (const name of await readdirOrEmpty(this.stagingDir)) {
       if (name === this.activeStaging) continue;
       await fsp.rm(path.join(this.stagingDir, name), { recursive: true, force: true });
       this.recovery.discardedStaging.push(name);
     }
-    for (const name of await readdirOrEmpty(this.trashDir))
-      await fsp.rm(path.join(this.trashDir, name), { recursive: true, force: true });
+    for (const name of await readdirOrEmpty(this.trashDir)) {
+      await fsp
+        .rm(path.join(this.trashDir, name), { recursive: true, force: true })
+        .catch((e: unknown) => {
+          this.recovery.notes.push(`could not empty trash/${name} (${(e as Error).message})`);
+        });
+    }
     for (const name of await readdirOrEmpty(this.stateDir)) {
       if (/\.tmp-\d+-[0-9a-f]+$/.test(name))
         await fsp.rm(path.join(this.stateDir, name), { force: true });
@@ -708,6 +714,23 @@ export class SnapshotStore {
     });
   }
 
+  /**
+   * An interrupted prune is finished if it can be; if it cannot (the cause persists, e.g. a
+   * read-only trash), it is given up, never left to block every later backup: a prune only
+   * removes what the retention policy already let go, and reconcile() then makes the metadata
+   * match the folders. The next prune plans again from scratch.
+   */
+  private async recoverPrune(j: PruneJournal): Promise<void> {
+    try {
+      await this.applyPrune(j);
+    } catch (e) {
+      this.recovery.notes.push(
+        `an interrupted prune could not be finished (${(e as Error).message}); it was given up and the next prune plans again`,
+      );
+      await clearJournal(this.journalFile);
+    }
+  }
+
   /** Rolls a prune forward. Idempotent; never touches the latest. */
   private async applyPrune(j: PruneJournal): Promise<void> {
     const meta = await this.loadMetadata();
@@ -765,8 +788,8 @@ export class SnapshotStore {
   }
 
   /** What was added, removed and changed from snapshot `a` to snapshot `b`, by domain. */
-  async diff(a: string, b: string): Promise<BackupDiff> {
-    return diffBackups((await this.resolve(a)).path, (await this.resolve(b)).path);
+  async diff(a: string, b: string, opts?: DiffOptions): Promise<BackupDiff> {
+    return diffBackups((await this.resolve(a)).path, (await this.resolve(b)).path, opts);
   }
 }
 
@@ -827,4 +850,32 @@ export async function openStore(
   const store = new SnapshotStore(dest, udid, opts);
   await store._init();
   return store;
+}
+
+/** What a reader may do with a store: look, never change. */
+export type ReadOnlyStore = Pick<
+  SnapshotStore,
+  | 'udid'
+  | 'dest'
+  | 'latestDir'
+  | 'stateDir'
+  | 'snapshotsDir'
+  | 'journalFile'
+  | 'list'
+  | 'resolve'
+  | 'files'
+  | 'diff'
+  | 'verify'
+>;
+
+/**
+ * The store of one device for reading only, for a browser beside a running agent: no folder is
+ * created, no lock is taken and no recovery runs, so it can never make a backup that starts at
+ * the same moment fail with "in use" (openStore takes the lock for its recovery). It reads
+ * snapshots.json as it is; while a commit or prune is half done (journal.json present) a
+ * snapshot folder may briefly be missing, which readers report as "try again".
+ */
+export function openStoreReadOnly(dest: string, udid: string): ReadOnlyStore {
+  if (!UDID.test(udid)) throw new MooringError('USAGE', `"${udid}" is not a device UDID`);
+  return new SnapshotStore(dest, udid);
 }

@@ -8,6 +8,7 @@ import {
   notEnoughSpaceMessage,
   PASSCODE_MESSAGE,
 } from '../../src/backup/outcome-messages';
+import { deviceError } from '../../src/history/reasons';
 import { dlStatusForError } from '../../src/backup/dl-status';
 import { TransferMeter } from '../../src/backup/transfer-meter';
 import { buildInfoPlist } from '../../src/backup/info-plist';
@@ -41,7 +42,19 @@ test('passcode, cancel and known MBErrorDomain codes read as a human line', () =
     deviceErrorMessage(202, undefined, noSpace),
     'The backup was cancelled on the device',
   );
-  assert.match(deviceErrorMessage(205, 'Error reading backup', noSpace), /full backup.*205/);
+  assert.equal(
+    deviceErrorMessage(205, 'Error reading backup', noSpace),
+    "The device stopped the backup: the device could not use the previous backup in this folder (damaged or incomplete); make the next backup a full backup: move this device's folder out of the backup folder (or run mooring backup --full), then back up again (MBErrorDomain 205: Error reading backup)",
+  );
+  // The engine and the history explain a code with the same words.
+  assert.match(deviceErrorMessage(1, undefined, noSpace), /keychain.*\(MBErrorDomain 1\)$/);
+  assert.ok(
+    deviceErrorMessage(104, undefined, noSpace).includes(
+      deviceError({ code: 104 })
+        .message.replace(/^The device stopped the backup: /, '')
+        .replace(/ \(MBErrorDomain 104\)$/, ''),
+    ),
+  );
   assert.equal(
     deviceErrorMessage(7, 'Something odd', noSpace),
     'The device stopped the backup with error 7: Something odd',

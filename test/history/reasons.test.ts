@@ -3,6 +3,7 @@ process.env.TZ = 'UTC';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  backupDirChanged,
   backupFailed,
   backupSucceeded,
   busy,
@@ -12,6 +13,7 @@ import {
   deviceError,
   deviceLocked,
   deviceNotSeen,
+  disabled,
   interrupted,
   MAX_QUOTED_CHARS,
   MB_ERRORS,
@@ -24,7 +26,9 @@ import {
   pairingExpiring,
   pairingInvalid,
   passcodeNotEntered,
+  pruneFailed,
   paused,
+  queued,
   REASON_CODES,
   REASONS,
   retryLimitReached,
@@ -32,6 +36,7 @@ import {
   STALE_ERROR_DAYS,
   verificationFailed,
   waitingForPasscode,
+  waitingForUnlock,
   wifiUnreachable,
   type Notice,
   type ReasonCode,
@@ -80,6 +85,12 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
     retryLimitReached({ attempts: 3, nextTryAt: NOW + DAY, now: NOW }),
     retryLimitReached({ attempts: 1, now: NOW }),
   ],
+  WAITING_FOR_UNLOCK: [
+    waitingForUnlock({ waitUntil: NOW + 2 * H, lastUnlockedAt: NOW - 20 * H, now: NOW }),
+    waitingForUnlock({ waitUntil: NOW + H, now: NOW }),
+  ],
+  QUEUED: [queued({ running: 1, concurrency: 1 }), queued({ running: 3, concurrency: 3 })],
+  DISABLED: [disabled()],
   WAITING_FOR_PASSCODE: [waitingForPasscode()],
   PASSCODE_NOT_ENTERED: [
     passcodeNotEntered({ waitedMs: 120_000, retryAt: NOW + 2 * H, now: NOW }),
@@ -119,12 +130,15 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
   ],
   PAIRING_EXPIRING: [
     pairingExpiring({ lastContactAt: NOW - 25 * DAY, expiresAt: NOW + 5 * DAY, now: NOW }),
+    pairingExpiring({ lastContactAt: NOW - 31 * DAY, expiresAt: NOW - DAY, now: NOW }),
   ],
   NO_RECENT_BACKUP: [
     noRecentBackup({ days: 2, lastSuccessAt: NOW - 2 * DAY, now: NOW }),
     noRecentBackup({ days: 9, now: NOW }),
   ],
   COMPUTER_ASLEEP: [computerAsleep({ from: NOW - 9 * H, to: NOW - 3 * H, now: NOW })],
+  PRUNE_FAILED: [pruneFailed({ detail: 'EACCES: permission denied, rename …/snapshots/x' })],
+  BACKUP_DIR_CHANGED: [backupDirChanged({ from: '/old/backups', to: '/Volumes/Disk/backups' })],
 };
 
 test('every code has renderings whose code, kind, severity and fix agree with the catalogue', () => {
@@ -233,6 +247,30 @@ test('messages carry the facts: space, times, sizes, durations', () => {
     computerAsleep({ from: NOW - 9 * H, to: NOW - 3 * H, now: NOW }).message,
     /asleep today at 01:00, awake again today at 07:00$/,
   );
+});
+
+test("the scheduler's skips explain themselves: waiting for an unlock, queued, disabled", () => {
+  const w = waitingForUnlock({ waitUntil: NOW + 2 * H, lastUnlockedAt: NOW - 20 * H, now: NOW });
+  assert.equal(w.kind, 'skip');
+  assert.equal(w.severity, 'info');
+  assert.equal(
+    w.message,
+    'Waiting for the device to be unlocked before starting (until today at 12:00), so nobody has to stand by a passcode prompt; last unlocked 20 h ago; after that the backup starts anyway and the device asks for its passcode',
+  );
+  assert.match(w.fixHint ?? '', /Unlock the device/);
+  assert.deepEqual(w.params, { waitUntil: NOW + 2 * H, lastUnlockedAt: NOW - 20 * H, now: NOW });
+
+  const q = queued({ running: 1, concurrency: 1 });
+  assert.equal(
+    q.message,
+    "Queued: another device's backup is running (at most 1 at a time); this one starts when a slot frees up",
+  );
+  assert.match(queued({ running: 2, concurrency: 2 }).message, /^Queued: 2 other backups are/);
+  assert.equal(q.severity, 'info');
+
+  const d = disabled();
+  assert.equal(d.message, 'Automatic backups are off for this device');
+  assert.match(d.fixHint ?? '', /config set enabled true/);
 });
 
 test('device errors: the known MBErrorDomain codes each have their own explanation and fix', () => {

@@ -206,6 +206,25 @@ test('poke: resolves after its run; pokes during a run coalesce into one more ru
   await ticker.stop();
 });
 
+test('a poke that lands as a run is finishing is not left for the next tick', async (t) => {
+  useClock(t, '2024-06-12T10:00:05Z');
+  let calls = 0;
+  const ticker = new Ticker({ timeZone: 'UTC', onTick: () => void calls++ });
+  ticker.start();
+  const p1 = ticker.poke();
+  // The run's loop has looked at `pending` and is on its way out, but has not cleared itself.
+  await Promise.resolve();
+  await Promise.resolve();
+  let served = false;
+  const p2 = ticker.poke().then(() => (served = true));
+  await p1;
+  await flush();
+  assert.equal(served, true, 'the second poke was served without waiting for a tick');
+  assert.equal(calls, 2);
+  await p2;
+  await ticker.stop();
+});
+
 for (const [wake, reason] of [
   ['2024-06-12T13:02:45Z', 'catch-up'], // the wake is far from a slot: node-cron only reports misses
   ['2024-06-12T13:02:10Z', 'tick'], // close enough after a slot: node-cron runs that slot too

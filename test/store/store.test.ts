@@ -4,7 +4,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileIdFor, payloadRelPath } from '../../src/format/file-id';
 import { openStore, type CommitStep, type PruneStep, type SnapshotStore } from '../../src/store';
@@ -411,3 +411,36 @@ export function runChild(args: Record<string, unknown>): Promise<ChildResult> {
     p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+test('a prune that cannot be finished is given up on open, never blocking later backups', async () => {
+  const dest = tmp();
+  const { ids } = await threeSnapshots(dest);
+  const store = await openStore(dest, UDID);
+  // trash/ on another file system: renaming a snapshot into it fails (EXDEV) every time.
+  const trash = path.join(store.stateDir, 'trash');
+  const elsewhere = await fsp.mkdtemp(path.join('/dev/shm', 'mooring-trash-'));
+  try {
+    await fsp.rm(trash, { recursive: true, force: true });
+    await fsp.symlink(elsewhere, trash);
+    await assert.rejects(store.prune(), /EXDEV|cross-device/);
+    assert.ok(existsSync(path.join(store.stateDir, 'journal.json')), 'the journal stays');
+
+    const reopened = await openStore(dest, UDID);
+    assert.equal(reopened.recovery.journal, 'prune');
+    assert.ok(
+      reopened.recovery.notes.some((n) => /could not be finished/.test(n)),
+      reopened.recovery.notes.join('; '),
+    );
+    assert.equal(existsSync(path.join(reopened.stateDir, 'journal.json')), false);
+    // Nothing the policy kept was lost, and a new backup still commits.
+    assert.deepEqual(
+      (await reopened.list()).map((s) => s.id),
+      ids,
+    );
+    const next = await backUp(reopened, sampleEntries(6));
+    assert.ok((await reopened.verify(next.id)).ok);
+  } finally {
+    await fsp.rm(trash, { force: true });
+    await fsp.rm(elsewhere, { recursive: true, force: true });
+  }
+});

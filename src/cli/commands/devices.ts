@@ -1,7 +1,7 @@
 /** `mooring devices`: every device usbmuxd lists, what it is, and whether we are paired with it. */
 import { findPairRecord, openLockdown, UsbmuxEndpoint } from '../../lockdown';
 import { type CliContext, usbmuxd } from '../context';
-import { pairRecordStoreDir } from '../paths';
+import { pairRecordStoreDir } from '../../util/paths';
 
 export interface DeviceRow {
   udid: string;

@@ -1,7 +1,7 @@
 /** `mooring pair`: the "Trust This Computer?" exchange over USB, and storing the pair record. */
 import { openLockdown, savePairRecord, UsbmuxEndpoint } from '../../lockdown';
 import { type CliContext, resolveEndpoint, usbmuxd } from '../context';
-import { pairRecordStoreDir } from '../paths';
+import { pairRecordStoreDir } from '../../util/paths';
 
 export async function pairCommand(ctx: CliContext, udid: string | undefined): Promise<number> {
   // Pairing is only possible over USB (devices answer PairingProhibitedOverThisConnection on Wi-Fi).

@@ -118,6 +118,7 @@ export function needsPasscodePrompt(productVersion: unknown): boolean {
   return major > 16 || (major === 16 && minor >= 1);
 }
 
+/** A pause inside a device-side session; unref'd so a stopped simulator never keeps its host alive. */
 export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -454,7 +454,8 @@ function lockOpFailed(p: AfcPacket, reply: { op: number; headerData?: Buffer }):
 
 /** Writes and waits for drain (or the end of the connection), so a slow host gets backpressure. */
 function writeAll(stream: Duplex, bytes: Buffer): Promise<void> {
-  if (stream.write(bytes)) return Promise.resolve();
+  // A connection already gone emits no more 'close': waiting would hold its locks forever.
+  if (stream.destroyed || stream.write(bytes)) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       stream.off('drain', done);

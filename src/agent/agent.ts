@@ -1,0 +1,414 @@
+/**
+ * The agent: the composition root that backs up every paired device when it is due and says why
+ * whenever it does not. Discovery (DeviceRegistry) says who is reachable; on every Ticker run and
+ * on every event that can change an answer (a device appears or changes, a setting changes, a
+ * backup ends, the device is unlocked) the pure scheduler decides per device from state; the
+ * Coordinator enforces one backup per device and the global limit; a job (src/job) does the
+ * backup; the history records the attempt, its outcome and every skip whose reason changed.
+ *
+ * Idle means idle: between events the only timers are the Ticker's minute tick and one wakeup at
+ * the earliest moment a decision said to look again.
+ *
+ * This file is the AgentService facade and the lifecycle; the parts share one AgentContext:
+ * scheduling.ts (decision rounds), backup-runner.ts (one backup), manual-backup.ts (back up now),
+ * device-contact.ts (presence, first contact, sessions), device-view.ts (DeviceStatus),
+ * auto-prune.ts (retention after each backup), wifi-switch.ts and device-pairing.ts (acting on a
+ * device), backup-folder.ts (moving where backups go).
+ */
+import { promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BackupTimeouts } from '../backup';
+import type { MdnsSocketOptions } from '../discovery/bonjour-browser';
+import {
+  backupDirChanged,
+  openHistory,
+  type AttemptQuery,
+  type AttemptRow,
+  type History,
+  type HistoryQuery,
+  type NotificationRow,
+  type Page,
+} from '../history';
+import { systemLockdownDir } from '../lockdown';
+import type { TickInfo } from '../scheduler';
+import type { UsbmuxdClient } from '../transport/usbmuxd-client';
+import { MooringError } from '../util/errors';
+import { defaultBackupDir } from '../util/paths';
+import { AgentContext, errText } from './agent-context';
+import { BackupRunner } from './backup-runner';
+import { backupFolderSetting, prepareBackupFolder } from './backup-folder';
+import { applyConfig, checkConfig, effectiveConfig, readGlobalSettings } from './config';
+import { DeviceContact } from './device-contact';
+import { DEFAULT_PAIR_WAIT_MS, pairDevice } from './device-pairing';
+import { manualBackup } from './manual-backup';
+import { Scheduling } from './scheduling';
+import { SnapshotBrowser } from './snapshot-browser';
+import { setWifi } from './wifi-switch';
+import type {
+  AgentEvent,
+  AgentService,
+  AgentStatus,
+  BackupNowResult,
+  ConfigValues,
+  DeviceStatus,
+  DiffSummary,
+  FilePage,
+  FileQuery,
+  OpenedFile,
+  PairResult,
+  SnapshotSummary,
+  WifiResult,
+} from './types';
+
+export { PAIRING_REPROBE_MS, PROBE_TIMEOUT_MS } from './device-contact';
+
+export interface AgentOptions {
+  /** history.db and pair-records/ live here (and the API's agent.json). */
+  dataDir: string;
+  /** Default <dataDir>/backups. */
+  backupDir?: string;
+  /** null: no USB. */
+  usbmuxd: UsbmuxdClient | null;
+  /** null: no Bonjour. */
+  mdns: MdnsSocketOptions | null;
+  /** 'advertised' dials the SRV port (simulators); default 'lockdown' (62078). */
+  wifiPort?: 'lockdown' | 'advertised';
+  /** IANA zone for windows and days; default the system's. */
+  timeZone?: string;
+  /** Clock for decisions and records (tests); timers stay real. */
+  now?: () => number;
+  /** The OS lockdown folder to read pair records from; null: none (tests). Default the OS's. */
+  systemPairRecordDir?: string | null;
+  backupTimeouts?: Partial<BackupTimeouts>;
+  /** How long pair() waits for "Trust This Computer?" to be answered; default 2 minutes. */
+  pairWaitMs?: number;
+  log?: (line: string) => void;
+}
+
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const v = (
+        JSON.parse(readFileSync(path.join(__dirname, rel), 'utf8')) as { version?: unknown }
+      ).version;
+      if (typeof v === 'string') return v;
+    } catch {
+      // try the next layout (src/ vs dist/)
+    }
+  }
+  return '0.0.0';
+}
+
+function systemTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+export class Agent implements AgentService {
+  private readonly ctx: AgentContext;
+  private readonly contact: DeviceContact;
+  private readonly runner: BackupRunner;
+  private readonly scheduling: Scheduling;
+  private browser: SnapshotBrowser;
+  private readonly startedAt: number;
+  /** Ends waits for the device (a Trust dialog) when the agent stops. */
+  private readonly lifetime = new AbortController();
+  private usbmuxdState: AgentStatus['usbmuxd'];
+  private stopped: Promise<void> | undefined;
+  readonly timeZone: string;
+  readonly version = packageVersion();
+
+  private constructor(
+    private readonly o: AgentOptions,
+    readonly dataDir: string,
+    /** Where backups go while the backup-dir setting is unset. */
+    readonly defaultBackupDir: string,
+    backupDir: string,
+    db: History,
+  ) {
+    this.browser = new SnapshotBrowser(backupDir);
+    this.timeZone = o.timeZone ?? systemTimeZone();
+    this.usbmuxdState = o.usbmuxd === null ? 'off' : 'unavailable';
+    this.ctx = new AgentContext({
+      db,
+      dataDir,
+      backupDir,
+      usbmuxd: o.usbmuxd,
+      mdns: o.mdns,
+      wifiPort: o.wifiPort ?? 'lockdown',
+      timeZone: this.timeZone,
+      now: o.now ?? Date.now,
+      systemDir: o.systemPairRecordDir === undefined ? systemLockdownDir() : o.systemPairRecordDir,
+      ...(o.backupTimeouts ? { backupTimeouts: o.backupTimeouts } : {}),
+      ...(o.log ? { log: o.log } : {}),
+      onTick: (info) => this.onTick(info),
+    });
+    this.startedAt = this.ctx.now();
+    this.contact = new DeviceContact(this.ctx);
+    this.runner = new BackupRunner(this.ctx, this.contact);
+    this.scheduling = new Scheduling(this.ctx, this.runner, this.contact);
+  }
+
+  /**
+   * Opens the history (creating the data folder), records attempts a killed agent left running
+   * as interrupted, and prepares discovery. Nothing runs until start().
+   */
+  static async open(o: AgentOptions): Promise<Agent> {
+    const dataDir = path.resolve(o.dataDir);
+    await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const fallbackDir = path.resolve(o.backupDir ?? defaultBackupDir(dataDir));
+    const history = openHistory(path.join(dataDir, 'history.db'), {
+      ...(o.now ? { clock: o.now } : {}),
+    });
+    let agent: Agent;
+    try {
+      // The folder chosen in the settings wins over the start option (which is its default).
+      const chosen = readGlobalSettings(history).backupDir;
+      const backupDir = chosen ?? fallbackDir;
+      if (chosen === null) await fsp.mkdir(backupDir, { recursive: true });
+      else {
+        // Never recreated whole: a missing disk must not become a folder on the system disk
+        // (backups fail with "the backup folder … is missing" until it is back).
+        await fsp.mkdir(backupDir).catch(() => undefined);
+        if (o.backupDir !== undefined && chosen !== fallbackDir) {
+          o.log?.(`backups go to ${chosen} (the backup-dir setting), not ${fallbackDir}`);
+        }
+      }
+      agent = new Agent(o, dataDir, fallbackDir, backupDir, history);
+    } catch (e) {
+      history.close();
+      throw e;
+    }
+    for (const a of history.markRunningAttemptsInterrupted(agent.ctx.now())) {
+      const n = history.listHistory({ udid: a.udid, limit: 1 }).items[0];
+      if (n && n.attemptId === a.id) agent.ctx.notifier.announce(n);
+    }
+    await Promise.all(history.listDevices().map((d) => agent.runner.refreshSnapshot(d.udid)));
+    return agent;
+  }
+
+  /** Starts discovery and the schedule; resolves after the first round of decisions. */
+  async start(): Promise<void> {
+    const { ctx, contact } = this;
+    if (ctx.started || ctx.stopping) return;
+    ctx.started = true;
+    // A failure in our handlers must not break discovery's own bookkeeping (it emits synchronously).
+    const guard =
+      <A extends unknown[]>(what: string, fn: (...a: A) => void) =>
+      (...a: A): void => {
+        try {
+          fn(...a);
+        } catch (e) {
+          ctx.log(`${what}: ${errText(e)}`);
+        }
+      };
+    ctx.registry.on(
+      'appeared',
+      guard('appeared', (p) => contact.onPresence(p, 'appeared')),
+    );
+    ctx.registry.on(
+      'changed',
+      guard('changed', (p) => contact.onPresence(p, 'changed')),
+    );
+    ctx.registry.on(
+      'disappeared',
+      guard('disappeared', (p) => contact.onPresence(p, 'disappeared')),
+    );
+    ctx.registry.on('usbmuxd', (s) => {
+      this.usbmuxdState = s.state;
+      if (s.state !== 'listening') ctx.log(`usbmuxd ${s.state}: ${s.error.message}`);
+    });
+    ctx.registry.on('warning', (e) => ctx.log(`discovery: ${e.message}`));
+    ctx.lockWatcher.on(
+      'activity',
+      guard('lock activity', (udid, at) => contact.onLockActivity(udid, at)),
+    );
+    ctx.lockWatcher.on('error', (udid, e) => ctx.log(`lock watcher ${udid}: ${e.message}`));
+    await ctx.registry.start();
+    if (ctx.stopping) return;
+    ctx.ticker.start();
+    await ctx.ticker.poke();
+  }
+
+  /**
+   * Cancels running backups (each recorded 'interrupted'), stops the schedule, discovery and
+   * the lock watcher, and closes the history. Idempotent; resolves once everything stopped.
+   */
+  stop(): Promise<void> {
+    const { ctx } = this;
+    this.stopped ??= (async () => {
+      ctx.stopping = true;
+      this.lifetime.abort();
+      await ctx.ticker.stop();
+      ctx.coordinator.cancelAll(new MooringError('USAGE', 'Mooring is stopping'));
+      await this.runner.settle();
+      await ctx.coordinator.whenIdle();
+      await ctx.lockWatcher.stop();
+      await ctx.registry.stop();
+      await ctx.settleBackground();
+      ctx.db.close();
+      ctx.notifier.clear();
+    })();
+    return this.stopped;
+  }
+
+  // ---- AgentService: reading ----------------------------------------------------------
+
+  /** Where backups go now. */
+  get backupDir(): string {
+    return this.ctx.backupDir;
+  }
+
+  status(): AgentStatus {
+    const g = this.ctx.settings();
+    return {
+      version: this.version,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      timeZone: this.timeZone,
+      dataDir: this.dataDir,
+      backupDir: this.backupDir,
+      paused: g.overrides.paused === true,
+      running: this.ctx.coordinator.running().length,
+      concurrency: g.concurrency,
+      usbmuxd: this.usbmuxdState,
+      bonjour: this.o.mdns === null ? 'off' : 'browsing',
+      devices: this.devices(),
+      summary: this.ctx.db.summary(),
+    };
+  }
+
+  devices(): DeviceStatus[] {
+    return this.ctx.view.knownUdids().map((u) => this.ctx.view.status(u));
+  }
+
+  device(udid: string): DeviceStatus | undefined {
+    const u = this.ctx.view.canonicalUdid(udid);
+    return u === undefined ? undefined : this.ctx.view.status(u);
+  }
+
+  history(q: HistoryQuery): Page<NotificationRow> {
+    return this.ctx.db.listHistory(q);
+  }
+
+  attempts(q: AttemptQuery): Page<AttemptRow> {
+    return this.ctx.db.listAttempts(q);
+  }
+
+  markRead(opts: { udid?: string; upTo?: number }): number {
+    return this.ctx.db.markRead(opts);
+  }
+
+  subscribe(listener: (e: AgentEvent) => void): () => void {
+    return this.ctx.notifier.subscribe(listener);
+  }
+
+  // ---- AgentService: acting -----------------------------------------------------------
+
+  async backupNow(udid: string): Promise<BackupNowResult> {
+    return manualBackup(this.ctx, this.runner, udid);
+  }
+
+  cancel(udid: string): boolean {
+    const u = this.ctx.view.canonicalUdid(udid) ?? udid;
+    return this.ctx.coordinator.cancel(u, new MooringError('USAGE', 'cancelled by the user'));
+  }
+
+  getConfig(udid?: string): ConfigValues {
+    if (udid === undefined) {
+      return effectiveConfig(this.ctx.db, undefined, undefined, {
+        'backup-dir': this.defaultBackupDir,
+      });
+    }
+    return effectiveConfig(this.ctx.db, this.ctx.view.requireKnown(udid));
+  }
+
+  setConfig(changes: Record<string, string | null>, udid?: string): ConfigValues {
+    const { ctx } = this;
+    const u = udid === undefined ? undefined : ctx.view.requireKnown(udid);
+    const parsed = checkConfig(ctx.db, changes, u);
+    const dir = backupFolderSetting(parsed, this.defaultBackupDir);
+    const moving = dir !== undefined && dir !== ctx.backupDir;
+    if (moving) this.checkMovable(dir);
+    const pausedBefore = ctx.settings().overrides.paused === true;
+    applyConfig(ctx.db, changes, u);
+    if (moving) this.moveBackups(dir);
+    this.scheduling.afterSettingsChange(u, pausedBefore);
+    return this.getConfig(u);
+  }
+
+  async setWifi(udid: string, on: boolean): Promise<WifiResult> {
+    return setWifi(this.ctx, this.contact, udid, on);
+  }
+
+  async pair(udid: string): Promise<PairResult> {
+    const work = pairDevice(this.ctx, this.contact, udid, {
+      waitMs: this.o.pairWaitMs ?? DEFAULT_PAIR_WAIT_MS,
+      signal: this.lifetime.signal,
+    });
+    this.ctx.track(work);
+    return work;
+  }
+
+  /** A new backup folder is refused while a backup writes into the current one. */
+  private checkMovable(dir: string): void {
+    const running = this.ctx.coordinator.running();
+    if (running.length > 0 || [...this.ctx.runtimes.values()].some((rt) => rt.running)) {
+      throw new MooringError(
+        'USAGE',
+        'backup-dir: a backup is running; change the backup folder when it has finished (or cancel it)',
+      );
+    }
+    prepareBackupFolder(dir);
+  }
+
+  /** Backups go to `dir` from now on; the old folder stays as it is (the notice says so). */
+  private moveBackups(dir: string): void {
+    const { ctx } = this;
+    const from = ctx.backupDir;
+    ctx.backupDir = dir;
+    this.browser = new SnapshotBrowser(dir);
+    ctx.log(`backups now go to ${dir} (the backups in ${from} are left as they are)`);
+    ctx.record(backupDirChanged({ from, to: dir }));
+    for (const rt of ctx.runtimes.values()) rt.latestSnapshot = null;
+    ctx.track(
+      Promise.all(ctx.db.listDevices().map((d) => this.runner.refreshSnapshot(d.udid))).then(() => {
+        for (const d of ctx.db.listDevices()) ctx.emitDevice(d.udid);
+      }),
+    );
+  }
+
+  pause(): void {
+    this.setConfig({ paused: 'true' });
+  }
+
+  resume(): void {
+    this.setConfig({ paused: 'false' });
+  }
+
+  // ---- snapshot browsing: read-only, never takes the device lock (snapshot-browser.ts) ----
+
+  snapshots(udid: string): Promise<SnapshotSummary[]> {
+    return this.browser.snapshots(this.udidOrAsGiven(udid));
+  }
+
+  files(udid: string, snapshotId: string, q: FileQuery): Promise<FilePage> {
+    return this.browser.files(this.udidOrAsGiven(udid), snapshotId, q);
+  }
+
+  diff(udid: string, from: string, to: string): Promise<DiffSummary> {
+    return this.browser.diff(this.udidOrAsGiven(udid), from, to);
+  }
+
+  openFile(udid: string, snapshotId: string, domain: string, rel: string): Promise<OpenedFile> {
+    return this.browser.openFile(this.udidOrAsGiven(udid), snapshotId, domain, rel);
+  }
+
+  private udidOrAsGiven(udid: string): string {
+    return this.ctx.view.canonicalUdid(udid) ?? udid;
+  }
+
+  /** The Ticker's callback (tests hand it a TickInfo with `slept` to stand for a sleep). */
+  private onTick(info: TickInfo): Promise<void> {
+    return this.scheduling.onTick(info);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Moving where backups go (the backup-dir setting): the new folder must exist or be creatable
+ * and be writable, which is checked by creating it and writing (then removing) a probe file.
+ * Synchronous on purpose: setConfig answers at once, and no backup can start between the check
+ * and the switch. The old folder is left exactly as it is.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { MooringError } from '../util/errors';
+
+export function prepareBackupFolder(dir: string): void {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new MooringError(
+      'USAGE',
+      `backup-dir: cannot use ${JSON.stringify(dir)}: ${why}. Choose a folder this user may write to`,
+      cause === undefined ? {} : { cause },
+    );
+  };
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    fail((e as Error).message, e);
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    return fail((e as Error).message, e);
+  }
+  if (!st.isDirectory()) fail('it is not a folder');
+  const probe = path.join(dir, `.mooring-write-test-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, 'mooring', { flag: 'wx' });
+  } catch (e) {
+    fail(`it is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+}
+
+/**
+ * The folder a validated change list (checkConfig) moves backups to: the chosen path, or the
+ * default folder when backup-dir is reset; undefined when backup-dir is not among the changes.
+ */
+export function backupFolderSetting(
+  parsed: readonly (readonly [key: string, value: unknown])[],
+  defaultDir: string,
+): string | undefined {
+  const change = parsed.find(([key]) => key === 'backup-dir');
+  if (change === undefined) return undefined;
+  return typeof change[1] === 'string' ? change[1] : defaultDir;
+}

@@ -1,0 +1,307 @@
+/**
+ * Runs one backup for the agent: takes the device's slot and records the attempt synchronously
+ * (so two callers can never both start one), runs the job (src/job) in the background, follows
+ * its events into the device's status, and records how it ended with the time the scheduler will
+ * try again. The end is announced only once the slot is free, so whoever hears it may start the next.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import {
+  waitingForPasscode,
+  type AttemptRow,
+  type AttemptTrigger,
+  type Transport,
+} from '../history';
+import { backupToStore, type JobEvent, type JobOutcome } from '../job';
+import { decide } from '../scheduler';
+import { dateOfSnapshotId } from '../store';
+import { readMetadata } from '../store/metadata';
+import { isMooringError, MooringError } from '../util/errors';
+import { errText, type AgentContext } from './agent-context';
+import { pruneByRetention } from './auto-prune';
+import type { DeviceContact } from './device-contact';
+import { classifyOutcome } from './outcome-notice';
+
+/** MooringError detail: the chosen backup folder is not there. */
+const FOLDER_MISSING = 'BACKUP_DIR_MISSING';
+
+export type StartResult = { attemptId: number } | { code: string; message: string };
+
+export class BackupRunner {
+  private readonly jobs = new Set<Promise<void>>();
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly contact: Pick<DeviceContact, 'pairRecord' | 'readValues'>,
+  ) {}
+
+  /** Resolves once every backup started has ended and been recorded. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.jobs]);
+  }
+
+  /** Takes the slot and records the attempt synchronously; the backup runs on in the background. */
+  start(udid: string, trigger: AttemptTrigger, transport: Transport): StartResult {
+    const { ctx } = this;
+    if (ctx.stopping) return { code: 'STOPPING', message: 'Mooring is stopping' };
+    const slot = ctx.coordinator.tryAcquire(udid, trigger);
+    if (!slot.ok) {
+      return {
+        code: slot.reasonCode,
+        message:
+          slot.reasonCode === 'ALREADY_RUNNING'
+            ? `A backup of ${ctx.view.label(udid)} is already running`
+            : 'The limit of backups running at the same time is reached',
+      };
+    }
+    const job = slot.job;
+    let attemptId: number;
+    try {
+      if (ctx.db.getDevice(udid) === undefined) ctx.db.upsertDevice({ udid });
+      attemptId = ctx.db.startAttempt({ udid, trigger, transport, startedAt: ctx.now() });
+    } catch (e) {
+      job.release();
+      return { code: 'FAILED', message: errText(e) };
+    }
+    const rt = ctx.runtime(udid);
+    const presence = ctx.registry.get(udid);
+    rt.running = {
+      attemptId,
+      trigger,
+      transport,
+      startedAt: ctx.now(),
+      phase: 'connecting',
+      bytes: 0,
+      files: 0,
+      passcodeWaiting: false,
+      ...(transport === 'wifi' && presence?.wifi ? { address: presence.wifi.host } : {}),
+    };
+    rt.lastReason = 'RUNNING';
+    rt.next = { code: 'RUNNING', message: 'A backup is running', at: null };
+    const attempt = ctx.db.getAttempt(attemptId);
+    if (attempt) ctx.emit({ type: 'attempt', attempt });
+    ctx.emitDevice(udid);
+    ctx.emitAgent();
+    const work = this.runJob(udid, attemptId, transport, job.signal)
+      .catch((e: unknown) => {
+        ctx.log(`backup of ${udid} ended badly: ${errText(e)}`);
+        return undefined;
+      })
+      .then((announce) => {
+        job.release();
+        this.jobs.delete(work);
+        announce?.();
+        ctx.emitAgent();
+        ctx.redecide();
+      });
+    this.jobs.add(work);
+    return { attemptId };
+  }
+
+  /** Reads the latest snapshot of the device from the store into its status. */
+  async refreshSnapshot(udid: string): Promise<void> {
+    const { ctx } = this;
+    try {
+      const file = path.join(ctx.backupDir, '.mooring', udid, 'snapshots.json');
+      const meta = await readMetadata(file, udid);
+      const id = meta?.latest ?? null;
+      const at = id === null ? undefined : dateOfSnapshotId(id);
+      ctx.runtime(udid).latestSnapshot =
+        id === null || at === undefined ? null : { id, at: at.getTime() };
+    } catch (e) {
+      ctx.log(`cannot read the snapshots of ${udid}: ${errText(e)}`);
+    }
+  }
+
+  private async runJob(
+    udid: string,
+    attemptId: number,
+    transport: Transport,
+    signal: AbortSignal,
+  ): Promise<() => void> {
+    const { ctx } = this;
+    let outcome: JobOutcome;
+    try {
+      const endpoint = ctx.registry.endpoint(udid, { prefer: transport });
+      if (!endpoint) throw new MooringError('CLOSED', `${udid} is no longer reachable`);
+      await this.checkChosenFolder();
+      const record = await this.contact.pairRecord(udid);
+      outcome = await backupToStore({
+        endpoint,
+        record,
+        dest: ctx.backupDir,
+        signal,
+        ...(ctx.backupTimeouts ? { timeouts: ctx.backupTimeouts } : {}),
+        onEvent: (e) => this.onJobEvent(udid, attemptId, e),
+        onSession: (s) => this.contact.readValues(udid, s),
+      });
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      outcome = {
+        ok: false,
+        udid,
+        message: error.message,
+        stage: isMooringError(e, 'PAIRING')
+          ? 'session'
+          : isMooringError(e, 'IO') && e.detail === FOLDER_MISSING
+            ? 'store'
+            : 'connect',
+        error,
+        result: {
+          ok: false,
+          message: error.message,
+          bytesReceived: 0,
+          filesReceived: 0,
+          refusedPaths: [],
+          durationMs: 0,
+          warnings: [],
+        },
+      };
+    }
+    const announce = this.finishJob(udid, attemptId, transport, outcome);
+    if (outcome.ok) {
+      // Still inside the device's slot: no other backup of it can start while old ones go.
+      if (outcome.snapshot && !ctx.stopping) await pruneByRetention(ctx, udid, attemptId);
+      await this.refreshSnapshot(udid);
+    }
+    return announce;
+  }
+
+  /**
+   * A backup folder the person chose (often on an external disk) must still be there: the store
+   * would otherwise create it again, and the backups would silently fill the system disk.
+   */
+  private async checkChosenFolder(): Promise<void> {
+    const { ctx } = this;
+    if (ctx.settings().backupDir === null) return;
+    const st = await fsp.stat(ctx.backupDir).catch(() => undefined);
+    if (st?.isDirectory()) return;
+    throw new MooringError(
+      'IO',
+      `the backup folder ${ctx.backupDir} is missing: connect the disk it is on, or choose another folder in the settings (backup-dir)`,
+      { detail: FOLDER_MISSING },
+    );
+  }
+
+  private onJobEvent(udid: string, attemptId: number, e: JobEvent): void {
+    const { ctx } = this;
+    const running = ctx.runtime(udid).running;
+    if (!running || running.attemptId !== attemptId || ctx.stopping) return;
+    switch (e.type) {
+      case 'phase':
+        running.phase = e.phase;
+        ctx.emitDevice(udid);
+        break;
+      case 'progress':
+        running.bytes = e.bytesReceived;
+        running.files = e.filesReceived;
+        ctx.emit({
+          type: 'progress',
+          udid,
+          attemptId,
+          phase: running.phase,
+          bytes: e.bytesReceived,
+          files: e.filesReceived,
+          totalBytes: null,
+        });
+        break;
+      case 'passcode-requested':
+        running.passcodeWaiting = true;
+        running.passcodeSince = ctx.now();
+        ctx.record({ ...waitingForPasscode(), udid, attemptId });
+        ctx.emitDevice(udid);
+        break;
+      case 'passcode-dismissed':
+        running.passcodeWaiting = false;
+        ctx.emitDevice(udid);
+        break;
+      case 'warning':
+        ctx.log(`backup of ${udid}: ${e.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Records how the attempt ended; returns what tells the front ends (after the slot is free). */
+  private finishJob(
+    udid: string,
+    attemptId: number,
+    transport: Transport,
+    job: JobOutcome,
+  ): () => void {
+    const { ctx } = this;
+    const rt = ctx.runtime(udid);
+    const running = rt.running;
+    const now = ctx.now();
+    const facts = {
+      job,
+      transport,
+      startedAt: running?.startedAt ?? now,
+      now,
+      stopping: ctx.stopping,
+      folder: ctx.backupDir,
+      ...(running?.address === undefined ? {} : { address: running.address }),
+      ...(running?.passcodeSince === undefined
+        ? {}
+        : { passcodeWaitedMs: now - running.passcodeSince }),
+    };
+    let c = classifyOutcome(facts);
+    if (c.outcome === 'failure') {
+      const retryAt = this.retryAfterFailure(udid, now, c.notice.reasonCode, running?.trigger);
+      if (retryAt !== undefined) c = classifyOutcome({ ...facts, retryAt });
+    }
+    let attempt: AttemptRow | undefined;
+    try {
+      attempt = ctx.db.finishAttempt(attemptId, {
+        outcome: c.outcome,
+        notice: c.notice,
+        bytes: job.result.bytesReceived,
+        files: job.result.filesReceived,
+        endedAt: now,
+        ...(job.snapshot ? { snapshotId: job.snapshot.id } : {}),
+        ...(c.deviceErrorCode === undefined ? {} : { deviceErrorCode: c.deviceErrorCode }),
+      });
+    } catch (e) {
+      ctx.log(`could not record the end of attempt ${attemptId}: ${errText(e)}`);
+    }
+    rt.running = undefined;
+    rt.lastReason = c.notice.reasonCode;
+    if (c.refused) rt.refusedAt = now;
+    const n = ctx.db.listHistory({ udid, limit: 1 }).items[0];
+    const notice = c.notice;
+    return () => {
+      if (n && n.attemptId === attemptId) ctx.notifier.announce(n);
+      if (attempt) ctx.emit({ type: 'attempt', attempt });
+      ctx.setNext(udid, { code: notice.reasonCode, message: notice.message, at: null });
+      ctx.emitDevice(udid);
+    };
+  }
+
+  /** When the scheduler would try again after this failure (for "tries again at …"). */
+  private retryAfterFailure(
+    udid: string,
+    now: number,
+    reason: string,
+    trigger: AttemptTrigger | undefined,
+  ): number | undefined {
+    const { ctx } = this;
+    const policy = ctx.policyOf(udid);
+    const s = ctx.stateOf(udid, now, policy);
+    s.running = false;
+    s.passcodeWaiting = false;
+    s.consecutiveFailures += 1;
+    if (trigger !== 'manual') s.attemptsToday += 1;
+    s.lastAttemptAt = new Date(now);
+    s.lastFailureReason = reason;
+    s.reachable = { usb: true, wifi: true };
+    const d = decide(new Date(now), ctx.timeZone, { ...policy, paused: false, enabled: true }, s, {
+      running: 0,
+      concurrency: 1,
+    });
+    if (d.action !== 'skip') return undefined;
+    if (d.reasonCode === 'RETRY_BACKOFF') return d.params.retryAt.getTime();
+    if (d.reasonCode === 'RETRY_CAP_REACHED') return d.params.nextDayAt.getTime();
+    return undefined;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * How one backup attempt ended, as the history records it: the attempt's outcome and the notice
+ * a person reads (a reason code with a message and a fix). Pure: every fact comes in `f`.
+ */
+import {
+  backupFailed,
+  backupSucceeded,
+  busy,
+  cancelled,
+  connectionLost,
+  deviceError,
+  deviceLocked,
+  interrupted,
+  notEnoughSpace,
+  pairingInvalid,
+  passcodeNotEntered,
+  verificationFailed,
+  wifiUnreachable,
+  type FinishedOutcome,
+  type Notice,
+  type Transport,
+} from '../history';
+import { isDiskFull, type JobOutcome } from '../job';
+import { AfcStatus } from '../protocol/afc';
+import { isMooringError } from '../util/errors';
+
+/** MBErrorDomain codes the agent treats specially (reference §4.7, DECISIONS D11). */
+const MB_INSUFFICIENT_SPACE = 105;
+const MB_PASSCODE_NOT_ENTERED = 208;
+
+export interface OutcomeFacts {
+  job: JobOutcome;
+  transport: Transport;
+  startedAt: number;
+  now: number;
+  /** The agent is stopping: a cancel is an interruption, not the user's. */
+  stopping: boolean;
+  /** Wi-Fi address dialled, for "could not be reached at …". */
+  address?: string;
+  /** The backup folder (for "free up space on …"). */
+  folder: string;
+  /** When the scheduler will try again after this failure. */
+  retryAt?: number;
+  /** How long the passcode prompt stayed up. */
+  passcodeWaitedMs?: number;
+}
+
+export interface ClassifiedOutcome {
+  outcome: FinishedOutcome;
+  notice: Notice;
+  /** The device refused our pairing (remember for pairing health). */
+  refused: boolean;
+  deviceErrorCode?: number;
+}
+
+function failure(notice: Notice, extra: Partial<ClassifiedOutcome> = {}): ClassifiedOutcome {
+  return { outcome: 'failure', notice, refused: false, ...extra };
+}
+
+/** The failure reason as decide() sees it afterwards (lastFailureReason), before the notice. */
+export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
+  const { job, now } = f;
+  const r = job.result;
+  const retry = f.retryAt === undefined ? {} : { retryAt: f.retryAt };
+  const code = r.errorCode !== undefined && r.errorCode !== 0 ? r.errorCode : undefined;
+  const withCode = code === undefined ? {} : { deviceErrorCode: code };
+
+  if (job.ok) {
+    return {
+      outcome: 'success',
+      notice: backupSucceeded({
+        bytes: r.bytesReceived,
+        durationMs: r.durationMs,
+        filesChanged: r.filesReceived,
+        ...(r.isFull === undefined ? {} : { full: r.isFull }),
+      }),
+      refused: false,
+    };
+  }
+  if (r.cancelled === true || r.failure === 'cancelled') {
+    if (r.cancelledBy === 'device') {
+      return { outcome: 'cancelled', notice: cancelled({ by: 'device' }), refused: false };
+    }
+    return f.stopping
+      ? {
+          outcome: 'interrupted',
+          notice: interrupted({ startedAt: f.startedAt, now }),
+          refused: false,
+        }
+      : { outcome: 'cancelled', notice: cancelled({ by: 'user' }), refused: false };
+  }
+  if (job.stage === 'verify' && job.verify !== undefined && !job.verify.ok) {
+    const first = job.verify.problems[0]?.problem;
+    return failure(
+      verificationFailed({
+        problems: job.verify.problemCount,
+        ...(first === undefined ? {} : { firstProblem: first }),
+      }),
+    );
+  }
+  if (r.failure === 'passcode' || code === MB_PASSCODE_NOT_ENTERED) {
+    return failure(
+      passcodeNotEntered({ waitedMs: f.passcodeWaitedMs ?? 0, ...retry, now }),
+      withCode,
+    );
+  }
+  const diskFull =
+    code === MB_INSUFFICIENT_SPACE ||
+    (r.failure === 'local-io' && /free space/i.test(r.message)) ||
+    isDiskFull(job.error);
+  if (diskFull) {
+    return failure(
+      notEnoughSpace({
+        ...(r.neededBytes === undefined ? {} : { neededBytes: r.neededBytes }),
+        freeBytes: job.freeBytes ?? 0,
+        folder: f.folder,
+      }),
+      withCode,
+    );
+  }
+  if (r.failure === 'connection-lost' || r.failure === 'timeout') {
+    return failure(connectionLost({ transport: f.transport, ...retry, now }));
+  }
+  const err = job.error;
+  if (job.stage === 'session' && (isMooringError(err, 'PAIRING') || isMooringError(err, 'TLS'))) {
+    return { ...failure(pairingInvalid({ cause: 'refused' })), refused: true };
+  }
+  if (job.stage === 'connect') {
+    return failure(
+      f.transport === 'wifi'
+        ? wifiUnreachable(f.address === undefined ? {} : { address: f.address })
+        : connectionLost({ transport: 'usb', ...retry, now }),
+    );
+  }
+  if (job.stage === 'store' && lockedStore(err)) {
+    return failure(busy({ other: 'backup' }));
+  }
+  const cause =
+    r.cause ?? (isMooringError(err) ? { code: err.code, detail: err.detail } : undefined);
+  if (cause?.code === 'DEVICE_ERROR' && cause.detail === AfcStatus.OP_WOULD_BLOCK) {
+    return failure(busy({ other: 'sync' }));
+  }
+  if (cause?.detail === 'PasswordProtected' || cause?.detail === 'EscrowLocked') {
+    return failure(deviceLocked());
+  }
+  if (code !== undefined) {
+    return failure(
+      deviceError({
+        code,
+        ...(r.errorDescription === undefined ? {} : { description: r.errorDescription }),
+      }),
+      withCode,
+    );
+  }
+  return failure(backupFailed({ detail: job.message }));
+}
+
+/** The store's device lock is held by another process (another `mooring backup`). */
+function lockedStore(err: Error | undefined): boolean {
+  return isMooringError(err) && err.detail === 'LOCKED';
+}

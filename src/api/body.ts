@@ -1,0 +1,35 @@
+/** Request bodies: JSON only, at most MAX_BODY_BYTES, read before anything acts on them. */
+import type { IncomingMessage } from 'node:http';
+import { HttpError, badRequest } from './http-error';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const tooLarge = (): HttpError =>
+  new HttpError(413, 'TOO_LARGE', `request body larger than ${MAX_BODY_BYTES} bytes`);
+
+/** The parsed JSON body, or undefined when there is none. */
+export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw badRequest('send the body as JSON (Content-Type: application/json)');
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw badRequest('the body is not valid JSON');
+  }
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,212 @@
+/**
+ * The API's routes: one line per method and path, each a thin translation between HTTP and one
+ * AgentService call. Validation of parameters and bodies happens here, before the agent sees them.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AgentService } from '../agent/types';
+import { isPlainObject, readJsonBody } from './body';
+import { HttpError, badRequest } from './http-error';
+import { attemptQuery, checkUdid, historyQuery, queryParams, udidQuery } from './query';
+import { snapshotRoutes } from './snapshot-routes';
+import { MAX_EVENT_STREAMS, type EventStreams } from './sse';
+
+export interface RouteContext {
+  params: string[];
+  search: URLSearchParams;
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
+/** A JSON answer, or 'streamed' when the handler wrote the response itself. */
+export type Reply = { status?: number; body: unknown } | 'streamed';
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PATCH';
+  path: RegExp;
+  handle: (c: RouteContext) => Reply | Promise<Reply>;
+}
+
+const MAX_CONFIG_KEYS = 32;
+const MAX_CONFIG_VALUE_CHARS = 2048;
+const UDID = '([^/]+)';
+
+const ok = (body: unknown): Reply => ({ body });
+
+function noQuery(c: RouteContext, answer: () => unknown): Reply {
+  queryParams(c.search, []);
+  return ok(answer());
+}
+
+/** Routes that take no parameters and no body still read (and bound) what was sent. */
+async function nothingSent(c: RouteContext): Promise<void> {
+  queryParams(c.search, []);
+  const body = await readJsonBody(c.req);
+  if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
+    throw badRequest('this request takes no body');
+  }
+}
+
+function udidParam(c: RouteContext): string {
+  return checkUdid(decodeURIComponent(c.params[0] ?? ''));
+}
+
+async function markReadBody(c: RouteContext): Promise<{ udid?: string; upTo?: number }> {
+  queryParams(c.search, []);
+  const body = (await readJsonBody(c.req)) ?? {};
+  if (!isPlainObject(body)) throw badRequest('expected a JSON object {udid?, upTo?}');
+  const out: { udid?: string; upTo?: number } = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (k === 'udid' && typeof v === 'string') out.udid = checkUdid(v);
+    else if (k === 'upTo' && Number.isSafeInteger(v) && (v as number) > 0) out.upTo = v as number;
+    else throw badRequest(`"${k.slice(0, 40)}": expected udid (a UDID) or upTo (a positive id)`);
+  }
+  return out;
+}
+
+/** `{on: true|false}` and nothing else. */
+async function wifiBody(c: RouteContext): Promise<boolean> {
+  queryParams(c.search, []);
+  const body = await readJsonBody(c.req);
+  if (
+    !isPlainObject(body) ||
+    Object.keys(body).length !== 1 ||
+    typeof (body as { on?: unknown }).on !== 'boolean'
+  ) {
+    throw badRequest('expected a JSON object {"on": true} or {"on": false}');
+  }
+  return (body as { on: boolean }).on;
+}
+
+async function configChanges(c: RouteContext): Promise<Record<string, string | null>> {
+  const body = await readJsonBody(c.req);
+  if (!isPlainObject(body)) {
+    throw badRequest('expected a JSON object of settings, e.g. {"interval": "12h"}');
+  }
+  const entries = Object.entries(body);
+  if (entries.length === 0) throw badRequest('no settings given');
+  if (entries.length > MAX_CONFIG_KEYS) throw badRequest(`at most ${MAX_CONFIG_KEYS} settings`);
+  const changes: Record<string, string | null> = {};
+  for (const [k, v] of entries) {
+    if (v !== null && (typeof v !== 'string' || v.length > MAX_CONFIG_VALUE_CHARS)) {
+      throw badRequest(
+        `${k.slice(0, 40)}: expected a string of at most ${MAX_CONFIG_VALUE_CHARS} characters, or null to reset`,
+      );
+    }
+    changes[k] = v;
+  }
+  return changes;
+}
+
+export function apiRoutes(service: AgentService, streams: EventStreams): Route[] {
+  return [
+    { method: 'GET', path: /^\/api\/status$/, handle: (c) => noQuery(c, () => service.status()) },
+    { method: 'GET', path: /^\/api\/devices$/, handle: (c) => noQuery(c, () => service.devices()) },
+    {
+      method: 'GET',
+      path: new RegExp(`^/api/devices/${UDID}$`),
+      handle: (c) => {
+        queryParams(c.search, []);
+        const udid = udidParam(c);
+        const d = service.device(udid);
+        if (!d) throw new HttpError(404, 'NOT_FOUND', `no device ${udid} is known to this agent`);
+        return ok(d);
+      },
+    },
+    {
+      method: 'POST',
+      path: new RegExp(`^/api/devices/${UDID}/backup$`),
+      handle: async (c) => {
+        const udid = udidParam(c);
+        await nothingSent(c);
+        const r = await service.backupNow(udid);
+        return { status: r.started ? 202 : 409, body: r };
+      },
+    },
+    {
+      method: 'POST',
+      path: new RegExp(`^/api/devices/${UDID}/cancel$`),
+      handle: async (c) => {
+        const udid = udidParam(c);
+        await nothingSent(c);
+        return ok({ cancelled: service.cancel(udid) });
+      },
+    },
+    {
+      method: 'POST',
+      path: new RegExp(`^/api/devices/${UDID}/wifi$`),
+      handle: async (c) => {
+        const udid = udidParam(c);
+        return ok(await service.setWifi(udid, await wifiBody(c)));
+      },
+    },
+    {
+      method: 'POST',
+      path: new RegExp(`^/api/devices/${UDID}/pair$`),
+      handle: async (c) => {
+        const udid = udidParam(c);
+        await nothingSent(c);
+        const r = await service.pair(udid);
+        return { status: r.paired ? 200 : 409, body: r };
+      },
+    },
+    {
+      method: 'GET',
+      path: /^\/api\/history$/,
+      handle: (c) => ok(service.history(historyQuery(c.search))),
+    },
+    {
+      method: 'POST',
+      path: /^\/api\/history\/read$/,
+      handle: async (c) => ok({ marked: service.markRead(await markReadBody(c)) }),
+    },
+    {
+      method: 'GET',
+      path: /^\/api\/attempts$/,
+      handle: (c) => ok(service.attempts(attemptQuery(c.search))),
+    },
+    {
+      method: 'GET',
+      path: /^\/api\/config$/,
+      handle: (c) => ok(service.getConfig(udidQuery(c.search))),
+    },
+    {
+      method: 'PATCH',
+      path: /^\/api\/config$/,
+      handle: async (c) => {
+        const udid = udidQuery(c.search);
+        return ok(service.setConfig(await configChanges(c), udid));
+      },
+    },
+    {
+      method: 'POST',
+      path: /^\/api\/pause$/,
+      handle: async (c) => {
+        await nothingSent(c);
+        service.pause();
+        return ok({ paused: service.status().paused });
+      },
+    },
+    {
+      method: 'POST',
+      path: /^\/api\/resume$/,
+      handle: async (c) => {
+        await nothingSent(c);
+        service.resume();
+        return ok({ paused: service.status().paused });
+      },
+    },
+    {
+      method: 'GET',
+      path: /^\/api\/events$/,
+      handle: (c) => {
+        queryParams(c.search, []);
+        if (streams.count >= MAX_EVENT_STREAMS) {
+          throw new HttpError(503, 'BUSY', `at most ${MAX_EVENT_STREAMS} event streams at a time`);
+        }
+        streams.attach(c.res);
+        return 'streamed';
+      },
+    },
+    ...snapshotRoutes(service),
+  ];
+}

@@ -1,0 +1,67 @@
+/** `mooring status`, `devices` (agent view), `history`, `attempts`: reading the running agent. */
+import type { AgentClient } from '../../api/client';
+import type { AttemptOutcome, AttemptQuery, HistoryQuery } from '../../history';
+import { attemptLine, deviceLines, namesOf, notificationLines, statusLines } from '../agent-format';
+
+export interface ViewOptions {
+  json: boolean;
+  out: (line: string) => void;
+}
+
+export async function statusCommand(client: AgentClient, o: ViewOptions): Promise<number> {
+  const s = await client.status();
+  if (o.json) o.out(JSON.stringify(s, null, 2));
+  else for (const l of statusLines(s, Date.now())) o.out(l);
+  return 0;
+}
+
+export async function agentDevicesCommand(client: AgentClient, o: ViewOptions): Promise<number> {
+  const devices = await client.devices();
+  if (o.json) {
+    o.out(JSON.stringify(devices, null, 2));
+    return 0;
+  }
+  if (devices.length === 0) o.out('The agent knows no devices yet: pair one with `mooring pair`.');
+  const now = Date.now();
+  devices.forEach((d, i) => {
+    if (i > 0) o.out('');
+    for (const l of deviceLines(d, now)) o.out(l);
+  });
+  return 0;
+}
+
+export async function historyCommand(
+  client: AgentClient,
+  q: HistoryQuery,
+  o: ViewOptions,
+): Promise<number> {
+  const page = await client.history(q);
+  if (o.json) {
+    o.out(JSON.stringify(page, null, 2));
+    return 0;
+  }
+  if (page.items.length === 0) o.out('No notifications.');
+  const names = namesOf(await client.devices());
+  const now = Date.now();
+  for (const n of page.items) for (const l of notificationLines(n, names, now)) o.out(l);
+  if (page.nextCursor !== null) o.out(`(older entries: --before ${page.nextCursor})`);
+  return 0;
+}
+
+export async function attemptsCommand(
+  client: AgentClient,
+  q: AttemptQuery & { outcome?: AttemptOutcome },
+  o: ViewOptions,
+): Promise<number> {
+  const page = await client.attempts(q);
+  if (o.json) {
+    o.out(JSON.stringify(page, null, 2));
+    return 0;
+  }
+  if (page.items.length === 0) o.out('No backup attempts yet.');
+  const names = namesOf(await client.devices());
+  const now = Date.now();
+  for (const a of page.items) o.out(attemptLine(a, names, now));
+  if (page.nextCursor !== null) o.out(`(older attempts: --before ${page.nextCursor})`);
+  return 0;
+}

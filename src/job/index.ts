@@ -1,0 +1,12 @@
+/** One backup of one device into the versioned store (used by `mooring backup` and the agent). */
+export {
+  backupToStore,
+  describeRecovery,
+  diskFullError,
+  freeBytesAt,
+  isDiskFull,
+  type JobEvent,
+  type JobOptions,
+  type JobOutcome,
+  type JobStage,
+} from './backup-to-store';

@@ -1,0 +1,159 @@
+/**
+ * A device's Notifications: the agent's history for it, newest first, with time, severity,
+ * reason, message and fix hint; filtered by severity. Pages come by keyset (`before` = the last
+ * page's cursor), so the thousandth page costs what the first does; only loaded rows are in the
+ * DOM, and more load when the end of the list scrolls into view (or on "Load more"). New
+ * notifications from the event stream go on top without a reload.
+ */
+import type { NotificationRow, Severity } from '../agent-types.js';
+import { h, setText } from '../dom.js';
+import { formatRelative, formatTimestamp, SEVERITY_LABEL } from '../format.js';
+import type { AppState } from '../state.js';
+import { errorMessage } from '../transport.js';
+
+export const NOTIFICATION_PAGE = 100;
+
+function item(n: NotificationRow, now: number): HTMLElement {
+  const time = h('time', { datetime: new Date(n.at).toISOString(), title: formatTimestamp(n.at) });
+  time.textContent = `${formatTimestamp(n.at)} · ${formatRelative(n.at, now)}`;
+  return h(
+    'li',
+    { class: `notice severity-${n.severity}`, 'data-id': n.id, 'data-reason': n.reasonCode },
+    h(
+      'div',
+      { class: 'notice-head' },
+      h('span', { class: `badge sev-${n.severity}` }, SEVERITY_LABEL[n.severity]),
+      h('span', { class: 'reason' }, n.reasonCode),
+      time,
+    ),
+    h('p', { class: 'message' }, n.message),
+    n.fixHint ? h('p', { class: 'fix' }, h('strong', {}, 'What to do: '), n.fixHint) : null,
+  );
+}
+
+export function notificationsPanel(
+  state: AppState,
+  udid: string,
+): { root: HTMLElement; dispose(): void } {
+  const filterId = `severity-${udid}`;
+  const filter = h(
+    'select',
+    { id: filterId, name: 'severity' },
+    h('option', { value: '' }, 'All'),
+    h('option', { value: 'error' }, 'Errors'),
+    h('option', { value: 'warning' }, 'Warnings'),
+    h('option', { value: 'info' }, 'Info'),
+  );
+  const count = h('span', { class: 'count', 'aria-live': 'polite' });
+  const list = h('ol', { class: 'notices', 'aria-label': 'Notifications, newest first' });
+  const more = h('button', { type: 'button', class: 'load-more' }, 'Load more');
+  const status = h('p', { class: 'list-status', role: 'status' });
+  const sentinel = h('div', { class: 'sentinel', 'aria-hidden': 'true' });
+  const root = h(
+    'div',
+    { class: 'notifications' },
+    h('div', { class: 'toolbar' }, h('label', { for: filterId }, 'Severity'), filter, count),
+    list,
+    sentinel,
+    more,
+    status,
+  );
+
+  let severity: Severity | undefined;
+  let cursor: number | null = null;
+  let done = false;
+  let loading: Promise<void> | null = null;
+  /** Bumped on every filter change: answers for an older filter are dropped. */
+  let generation = 0;
+  const shown = new Set<number>();
+
+  const refreshControls = (): void => {
+    more.hidden = done;
+    setText(count, `${shown.size}${done ? '' : '+'} shown`);
+    if (done && shown.size === 0) setText(status, 'Nothing here yet.');
+    else if (done) setText(status, 'That is everything.');
+    else setText(status, '');
+  };
+
+  const loadMore = (): Promise<void> => {
+    if (loading || done) return loading ?? Promise.resolve();
+    const gen = generation;
+    loading = state.bridge
+      .call('history', {
+        udid,
+        limit: NOTIFICATION_PAGE,
+        ...(severity ? { severity } : {}),
+        ...(cursor !== null ? { before: cursor } : {}),
+      })
+      .then((page) => {
+        if (gen !== generation) return;
+        const now = Date.now();
+        const frag = document.createDocumentFragment();
+        for (const n of page.items) {
+          if (shown.has(n.id)) continue;
+          shown.add(n.id);
+          frag.append(item(n, now));
+        }
+        list.append(frag);
+        cursor = page.nextCursor;
+        done = page.nextCursor === null;
+        refreshControls();
+      })
+      .catch((e: unknown) => {
+        if (gen === generation) setText(status, `Could not load notifications: ${errorMessage(e)}`);
+      })
+      .finally(() => {
+        if (gen === generation) loading = null;
+        // Still room on screen (short pages): keep filling until the sentinel leaves the view.
+        if (gen === generation && !done && sentinelOnScreen()) void loadMore();
+      });
+    return loading;
+  };
+
+  const reset = (): void => {
+    generation++;
+    loading = null;
+    cursor = null;
+    done = false;
+    shown.clear();
+    list.replaceChildren();
+    setText(status, 'Loading…');
+    void loadMore();
+  };
+
+  filter.addEventListener('change', () => {
+    severity = (filter.value || undefined) as Severity | undefined;
+    reset();
+  });
+  more.addEventListener('click', () => void loadMore());
+
+  const sentinelOnScreen = (): boolean => {
+    if (sentinel.offsetParent === null) return false; // detached or hidden
+    const r = sentinel.getBoundingClientRect();
+    return r.top < window.innerHeight && r.bottom >= 0;
+  };
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) void loadMore();
+  });
+  observer.observe(sentinel);
+
+  const unsubscribe = state.subscribe((c) => {
+    if (c.type === 'notification') {
+      const n = c.notification;
+      if (n.udid !== udid || (severity && n.severity !== severity) || shown.has(n.id)) return;
+      shown.add(n.id);
+      list.prepend(item(n, Date.now()));
+      refreshControls();
+    } else if (c.type === 'reloaded') {
+      reset();
+    }
+  });
+  reset();
+  return {
+    root,
+    dispose: () => {
+      unsubscribe();
+      observer.disconnect();
+    },
+  };
+}

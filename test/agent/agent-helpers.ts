@@ -1,0 +1,91 @@
+/**
+ * Shared set-up for the Agent tests: a data folder with the simulator's pair record in Mooring's
+ * own store, and waiting for agent events with a safety timeout (the timeout only turns a missing
+ * event into a failure; it is not what a test measures).
+ */
+import path from 'node:path';
+import type { Agent } from '../../src/agent/agent';
+import type { AgentEvent } from '../../src/agent/types';
+import type { AttemptRow, NotificationRow } from '../../src/history';
+import type { RunningSim } from '../../src/sim/index';
+import { pairAndStore } from '../discovery/sim-helpers';
+
+/** Pairs over the simulator's usbmuxd; the record goes to `<dataDir>/pair-records` as the agent reads it. */
+export async function pairInto(sim: RunningSim, dataDir: string): Promise<void> {
+  await pairAndStore(sim, path.join(dataDir, 'pair-records'));
+}
+
+export function waitForEvent<T>(
+  agent: Agent,
+  what: string,
+  match: (e: AgentEvent) => T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const off = agent.subscribe((e) => {
+      const v = match(e);
+      if (v === undefined) return;
+      clearTimeout(timer);
+      off();
+      resolve(v);
+    });
+  });
+}
+
+/** The next attempt event for `udid` that `pred` accepts. */
+export function nextAttempt(
+  agent: Agent,
+  udid: string,
+  pred: (a: AttemptRow) => boolean,
+  what = 'an attempt',
+  timeoutMs?: number,
+): Promise<AttemptRow> {
+  return waitForEvent(
+    agent,
+    what,
+    (e) =>
+      e.type === 'attempt' && e.attempt.udid === udid && pred(e.attempt) ? e.attempt : undefined,
+    timeoutMs,
+  );
+}
+
+export function nextNotification(
+  agent: Agent,
+  udid: string,
+  reasonCode: string,
+  timeoutMs?: number,
+): Promise<NotificationRow> {
+  return waitForEvent(
+    agent,
+    `a ${reasonCode} notification`,
+    (e) =>
+      e.type === 'notification' &&
+      e.notification.udid === udid &&
+      e.notification.reasonCode === reasonCode
+        ? e.notification
+        : undefined,
+    timeoutMs,
+  );
+}
+
+/** Every notification of the device, oldest first. */
+export function notificationsOf(agent: Agent, udid: string): NotificationRow[] {
+  return agent.history({ udid, limit: 500 }).items.reverse();
+}
+
+export function attemptsOf(agent: Agent, udid: string): AttemptRow[] {
+  return agent.attempts({ udid, limit: 500 }).items.reverse();
+}
+
+/** Resolves once the agent sees the device over USB (at once if it already does). */
+export async function untilOnUsb(agent: Agent, udid: string): Promise<void> {
+  // Checked and subscribed in the same turn: no event can slip in between.
+  if (agent.device(udid)?.reachable.usb === true) return;
+  await waitForEvent(agent, 'the device on USB', (e) =>
+    e.type === 'device' && e.device.udid === udid && e.device.reachable.usb ? true : undefined,
+  );
+}

@@ -1,0 +1,161 @@
+/**
+ * backupToStore against an in-process simulator over its usbmuxd: a full then an incremental
+ * backup committed as snapshots; a cancel, a revoked pairing, an unreachable Wi-Fi address and an
+ * unusable destination each end as an outcome with the right stage (never a throw), and none of
+ * them touches the latest complete backup.
+ */
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backupToStore, type JobEvent } from '../../src/job';
+import { TcpEndpoint, UsbmuxEndpoint } from '../../src/lockdown/endpoint';
+import type { PairRecord } from '../../src/pairing/pair-record';
+import { startSim, type RunningSim } from '../../src/sim/index';
+import { openStore, readAttempts } from '../../src/store';
+import type { UsbmuxdClient } from '../../src/transport/usbmuxd-client';
+import { isMooringError } from '../../src/util/errors';
+import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+
+describe('backupToStore', () => {
+  let tmp: string;
+  let sim: RunningSim;
+  let mux: UsbmuxdClient;
+  let record: PairRecord;
+  let dest: string;
+  let endpoint: UsbmuxEndpoint;
+
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-job-'));
+    dest = path.join(tmp, 'backups');
+    sim = await startSim({
+      stateDir: path.join(tmp, 'sim'),
+      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+      files: 20,
+      bytes: 400_000,
+      seed: 71,
+      name: 'Job phone',
+    });
+    mux = muxFor(sim);
+    record = await pairAndStore(sim, path.join(tmp, 'pair-records'), mux);
+    const dev = await mux.findDevice(sim.udid);
+    endpoint = new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid);
+  });
+  after(async () => {
+    await sim?.stop();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  const latestId = async (): Promise<string | undefined> => {
+    const store = await openStore(dest, sim.udid);
+    return (await store.list()).find((s) => s.isLatest)?.id;
+  };
+
+  it('backs up, verifies and commits a snapshot; the session hook sees the device', async () => {
+    const events: JobEvent[] = [];
+    let sessionName: unknown;
+    const out = await backupToStore({
+      endpoint,
+      record,
+      dest,
+      onEvent: (e) => events.push(e),
+      onSession: async (s) => {
+        sessionName = await s.getValue(undefined, 'DeviceName');
+      },
+    });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(out.stage, 'commit');
+    assert.equal(out.error, undefined);
+    assert.equal(sessionName, 'Job phone');
+    assert.ok(out.snapshot, 'a snapshot was committed');
+    assert.equal(out.verify?.ok, true);
+    assert.ok(out.result.filesReceived >= 20, `files received: ${out.result.filesReceived}`);
+    assert.ok(events.some((e) => e.type === 'phase' && e.phase === 'transferring'));
+    assert.ok(events.some((e) => e.type === 'store' && /Verifying/.test(e.message)));
+    assert.equal(await latestId(), out.snapshot.id);
+    const store = await openStore(dest, sim.udid);
+    const attempts = await readAttempts(store.stateDir);
+    assert.equal(attempts.length, 1);
+    assert.equal(attempts[0]!.ok, true);
+    assert.equal(attempts[0]!.transport, 'usb');
+  });
+
+  it('a second backup is incremental and becomes the latest', async () => {
+    await sim.ctl('mutate', { add: 2, modify: 2, delete: 1 });
+    const before = await latestId();
+    const out = await backupToStore({ endpoint, record, dest });
+    assert.equal(out.ok, true, out.message);
+    assert.notEqual(out.snapshot?.id, before);
+    assert.equal(out.result.isFull, false);
+    assert.equal(await latestId(), out.snapshot?.id);
+  });
+
+  it('a cancel through the signal ends as a cancelled backup stage, latest untouched', async () => {
+    const before = await latestId();
+    const ac = new AbortController();
+    const out = await backupToStore({
+      endpoint,
+      record,
+      dest,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === 'phase' && e.phase === 'locking') ac.abort();
+      },
+    });
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'backup');
+    assert.equal(out.result.cancelled, true);
+    assert.equal(out.result.cancelledBy, 'user');
+    assert.equal(out.error, undefined);
+    assert.equal(await latestId(), before);
+    const staging = path.join(dest, '.mooring', sim.udid, 'staging');
+    assert.deepEqual(await fsp.readdir(staging).catch(() => []), [], 'no staging left');
+  });
+
+  it('an unreachable Wi-Fi address fails at the connect stage, with the free space measured', async () => {
+    const closed = await unusedPort();
+    const out = await backupToStore({
+      endpoint: new TcpEndpoint({ udid: sim.udid, host: '127.0.0.1', lockdownPort: closed }),
+      record,
+      dest,
+    });
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'connect');
+    assert.ok(isMooringError(out.error, 'CLOSED'), String(out.error));
+    assert.ok(typeof out.freeBytes === 'number' && out.freeBytes > 0);
+  });
+
+  it('a destination that cannot be a folder fails at the store stage without throwing', async () => {
+    const file = path.join(tmp, 'not-a-folder');
+    await fsp.writeFile(file, 'x');
+    const out = await backupToStore({ endpoint, record, dest: file });
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'store');
+    assert.ok(out.error instanceof Error);
+  });
+
+  it('a revoked pairing fails at the session stage with a PAIRING error', async () => {
+    const before = await latestId();
+    await sim.ctl('revoke-pairing');
+    const out = await backupToStore({ endpoint, record, dest });
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'session');
+    assert.ok(isMooringError(out.error, 'PAIRING'), String(out.error));
+    assert.match(out.message, /no longer trusted|pair again/i);
+    assert.equal(await latestId(), before);
+  });
+});
+
+function unusedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
