@@ -4,6 +4,7 @@
  * Synchronous on purpose: setConfig answers at once, and no backup can start between the check
  * and the switch. The old folder is left exactly as it is.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
@@ -28,14 +29,17 @@ export function prepareBackupFolder(dir: string): void {
     return fail((e as Error).message, e);
   }
   if (!st.isDirectory()) fail('it is not a folder');
-  const probe = path.join(dir, `.mooring-write-test-${process.pid}`);
+  // A random name: never mistake someone's file for ours, never delete what we did not create.
+  const probe = path.join(
+    dir,
+    `.mooring-write-test-${process.pid}-${randomBytes(6).toString('hex')}`,
+  );
   try {
     fs.writeFileSync(probe, 'mooring', { flag: 'wx' });
   } catch (e) {
     fail(`it is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
-  } finally {
-    fs.rmSync(probe, { force: true });
   }
+  fs.rmSync(probe, { force: true });
 }
 
 /**

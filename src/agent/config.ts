@@ -103,6 +103,15 @@ const KEYS: Record<string, KeySpec> = {
     def: DEFAULT_POLICY.retry.maxPerDay,
     accepts: `a whole number from 1 to ${MAX_RETRIES_PER_DAY}`,
   },
+  // The first retry after a failure; each further failure doubles the wait, up to 4 h (or this).
+  'retry-after': {
+    kind: 'duration',
+    min: 10 * 1000,
+    max: DAY,
+    device: false,
+    def: DEFAULT_POLICY.retry.initialDelayMs,
+    accepts: 'a duration from 10s to 1d like "15m", "1h" or "30s"',
+  },
   'passcode-wait': {
     kind: 'duration',
     min: 0,
@@ -470,6 +479,14 @@ function overridesFrom(get: (key: string) => unknown, global: boolean): PolicyOv
     if (paused !== undefined) o.paused = paused as boolean;
     const retries = get('retries-per-day');
     if (retries !== undefined) o.retry = { maxPerDay: retries as number };
+    const first = get('retry-after') as number | undefined;
+    if (first !== undefined) {
+      o.retry = {
+        ...o.retry,
+        initialDelayMs: first,
+        maxDelayMs: Math.max(first, DEFAULT_POLICY.retry.maxDelayMs),
+      };
+    }
     const wait = get('passcode-wait');
     if (wait !== undefined) o.passcode = { waitForUnlockMs: wait as number };
   }

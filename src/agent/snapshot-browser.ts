@@ -31,6 +31,7 @@ import {
 } from '../store';
 import { MAX_GLOB_CHARS } from '../store/glob';
 import { MooringError } from '../util/errors';
+import { isUdid, UDID_EXAMPLE } from '../util/udid';
 import {
   MAX_FILE_PAGE,
   type DiffEntry,
@@ -50,19 +51,14 @@ const MAX_CURSOR_CHARS = 4096;
 /** Devices whose snapshot summaries are cached (walking every tree takes seconds on a big store). */
 const MAX_CACHED_DEVICES = 32;
 
-/** 00008120-001A2B3C4D5E6F70 (current devices) or 40 hex digits (older ones). */
-const UDID_SHAPE = /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/;
-
 const usage = (message: string): MooringError => new MooringError('USAGE', message);
 const notFound = (message: string): MooringError =>
   new MooringError('USAGE', message, { detail: 'NOT_FOUND' });
 const show = (v: unknown): string => JSON.stringify(String(v).slice(0, 80));
 
 function checkUdid(udid: unknown): string {
-  if (typeof udid !== 'string' || !UDID_SHAPE.test(udid)) {
-    throw usage(
-      `udid: ${show(udid)} is not a UDID (expected 00008120-001A2B3C4D5E6F70 or 40 hex digits)`,
-    );
+  if (typeof udid !== 'string' || !isUdid(udid)) {
+    throw usage(`udid: ${show(udid)} is not a UDID (expected ${UDID_EXAMPLE} or 40 hex digits)`);
   }
   return udid;
 }

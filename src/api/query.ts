@@ -6,6 +6,7 @@
 import {
   ATTEMPT_OUTCOMES,
   MAX_PAGE_SIZE,
+  NOTIFICATION_KINDS,
   SEVERITIES,
   type AttemptOutcome,
   type AttemptQuery,
@@ -13,23 +14,13 @@ import {
   type NotificationKind,
   type Severity,
 } from '../history';
+import { isUdid, UDID_EXAMPLE } from '../util/udid';
 import { badRequest } from './http-error';
 
-export const NOTIFICATION_KINDS: readonly NotificationKind[] = [
-  'skip',
-  'backup',
-  'pairing',
-  'stale',
-  'agent',
-];
-
-/** 00008120-001A2B3C4D5E6F70 (current devices) or 40 hex digits (older ones). */
-const UDID_SHAPE = /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/;
-
 export function checkUdid(v: string, what = 'udid'): string {
-  if (!UDID_SHAPE.test(v)) {
+  if (!isUdid(v)) {
     throw badRequest(
-      `${what}: "${v.slice(0, 80)}" is not a UDID (expected 00008120-001A2B3C4D5E6F70 or 40 hex digits)`,
+      `${what}: "${v.slice(0, 80)}" is not a UDID (expected ${UDID_EXAMPLE} or 40 hex digits)`,
     );
   }
   return v;

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentService } from '../agent/types';
 import { isPlainObject, readJsonBody } from './body';
+import { checkConfigChanges } from './config-changes';
 import { HttpError, badRequest } from './http-error';
 import { attemptQuery, checkUdid, historyQuery, queryParams, udidQuery } from './query';
 import { snapshotRoutes } from './snapshot-routes';
@@ -26,8 +27,6 @@ export interface Route {
   handle: (c: RouteContext) => Reply | Promise<Reply>;
 }
 
-const MAX_CONFIG_KEYS = 32;
-const MAX_CONFIG_VALUE_CHARS = 2048;
 const UDID = '([^/]+)';
 
 const ok = (body: unknown): Reply => ({ body });
@@ -78,23 +77,7 @@ async function wifiBody(c: RouteContext): Promise<boolean> {
 }
 
 async function configChanges(c: RouteContext): Promise<Record<string, string | null>> {
-  const body = await readJsonBody(c.req);
-  if (!isPlainObject(body)) {
-    throw badRequest('expected a JSON object of settings, e.g. {"interval": "12h"}');
-  }
-  const entries = Object.entries(body);
-  if (entries.length === 0) throw badRequest('no settings given');
-  if (entries.length > MAX_CONFIG_KEYS) throw badRequest(`at most ${MAX_CONFIG_KEYS} settings`);
-  const changes: Record<string, string | null> = {};
-  for (const [k, v] of entries) {
-    if (v !== null && (typeof v !== 'string' || v.length > MAX_CONFIG_VALUE_CHARS)) {
-      throw badRequest(
-        `${k.slice(0, 40)}: expected a string of at most ${MAX_CONFIG_VALUE_CHARS} characters, or null to reset`,
-      );
-    }
-    changes[k] = v;
-  }
-  return changes;
+  return checkConfigChanges(await readJsonBody(c.req), badRequest);
 }
 
 export function apiRoutes(service: AgentService, streams: EventStreams): Route[] {

@@ -4,12 +4,12 @@
  */
 import {
   ATTEMPT_OUTCOMES,
+  NOTIFICATION_KINDS,
   SEVERITIES,
   type AttemptOutcome,
   type NotificationKind,
   type Severity,
 } from '../history';
-import { NOTIFICATION_KINDS } from '../api/query';
 import { intFlag, UsageError } from '../util/cli-flags';
 import { findAgent, requireAgent, type AgentLocation } from './agent-connection';
 import { agentCommand, DEFAULT_LISTEN } from './commands/agent';

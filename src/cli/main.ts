@@ -59,9 +59,9 @@ The agent (automatic backups; the commands below talk to it):
   cancel --udid U              cancel the device's running backup
   config get [KEY] | set KEY VALUE | reset KEY [--udid U]
                                settings: interval, window, enabled, paused, concurrency,
-                               retries-per-day, passcode-wait, webhook, stale-after,
-                               keep-all, keep-daily, keep-weekly (retention after each
-                               backup), backup-dir (where new backups go)
+                               retries-per-day, retry-after, passcode-wait, webhook,
+                               stale-after, keep-all, keep-daily, keep-weekly (retention
+                               after each backup), backup-dir (where new backups go)
   pause | resume               stop or restart automatic backups
 
 Options:

@@ -3,18 +3,10 @@
  * notable event otherwise, or one JSON object per line with --json (for scripts and the tests).
  */
 import type { BackupEvent, BackupPhase } from '../backup/events';
+import { formatBytes } from '../util/bytes';
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
+/** Re-exported: the commands that list sizes print them as the progress line does. */
+export { formatBytes };
 
 const PHASE_TEXT: Record<BackupPhase, string> = {
   connecting: 'Connecting',

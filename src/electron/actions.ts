@@ -24,9 +24,9 @@ export function routeOf(action: TrayAction): string | undefined {
     case 'open-notifications':
       return `#/device/${encodeURIComponent(action.udid)}/notifications`;
     case 'open-settings':
-      // Global settings have no page of their own yet: the device list leads to each device's.
+      // Without a device: the setup guide (pair, Wi-Fi, backup folder), the global choices.
       return action.udid === undefined
-        ? '#/'
+        ? '#/welcome'
         : `#/device/${encodeURIComponent(action.udid)}/settings`;
     default:
       return undefined;

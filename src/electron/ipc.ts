@@ -18,8 +18,11 @@ import {
 } from '../agent/types';
 import { ATTEMPT_OUTCOMES, type AttemptQuery, type HistoryQuery } from '../history/types';
 import { MAX_PAGE_SIZE } from '../history/queries';
-import { SEVERITIES, type NotificationKind } from '../history/reasons';
+import { NOTIFICATION_KINDS, SEVERITIES } from '../history/reasons';
 import { isMooringError } from '../util/errors';
+import { isUdid, UDID_EXAMPLE } from '../util/udid';
+import { isPlainObject } from '../api/body';
+import { checkConfigChanges } from '../api/config-changes';
 import { APP_SCHEME } from './app-protocol';
 
 /** ipcRenderer.invoke(CALL_CHANNEL, method, args) → CallResult. Repeated in preload.ts (sandboxed: it can require nothing but electron). */
@@ -29,24 +32,10 @@ export const SAVE_FILE_CHANNEL = 'mooring:save-file';
 /** webContents.send(EVENT_CHANNEL, AgentEvent) from main to our window. */
 export const EVENT_CHANNEL = 'mooring:event';
 
-/** Most settings one setConfig call may change, and the longest value (as the HTTP API allows). */
-export const MAX_CONFIG_KEYS = 32;
-export const MAX_CONFIG_VALUE_CHARS = 4096;
-export const MAX_CONFIG_KEY_CHARS = 64;
+/** Most settings one setConfig call may change, and the longest value: as the HTTP API allows. */
+export { MAX_CONFIG_KEYS, MAX_CONFIG_VALUE_CHARS } from '../api/config-changes';
 /** Largest id or cursor accepted (rows are numbered from 1). */
 const MAX_ID = Number.MAX_SAFE_INTEGER;
-
-export const NOTIFICATION_KINDS: readonly NotificationKind[] = [
-  'skip',
-  'backup',
-  'pairing',
-  'stale',
-  'agent',
-];
-
-/** 00008120-001A2B3C4D5E6F70 (current devices) or 40 hex digits (older ones): the API's shape. */
-const UDID_SHAPE = /^(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/;
-const CONFIG_KEY_SHAPE = /^[a-z][a-z0-9-]*$/;
 
 export type CallResult =
   { ok: true; value: unknown } | { ok: false; error: { code: string; message: string } };
@@ -70,15 +59,9 @@ function show(v: unknown): string {
   return Array.isArray(v) ? 'an array' : 'an object';
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
-}
-
 function udid(v: unknown, what = 'udid'): string {
-  if (typeof v !== 'string' || !UDID_SHAPE.test(v)) {
-    throw usage(`${what}: expected a UDID such as 00008120-001A2B3C4D5E6F70, got ${show(v)}`);
+  if (typeof v !== 'string' || !isUdid(v)) {
+    throw usage(`${what}: expected a UDID such as ${UDID_EXAMPLE}, got ${show(v)}`);
   }
   return v;
 }
@@ -116,28 +99,6 @@ function options<T extends object>(
     if (x !== undefined) out[k] = check(x);
   }
   return out as T;
-}
-
-function configChanges(v: unknown): Record<string, string | null> {
-  if (!isPlainObject(v)) {
-    throw usage(`settings: expected an object such as {"interval": "12h"}, got ${show(v)}`);
-  }
-  const entries = Object.entries(v);
-  if (entries.length === 0) throw usage('settings: no settings given');
-  if (entries.length > MAX_CONFIG_KEYS) throw usage(`settings: at most ${MAX_CONFIG_KEYS} at once`);
-  const out: Record<string, string | null> = {};
-  for (const [k, x] of entries) {
-    if (k.length > MAX_CONFIG_KEY_CHARS || !CONFIG_KEY_SHAPE.test(k)) {
-      throw usage(`settings: "${k.slice(0, 40)}" is not a setting name`);
-    }
-    if (x !== null && (typeof x !== 'string' || x.length > MAX_CONFIG_VALUE_CHARS)) {
-      throw usage(
-        `${k}: expected a string of at most ${MAX_CONFIG_VALUE_CHARS} characters, or null to reset`,
-      );
-    }
-    out[k] = x;
-  }
-  return out;
 }
 
 const optionalUdid = (v: unknown): string | undefined => (v === undefined ? v : udid(v));
@@ -201,7 +162,7 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
   },
   setConfig: (a) => {
     arity('setConfig', a, 1, 2);
-    const changes = configChanges(a[0]);
+    const changes = checkConfigChanges(a[0], usage);
     const u = optionalUdid(a[1]);
     return u === undefined ? [changes] : [changes, u];
   },

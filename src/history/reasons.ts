@@ -20,6 +20,14 @@ export type NotificationKind =
   | 'stale' // no successful backup for a while
   | 'agent'; // this computer (sleep, restarts)
 
+export const NOTIFICATION_KINDS: readonly NotificationKind[] = [
+  'skip',
+  'backup',
+  'pairing',
+  'stale',
+  'agent',
+];
+
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 export type JsonObject = { [k: string]: JsonValue };
 

@@ -23,6 +23,7 @@ import {
   type StoreOptions,
   type VerifyReport,
 } from '../store';
+import { formatBytes } from '../util/bytes';
 import { isMooringError, MooringError } from '../util/errors';
 
 export type JobEvent = BackupEvent | { type: 'store'; message: string };
@@ -99,19 +100,6 @@ export function isDiskFull(e: unknown): boolean {
     x = (x as { cause?: unknown }).cause;
   }
   return false;
-}
-
-/** Binary units, as `mooring backup` has always printed them. */
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 function asError(e: unknown): Error {

@@ -87,7 +87,20 @@ describe('classifyOutcome', () => {
     const c = classify(
       job({
         stage: 'verify',
-        verify: { ok: false, problemCount: 2, problems: [{ problem: 'missing file x' }] } as never,
+        verify: {
+          ok: false,
+          path: '/backups/x',
+          udid: '00008120-0000000000000001',
+          encrypted: false,
+          contentsChecked: true,
+          entries: 2,
+          files: 2,
+          bytes: 6,
+          hashed: 2,
+          problems: [{ kind: 'missing', problem: 'missing file x' }],
+          problemCount: 2,
+          notes: [],
+        },
       }),
     );
     assert.equal(c.outcome, 'failure');

@@ -1,18 +1,81 @@
 /**
- * Shared set-up for the Agent tests: a data folder with the simulator's pair record in Mooring's
- * own store, and waiting for agent events with a safety timeout (the timeout only turns a missing
- * event into a failure; it is not what a test measures).
+ * Shared set-up for the Agent tests: a temporary folder with a simulator behind its own usbmuxd
+ * and a data folder holding its pair record in Mooring's own store, and waiting for agent events
+ * with a safety timeout (the timeout only turns a missing event into a failure; it is not what a
+ * test measures).
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import type { Agent } from '../../src/agent/agent';
+import type { Agent, AgentOptions } from '../../src/agent/agent';
 import type { AgentEvent } from '../../src/agent/types';
 import type { AttemptRow, NotificationRow } from '../../src/history';
-import type { RunningSim } from '../../src/sim/index';
-import { pairAndStore } from '../discovery/sim-helpers';
+import { startSim, type RunningSim, type SimOptions } from '../../src/sim/index';
+import { muxFor, pairAndStore } from '../discovery/sim-helpers';
 
 /** Pairs over the simulator's usbmuxd; the record goes to `<dataDir>/pair-records` as the agent reads it. */
 export async function pairInto(sim: RunningSim, dataDir: string): Promise<void> {
   await pairAndStore(sim, path.join(dataDir, 'pair-records'));
+}
+
+export interface SimFixture {
+  tmp: string;
+  /** `<tmp>/data`: the agent's data folder. */
+  dataDir: string;
+  sim: RunningSim;
+  udid: string;
+  /**
+   * Options of an agent that reaches the simulator through its usbmuxd, with no Bonjour, no
+   * system pair records and the UTC time zone; `extra` overrides any of them.
+   */
+  agentOptions(extra?: Partial<AgentOptions>): AgentOptions;
+  /** Stops the simulator and removes the folder (stop the agent first). */
+  close(): Promise<void>;
+}
+
+/**
+ * A new temporary folder with a simulator in `<tmp>/sim` behind its own usbmuxd socket and,
+ * unless `pair` is false, paired into `<tmp>/data`.
+ */
+export async function simFixture(
+  prefix: string,
+  simOptions: Omit<SimOptions, 'stateDir' | 'usbmuxd'>,
+  { pair = true }: { pair?: boolean } = {},
+): Promise<SimFixture> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), prefix));
+  let sim: RunningSim | undefined;
+  const close = async (): Promise<void> => {
+    await sim?.stop();
+    await rm(tmp, { recursive: true, force: true });
+  };
+  try {
+    const dataDir = path.join(tmp, 'data');
+    sim = await startSim({
+      stateDir: path.join(tmp, 'sim'),
+      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+      ...simOptions,
+    });
+    if (pair) await pairInto(sim, dataDir);
+    const running = sim;
+    return {
+      tmp,
+      dataDir,
+      sim,
+      udid: sim.udid,
+      agentOptions: (extra = {}) => ({
+        dataDir,
+        usbmuxd: muxFor(running),
+        mdns: null,
+        systemPairRecordDir: null,
+        timeZone: 'UTC',
+        ...extra,
+      }),
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
 export function waitForEvent<T>(

@@ -5,36 +5,29 @@
  * interrupted; a restarted agent keeps its history and settings and backs up again.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, type AgentOptions } from '../../src/agent/agent';
-import { startSim, type RunningSim } from '../../src/sim/index';
-import { muxFor } from '../discovery/sim-helpers';
+import type { RunningSim } from '../../src/sim/index';
 import {
   attemptsOf,
   nextAttempt,
   nextNotification,
   notificationsOf,
-  pairInto,
+  simFixture,
+  type SimFixture,
   untilOnUsb,
   waitForEvent,
 } from './agent-helpers';
 
 describe('Agent: passcode prompt, stop mid-backup, restart', () => {
-  let tmp: string;
+  let f: SimFixture;
   let sim: RunningSim;
   let agent: Agent | undefined;
   let udid: string;
   let opts: AgentOptions;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-life-'));
-    const dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+    f = await simFixture('mooring-agent-life-', {
       files: 20,
       bytes: 1_000_000,
       seed: 82,
@@ -42,20 +35,12 @@ describe('Agent: passcode prompt, stop mid-backup, restart', () => {
       ios: '17.5',
       passcode: { kind: 'never' },
     });
-    udid = sim.udid;
-    await pairInto(sim, dataDir);
-    opts = {
-      dataDir,
-      usbmuxd: muxFor(sim),
-      mdns: null,
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-    };
+    ({ sim, udid } = f);
+    opts = f.agentOptions();
   });
   after(async () => {
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   const passcodeWaiting = (a: Agent): Promise<number> =>

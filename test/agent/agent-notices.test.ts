@@ -6,19 +6,21 @@
  * policy. Automatic backups are paused so nothing else happens meanwhile.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent';
-import { startSim, type RunningSim } from '../../src/sim/index';
-import { muxFor } from '../discovery/sim-helpers';
-import { notificationsOf, pairInto, untilOnUsb, waitForEvent } from './agent-helpers';
+import type { RunningSim } from '../../src/sim/index';
+import {
+  notificationsOf,
+  simFixture,
+  type SimFixture,
+  untilOnUsb,
+  waitForEvent,
+} from './agent-helpers';
 
 const DAY = 24 * 60 * 60 * 1000;
 
 describe('Agent: staleness, pairing expiry, sleep, lock activity', () => {
-  let tmp: string;
+  let f: SimFixture;
   let sim: RunningSim;
   let agent: Agent;
   let udid: string;
@@ -26,41 +28,31 @@ describe('Agent: staleness, pairing expiry, sleep, lock activity', () => {
   const now = (): number => Date.now() + offset;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-notices-'));
-    const dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+    f = await simFixture('mooring-agent-notices-', {
       files: 3,
       bytes: 3000,
       seed: 83,
       name: 'Agent Notices',
       passcode: { kind: 'never' },
     });
-    udid = sim.udid;
-    await pairInto(sim, dataDir);
-    agent = await Agent.open({
-      dataDir,
-      usbmuxd: muxFor(sim),
-      mdns: null,
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-      now,
-    });
+    ({ sim, udid } = f);
+    agent = await Agent.open(f.agentOptions({ now }));
     agent.pause();
     await agent.start();
     await untilOnUsb(agent, udid);
   });
   after(async () => {
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   /** Makes the agent look again (a setting that changes nothing else). */
   const lookAgain = (): void => {
     agent.setConfig({ 'retries-per-day': '5' });
   };
+  /** One whole decision round, awaited: what it did not record, it will not record later. */
+  const fullRound = (): Promise<void> =>
+    agent['onTick']({ reason: 'poke', at: new Date(), signal: new AbortController().signal });
   const codes = (code: string) => notificationsOf(agent, udid).filter((n) => n.reasonCode === code);
 
   it('notes unlock activity from the device', async () => {
@@ -94,9 +86,8 @@ describe('Agent: staleness, pairing expiry, sleep, lock activity', () => {
     assert.equal(n.udid, udid);
     assert.equal(n.severity, 'warning');
     assert.match(n.message, /No successful backup yet, 4 days/);
-    lookAgain();
-    lookAgain();
-    await new Promise((r) => setTimeout(r, 200));
+    await fullRound();
+    await fullRound();
     assert.equal(codes('NO_RECENT_BACKUP').length, 1, 'not again the same day');
     offset = 9 * DAY;
     const later = waitForEvent(agent, 'a later NO_RECENT_BACKUP', (e) =>
@@ -122,8 +113,7 @@ describe('Agent: staleness, pairing expiry, sleep, lock activity', () => {
     assert.equal(n.udid, udid);
     assert.match(n.fixHint ?? '', /USB/);
     assert.equal(agent.device(udid)?.pairing.health, 'expiring');
-    lookAgain();
-    await new Promise((r) => setTimeout(r, 200));
+    await fullRound();
     assert.equal(codes('PAIRING_EXPIRING').length, 1, 'once a day');
   });
 

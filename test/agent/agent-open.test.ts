@@ -113,5 +113,7 @@ describe('Agent without devices', () => {
   it('stops once, however often asked', async () => {
     await Promise.all([agent.stop(), agent.stop()]);
     await agent.stop();
+    // Stopped for good: its history is closed.
+    assert.throws(() => agent.status(), /history database .* is closed/);
   });
 });

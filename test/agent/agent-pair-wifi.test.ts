@@ -8,25 +8,29 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent } from '../../src/agent/agent';
 import type { PairResult } from '../../src/agent/types';
 import { AgentApiError, AgentClient } from '../../src/api/client';
-import { startApiServer, type RunningApiServer } from '../../src/api/server';
-import { startSim, type RunningSim } from '../../src/sim/index';
+import type { RunningApiServer } from '../../src/api/server';
+import type { RunningSim } from '../../src/sim/index';
 import { isMooringError } from '../../src/util/errors';
-import { muxFor } from '../discovery/sim-helpers';
-import { nextAttempt, untilOnUsb, waitForEvent } from './agent-helpers';
+import { serveOnLoopback } from '../helpers/agent-server';
+import {
+  nextAttempt,
+  simFixture,
+  type SimFixture,
+  untilOnUsb,
+  waitForEvent,
+} from './agent-helpers';
 
 const TOKEN = 'pair-wifi-test-token-0123456789abcdef';
 const PAIR_WAIT_MS = 3000;
 
 describe('Agent: pairing and Wi-Fi from the agent', () => {
-  let tmp: string;
+  let f: SimFixture;
   let dataDir: string;
   let sim: RunningSim;
   let agent: Agent;
@@ -62,41 +66,23 @@ describe('Agent: pairing and Wi-Fi from the agent', () => {
   }
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-pair-'));
-    dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
-      files: 10,
-      bytes: 100_000,
-      seed: 29,
-      name: 'Pairing iPhone',
-      trust: 'prompt',
-    });
-    udid = sim.udid;
-    agent = await Agent.open({
-      dataDir,
-      usbmuxd: muxFor(sim),
-      mdns: null,
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-      pairWaitMs: PAIR_WAIT_MS,
-    });
+    f = await simFixture(
+      'mooring-agent-pair-',
+      { files: 10, bytes: 100_000, seed: 29, name: 'Pairing iPhone', trust: 'prompt' },
+      { pair: false },
+    );
+    ({ sim, udid, dataDir } = f);
+    agent = await Agent.open(f.agentOptions({ pairWaitMs: PAIR_WAIT_MS }));
     agent.setConfig({ enabled: 'false' }); // only the backups the test asks for
     await agent.start();
-    server = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
+    server = await serveOnLoopback(agent, TOKEN);
     client = new AgentClient(server.url, TOKEN);
     await untilOnUsb(agent, udid);
   });
   after(async () => {
     await server?.close();
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   it('lists an unpaired device on USB as NOT_PAIRED, saying to pair it', async () => {

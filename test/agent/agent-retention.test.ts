@@ -9,24 +9,26 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, type AgentOptions } from '../../src/agent/agent';
-import { startSim, type RunningSim } from '../../src/sim/index';
 import { dateOfSnapshotId, openStore } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
-import { muxFor } from '../discovery/sim-helpers';
-import { nextAttempt, notificationsOf, pairInto, untilOnUsb } from './agent-helpers';
+import {
+  nextAttempt,
+  notificationsOf,
+  simFixture,
+  type SimFixture,
+  untilOnUsb,
+} from './agent-helpers';
 
 /** A file system other than the temp folder's (tmpfs on Linux). */
 const OTHER_FS = '/dev/shm';
 
 describe('Agent: retention and the backup folder', () => {
+  let f: SimFixture;
   let tmp: string;
-  let dataDir: string;
-  let sim: RunningSim;
   let agent: Agent;
   let udid: string;
   let options: AgentOptions;
@@ -63,25 +65,14 @@ describe('Agent: retention and the backup folder', () => {
   }
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-retention-'));
-    dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+    f = await simFixture('mooring-agent-retention-', {
       files: 12,
       bytes: 200_000,
       seed: 53,
       name: 'Retention iPhone',
     });
-    udid = sim.udid;
-    await pairInto(sim, dataDir);
-    options = {
-      dataDir,
-      usbmuxd: muxFor(sim),
-      mdns: null,
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-    };
+    ({ tmp, udid } = f);
+    options = f.agentOptions();
     agent = await Agent.open(options);
     // Only the backups the test asks for.
     agent.setConfig({ enabled: 'false' });
@@ -90,8 +81,7 @@ describe('Agent: retention and the backup folder', () => {
   });
   after(async () => {
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   it('prunes after each backup by the device own policy; pinned and latest stay', async () => {

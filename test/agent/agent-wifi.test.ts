@@ -5,27 +5,21 @@
  * shows as unreachable and "back up now" says so.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent';
-import { startSim, type RunningSim } from '../../src/sim/index';
+import type { RunningSim } from '../../src/sim/index';
 import { LOOPBACK_MDNS } from '../discovery/sim-helpers';
-import { nextAttempt, pairInto, waitForEvent } from './agent-helpers';
+import { nextAttempt, simFixture, type SimFixture, waitForEvent } from './agent-helpers';
 
 describe('Agent: one device on Wi-Fi found through Bonjour', () => {
-  let tmp: string;
+  let f: SimFixture;
   let sim: RunningSim;
   let agent: Agent;
   let udid: string;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-wifi-'));
-    const dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+    // Paired over the simulator's own usbmuxd; the agent itself never sees that usbmuxd.
+    f = await simFixture('mooring-agent-wifi-', {
       wifi: '127.0.0.6',
       wifiPort: 0,
       bonjour: '127.0.0.1',
@@ -34,22 +28,14 @@ describe('Agent: one device on Wi-Fi found through Bonjour', () => {
       seed: 84,
       name: 'Agent WiFi',
     });
-    udid = sim.udid;
-    // Paired over the simulator's own usbmuxd; the agent itself never sees that usbmuxd.
-    await pairInto(sim, dataDir);
-    agent = await Agent.open({
-      dataDir,
-      usbmuxd: null,
-      mdns: LOOPBACK_MDNS,
-      wifiPort: 'advertised',
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-    });
+    ({ sim, udid } = f);
+    agent = await Agent.open(
+      f.agentOptions({ usbmuxd: null, mdns: LOOPBACK_MDNS, wifiPort: 'advertised' }),
+    );
   });
   after(async () => {
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   it('backs the device up over Wi-Fi once Bonjour shows it', async () => {

@@ -6,57 +6,41 @@
  * pairing recorded as PAIRING_INVALID with its fix.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent';
-import { startSim, type RunningSim } from '../../src/sim/index';
-import { muxFor } from '../discovery/sim-helpers';
+import type { RunningSim } from '../../src/sim/index';
 import {
   attemptsOf,
   nextAttempt,
   nextNotification,
   notificationsOf,
-  pairInto,
+  simFixture,
+  type SimFixture,
   waitForEvent,
 } from './agent-helpers';
 
 describe('Agent: one USB device', () => {
-  let tmp: string;
-  let dataDir: string;
+  let f: SimFixture;
   let sim: RunningSim;
   let agent: Agent;
   let udid: string;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-agent-'));
-    dataDir = path.join(tmp, 'data');
-    sim = await startSim({
-      stateDir: path.join(tmp, 'sim'),
-      usbmuxd: `UNIX:${path.join(tmp, 'usbmuxd.sock')}`,
+    f = await simFixture('mooring-agent-', {
       files: 20,
       bytes: 1_000_000,
       seed: 81,
       name: 'Agent USB',
     });
-    udid = sim.udid;
-    await pairInto(sim, dataDir);
-    agent = await Agent.open({
-      dataDir,
-      usbmuxd: muxFor(sim),
-      mdns: null,
-      systemPairRecordDir: null,
-      timeZone: 'UTC',
-    });
+    ({ sim, udid } = f);
+    agent = await Agent.open(f.agentOptions());
     agent.setConfig({ interval: '10s' });
   });
   after(async () => {
     await agent?.stop();
-    await sim?.stop();
-    await rm(tmp, { recursive: true, force: true });
+    await f?.close();
   });
 
   it('backs up the device on its own when it is due, then records NOT_DUE', async () => {

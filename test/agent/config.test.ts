@@ -53,6 +53,7 @@ const DEFAULTS = {
   paused: 'false',
   concurrency: '1',
   'retries-per-day': '5',
+  'retry-after': '15m',
   'passcode-wait': '2h',
   webhook: 'off',
   'stale-after': '3d',
@@ -138,6 +139,10 @@ test('each key parses what it should and says what it accepts otherwise', () => 
   usageError(() => parseSetting('concurrency', '9', 'global'), /from 1 to 8/);
   usageError(() => parseSetting('concurrency', '1.5', 'global'), /from 1 to 8/);
   usageError(() => parseSetting('retries-per-day', '51', 'global'), /from 1 to 50/);
+  usageError(
+    () => parseSetting('retry-after', '5s', 'global'),
+    /^retry-after: "5s" is out of range: expected a duration from 10s to 1d/,
+  );
   usageError(() => parseSetting('passcode-wait', '8d', 'global'), /up to 7d/);
   usageError(() => parseSetting('stale-after', '30m', 'global'), /at least 1h/);
   usageError(() => parseSetting('webhook', 'ftp://x.example/', 'global'), /http:\/\/ or https:/);
@@ -222,6 +227,7 @@ test('every global key reaches readGlobalSettings', () => {
       paused: 'true',
       concurrency: '3',
       'retries-per-day': '7',
+      'retry-after': '6h',
       'passcode-wait': '45m',
       webhook: 'http://127.0.0.1:8080/hook',
       'stale-after': '5d',
@@ -232,7 +238,8 @@ test('every global key reaches readGlobalSettings', () => {
         window: { start: '02:00', end: '05:00' },
         enabled: false,
         paused: true,
-        retry: { maxPerDay: 7 },
+        // A first retry later than the 4 h ceiling raises the ceiling with it.
+        retry: { maxPerDay: 7, initialDelayMs: 6 * H, maxDelayMs: 6 * H },
         passcode: { waitForUnlockMs: 45 * M },
       },
       concurrency: 3,
@@ -242,6 +249,7 @@ test('every global key reaches readGlobalSettings', () => {
     });
     const p = resolvePolicy(readGlobalSettings(h).overrides);
     assert.equal(p.retry.maxPerDay, 7);
+    assert.equal(p.retry.initialDelayMs, 6 * H);
     assert.equal(p.passcode.waitForUnlockMs, 45 * M);
     assert.equal(p.passcode.recentUseMs, DEFAULT_POLICY.passcode.recentUseMs);
     assert.equal(p.paused, true);

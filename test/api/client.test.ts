@@ -4,46 +4,29 @@
  * unreachable agent.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/agent';
+import type { Agent } from '../../src/agent/agent';
 import type { AgentEvent } from '../../src/agent/types';
 import { AgentApiError, AgentClient } from '../../src/api/client';
-import { startApiServer, type RunningApiServer } from '../../src/api/server';
+import type { RunningApiServer } from '../../src/api/server';
 import { isMooringError } from '../../src/util/errors';
+import { serveOnLoopback, startServedAgent, type ServedAgent } from '../helpers/agent-server';
 
 const TOKEN = 'client-test-token-abcdefghijklmnopqrstuvwxyz0';
 const UDID = '00008120-001A2B3C4D5E6F70';
 
 describe('AgentClient', () => {
+  let t: ServedAgent;
   let tmp: string;
   let agent: Agent;
   let server: RunningApiServer;
   let client: AgentClient;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-client-'));
-    agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
-    await agent.start();
-    server = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
-    client = new AgentClient(server.url, TOKEN);
+    t = await startServedAgent('mooring-client-', TOKEN);
+    ({ tmp, agent, server, client } = t);
   });
-  after(async () => {
-    await server.close();
-    await agent.stop();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('reads the status, devices, history and attempts the agent holds', async () => {
     const status = await client.status();
@@ -118,11 +101,7 @@ describe('AgentClient', () => {
       assert.match(e.message, /token/);
       return true;
     });
-    const s = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
+    const s = await serveOnLoopback(agent, TOKEN);
     const gone = new AgentClient(s.url, TOKEN);
     await s.close();
     await assert.rejects(gone.status(), (e: unknown) => {

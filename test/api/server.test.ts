@@ -5,11 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/agent';
 import type { AgentService } from '../../src/agent/types';
 import { startApiServer, type RunningApiServer } from '../../src/api/server';
 import { MAX_EVENT_STREAMS } from '../../src/api/sse';
@@ -20,13 +17,19 @@ import {
   type NotificationRow,
   type Page,
 } from '../../src/history';
+import {
+  serveOnLoopback,
+  startBareAgent,
+  startServedAgent,
+  type ServedAgent,
+} from '../helpers/agent-server';
 import { errorOf, raw } from './http-helpers';
 
 const TOKEN = 'test-token-0123456789abcdefghijklmnopqrstuvw';
 
 describe('API server', () => {
+  let t: ServedAgent;
   let tmp: string;
-  let agent: Agent;
   let server: RunningApiServer;
   let history: History;
   let port: number;
@@ -34,31 +37,17 @@ describe('API server', () => {
     raw(port, { path: p, token: TOKEN, headers });
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-api-'));
-    agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
-    await agent.start();
-    server = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-      keepaliveMs: 50,
+    t = await startServedAgent('mooring-api-', TOKEN, {
       // The placeholder page is what / shows without a built UI; the UI itself: test/renderer.
-      uiDir: null,
+      server: { keepaliveMs: 50, uiDir: null },
     });
-    port = server.port;
+    ({ tmp, server, port } = t);
     // A second connection to the same database file, as another process would have.
     history = openHistory(path.join(tmp, 'history.db'));
   });
   after(async () => {
-    history.close();
-    await server.close();
-    await agent.stop();
-    await rm(tmp, { recursive: true, force: true });
+    history?.close();
+    await t?.close();
   });
 
   it('answers the URL it printed, on the port it picked', async () => {
@@ -125,36 +114,28 @@ describe('API server', () => {
     assert.equal(same.status, 200);
   });
 
-  it('refuses a body over 64 KiB (413) and a body that is not JSON (400)', async () => {
-    const big = JSON.stringify({ interval: 'x'.repeat(70 * 1024) });
-    const r = await raw(port, {
+  const patchText = (contentType: string, body: string) =>
+    raw(port, {
       method: 'PATCH',
       path: '/api/config',
       token: TOKEN,
-      headers: { 'Content-Type': 'application/json' },
-      body: big,
+      headers: { 'Content-Type': contentType },
+      body,
     });
+
+  it('refuses a body over 64 KiB (413) and a body that is not JSON (400)', async () => {
+    const config = (await get('/api/config')).json;
+    const big = JSON.stringify({ interval: 'x'.repeat(70 * 1024) });
+    const r = await patchText('application/json', big);
     assert.equal(r.status, 413);
     assert.equal(errorOf(r).code, 'TOO_LARGE');
-    const text = await raw(port, {
-      method: 'PATCH',
-      path: '/api/config',
-      token: TOKEN,
-      headers: { 'Content-Type': 'text/plain' },
-      body: 'interval=1h',
-    });
+    const text = await patchText('text/plain', 'interval=1h');
     assert.equal(text.status, 400);
     assert.match(errorOf(text).message, /JSON/);
-    const broken = await raw(port, {
-      method: 'PATCH',
-      path: '/api/config',
-      token: TOKEN,
-      headers: { 'Content-Type': 'application/json' },
-      body: '{"interval": ',
-    });
+    const broken = await patchText('application/json', '{"interval": ');
     assert.equal(broken.status, 400);
-    // Still the old value: nothing half-applied.
-    assert.equal((await get('/api/config')).status, 200);
+    // Still the old values: nothing half-applied.
+    assert.deepEqual((await get('/api/config')).json, config);
   });
 
   const patch = (body: unknown, query = '') =>
@@ -186,6 +167,14 @@ describe('API server', () => {
     assert.equal(wrongType.status, 400);
     assert.match(errorOf(wrongType).message, /string/);
     assert.equal((await patch([])).status, 400);
+    // The same shape checks as the desktop bridge (src/api/config-changes.ts).
+    const badName = await patch({ ['X'.repeat(5000)]: '1' });
+    assert.equal(badName.status, 400);
+    assert.match(errorOf(badName).message, /not a setting name/);
+    assert.ok(errorOf(badName).message.length < 300, 'the name is not echoed in full');
+    const tooLong = await patch({ webhook: 'x'.repeat(5000) });
+    assert.equal(tooLong.status, 400);
+    assert.match(errorOf(tooLong).message, /at most 4096 characters/);
 
     const reset = await patch({ interval: null, window: null });
     assert.equal(reset.status, 200);
@@ -317,18 +306,8 @@ describe('API server', () => {
 
 describe('API server limits', () => {
   it('refuses a non-loopback address and a port in use, and ends event streams on close()', async () => {
-    const tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-api-remote-'));
-    const agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
-    const server0 = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
+    const t = await startServedAgent('mooring-api-remote-', TOKEN);
+    const { agent, server: server0 } = t;
     try {
       await assert.rejects(
         startApiServer({ service: agent, listen: { host: '0.0.0.0', port: 0 }, token: TOKEN }),
@@ -342,11 +321,7 @@ describe('API server limits', () => {
         }),
         /already in use/,
       );
-      const s = await startApiServer({
-        service: agent,
-        listen: { host: '127.0.0.1', port: 0 },
-        token: TOKEN,
-      });
+      const s = await serveOnLoopback(agent, TOKEN);
       // close() ends open event streams instead of waiting for them.
       const ended = new Promise<void>((resolve) => {
         http.get(
@@ -367,22 +342,15 @@ describe('API server limits', () => {
       });
       await ended;
     } finally {
-      await server0.close();
-      await agent.stop();
-      await rm(tmp, { recursive: true, force: true });
+      await t.close();
     }
   });
 });
 
 describe('API event streams', () => {
   it('unsubscribes when the client goes away, and caps how many streams are open', async () => {
-    const tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-api-sse-'));
-    const agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
+    const t = await startBareAgent('mooring-api-sse-');
+    const { agent } = t;
     // The real agent, with its subscriptions counted on the way through.
     let active = 0;
     let onUnsubscribe = (): void => undefined;
@@ -415,11 +383,7 @@ describe('API event streams', () => {
         };
       },
     };
-    const s = await startApiServer({
-      service,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
+    const s = await serveOnLoopback(service, TOKEN);
     const open = (): Promise<{ status: number; close(): void }> =>
       new Promise((resolve, reject) => {
         const req = http.get(
@@ -457,8 +421,7 @@ describe('API event streams', () => {
       assert.equal(active, 0, 'close() ended every stream');
     } finally {
       await s.close();
-      await agent.stop();
-      await rm(tmp, { recursive: true, force: true });
+      await t.close();
     }
   });
 });

@@ -7,18 +7,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/agent';
+import type { Agent } from '../../src/agent/agent';
 import type { FileEntry } from '../../src/agent/types';
 import { AgentApiError, AgentClient } from '../../src/api/client';
-import { startApiServer, type RunningApiServer } from '../../src/api/server';
 import { payloadPath } from '../../src/format/layout';
 import { encodeBinaryPlist } from '../../src/protocol/plist';
 import { openStore } from '../../src/store';
 import { sampleEntries, UDID, writeBackup, type FakeEntry } from '../store/fixture';
+import { commitSnapshots, startServedAgent, type ServedAgent } from '../helpers/agent-server';
 import { errorOf, raw } from './http-helpers';
 
 const TOKEN = 'test-token-snapshots-0123456789abcdefghijklmn';
@@ -26,9 +24,9 @@ const ENCRYPTED_UDID = '00008110-000F0E0D0C0B0A09';
 const NAMED = { domain: 'AppDomain-com.example.notes', relativePath: 'Documents/résumé "v2".txt' };
 
 describe('snapshot routes', () => {
+  let t: ServedAgent;
   let tmp: string;
   let agent: Agent;
-  let server: RunningApiServer;
   let client: AgentClient;
   let port: number;
   let ids: string[];
@@ -36,50 +34,31 @@ describe('snapshot routes', () => {
   const dev = `/api/devices/${UDID}`;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-api-snap-'));
-    const backupDir = path.join(tmp, 'backups');
-    const store = await openStore(backupDir, UDID);
-    const v1: FakeEntry[] = [...sampleEntries(12), { ...NAMED, content: 'first words' }];
-    const v2: FakeEntry[] = v1
-      .filter((e) => e.relativePath !== 'Library/file0.txt')
-      .map((e) => (e.relativePath === NAMED.relativePath ? { ...e, content: 'second words' } : e));
-    v2.push({ domain: 'HomeDomain', relativePath: 'Library/new.txt', content: 'new' });
-    ids = [];
-    for (const entries of [v1, v2]) {
-      const s = await store.beginStaging();
-      await writeBackup(s.backupDir, entries);
-      ids.push((await s.commit()).id);
-    }
-    const enc = await openStore(backupDir, ENCRYPTED_UDID);
-    const s = await enc.beginStaging();
-    await writeBackup(s.backupDir, sampleEntries(2), { udid: ENCRYPTED_UDID });
-    await fsp.writeFile(
-      path.join(s.backupDir, 'Manifest.plist'),
-      encodeBinaryPlist({ IsEncrypted: true, Version: '10.0' }),
-    );
-    await s.commit();
-
-    agent = await Agent.open({
-      dataDir: path.join(tmp, 'data'),
-      backupDir,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
+    t = await startServedAgent('mooring-api-snap-', TOKEN, {
+      prepare: async (dir) => {
+        const backupDir = path.join(dir, 'backups');
+        const v1: FakeEntry[] = [...sampleEntries(12), { ...NAMED, content: 'first words' }];
+        const v2: FakeEntry[] = v1
+          .filter((e) => e.relativePath !== 'Library/file0.txt')
+          .map((e) =>
+            e.relativePath === NAMED.relativePath ? { ...e, content: 'second words' } : e,
+          );
+        v2.push({ domain: 'HomeDomain', relativePath: 'Library/new.txt', content: 'new' });
+        ids = await commitSnapshots(backupDir, UDID, [v1, v2]);
+        const enc = await openStore(backupDir, ENCRYPTED_UDID);
+        const s = await enc.beginStaging();
+        await writeBackup(s.backupDir, sampleEntries(2), { udid: ENCRYPTED_UDID });
+        await fsp.writeFile(
+          path.join(s.backupDir, 'Manifest.plist'),
+          encodeBinaryPlist({ IsEncrypted: true, Version: '10.0' }),
+        );
+        await s.commit();
+        return { dataDir: path.join(dir, 'data'), backupDir };
+      },
     });
-    await agent.start();
-    server = await startApiServer({
-      service: agent,
-      listen: { host: '127.0.0.1', port: 0 },
-      token: TOKEN,
-    });
-    port = server.port;
-    client = new AgentClient(server.url, TOKEN);
+    ({ tmp, agent, client, port } = t);
   });
-  after(async () => {
-    await server?.close();
-    await agent?.stop();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('lists snapshots, pages files with the cursor, and diffs', async () => {
     const list = await client.snapshots(UDID);

@@ -18,7 +18,6 @@ import ts from 'typescript';
 import { Agent } from '../../src/agent/agent';
 import {
   BRIDGE_METHODS,
-  type AgentService,
   type DiffSummary,
   type FilePage,
   type SaveFileResult,
@@ -41,8 +40,8 @@ import {
 } from '../../src/electron/ipc';
 import { handleSaveFile, suggestedFileName } from '../../src/electron/save-file';
 import { MAX_PAGE_SIZE } from '../../src/history/queries';
-import { openStore } from '../../src/store';
-import { sampleEntries, UDID as STORE_UDID, writeBackup } from '../store/fixture';
+import { sampleEntries, UDID as STORE_UDID } from '../store/fixture';
+import { commitSnapshots, startBareAgent, type BareAgent } from '../helpers/agent-server';
 
 const UDID = '00008120-001A2B3C4D5E6F70';
 const PAGE_URL = APP_PAGE_URL;
@@ -297,43 +296,32 @@ describe('snapshot browsing and saving through the bridge, against a real agent'
     domain: 'AppDomain-com.example.notes',
     relativePath: 'Documents/résumé "v2".txt',
   };
+  let t: BareAgent;
   let tmp: string;
   let agent: Agent;
   let ids: string[];
   const call = (method: unknown, args: unknown, sender = OURS): Promise<CallResult> =>
-    handleCall(agent as unknown as AgentService, sender, EXPECTED, method, args);
+    handleCall(agent, sender, EXPECTED, method, args);
   const value = <T>(r: CallResult): T => {
     assert.equal(r.ok, true, JSON.stringify(r));
     return (r as { value: T }).value;
   };
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-ipc-snap-'));
-    const backupDir = path.join(tmp, 'backups');
-    const store = await openStore(backupDir, STORE_UDID);
-    const v1 = [...sampleEntries(6), { ...NAMED, content: 'first words' }];
-    const v2 = v1.map((e) =>
-      e.relativePath === NAMED.relativePath ? { ...e, content: 'second, longer words' } : e,
-    );
-    ids = [];
-    for (const entries of [v1, v2]) {
-      const st = await store.beginStaging();
-      await writeBackup(st.backupDir, entries);
-      ids.push((await st.commit()).id);
-    }
-    agent = await Agent.open({
-      dataDir: path.join(tmp, 'data'),
-      backupDir,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
+    t = await startBareAgent('mooring-ipc-snap-', {
+      prepare: async (dir) => {
+        const backupDir = path.join(dir, 'backups');
+        const v1 = [...sampleEntries(6), { ...NAMED, content: 'first words' }];
+        const v2 = v1.map((e) =>
+          e.relativePath === NAMED.relativePath ? { ...e, content: 'second, longer words' } : e,
+        );
+        ids = await commitSnapshots(backupDir, STORE_UDID, [v1, v2]);
+        return { dataDir: path.join(dir, 'data'), backupDir };
+      },
     });
-    await agent.start();
+    ({ tmp, agent } = t);
   });
-  after(async () => {
-    await agent?.stop();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('lists snapshots, pages files and diffs as the agent does', async () => {
     const list = value<SnapshotSummary[]>(await call('snapshots', [STORE_UDID]));
@@ -480,33 +468,21 @@ describe('snapshot browsing and saving through the bridge, against a real agent'
 });
 
 describe('bridge calls against a real agent', () => {
-  let tmp: string;
+  let t: BareAgent;
   let agent: Agent;
   const call = (method: unknown, args: unknown, sender = OURS) =>
-    handleCall(agent as AgentService, sender, EXPECTED, method, args);
+    handleCall(agent, sender, EXPECTED, method, args);
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-ipc-'));
-    agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
-    await agent.start();
+    t = await startBareAgent('mooring-ipc-');
+    agent = t.agent;
   });
-  after(async () => {
-    await agent.stop();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('answers status and devices', async () => {
     const r = await call('status', []);
     assert.equal(r.ok, true);
-    assert.equal(
-      r.ok && (r.value as { dataDir: string }).dataDir,
-      await (async () => agent.status().dataDir)(),
-    );
+    assert.equal(r.ok && (r.value as { dataDir: string }).dataDir, agent.status().dataDir);
     assert.deepEqual(await call('devices', []), { ok: true, value: [] });
     assert.deepEqual(await call('device', [UDID]), { ok: true, value: undefined });
   });

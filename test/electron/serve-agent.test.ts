@@ -6,15 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '../../src/agent/agent';
 import type { AgentService } from '../../src/agent/types';
 import { agentFilePath, loadOrCreateToken, readAgentFile } from '../../src/api/agent-file';
 import { DEFAULT_API_LISTEN, serveAgent } from '../../src/api/serve-agent';
+import { startBareAgent, type BareAgent } from '../helpers/agent-server';
 
 async function occupiedPort(): Promise<{ port: number; close(): Promise<void> }> {
   const s = net.createServer();
@@ -26,25 +23,16 @@ async function occupiedPort(): Promise<{ port: number; close(): Promise<void> }>
 }
 
 describe('serveAgent (the desktop app and `mooring agent`)', () => {
+  let t: BareAgent;
   let tmp: string;
-  let agent: Agent;
   let service: AgentService;
 
   before(async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-serve-'));
-    agent = await Agent.open({
-      dataDir: tmp,
-      usbmuxd: null,
-      mdns: null,
-      systemPairRecordDir: null,
-    });
-    await agent.start();
-    service = agent as unknown as AgentService;
+    t = await startBareAgent('mooring-serve-');
+    tmp = t.tmp;
+    service = t.agent;
   });
-  after(async () => {
-    await agent?.stop();
-    await rm(tmp, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('listens on 127.0.0.1:47110 by default (the CLI looks there)', () => {
     assert.deepEqual(DEFAULT_API_LISTEN, { host: '127.0.0.1', port: 47110 });

@@ -285,7 +285,7 @@ describe('tray menu', () => {
       `#/device/${UDID_A}/notifications`,
     );
     assert.equal(routeOf({ kind: 'open-settings', udid: UDID_B }), `#/device/${UDID_B}/settings`);
-    assert.equal(routeOf({ kind: 'open-settings' }), '#/');
+    assert.equal(routeOf({ kind: 'open-settings' }), '#/welcome');
     assert.equal(routeOf({ kind: 'open-window' }), '#/');
     assert.equal(routeOf({ kind: 'quit' }), undefined);
   });

@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,8 +18,11 @@ import type { AgentStatus, DeviceStatus } from '../../src/agent/types';
 import type { AttemptRow, NotificationRow, Page } from '../../src/history';
 import { startSim, type PasscodeMode, type RunningSim, type SimFaults } from '../../src/sim/index';
 import { mooring, type CliRun } from '../cli/run-cli';
+import { exists, fingerprint, ROOT, treeNames } from '../cli/backup-fixture';
 
-export const ROOT = path.resolve(__dirname, '..', '..');
+// The scenarios look at backups as the `mooring backup` tests do.
+export { exists, fingerprint, ROOT, treeNames };
+
 const BIN = path.join(ROOT, 'src', 'bin', 'mooring.ts');
 /** The agent's first stdout line (CLI contract). */
 const URL_LINE = /^Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/\?token=([A-Za-z0-9_-]+)\s*$/;
@@ -524,54 +526,6 @@ export class Scenario {
 }
 
 // ---- small helpers the scenarios share -----------------------------------------------------------
-
-export function sha256(buf: Buffer): string {
-  return createHash('sha256').update(buf).digest('hex');
-}
-
-/** Every regular file under `dir` → sha256 of its bytes (relative paths). */
-export async function fingerprint(dir: string): Promise<Map<string, string>> {
-  const m = new Map<string, string>();
-  async function go(rel: string): Promise<void> {
-    for (const ent of await fsp.readdir(path.join(dir, rel), { withFileTypes: true })) {
-      const p = rel ? `${rel}/${ent.name}` : ent.name;
-      if (ent.isDirectory()) await go(p);
-      else m.set(p, ent.isFile() ? sha256(await fsp.readFile(path.join(dir, p))) : 'not-a-file');
-    }
-  }
-  await go('');
-  return m;
-}
-
-/** Every path under `dir`, relative and sorted; [] when it does not exist. */
-export async function treeNames(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function go(rel: string): Promise<void> {
-    let ents;
-    try {
-      ents = await fsp.readdir(path.join(dir, rel), { withFileTypes: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    for (const ent of ents) {
-      const p = rel ? `${rel}/${ent.name}` : ent.name;
-      out.push(p);
-      if (ent.isDirectory()) await go(p);
-    }
-  }
-  await go('');
-  return out.sort();
-}
-
-export async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** "HH:MM" in UTC (the agent's zone) of `t`. */
 export function hhmm(t: number): string {

@@ -318,7 +318,8 @@ describe(
       // Unplugged: the agent refuses; the box returns to what the device has, with the reason.
       await sim.ctl('detach');
       await until('the device unplugged', async () => !(await device()).reachable.usb);
-      await box.uncheck();
+      // A click, not uncheck(): the refusal may put the tick back before uncheck() looks.
+      await box.click();
       const error = page.locator('.wifi-switch .field-error');
       await error.filter({ hasText: /is not reachable: connect it by USB/ }).waitFor();
       await enabled('.settings-page [data-setting="wifi"]');
@@ -421,6 +422,7 @@ describe(
       assert.equal((await api<Record<string, string>>('GET', '/api/config'))['backup-dir'], moved);
 
       // While a backup writes into the current folder the agent refuses, and says so.
+      await until('the device on USB', async () => (await device()).reachable.usb);
       await sim.ctl('fault', { name: 'delayFirstMessageMs', value: '8000' });
       await api('POST', `/api/devices/${udid}/backup`, {});
       await until('the backup running', async () => (await device()).running !== null);

@@ -3,13 +3,11 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { encodeBinaryPlist } from '../../src/protocol/plist';
 import { fileIdFor } from '../../src/format/file-id';
-import { encodeMbFile, S_IFREG } from '../../src/format/mbfile';
 import { diffBackups, extractFiles, fileMatcher, listFiles } from '../../src/store/browse';
 import { isMooringError } from '../../src/util/errors';
-import { tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
+import { insertRawFileRow, tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-browse-');
 after(cleanup);
@@ -93,30 +91,7 @@ test('patterns: substring, file-name glob, path glob, domain glob; case-insensit
 test('extract recreates domain/relativePath with mtimes, and nothing escapes `to`', async () => {
   const dir = await backup(ENTRIES);
   // Hostile rows the device could have written: an escaping path and a file beneath a link.
-  const db = new Database(path.join(dir, 'Manifest.db'));
-  const row = (domain: string, rel: string): unknown[] => [
-    fileIdFor(domain, rel),
-    domain,
-    rel,
-    1,
-    encodeMbFile({
-      relativePath: rel,
-      lastModified: 0,
-      lastStatusChange: 0,
-      birth: 0,
-      size: 3,
-      mode: S_IFREG | 0o644,
-      userId: 0,
-      groupId: 0,
-      inode: 0,
-      protectionClass: 0,
-      flags: 0,
-    }),
-  ];
-  db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)').run(
-    ...row('HomeDomain', '../../../escape'),
-  );
-  db.close();
+  insertRawFileRow(dir, 'HomeDomain', '../../../escape');
 
   const to = tmp();
   const outside = tmp();

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeBinaryPlist, encodeXmlPlist } from '../../src/protocol/plist';
 import { fileIdFor, payloadRelPath } from '../../src/format/file-id';
-import { S_IFDIR, S_IFLNK, S_IFREG } from '../../src/format/mbfile';
+import Database from 'better-sqlite3';
+import { encodeMbFile, S_IFDIR, S_IFLNK, S_IFREG } from '../../src/format/mbfile';
 import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from '../../src/format/manifest-db';
 import { encodeStatusPlist, type SnapshotState } from '../../src/format/status-plist';
 
@@ -170,4 +171,35 @@ export function sampleEntries(n: number): FakeEntry[] {
     });
   }
   return out;
+}
+
+/**
+ * Adds a Files row to the backup's Manifest.db as a hostile device could write it (a 3-byte
+ * regular file, no payload, the path unchecked), for tests of what reading code refuses.
+ */
+export function insertRawFileRow(backupDir: string, domain: string, relativePath: string): void {
+  const db = new Database(path.join(backupDir, 'Manifest.db'));
+  try {
+    db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)').run(
+      fileIdFor(domain, relativePath),
+      domain,
+      relativePath,
+      1,
+      encodeMbFile({
+        relativePath,
+        lastModified: 0,
+        lastStatusChange: 0,
+        birth: 0,
+        size: 3,
+        mode: S_IFREG | 0o644,
+        userId: 0,
+        groupId: 0,
+        inode: 0,
+        protectionClass: 0,
+        flags: 0,
+      }),
+    );
+  } finally {
+    db.close();
+  }
 }

@@ -7,9 +7,6 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import { fileIdFor } from '../../src/format/file-id';
-import { encodeMbFile, S_IFREG } from '../../src/format/mbfile';
 import {
   diffBackups,
   listFiles,
@@ -21,7 +18,14 @@ import { globMatcher } from '../../src/store/glob';
 import { DeviceLock } from '../../src/store/lock';
 import { openStore, openStoreReadOnly } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
-import { sampleEntries, tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
+import {
+  insertRawFileRow,
+  sampleEntries,
+  tempDirs,
+  UDID,
+  writeBackup,
+  type FakeEntry,
+} from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-readonly-');
 after(cleanup);
@@ -128,28 +132,7 @@ test('listFilesPage: a rare match costs bounded rows per call, with a cursor to 
 
 test('listFilesPage: damaged rows are counted and skipped, the rest is listed', async () => {
   const dir = await backup(sampleEntries(6));
-  const db = new Database(path.join(dir, 'Manifest.db'));
-  const rel = '../../escape';
-  db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)').run(
-    fileIdFor('HomeDomain', rel),
-    'HomeDomain',
-    rel,
-    1,
-    encodeMbFile({
-      relativePath: rel,
-      lastModified: 0,
-      lastStatusChange: 0,
-      birth: 0,
-      size: 3,
-      mode: S_IFREG | 0o644,
-      userId: 0,
-      groupId: 0,
-      inode: 0,
-      protectionClass: 0,
-      flags: 0,
-    }),
-  );
-  db.close();
+  insertRawFileRow(dir, 'HomeDomain', '../../escape');
   const p = await listFilesPage(dir, {}, { limit: 100 });
   assert.equal(p.invalid, 1);
   assert.equal(p.entries.length, sampleEntries(6).length);

@@ -233,6 +233,8 @@ export class DeviceLinkPeer {
     hooks: UploadHooks = {},
   ): Promise<StatusReply & { sent: number; unreadable: string[] }> {
     await this.send(dlUploadFiles(progress, totalBytes));
+    this.pending = []; // nothing left over from a stream that failed part-way
+    this.pendingBytes = 0;
     let sent = 0;
     const unreadable: string[] = [];
     for (const item of items) {
@@ -246,11 +248,9 @@ export class DeviceLinkPeer {
           return undefined;
         });
       }
-      await this.conn.writeRaw(
-        Buffer.concat([encodeDlPath(item.devicePath), encodeDlPath(item.hostPath)]),
-      );
+      await this.queue(Buffer.concat([encodeDlPath(item.devicePath), encodeDlPath(item.hostPath)]));
       if (openError !== undefined) {
-        await this.conn.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, openError));
+        await this.queue(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, openError));
         unreadable.push(item.hostPath);
         continue;
       }
@@ -265,12 +265,35 @@ export class DeviceLinkPeer {
       } else if (fh) {
         await this.streamFile(fh, hooks);
       }
-      await this.conn.writeRaw(encodeDlSuccessBlock());
+      await this.queue(encodeDlSuccessBlock());
       sent++;
     }
-    await this.conn.writeRaw(encodeDlStreamEnd());
+    await this.queue(encodeDlStreamEnd());
+    await this.flush();
     const status = await this.readStatus('DLMessageUploadFiles');
     return { ...status, sent, unreadable };
+  }
+
+  /**
+   * Small pieces of the upload stream (paths, small files' blocks, end markers) are gathered and
+   * written together: one socket write per file would make the simulator, not the host, the
+   * limit of a backup of many small files (bench/backup-throughput.ts).
+   */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  private async queue(buf: Buffer): Promise<void> {
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= UPLOAD_BLOCK_BYTES) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.conn.writeRaw(out);
   }
 
   private async streamFile(fh: fsp.FileHandle, hooks: UploadHooks): Promise<void> {
@@ -281,6 +304,8 @@ export class DeviceLinkPeer {
         if (bytesRead === 0) break;
         // encodeDlDataBlock copies, so the read buffer can be reused.
         await this.sendBlock(buf.subarray(0, bytesRead), hooks);
+        // A short read of a regular file is its end: saves one read per small file.
+        if (bytesRead < buf.length) break;
       }
     } finally {
       await fh.close();
@@ -291,6 +316,7 @@ export class DeviceLinkPeer {
     const limit = this.dropAfterBytes;
     if (limit !== undefined && this.uploadedBytes + data.length >= limit) {
       const part = data.subarray(0, Math.max(0, limit - this.uploadedBytes));
+      await this.flush();
       if (part.length > 0) await this.conn.writeRaw(encodeDlDataBlock(part));
       this.uploadedBytes += part.length;
       this.conn.stream.destroy();
@@ -298,7 +324,7 @@ export class DeviceLinkPeer {
         `fault injection: connection dropped after ${this.uploadedBytes} upload bytes`,
       );
     }
-    await this.conn.writeRaw(encodeDlDataBlock(data));
+    await this.queue(encodeDlDataBlock(data));
     this.uploadedBytes += data.length;
     hooks.onBytes?.(this.uploadedBytes);
   }
