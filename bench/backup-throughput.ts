@@ -1,0 +1,254 @@
+/**
+ * Issue 6, benchmark 1: full backup throughput of one simulated device state, three ways in one
+ * run — `mooring backup` (the compiled CLI), Debian's `idevicebackup2 backup --full`, and the raw
+ * sink (bench/raw-sink.ts: our protocol layers, every byte discarded; the ceiling) — for two shapes
+ * (few large files, many small ones) over simulated USB (the simulator's usbmuxd) and Wi-Fi (direct
+ * TCP + TLS to the simulator's lockdownd). idevicebackup2 reaches devices only through usbmuxd, so
+ * it is compared on USB only.
+ *
+ * Each host is its own process under /usr/bin/time: wall time, CPU seconds and peak RSS are that
+ * process's. The simulator runs in this process; its CPU time over each run is printed too, and the
+ * raw sink's speed shows whether the simulator could be the limit.
+ *
+ *   BENCH_SCALE=0.1 node --import tsx bench/backup-throughput.ts   (quick run: a tenth of the sizes)
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startSim, type RunningSim } from '../src/sim/index';
+import { pairWithIdevicepair } from '../test/helpers/real-tools';
+import {
+  MOORING_BIN,
+  ROOT,
+  checkBuild,
+  footer,
+  freshDir,
+  header,
+  lpad,
+  mb,
+  pad,
+  scaled,
+  syncDisks,
+  timedChild,
+  type ChildRun,
+} from './lib/measure';
+
+type HostName = 'raw sink' | 'mooring backup' | 'idevicebackup2';
+type Transport = 'USB' | 'Wi-Fi';
+
+interface Row {
+  transport: Transport;
+  host: HostName;
+  run: ChildRun;
+  bytes: number;
+  files: number;
+  /** mooring: the engine's own transfer time (before verify + commit); raw sink: its session. */
+  engineSeconds?: number;
+}
+
+interface Shape {
+  name: string;
+  files: number;
+  bytes: number;
+}
+
+export function shapes(): Shape[] {
+  return [
+    { name: 'few large files', files: scaled(500, 20), bytes: scaled(2e9, 1e6) },
+    { name: 'many small files', files: scaled(50_000, 200), bytes: scaled(4e8, 1e6) },
+  ];
+}
+
+/** The payload the device uploaded in its last backup (same for every host). */
+function lastFinished(log: Array<Record<string, unknown>>): { files: number; bytes: number } {
+  const f = log.filter((l) => l.event === 'mobilebackup2.finished').pop();
+  if (!f) throw new Error('the simulator logged no finished backup');
+  return { files: Number(f.files), bytes: Number(f.bytes) };
+}
+
+function fail(what: string, r: ChildRun): never {
+  throw new Error(
+    `${what} failed (exit ${r.code}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`,
+  );
+}
+
+async function runHost(
+  sim: RunningSim,
+  log: Array<Record<string, unknown>>,
+  host: HostName,
+  transport: Transport,
+  work: string,
+): Promise<Row> {
+  const dest = await freshDir(work, 'dest');
+  await syncDisks();
+  log.length = 0;
+  const via =
+    transport === 'USB'
+      ? ['--usbmuxd', sim.usbmuxdAddress]
+      : ['--usbmuxd', sim.usbmuxdAddress, '--host', sim.wifiAddress!];
+  let run: ChildRun;
+  let engineSeconds: number | undefined;
+  if (host === 'raw sink') {
+    run = await timedChild(process.execPath, [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'bench', 'raw-sink.ts'),
+      '--udid',
+      sim.udid,
+      ...via,
+    ]);
+    if (run.code !== 0) fail('raw sink', run);
+    try {
+      engineSeconds = (JSON.parse(run.stdout.trim()) as { seconds: number }).seconds;
+    } catch {
+      fail('raw sink (no result line)', run);
+    }
+  } else if (host === 'mooring backup') {
+    run = await timedChild(process.execPath, [
+      MOORING_BIN,
+      'backup',
+      '--udid',
+      sim.udid,
+      '--via',
+      transport === 'USB' ? 'usb' : 'wifi',
+      ...via,
+      '--data',
+      path.join(work, 'data'),
+      '--dest',
+      dest,
+      '--full',
+      '--json',
+    ]);
+    const last = run.stdout.trim().split('\n').pop() ?? '';
+    let result: { type?: string; ok?: boolean; durationMs?: number } = {};
+    try {
+      result = JSON.parse(last) as typeof result;
+    } catch {
+      // reported below
+    }
+    if (run.code !== 0 || result.type !== 'result' || result.ok !== true) fail('mooring', run);
+    engineSeconds = (result.durationMs ?? NaN) / 1000;
+  } else {
+    run = await timedChild('idevicebackup2', ['-u', sim.udid, 'backup', '--full', dest], {
+      USBMUXD_SOCKET_ADDRESS: sim.usbmuxdAddress,
+    });
+    if (run.code !== 0 || !/Backup Successful/.test(run.stdout + run.stderr))
+      fail('idevicebackup2', run);
+  }
+  const { files, bytes } = lastFinished(log);
+  await fsp.rm(dest, { recursive: true, force: true });
+  return {
+    transport,
+    host,
+    run,
+    bytes,
+    files,
+    ...(engineSeconds === undefined ? {} : { engineSeconds }),
+  };
+}
+
+function printRows(rows: Row[]): void {
+  console.log(
+    `  ${pad('transport', 9)} ${pad('host', 15)} ${lpad('wall s', 7)} ${lpad('MB/s', 7)} ${lpad('files/s', 8)} ` +
+      `${lpad('CPU s', 6)} ${lpad('sim CPU s', 9)} ${lpad('peak RSS', 9)}  ratios`,
+  );
+  for (const r of rows) {
+    const s = r.run.wallSeconds;
+    const cpu = r.run.userSeconds + r.run.sysSeconds;
+    const same = (h: HostName): Row | undefined =>
+      rows.find((x) => x.transport === r.transport && x.host === h);
+    const ratios: string[] = [];
+    const idb = same('idevicebackup2');
+    const raw = same('raw sink');
+    if (r.host !== 'idevicebackup2' && idb)
+      ratios.push(`${(idb.run.wallSeconds / s).toFixed(2)}× idevicebackup2`);
+    if (r.host !== 'raw sink' && raw)
+      ratios.push(`${(raw.run.wallSeconds / s).toFixed(2)}× raw sink`);
+    console.log(
+      `  ${pad(r.transport, 9)} ${pad(r.host, 15)} ${lpad(s.toFixed(2), 7)} ${lpad((r.bytes / 1e6 / s).toFixed(1), 7)} ` +
+        `${lpad((r.files / s).toFixed(0), 8)} ${lpad(cpu.toFixed(2), 6)} ${lpad(r.run.simCpuSeconds.toFixed(2), 9)} ` +
+        `${lpad(r.run.maxRssMiB.toFixed(0) + ' MiB', 9)}  ${ratios.join(', ')}`,
+    );
+    if (r.engineSeconds !== undefined) {
+      const what = r.host === 'raw sink' ? 'session alone' : 'engine alone';
+      const rest = r.host === 'raw sink' ? 'start-up' : 'verify + commit + start-up';
+      console.log(
+        `  ${pad('', 9)} ${pad('', 15)} ${what} ${r.engineSeconds.toFixed(2)} s = ` +
+          `${(r.bytes / 1e6 / r.engineSeconds).toFixed(1)} MB/s, ${(r.files / r.engineSeconds).toFixed(0)} files/s; ` +
+          `${rest} ${(s - r.engineSeconds).toFixed(2)} s`,
+      );
+    }
+  }
+  for (const t of ['USB', 'Wi-Fi'] as const) {
+    const raw = rows.find((x) => x.transport === t && x.host === 'raw sink');
+    if (!raw) continue;
+    const busy = raw.run.simCpuSeconds / raw.run.wallSeconds;
+    console.log(
+      `  simulator feeding the ${t} raw sink: ${(busy * 100).toFixed(0)} % of one core busy ` +
+        `(${busy > 0.85 ? 'the simulator is near its limit: the raw sink figure is a floor of the ceiling' : 'not saturated'})`,
+    );
+  }
+  if (!rows.some((r) => r.transport === 'Wi-Fi' && r.host === 'idevicebackup2')) {
+    console.log(
+      '  Wi-Fi idevicebackup2: not measured — it reaches devices only through usbmuxd, which has no ' +
+        'direct-TCP mode to the simulator',
+    );
+  }
+}
+
+async function benchShape(shape: Shape, tmp: string): Promise<void> {
+  const log: Array<Record<string, unknown>> = [];
+  const t0 = Date.now();
+  const sim = await startSim({
+    stateDir: path.join(tmp, 'sim'),
+    files: shape.files,
+    bytes: shape.bytes,
+    seed: 6,
+    wifi: '127.0.0.1',
+    wifiPort: 0,
+    log: (line) => {
+      const e = JSON.parse(line) as Record<string, unknown>;
+      if (e.event === 'mobilebackup2.finished') log.push(e);
+    },
+  });
+  try {
+    const gen = (Date.now() - t0) / 1000;
+    const listing = (await sim.ctl('listing')) as { files: number; bytes: number };
+    console.log(
+      `${shape.name}: ${listing.files} files, ${mb(listing.bytes)} MB ` +
+        `(average ${(listing.bytes / listing.files / 1024).toFixed(0)} KiB; simulator content generated in ${gen.toFixed(1)} s)`,
+    );
+    await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
+    const work = path.join(tmp, 'work');
+    const rows: Row[] = [];
+    const plan: Array<[Transport, HostName]> = [
+      ['USB', 'raw sink'],
+      ['USB', 'mooring backup'],
+      ['USB', 'idevicebackup2'],
+      ['Wi-Fi', 'raw sink'],
+      ['Wi-Fi', 'mooring backup'],
+    ];
+    for (const [t, h] of plan) rows.push(await runHost(sim, log, h, t, work));
+    printRows(rows);
+    footer();
+  } finally {
+    await sim.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  header('Mooring full-backup throughput (issue 6 §1)');
+  checkBuild();
+  for (const shape of shapes()) {
+    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-tp-'));
+    await benchShape(shape, tmp);
+  }
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

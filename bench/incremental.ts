@@ -1,0 +1,178 @@
+/**
+ * Issue 6, benchmark 2: an incremental backup. A simulated device with 100,000 files is backed up
+ * in full by `mooring backup` (the compiled CLI, over simulated USB); then `ctl mutate` rewrites 1%
+ * of its files and `mooring backup` runs again (incremental: the device sends only what changed,
+ * the store stages a hard-linked copy of the latest snapshot and commits a new one). Printed: wall
+ * time, bytes moved, the ratio to the full backup, and the snapshot creation alone (stage a
+ * hard-linked copy of 100,000 files + commit it) timed through the store API.
+ *
+ *   BENCH_SCALE=0.1 node --import tsx bench/incremental.ts
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startSim } from '../src/sim/index';
+import { openStore } from '../src/store';
+import { pairWithIdevicepair } from '../test/helpers/real-tools';
+import {
+  MOORING_BIN,
+  checkBuild,
+  footer,
+  du,
+  header,
+  mb,
+  scaled,
+  syncDisks,
+  timedChild,
+  type ChildRun,
+} from './lib/measure';
+
+interface BackupRun {
+  run: ChildRun;
+  engineSeconds: number;
+  bytesReceived: number;
+  filesReceived: number;
+  isFull: boolean;
+  /** What the device uploaded (payloads only). */
+  payloadFiles: number;
+  payloadBytes: number;
+  /** Where the engine's time went, as the device saw it. */
+  phases: string;
+}
+
+async function main(): Promise<void> {
+  header('Mooring incremental backup (issue 6 §2)');
+  checkBuild();
+  const files = scaled(100_000, 1000);
+  const bytes = scaled(1e9, 1e7);
+  const changed = Math.max(1, Math.round(files / 100));
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-inc-'));
+  const finished: Array<Record<string, unknown>> = [];
+  const t0 = Date.now();
+  const sim = await startSim({
+    stateDir: path.join(tmp, 'sim'),
+    files,
+    bytes,
+    seed: 7,
+    log: (line) => {
+      const e = JSON.parse(line) as Record<string, unknown>;
+      if (typeof e.event === 'string' && e.event.startsWith('mobilebackup2.')) finished.push(e);
+    },
+  });
+  const dest = path.join(tmp, 'dest');
+  try {
+    const listing = (await sim.ctl('listing')) as { files: number; bytes: number };
+    console.log(
+      `device: ${listing.files} files, ${mb(listing.bytes)} MB (generated in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+    await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
+    const backup = async (): Promise<BackupRun> => {
+      await syncDisks();
+      finished.length = 0;
+      const run = await timedChild(process.execPath, [
+        MOORING_BIN,
+        'backup',
+        '--udid',
+        sim.udid,
+        '--via',
+        'usb',
+        '--usbmuxd',
+        sim.usbmuxdAddress,
+        '--data',
+        path.join(tmp, 'data'),
+        '--dest',
+        dest,
+        '--json',
+      ]);
+      let r: {
+        ok?: boolean;
+        durationMs?: number;
+        bytesReceived?: number;
+        filesReceived?: number;
+        isFull?: boolean;
+      } = {};
+      try {
+        r = JSON.parse(run.stdout.trim().split('\n').pop() ?? '') as typeof r;
+      } catch {
+        // reported below
+      }
+      if (run.code !== 0 || r.ok !== true) {
+        throw new Error(`mooring backup failed:\n${run.stdout.slice(-2000)}\n${run.stderr}`);
+      }
+      const at = (ev: string): number =>
+        Date.parse(String(finished.find((x) => x.event === `mobilebackup2.${ev}`)?.t));
+      const f = finished.find((x) => x.event === 'mobilebackup2.finished') ?? {};
+      const phases =
+        `device side: ${((at('mode') - at('request')) / 1000).toFixed(1)} s from the request to reading the host's previous ` +
+        `backup, ${((at('uploaded') - at('mode')) / 1000).toFixed(1)} s planning + uploading, ` +
+        `${((at('finished') - at('uploaded')) / 1000).toFixed(1)} s Manifest.db + moves`;
+      return {
+        run,
+        engineSeconds: (r.durationMs ?? NaN) / 1000,
+        bytesReceived: r.bytesReceived ?? NaN,
+        filesReceived: r.filesReceived ?? NaN,
+        isFull: r.isFull === true,
+        payloadFiles: Number(f.files),
+        payloadBytes: Number(f.bytes),
+        phases,
+      };
+    };
+    const show = (what: string, b: BackupRun): void => {
+      console.log(
+        `  ${what}: ${b.run.wallSeconds.toFixed(2)} s wall (engine ${b.engineSeconds.toFixed(2)} s), ` +
+          `device sent ${b.payloadFiles} files / ${mb(b.payloadBytes)} MB, host received ` +
+          `${b.filesReceived} files / ${mb(b.bytesReceived)} MB, CPU ${(b.run.userSeconds + b.run.sysSeconds).toFixed(2)} s, ` +
+          `peak RSS ${b.run.maxRssMiB.toFixed(0)} MiB${b.isFull ? ' (full)' : ' (incremental)'}`,
+      );
+      console.log(`    ${b.phases}`);
+    };
+
+    const full = await backup();
+    show('full backup       ', full);
+    const m = (await sim.ctl('mutate', { modify: changed })) as { modified: string[] };
+    const inc = await backup();
+    show(`after ${m.modified.length} files changed`, inc);
+    if (inc.isFull) throw new Error('the second backup was not incremental');
+    console.log(
+      `  incremental / full: ${((inc.run.wallSeconds / full.run.wallSeconds) * 100).toFixed(1)} % of the wall time, ` +
+        `${((inc.bytesReceived / full.bytesReceived) * 100).toFixed(1)} % of the bytes received`,
+    );
+
+    // Where an incremental's host time goes besides the transfer: the whole-snapshot verify.
+    const store = await openStore(dest, sim.udid);
+    const timed = async (fn: () => Promise<unknown>): Promise<number> => {
+      const t = process.hrtime.bigint();
+      await fn();
+      return Number(process.hrtime.bigint() - t) / 1e9;
+    };
+    const hashed = await timed(() => store.verify('latest'));
+    const sizes = await timed(() => store.verify('latest', { hash: false }));
+    console.log(
+      `  verify of the latest snapshot (${listing.files} files, in page cache): ${hashed.toFixed(2)} s ` +
+        `hashing every file, ${sizes.toFixed(2)} s checking sizes only`,
+    );
+
+    // Snapshot creation alone: a hard-linked staging copy of the latest snapshot, committed.
+    await syncDisks();
+    const s0 = process.hrtime.bigint();
+    const staging = await store.beginStaging();
+    const s1 = process.hrtime.bigint();
+    await staging.commit();
+    const s2 = process.hrtime.bigint();
+    const stage = Number(s1 - s0) / 1e9;
+    const commit = Number(s2 - s1) / 1e9;
+    console.log(
+      `  snapshot creation for ${listing.files} files: ${(stage + commit).toFixed(2)} s ` +
+        `(hard-linked staging copy ${stage.toFixed(2)} s + commit ${commit.toFixed(2)} s); store on disk ${mb(await du(dest))} MB for 3 snapshots`,
+    );
+    footer();
+  } finally {
+    await sim.stop();
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

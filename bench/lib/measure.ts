@@ -1,0 +1,161 @@
+/**
+ * What every end-to-end bench shares: the scale knob, the machine line, running a host as a child
+ * process under /usr/bin/time (its wall time, CPU seconds and peak RSS come from the kernel's rusage
+ * of that child, not from sampling), and the simulator's own CPU time (it runs in the bench process).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, promises as fsp, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+export const ROOT = path.join(__dirname, '..', '..');
+export const MOORING_BIN = path.join(ROOT, 'bin', 'mooring.js');
+export const TIME_BIN = '/usr/bin/time';
+
+/** BENCH_SCALE=0.1 shrinks every size and count (quick runs); 1 is what the issue asks for. */
+export function benchScale(): number {
+  const raw = process.env.BENCH_SCALE ?? '1';
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0 || s > 4) {
+    throw new Error(`BENCH_SCALE must be a number in (0, 4], got "${raw}"`);
+  }
+  return s;
+}
+
+export function scaled(n: number, min = 1): number {
+  return Math.max(min, Math.round(n * benchScale()));
+}
+
+export function header(title: string): void {
+  const cpus = os.cpus();
+  console.log(`${title} — ${new Date().toISOString()}`);
+  console.log(
+    `node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ` +
+      `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}, BENCH_SCALE=${benchScale()}`,
+  );
+}
+
+/** Printed at the end: other work on the machine during the run shows here. */
+export function footer(): void {
+  console.log(
+    `  (load average at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
+  );
+}
+
+/** The compiled CLI is what users run: refuse to measure a dist/ older than src/. */
+export function checkBuild(): void {
+  const main = path.join(ROOT, 'dist', 'cli', 'main.js');
+  if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` first');
+  const built = statSync(main).mtimeMs;
+  const newer: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.ts') && statSync(p).mtimeMs > built) newer.push(p);
+    }
+  };
+  walk(path.join(ROOT, 'src'));
+  if (newer.length > 0) {
+    console.log(
+      `  note: ${newer.length} source file(s) are newer than dist/ (e.g. ${path.relative(ROOT, newer[0]!)}); ` +
+        'run `npm run build` to measure the current code',
+    );
+  }
+}
+
+export interface ChildRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  wallSeconds: number;
+  userSeconds: number;
+  sysSeconds: number;
+  /** Peak resident set (ru_maxrss) of the child, MiB. */
+  maxRssMiB: number;
+  /** CPU seconds the simulator (this process) spent meanwhile. */
+  simCpuSeconds: number;
+}
+
+/** Runs `cmd args` under /usr/bin/time; the child's own rusage gives CPU and peak RSS. */
+export async function timedChild(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<ChildRun> {
+  if (!existsSync(TIME_BIN)) throw new Error(`${TIME_BIN} is needed (apt-get install time)`);
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-time-'));
+  const out = path.join(tmp, 'rusage');
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const child = spawn(TIME_BIN, ['-f', '%e %U %S %M', '-o', out, cmd, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    // keep the tail only: progress output can be long
+    stdout = (stdout + c).slice(-256 * 1024);
+  });
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    stderr = (stderr + c).slice(-64 * 1024);
+  });
+  const code = await new Promise<number>((resolve) =>
+    child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))),
+  );
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const line = (await fsp.readFile(out, 'utf8')).trim().split('\n').pop() ?? '';
+  await fsp.rm(tmp, { recursive: true, force: true });
+  // %e is ignored: our own clock has better than its 10 ms resolution.
+  const [, u, s, m] = line.split(' ').map(Number);
+  return {
+    code,
+    stdout,
+    stderr,
+    wallSeconds: wall,
+    userSeconds: u ?? NaN,
+    sysSeconds: s ?? NaN,
+    maxRssMiB: (m ?? NaN) / 1024,
+    simCpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
+}
+
+const run = promisify(execFile);
+
+/** Flushes dirty pages so one run's writes are not paid by the next. */
+export async function syncDisks(): Promise<void> {
+  await run('sync', []);
+}
+
+export function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(bytes >= 1e8 ? 0 : 1);
+}
+
+export function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function lpad(s: string, n: number): string {
+  return s.length >= n ? s : ' '.repeat(n - s.length) + s;
+}
+
+export async function freshDir(parent: string, name: string): Promise<string> {
+  const d = path.join(parent, name);
+  await fsp.rm(d, { recursive: true, force: true });
+  await fsp.mkdir(d, { recursive: true });
+  return d;
+}
+
+export async function du(dir: string): Promise<number> {
+  const { stdout } = await run('du', ['-sb', dir]);
+  return Number(stdout.split('\t')[0]);
+}
