@@ -18,7 +18,6 @@ import path from 'node:path';
 import { startSim, type RunningSim } from '../src/sim/index';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
 import {
-  MOORING_BIN,
   ROOT,
   checkBuild,
   footer,
@@ -31,6 +30,7 @@ import {
   syncDisks,
   timedChild,
   type ChildRun,
+  timedMooringBackup,
 } from './lib/measure';
 
 type HostName = 'raw sink' | 'mooring backup' | 'idevicebackup2';
@@ -104,21 +104,14 @@ async function runHost(
       fail('raw sink (no result line)', run);
     }
   } else if (host === 'mooring backup') {
-    run = await timedChild(process.execPath, [
-      MOORING_BIN,
-      'backup',
-      '--udid',
-      sim.udid,
-      '--via',
-      transport === 'USB' ? 'usb' : 'wifi',
-      ...via,
-      '--data',
-      path.join(work, 'data'),
-      '--dest',
+    run = await timedMooringBackup({
+      udid: sim.udid,
+      via: transport === 'USB' ? 'usb' : 'wifi',
+      reach: via,
+      dataDir: path.join(work, 'data'),
       dest,
-      '--full',
-      '--json',
-    ]);
+      full: true,
+    });
     const last = run.stdout.trim().split('\n').pop() ?? '';
     let result: { type?: string; ok?: boolean; durationMs?: number } = {};
     try {

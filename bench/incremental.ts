@@ -15,7 +15,6 @@ import { startSim } from '../src/sim/index';
 import { openStore } from '../src/store';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
 import {
-  MOORING_BIN,
   checkBuild,
   footer,
   du,
@@ -23,8 +22,8 @@ import {
   mb,
   scaled,
   syncDisks,
-  timedChild,
   type ChildRun,
+  timedMooringBackup,
 } from './lib/measure';
 
 interface BackupRun {
@@ -69,21 +68,13 @@ async function main(): Promise<void> {
     const backup = async (): Promise<BackupRun> => {
       await syncDisks();
       finished.length = 0;
-      const run = await timedChild(process.execPath, [
-        MOORING_BIN,
-        'backup',
-        '--udid',
-        sim.udid,
-        '--via',
-        'usb',
-        '--usbmuxd',
-        sim.usbmuxdAddress,
-        '--data',
-        path.join(tmp, 'data'),
-        '--dest',
+      const run = await timedMooringBackup({
+        udid: sim.udid,
+        via: 'usb',
+        reach: ['--usbmuxd', sim.usbmuxdAddress],
+        dataDir: path.join(tmp, 'data'),
         dest,
-        '--json',
-      ]);
+      });
       let r: {
         ok?: boolean;
         durationMs?: number;

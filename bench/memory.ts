@@ -13,14 +13,13 @@ import { startSim } from '../src/sim/index';
 import { planTree } from '../src/sim/content/plan';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
 import {
-  MOORING_BIN,
   checkBuild,
   footer,
   header,
   mb,
   scaled,
   syncDisks,
-  timedChild,
+  timedMooringBackup,
 } from './lib/measure';
 
 const SEED = 9;
@@ -42,21 +41,14 @@ async function measure(name: string, files: number, bytes: number): Promise<numb
     const largest = Math.max(...l.entries.map((e) => e.size));
     await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
     await syncDisks();
-    const run = await timedChild(process.execPath, [
-      MOORING_BIN,
-      'backup',
-      '--udid',
-      sim.udid,
-      '--via',
-      'usb',
-      '--usbmuxd',
-      sim.usbmuxdAddress,
-      '--data',
-      path.join(tmp, 'data'),
-      '--dest',
-      path.join(tmp, 'dest'),
-      '--full',
-    ]);
+    const run = await timedMooringBackup({
+      udid: sim.udid,
+      via: 'usb',
+      reach: ['--usbmuxd', sim.usbmuxdAddress],
+      dataDir: path.join(tmp, 'data'),
+      dest: path.join(tmp, 'dest'),
+      full: true,
+    });
     if (run.code !== 0) throw new Error(`mooring backup failed:\n${run.stderr.slice(-2000)}`);
     console.log(
       `  ${name.padEnd(18)} ${String(l.files).padStart(6)} files, ${mb(l.bytes).padStart(5)} MB (largest file ${mb(largest)} MB): ` +

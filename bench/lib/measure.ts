@@ -159,3 +159,30 @@ export async function du(dir: string): Promise<number> {
   const { stdout } = await run('du', ['-sb', dir]);
   return Number(stdout.split('\t')[0]);
 }
+
+/** `mooring backup --json` of one device into `dest`, timed (the compiled CLI, as users run it). */
+export function timedMooringBackup(o: {
+  udid: string;
+  via: 'usb' | 'wifi';
+  /** How to reach it: ['--usbmuxd', ADDR] or ['--host', HOST:PORT]. */
+  reach: string[];
+  dataDir: string;
+  dest: string;
+  full?: boolean;
+}): Promise<ChildRun> {
+  return timedChild(process.execPath, [
+    MOORING_BIN,
+    'backup',
+    '--udid',
+    o.udid,
+    '--via',
+    o.via,
+    ...o.reach,
+    '--data',
+    o.dataDir,
+    '--dest',
+    o.dest,
+    ...(o.full === true ? ['--full'] : []),
+    '--json',
+  ]);
+}
