@@ -164,6 +164,30 @@ export default tseslint.config(
     'the desktop app runs the agent; it never ships the simulator',
   ),
   forbid('sim', ['cli', 'job', 'agent', 'api'], 'the simulator is its own program'),
+  // H8b: the password store sits just above util; front ends and the agent hand it down as callbacks.
+  forbid(
+    'secrets',
+    [
+      'protocol',
+      'transport',
+      'pairing',
+      'lockdown',
+      'services',
+      'format',
+      'backup',
+      'store',
+      'job',
+      'history',
+      'scheduler',
+      'discovery',
+      'sim',
+      'cli',
+      'agent',
+      'api',
+      'electron',
+    ],
+    'secrets keep passwords only; they know no device, backup or front end',
+  ),
   ...rendererZone(),
 );
 

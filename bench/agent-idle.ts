@@ -9,6 +9,8 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readAgentFile } from '../src/api/agent-file';
+import { LOGIN_LINE } from './lib/measure';
 import { mooring } from '../test/cli/run-cli';
 import { startSim, type RunningSim } from '../src/sim/index';
 
@@ -77,10 +79,11 @@ async function main(): Promise<void> {
       let base: URL | undefined;
       let token = '';
       for (;;) {
-        const m = /Mooring agent: (http:\/\/[^/]+)\/\?token=([A-Za-z0-9_-]+)/.exec(out);
-        if (m) {
+        const m = LOGIN_LINE.exec(out);
+        const file = m ? await readAgentFile(data) : undefined;
+        if (m && file) {
           base = new URL(m[1]!);
-          token = m[2]!;
+          token = file.token;
           const res = await fetch(new URL('/api/attempts?outcome=success&limit=10', base), {
             headers: { authorization: `Bearer ${token}` },
           });

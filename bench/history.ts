@@ -11,10 +11,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readAgentFile } from '../src/api/agent-file';
 import { openHistory } from '../src/history';
 import { deviceError, notDue, wifiUnreachable, backupSucceeded } from '../src/history/reasons';
 import { CHROMIUM, openBrowser } from '../test/renderer/browser';
-import { MOORING_BIN, checkBuild, footer, header, scaled } from './lib/measure';
+import { LOGIN_LINE, MOORING_BIN, checkBuild, footer, header, scaled } from './lib/measure';
 
 const ROUNDS = 200;
 
@@ -54,7 +55,7 @@ function seed(file: string, rows: number): void {
 
 async function startAgent(
   data: string,
-): Promise<{ base: string; token: string; stop: () => Promise<void> }> {
+): Promise<{ base: string; login: string; token: string; stop: () => Promise<void> }> {
   const child = spawn(
     process.execPath,
     [
@@ -81,8 +82,10 @@ async function startAgent(
   };
   const t0 = Date.now();
   for (;;) {
-    const m = /Mooring agent: (http:\/\/[^/]+)\/\?token=([A-Za-z0-9_-]+)/.exec(out);
-    if (m) return { base: m[1]!, token: m[2]!, stop };
+    const m = LOGIN_LINE.exec(out);
+    const file = m ? await readAgentFile(data) : undefined;
+    if (m && file)
+      return { base: m[1]!, login: m[0].slice('Mooring agent: '.length), token: file.token, stop };
     if (child.exitCode !== null || Date.now() - t0 > 60_000) {
       await stop();
       throw new Error(`mooring agent did not start:\n${out}`);
@@ -154,7 +157,7 @@ async function main(): Promise<void> {
       const ui = await openBrowser();
       try {
         const page = ui.page;
-        await page.goto(`${h.base}/?token=${h.token}`);
+        await page.goto(agent.login); // the one-time sign-in link sets the session cookie
         await page.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
         const times: number[] = [];
         for (let i = 0; i < 7; i++) {

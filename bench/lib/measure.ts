@@ -10,7 +10,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 export const ROOT = path.join(__dirname, '..', '..');
-export const MOORING_BIN = path.join(ROOT, 'bin', 'mooring.js');
+/** MOORING_BENCH_BIN: another build's bin/mooring.js (before/after comparisons of one change). */
+export const MOORING_BIN = process.env.MOORING_BENCH_BIN ?? path.join(ROOT, 'bin', 'mooring.js');
 export const TIME_BIN = '/usr/bin/time';
 
 /** BENCH_SCALE=0.1 shrinks every size and count (quick runs); 1 is what the issue asks for. */
@@ -51,6 +52,10 @@ export function footer(): void {
 
 /** The compiled CLI is what users run: refuse to measure a dist/ older than src/. */
 export function checkBuild(): void {
+  if (process.env.MOORING_BENCH_BIN) {
+    console.log(`  measuring ${process.env.MOORING_BENCH_BIN} (MOORING_BENCH_BIN)`);
+    return;
+  }
   const main = path.join(ROOT, 'dist', 'cli', 'main.js');
   if (!existsSync(main)) throw new Error('dist/ is missing: run `npm run build` first');
   const built = statSync(main).mtimeMs;
@@ -186,3 +191,6 @@ export function timedMooringBackup(o: {
     '--json',
   ]);
 }
+
+/** The agent's first stdout line: a one-time browser sign-in link (the token is in agent.json). */
+export const LOGIN_LINE = /Mooring agent: (http:\/\/[^/\s]+)\/login\?code=[A-Za-z0-9_-]+/;

@@ -22,10 +22,11 @@ import { pairRecordStoreDir } from '../util/paths';
 import { readDeviceOverrides, readGlobalSettings, type GlobalSettings } from './config';
 import { newRuntime, type DeviceRuntime } from './device-runtime';
 import { deviceState } from './device-state';
+import type { AgentEncryption } from './encryption'; // H8c
 import { DeviceView, reachableOver } from './device-view';
 import { LockWatcher } from './lock-watcher';
 import { Notifier } from './notifier';
-import type { AgentEvent, DeviceStatus } from './types';
+import type { AgentEvent, DeviceStatus, EncryptionStatus } from './types';
 
 export interface AgentContextOptions {
   db: History;
@@ -61,6 +62,8 @@ export class AgentContext {
   readonly notifier: Notifier;
   readonly view: DeviceView;
   readonly runtimes = new Map<string, DeviceRuntime>();
+  /** H8c: backup encryption (set by the Agent once its parts exist). */
+  encryption: AgentEncryption | undefined;
   /** Set by start(): rounds of decisions may be asked for. */
   started = false;
   /** Set by stop(): nothing new starts, nothing but interruptions is recorded. */
@@ -111,6 +114,7 @@ export class AgentContext {
       pairRecords: this.pairRecords,
       now: this.now,
       runtime: (udid) => this.runtime(udid),
+      encryption: (udid) => this.encryption?.status(udid) ?? NO_ENCRYPTION, // H8c
     });
   }
 
@@ -210,6 +214,14 @@ export class AgentContext {
     }
   }
 }
+
+/** H8c: before the agent's encryption part exists (never shown in practice). */
+const NO_ENCRYPTION: EncryptionStatus = {
+  on: null,
+  passwordStored: false,
+  latestOpens: null,
+  storeKind: null,
+};
 
 export function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -39,6 +39,8 @@ import { BackupRunner } from './backup-runner';
 import { backupFolderSetting, prepareBackupFolder } from './backup-folder';
 import { applyConfig, checkConfig, effectiveConfig, readGlobalSettings } from './config';
 import { DeviceContact } from './device-contact';
+import { AgentEncryption } from './encryption'; // H8c
+import { FileSecretStore, secretsDir, type SecretStore } from '../secrets'; // H8c
 import { DEFAULT_PAIR_WAIT_MS, pairDevice } from './device-pairing';
 import { manualBackup } from './manual-backup';
 import { Scheduling } from './scheduling';
@@ -52,11 +54,15 @@ import type {
   ConfigValues,
   DeviceStatus,
   DiffSummary,
+  EncryptionChangeResult,
+  EncryptionRequest,
   FilePage,
   FileQuery,
   OpenedFile,
   PairResult,
+  RecoverySheetResult,
   SnapshotSummary,
+  StorePasswordResult,
   WifiResult,
 } from './types';
 
@@ -83,6 +89,11 @@ export interface AgentOptions {
   /** How long pair() waits for "Trust This Computer?" to be answered; default 2 minutes. */
   pairWaitMs?: number;
   log?: (line: string) => void;
+  /**
+   * H8c: where backup passwords are kept; default a 0600 file per device in <dataDir>/secrets;
+   * null keeps none (`mooring agent --no-store-passwords`).
+   */
+  secrets?: SecretStore | null;
 }
 
 function packageVersion(): string {
@@ -109,6 +120,7 @@ export class Agent implements AgentService {
   private readonly runner: BackupRunner;
   private readonly scheduling: Scheduling;
   private browser: SnapshotBrowser;
+  private readonly encryption: AgentEncryption; // H8c
   private readonly startedAt: number;
   /** Ends waits for the device (a Trust dialog) when the agent stops. */
   private readonly lifetime = new AbortController();
@@ -125,7 +137,6 @@ export class Agent implements AgentService {
     backupDir: string,
     db: History,
   ) {
-    this.browser = new SnapshotBrowser(backupDir);
     this.timeZone = o.timeZone ?? systemTimeZone();
     this.usbmuxdState = o.usbmuxd === null ? 'off' : 'unavailable';
     this.ctx = new AgentContext({
@@ -144,6 +155,14 @@ export class Agent implements AgentService {
     });
     this.startedAt = this.ctx.now();
     this.contact = new DeviceContact(this.ctx);
+    // H8c: backup encryption; snapshots open with the stored passwords.
+    this.encryption = new AgentEncryption(
+      this.ctx,
+      this.contact,
+      o.secrets === undefined ? new FileSecretStore(secretsDir(dataDir)) : o.secrets,
+    );
+    this.ctx.encryption = this.encryption;
+    this.browser = this.newBrowser(backupDir);
     this.runner = new BackupRunner(this.ctx, this.contact);
     this.scheduling = new Scheduling(this.ctx, this.runner, this.contact);
   }
@@ -183,6 +202,7 @@ export class Agent implements AgentService {
       if (n && n.attemptId === a.id) agent.ctx.notifier.announce(n);
     }
     await Promise.all(history.listDevices().map((d) => agent.runner.refreshSnapshot(d.udid)));
+    await Promise.all(history.listDevices().map((d) => agent.encryption.refreshStored(d.udid))); // H8c
     return agent;
   }
 
@@ -366,7 +386,7 @@ export class Agent implements AgentService {
     const { ctx } = this;
     const from = ctx.backupDir;
     ctx.backupDir = dir;
-    this.browser = new SnapshotBrowser(dir);
+    this.browser = this.newBrowser(dir);
     ctx.log(`backups now go to ${dir} (the backups in ${from} are left as they are)`);
     ctx.record(backupDirChanged({ from, to: dir }));
     for (const rt of ctx.runtimes.values()) rt.latestSnapshot = null;
@@ -401,6 +421,24 @@ export class Agent implements AgentService {
 
   openFile(udid: string, snapshotId: string, domain: string, rel: string): Promise<OpenedFile> {
     return this.browser.openFile(this.udidOrAsGiven(udid), snapshotId, domain, rel);
+  }
+
+  private newBrowser(dir: string): SnapshotBrowser {
+    return new SnapshotBrowser(dir, (udid) => this.encryption.passwordsFor(udid));
+  }
+
+  // ---- H8c: backup encryption (encryption.ts) ----------------------------------------------
+
+  setEncryption(udid: string, req: EncryptionRequest): Promise<EncryptionChangeResult> {
+    return this.encryption.setEncryption(udid, req);
+  }
+
+  storeBackupPassword(udid: string, password: string): Promise<StorePasswordResult> {
+    return this.encryption.storeBackupPassword(udid, password);
+  }
+
+  recoverySheet(udid: string): Promise<RecoverySheetResult> {
+    return this.encryption.recoverySheet(udid);
   }
 
   private udidOrAsGiven(udid: string): string {

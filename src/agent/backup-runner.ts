@@ -7,6 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import {
+  encryptedNotOpened,
   waitingForPasscode,
   type AttemptRow,
   type AttemptTrigger,
@@ -27,8 +28,17 @@ const FOLDER_MISSING = 'BACKUP_DIR_MISSING';
 
 export type StartResult = { attemptId: number } | { code: string; message: string };
 
+/**
+ * H7f fault matrix: when the history database is locked by another process (or briefly
+ * unwritable) as a backup ends, recording its end is tried again after these delays, so the
+ * attempt does not stay "running" until the next start calls it interrupted.
+ */
+export const FINISH_RETRY_DELAYS_MS = [1000, 3000, 10_000, 30_000, 60_000, 120_000];
+
 export class BackupRunner {
   private readonly jobs = new Set<Promise<void>>();
+  /** Attempt ends not recorded yet (history locked), by attempt id: tried again on a timer. */
+  private readonly unrecorded = new Map<number, () => boolean>();
 
   constructor(
     private readonly ctx: AgentContext,
@@ -38,6 +48,7 @@ export class BackupRunner {
   /** Resolves once every backup started has ended and been recorded. */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.jobs]);
+    this.flushUnrecorded();
   }
 
   /** Takes the slot and records the attempt synchronously; the backup runs on in the background. */
@@ -134,6 +145,8 @@ export class BackupRunner {
         ...(ctx.backupTimeouts ? { timeouts: ctx.backupTimeouts } : {}),
         onEvent: (e) => this.onJobEvent(udid, attemptId, e),
         onSession: (s) => this.contact.readValues(udid, s),
+        // H8c: every encrypted backup is opened with the stored passwords after verify.
+        ...(ctx.encryption ? { encryption: ctx.encryption.jobEncryption(udid) } : {}),
       });
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
@@ -158,7 +171,14 @@ export class BackupRunner {
         },
       };
     }
+    // H8c: whether the latest backup opens; a streak of unopened backups is told once.
+    const toldUnopened = ctx.encryption?.status(udid).latestOpens === false;
+    ctx.encryption?.afterJob(udid, outcome);
     const announce = this.finishJob(udid, attemptId, transport, outcome);
+    const enc = outcome.ok ? outcome.encryption : undefined;
+    if (enc && !enc.opened && enc.problem !== undefined && !toldUnopened) {
+      ctx.record({ ...encryptedNotOpened({ problem: enc.problem }), udid, attemptId });
+    }
     if (outcome.ok) {
       // Still inside the device's slot: no other backup of it can start while old ones go.
       if (outcome.snapshot && !ctx.stopping) await pruneByRetention(ctx, udid, attemptId);
@@ -252,23 +272,30 @@ export class BackupRunner {
       if (retryAt !== undefined) c = classifyOutcome({ ...facts, retryAt });
     }
     let attempt: AttemptRow | undefined;
+    const end = {
+      outcome: c.outcome,
+      notice: c.notice,
+      bytes: job.result.bytesReceived,
+      files: job.result.filesReceived,
+      endedAt: now,
+      ...(job.snapshot ? { snapshotId: job.snapshot.id } : {}),
+      ...(c.deviceErrorCode === undefined ? {} : { deviceErrorCode: c.deviceErrorCode }),
+    };
     try {
-      attempt = ctx.db.finishAttempt(attemptId, {
-        outcome: c.outcome,
-        notice: c.notice,
-        bytes: job.result.bytesReceived,
-        files: job.result.filesReceived,
-        endedAt: now,
-        ...(job.snapshot ? { snapshotId: job.snapshot.id } : {}),
-        ...(c.deviceErrorCode === undefined ? {} : { deviceErrorCode: c.deviceErrorCode }),
-      });
+      attempt = ctx.db.finishAttempt(attemptId, end);
     } catch (e) {
-      ctx.log(`could not record the end of attempt ${attemptId}: ${errText(e)}`);
+      ctx.log(`could not record the end of attempt ${attemptId}: ${errText(e)}; will try again`);
+      this.recordLater(attemptId, () => ctx.db.finishAttempt(attemptId, end));
     }
     rt.running = undefined;
     rt.lastReason = c.notice.reasonCode;
     if (c.refused) rt.refusedAt = now;
-    const n = ctx.db.listHistory({ udid, limit: 1 }).items[0];
+    let n: ReturnType<typeof ctx.db.listHistory>['items'][number] | undefined;
+    try {
+      n = ctx.db.listHistory({ udid, limit: 1 }).items[0];
+    } catch (e) {
+      ctx.log(`could not read the history of ${udid}: ${errText(e)}`);
+    }
     const notice = c.notice;
     return () => {
       if (n && n.attemptId === attemptId) ctx.notifier.announce(n);
@@ -276,6 +303,41 @@ export class BackupRunner {
       ctx.setNext(udid, { code: notice.reasonCode, message: notice.message, at: null });
       ctx.emitDevice(udid);
     };
+  }
+
+  /** H7f: tries `write` again after each of FINISH_RETRY_DELAYS_MS until it succeeds. */
+  private recordLater(attemptId: number, write: () => AttemptRow): void {
+    const { ctx } = this;
+    const tryOnce = (): boolean => {
+      try {
+        const attempt = write();
+        this.unrecorded.delete(attemptId);
+        ctx.log(`recorded the end of attempt ${attemptId}`);
+        ctx.emit({ type: 'attempt', attempt });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    this.unrecorded.set(attemptId, tryOnce);
+    const next = (i: number): void => {
+      const delay = FINISH_RETRY_DELAYS_MS[i];
+      if (delay === undefined) {
+        this.unrecorded.delete(attemptId);
+        ctx.log(`gave up recording the end of attempt ${attemptId}`);
+        return;
+      }
+      const t = setTimeout(() => {
+        if (this.unrecorded.has(attemptId) && !tryOnce()) next(i + 1);
+      }, delay);
+      t.unref();
+    };
+    next(0);
+  }
+
+  /** Last chance on stop: records whatever attempt ends are still waiting. */
+  flushUnrecorded(): void {
+    for (const tryOnce of [...this.unrecorded.values()]) tryOnce();
   }
 
   /** When the scheduler would try again after this failure (for "tries again at …"). */

@@ -142,6 +142,7 @@ export class DeviceContact {
     } catch (e) {
       ctx.log(`reading the Wi-Fi switch of ${udid} failed: ${errText(e)}`);
     }
+    await ctx.encryption?.readAtContact(udid, session); // H8c: WillEncrypt, password stored
     ctx.emitDevice(udid);
   }
 

@@ -10,7 +10,7 @@ import { MooringError } from '../util/errors';
 import { effectiveConfig } from './config';
 import type { DeviceRuntime } from './device-runtime';
 import { pairingHealth } from './pairing-health';
-import type { DeviceStatus, PairingHealth } from './types';
+import type { DeviceStatus, EncryptionStatus, PairingHealth } from './types';
 
 export interface DeviceViewDeps {
   db: History;
@@ -18,6 +18,8 @@ export interface DeviceViewDeps {
   pairRecords: PairRecordIndex;
   now: () => number;
   runtime: (udid: string) => DeviceRuntime;
+  /** H8c: backup encryption as the agent knows it. */
+  encryption: (udid: string) => EncryptionStatus;
 }
 
 export type PairingView = {
@@ -131,6 +133,7 @@ export class DeviceView {
       latestSnapshot: rt.latestSnapshot,
       settings: row === undefined ? effectiveConfig(db, undefined) : effectiveConfig(db, udid),
       wifiBackups: rt.wifiBackups,
+      encryption: this.d.encryption(udid), // H8c
     };
   }
 }

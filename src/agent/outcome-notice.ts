@@ -10,6 +10,7 @@ import {
   connectionLost,
   deviceError,
   deviceLocked,
+  deviceMisbehaved,
   interrupted,
   notEnoughSpace,
   pairingInvalid,
@@ -21,6 +22,7 @@ import {
   type Transport,
 } from '../history';
 import { isDiskFull, type JobOutcome } from '../job';
+import { devicePathSegments } from '../backup'; // H7h
 import { AfcStatus } from '../protocol/afc';
 import { isMooringError } from '../util/errors';
 
@@ -98,6 +100,9 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
       }),
     );
   }
+  // H7h: a device that broke the protocol or reached outside its folder: a security notification.
+  const misbehaved = misbehaviour(r, job.udid);
+  if (misbehaved) return failure(deviceMisbehaved(misbehaved), withCode);
   if (r.failure === 'passcode' || code === MB_PASSCODE_NOT_ENTERED) {
     return failure(
       passcodeNotEntered({ waitedMs: f.passcodeWaitedMs ?? 0, ...retry, now }),
@@ -107,7 +112,8 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
   const diskFull =
     code === MB_INSUFFICIENT_SPACE ||
     (r.failure === 'local-io' && /free space/i.test(r.message)) ||
-    isDiskFull(job.error);
+    isDiskFull(job.error) ||
+    job.folderProblem === 'full'; // H7f: found by probing the folder after the failure
   if (diskFull) {
     return failure(
       notEnoughSpace({
@@ -117,6 +123,10 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
       }),
       withCode,
     );
+  }
+  // H7f: our own backup folder failed (removed, read-only): the device only saw a silent host.
+  if (job.folderProblem && job.folderProblem !== 'full') {
+    return failure(backupFailed({ detail: job.message }));
   }
   if (r.failure === 'connection-lost' || r.failure === 'timeout') {
     return failure(connectionLost({ transport: f.transport, ...retry, now }));
@@ -153,6 +163,50 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
     );
   }
   return failure(backupFailed({ detail: job.message }));
+}
+
+/** H7h: error codes that mean the device sent what the protocol does not allow. */
+const HOSTILE_CAUSES: ReadonlySet<string> = new Set([
+  'MALFORMED',
+  'LIMIT',
+  'FRAME_TOO_LARGE',
+  'PROTOCOL',
+]);
+/** What the engine puts before a protocol failure (the notice says it its own way). */
+const INVALID_PREFIX = /^The device sent something invalid, so the backup was stopped: /;
+/** Hello's "no common protocol version": an iOS too old or too new, not a hostile device. */
+const MB2_NO_COMMON_VERSION = 1;
+
+/** H7h: the facts of a security notification, when the result shows the device misbehaving. */
+function misbehaviour(
+  r: JobOutcome['result'],
+  udid: string,
+): { detail: string; refusedPaths?: number; firstRefusedPath?: string } | undefined {
+  // Only paths the device itself made unsafe (`..`, absolute, another folder, too long or deep);
+  // a symlink on this computer is the backup folder's problem, not the device's.
+  const refused = (r.refusedPaths ?? []).filter((p) => !lexicallySafe(udid, p));
+  if (refused.length > 0) {
+    return { detail: r.message, refusedPaths: refused.length, firstRefusedPath: refused[0]! };
+  }
+  const cause = r.cause;
+  if (
+    r.failure === 'protocol' &&
+    cause !== undefined &&
+    HOSTILE_CAUSES.has(cause.code) &&
+    !(cause.code === 'PROTOCOL' && cause.detail === MB2_NO_COMMON_VERSION)
+  ) {
+    return { detail: r.message.replace(INVALID_PREFIX, '') };
+  }
+  return undefined;
+}
+
+function lexicallySafe(udid: string, devicePath: string): boolean {
+  try {
+    devicePathSegments(udid, devicePath);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The store's device lock is held by another process (another `mooring backup`). */

@@ -11,7 +11,7 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileIdFor, pathProblem } from '../format/file-id';
-import { MANIFEST_DB, MANIFEST_PLIST, payloadPath } from '../format/layout';
+import { MANIFEST_PLIST, payloadPath } from '../format/layout';
 import {
   decodeManifestRow,
   entryTypeForFlags,
@@ -30,6 +30,9 @@ import {
   type ReadOnlyStore,
 } from '../store';
 import { MAX_GLOB_CHARS } from '../store/glob';
+// H8b: encrypted snapshots are browsed with the device's stored passwords.
+import { openBrowsable, type BrowsableBackup } from '../store/browse';
+import type { PasswordCandidates } from '../store/encrypted';
 import { MooringError } from '../util/errors';
 import { isUdid, UDID_EXAMPLE } from '../util/udid';
 import {
@@ -141,7 +144,15 @@ export class SnapshotBrowser implements SnapshotBrowsing {
   private realBackupDir: string | undefined;
   private readonly cache = new Map<string, CachedList>();
 
-  constructor(backupDir: string) {
+  /**
+   * `passwordsFor` (H8b) gives the passwords that may open a device's encrypted snapshots (the
+   * secret store's current password and its earlier ones, by keybag); without it encrypted
+   * snapshots are listed but refused.
+   */
+  constructor(
+    backupDir: string,
+    private readonly passwordsFor?: (udid: string) => PasswordCandidates,
+  ) {
     this.backupDir = path.resolve(backupDir);
   }
 
@@ -165,6 +176,8 @@ export class SnapshotBrowser implements SnapshotBrowsing {
         files: s.files,
         size: s.size,
         addedBytes: s.exclusiveBytes,
+        // fault matrix (H7f): a snapshot a verification found damaged says so
+        ...(s.damaged ? { damaged: { ...s.damaged, at: Date.parse(s.damaged.at) } } : {}),
       });
     }
     if (stamp !== undefined) {
@@ -186,12 +199,14 @@ export class SnapshotBrowser implements SnapshotBrowsing {
     const limit = checkLimit(q.limit);
     const after = decodeCursor(q.after);
     const dir = await this.browsableDir(store, id);
+    const passwords = await this.passwordsOf(store, dir); // H8b
     const page = await readingSnapshot(store, id, () =>
-      listFilesPage(
+      unlockingPage(
         dir,
         {
           ...(domain === undefined ? {} : { domain }),
           ...(pattern === undefined ? {} : { pattern }),
+          ...(passwords === undefined ? {} : { passwords }),
         },
         { limit, ...(after ? { after } : {}) },
       ),
@@ -207,10 +222,16 @@ export class SnapshotBrowser implements SnapshotBrowsing {
     const store = this.store(udid);
     const a = checkSnapshotId(from, 'from');
     const b = checkSnapshotId(to, 'to');
-    await this.browsableDir(store, a);
-    await this.browsableDir(store, b);
+    const passwords =
+      (await this.passwordsOf(store, await this.browsableDir(store, a))) ??
+      (await this.passwordsOf(store, await this.browsableDir(store, b))); // H8b
     const d = await readingSnapshot(store, `${a} or ${b}`, () =>
-      store.diff(a, b, { maxEntries: MAX_DIFF_ENTRIES }),
+      unlocking(
+        store.diff(a, b, {
+          maxEntries: MAX_DIFF_ENTRIES,
+          ...(passwords === undefined ? {} : { passwords }),
+        }),
+      ),
     );
     const entries: DiffEntry[] = [];
     for (const dom of d.domains) {
@@ -262,11 +283,27 @@ export class SnapshotBrowser implements SnapshotBrowsing {
       throw usage(`${show(`${domain}/${relativePath}`)} is not a backup path: ${problem}`);
     const dir = await this.browsableDir(store, id);
     const where = `${domain}/${relativePath}`;
-    const row = await readingSnapshot(store, id, async () => lookupRow(dir, domain, relativePath));
+    // H8b: an encrypted snapshot's Manifest.db is read from its decrypted copy.
+    const passwords = await this.passwordsOf(store, dir);
+    const src: BrowsableBackup = await readingSnapshot(store, id, () =>
+      unlocking(openBrowsable(dir, passwords)),
+    );
+    const row = await readingSnapshot(store, id, async () =>
+      lookupRow(src.manifestDb, domain, relativePath),
+    );
     if (!row) throw notFound(`${show(where)} is not in snapshot ${id}`);
     const type = entryTypeForFlags(row.flags);
     if (type !== 'file') throw usage(`${show(where)} is a ${type}, not a file`);
     const name = relativePath.slice(relativePath.lastIndexOf('/') + 1);
+    if (src.encrypted) {
+      const stream = await unlocking(src.encrypted.openPlaintext(row)).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw notFound(`the content of ${show(where)} is missing from snapshot ${id}`);
+        }
+        throw e;
+      });
+      return { size: row.file.size, name, stream };
+    }
     const payload = payloadPath(dir, row.fileId);
     let fh: fsp.FileHandle;
     try {
@@ -325,14 +362,45 @@ export class SnapshotBrowser implements SnapshotBrowsing {
     if (!isInside(real, this.realBackupDir)) {
       throw new MooringError('UNSAFE_PATH', `snapshot ${id} resolves outside ${this.backupDir}`);
     }
-    if (await isEncrypted(dir)) {
+    if (this.passwordsFor === undefined && (await isEncrypted(dir))) {
       throw new MooringError(
         'USAGE',
-        `snapshot ${id} of ${store.udid} is encrypted: encrypted backups cannot be browsed yet`,
+        `snapshot ${id} of ${store.udid} is encrypted: encrypted backups cannot be browsed yet here (no password store)`,
         { detail: 'ENCRYPTED' },
       );
     }
     return dir;
+  }
+
+  /** H8b: the password candidates of an encrypted snapshot; undefined for an unencrypted one. */
+  private async passwordsOf(
+    store: ReadOnlyStore,
+    dir: string,
+  ): Promise<PasswordCandidates | undefined> {
+    if (this.passwordsFor === undefined || !(await isEncrypted(dir))) return undefined;
+    return this.passwordsFor(store.udid);
+  }
+}
+
+/** H8b: one page, a wrong password worded for the UI. */
+const unlockingPage = (...a: Parameters<typeof listFilesPage>): ReturnType<typeof listFilesPage> =>
+  unlocking(listFilesPage(...a));
+
+/** H8b: a password that does not open a snapshot is a refusal the UI shows (409 ENCRYPTED). */
+async function unlocking<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof MooringError && e.code === 'WRONG_PASSWORD') {
+      throw new MooringError(
+        'USAGE',
+        e.detail === 'NO_PASSWORD'
+          ? 'this snapshot is encrypted and Mooring knows no password for it: store it with "mooring encryption password --udid UDID"'
+          : 'this snapshot is encrypted and the stored password does not open it: store the right one with "mooring encryption password --udid UDID"',
+        { detail: 'ENCRYPTED', cause: e },
+      );
+    }
+    throw e;
   }
 }
 
@@ -378,8 +446,7 @@ async function stampOf(file: string): Promise<string | undefined> {
 }
 
 /** The Manifest.db row of (domain, relativePath), by its fileID; undefined when absent. */
-function lookupRow(dir: string, domain: string, relativePath: string): ManifestRow | undefined {
-  const file = path.join(dir, MANIFEST_DB);
+function lookupRow(file: string, domain: string, relativePath: string): ManifestRow | undefined {
   const db = openManifestDb(file);
   try {
     const rows = db

@@ -64,6 +64,75 @@ export interface DeviceStatus {
    * last contact or set through setWifi; null until Mooring has talked to the device.
    */
   wifiBackups: boolean | null;
+  /** H8c: backup encryption as Mooring knows it (see EncryptionStatus). */
+  encryption: EncryptionStatus;
+}
+
+// ---- H8c: backup encryption (src/agent/encryption.ts) ----------------------------------------
+
+export interface EncryptionStatus {
+  /** The device's WillEncrypt at the last contact or change; null before Mooring asked. */
+  on: boolean | null;
+  /** Mooring's secret store holds the device's current backup password. */
+  passwordStored: boolean;
+  /** Whether the last check of the latest backup opened it with the stored password; null: not checked. */
+  latestOpens: boolean | null;
+  /** Where passwords are kept: a 0600 file, the OS keychain (desktop app), or nowhere. */
+  storeKind: 'file' | 'electron-safe-storage' | null;
+}
+
+export type EncryptionAction = 'enable' | 'change' | 'disable';
+
+/** setEncryption's request: passwords travel in bodies / IPC arguments only, never in URLs. */
+export interface EncryptionRequest {
+  action: EncryptionAction;
+  /** enable/change: the new password; left out, Mooring generates a strong one. */
+  password?: string;
+  /** change/disable: the current password; left out, the stored one is used. */
+  oldPassword?: string;
+}
+
+export interface EncryptionChangeResult {
+  ok: boolean;
+  action: EncryptionAction;
+  /** WillEncrypt as the device now has it. */
+  on: boolean;
+  /** Why not: already-on, already-off, wrong-password, passcode, cancelled, device-error, busy. */
+  failure: string | null;
+  message: string;
+  /** The new password was kept in the secret store. */
+  stored: boolean;
+  /** A password Mooring generated: shown once, here. */
+  generatedPassword: string | null;
+  /** The printable recovery sheet (self-contained HTML) for a new password, once. */
+  recoverySheet: string | null;
+}
+
+export interface StorePasswordResult {
+  stored: boolean;
+  /** It was checked against the latest encrypted backup (false: there is none to check with). */
+  checked: boolean;
+  message: string;
+}
+
+export interface RecoverySheetResult {
+  /** Suggested file name, e.g. mooring-recovery-<UDID>.html. */
+  fileName: string;
+  html: string;
+}
+
+/** H8c: backup encryption of a device, from the front ends. */
+export interface EncryptionControl {
+  /**
+   * Turns encryption on, changes the password or turns it off (mobilebackup2 ChangePassword while
+   * holding the device's backup slot; the device shows its own passcode prompt). A refusal is a
+   * result with ok false; USAGE for a device that is not known, paired or reachable.
+   */
+  setEncryption(udid: string, req: EncryptionRequest): Promise<EncryptionChangeResult>;
+  /** Keeps a password after checking it opens the latest encrypted backup (refused otherwise). */
+  storeBackupPassword(udid: string, password: string): Promise<StorePasswordResult>;
+  /** The recovery sheet with the stored password; USAGE when none is stored. */
+  recoverySheet(udid: string): Promise<RecoverySheetResult>;
 }
 
 export interface AgentStatus {
@@ -130,7 +199,7 @@ export type AgentEvent =
   | { type: 'agent'; paused: boolean; running: number };
 
 /** The agent as its front ends see it. Errors are MooringError ('USAGE' for bad input). */
-export interface AgentService extends SnapshotBrowsing {
+export interface AgentService extends SnapshotBrowsing, EncryptionControl {
   status(): AgentStatus;
   devices(): DeviceStatus[];
   device(udid: string): DeviceStatus | undefined;
@@ -186,6 +255,10 @@ export const BRIDGE_METHODS = [
   'snapshots',
   'files',
   'diff',
+  // H8c: backup encryption
+  'setEncryption',
+  'storeBackupPassword',
+  'recoverySheet',
 ] as const satisfies readonly Exclude<keyof AgentService, 'subscribe'>[];
 
 export type BridgeMethod = (typeof BRIDGE_METHODS)[number];
@@ -272,6 +345,8 @@ export interface SnapshotSummary {
   size: number;
   /** Bytes only this snapshot holds (what it added; what deleting it would free). */
   addedBytes: number;
+  /** A verification found it damaged on disk (fault matrix); absent when it is not known to be. */
+  damaged?: { at: number; problems: number; example: string };
 }
 
 /** Largest page of files one call returns. */

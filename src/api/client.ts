@@ -92,6 +92,11 @@ export class AgentClient {
     return this.json('GET', `/api/attempts${queryString(q)}`);
   }
 
+  /** A new one-time browser login link (`URL/login?code=…`; the token never goes in a URL). */
+  async loginLink(): Promise<string> {
+    return (await this.json<{ url: string }>('POST', '/api/login-link')).url;
+  }
+
   async markRead(opts: { udid?: string; upTo?: number } = {}): Promise<number> {
     return (await this.json<{ marked: number }>('POST', '/api/history/read', opts)).marked;
   }

@@ -8,6 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 
+/** An older browser cookie holding the token itself (still accepted; sessions replace it). */
 export const TOKEN_COOKIE = 'mooring_token';
 
 /** Constant-time comparison; hashing first makes the lengths equal and hides the token's. */
@@ -35,11 +36,6 @@ export function cookieValue(header: string | undefined, name: string): string | 
     if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return undefined;
-}
-
-/** `Set-Cookie` for the browser UI: script-proof, never sent by other sites. */
-export function tokenCookie(token: string): string {
-  return `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
 }
 
 export function isLoopbackHost(host: string): boolean {

@@ -5,10 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentService } from '../agent/types';
 import { isPlainObject, readJsonBody } from './body';
+import type { LoginCodes } from './browser-login';
 import { checkConfigChanges } from './config-changes';
 import { HttpError, badRequest } from './http-error';
 import { attemptQuery, checkUdid, historyQuery, queryParams, udidQuery } from './query';
 import { snapshotRoutes } from './snapshot-routes';
+import { encryptionRoutes } from './encryption-routes'; // H8c
 import { MAX_EVENT_STREAMS, type EventStreams } from './sse';
 
 export interface RouteContext {
@@ -80,7 +82,12 @@ async function configChanges(c: RouteContext): Promise<Record<string, string | n
   return checkConfigChanges(await readJsonBody(c.req), badRequest);
 }
 
-export function apiRoutes(service: AgentService, streams: EventStreams): Route[] {
+/** Every /api route; the server checks Host, Origin and the token before any of them runs. */
+export function apiRoutes(
+  service: AgentService,
+  streams: EventStreams,
+  codes: LoginCodes,
+): Route[] {
   return [
     { method: 'GET', path: /^\/api\/status$/, handle: (c) => noQuery(c, () => service.status()) },
     { method: 'GET', path: /^\/api\/devices$/, handle: (c) => noQuery(c, () => service.devices()) },
@@ -190,6 +197,16 @@ export function apiRoutes(service: AgentService, streams: EventStreams): Route[]
         return 'streamed';
       },
     },
+    {
+      // A fresh one-time browser login link, for a front end that opens the browser for the person.
+      method: 'POST',
+      path: /^\/api\/login-link$/,
+      handle: async (c) => {
+        await nothingSent(c);
+        return ok({ url: `http://${c.req.headers.host}/login?code=${codes.issue()}` });
+      },
+    },
     ...snapshotRoutes(service),
+    ...encryptionRoutes(service), // H8c
   ];
 }

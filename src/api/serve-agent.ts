@@ -18,6 +18,8 @@ export interface ServeAgentOptions {
   /** When the port is taken, listen on a free one instead of failing (the desktop app). */
   anyPortIfBusy?: boolean;
   log?: (line: string) => void;
+  /** Opt-in to a non-loopback `listen` (see ApiServerOptions.lanPassword). */
+  lanPassword?: string;
 }
 
 export interface ServedAgent {
@@ -25,6 +27,8 @@ export interface ServedAgent {
   url: string;
   port: number;
   token: string;
+  /** A new one-time login link for a browser (the token itself never goes in a URL). */
+  loginUrl(): string;
   close(): Promise<void>;
 }
 
@@ -44,6 +48,7 @@ export async function serveAgent(
       listen: { host: o.listen.host, port },
       token,
       ...(o.log ? { log: o.log } : {}),
+      ...(o.lanPassword === undefined ? {} : { lanPassword: o.lanPassword }),
     });
   let server: RunningApiServer;
   try {
@@ -69,6 +74,7 @@ export async function serveAgent(
     url: server.url,
     port: server.port,
     token,
+    loginUrl: () => server.loginUrl(),
     close: () =>
       (closing ??= (async () => {
         await removeAgentFile(o.dataDir).catch(() => undefined);

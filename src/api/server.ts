@@ -1,19 +1,38 @@
 /**
  * The agent's HTTP API on node:http: JSON routes (routes.ts) behind the Host, Origin and token
- * checks (http-guard.ts), the live event stream, and the browser UI: `/?token=` (the printed URL)
- * turns into a cookie, then `/` serves the UI's page and `/ui/…` its files (ui-files.ts).
+ * checks (http-guard.ts), the live event stream, and the browser UI. Browsers sign in at /login
+ * (a one-time link, or a form taking the LAN password or the token: browser-login.ts) and get a
+ * session cookie; then `/` serves the UI's page and `/ui/…` its files (ui-files.ts). The token
+ * itself is never accepted in a URL.
+ *
+ * Loopback only, unless a LAN password is given: then the server may listen on any address, the
+ * Host header may also name this computer's LAN addresses and names, and browsers there sign in
+ * with the password. Plain HTTP (no TLS yet: see docs/DECISIONS.md, "The API on a LAN").
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import type { AgentService } from '../agent/types';
 import { isMooringError, MooringError } from '../util/errors';
 import {
+  clearedSessionCookie,
+  LoginCodes,
+  LoginRateLimiter,
+  loginPage,
+  LOGIN_CSP,
+  PasswordCheck,
+  SESSION_COOKIE,
+  SessionCookies,
+  sessionCookie,
+} from './browser-login';
+import {
   allowedHosts,
+  cookieValue,
   hostAllowed,
   isLoopbackHost,
   originAllowed,
   requestToken,
-  tokenCookie,
+  TOKEN_COOKIE,
   tokensEqual,
 } from './http-guard';
 import { HttpError } from './http-error';
@@ -29,11 +48,11 @@ export interface ApiServerOptions {
   token: string;
   log?: (line: string) => void;
   /**
-   * Listen on an address other computers can reach (e.g. a NAS). Off by default: the token is
-   * then the only guard, and it travels over plain HTTP.
+   * Required to listen on an address other computers can reach (e.g. a NAS): browsers there sign
+   * in with it (rate-limited), API clients still send the token. Without it only loopback works.
    */
-  allowRemote?: boolean;
-  /** More names the Host header may carry (with the port), for allowRemote set-ups. */
+  lanPassword?: string;
+  /** More names the Host header may carry (with the port), e.g. a NAS's DNS name. */
   hostNames?: string[];
   /** Interval of the event stream's keepalive comments (default 15 s). */
   keepaliveMs?: number;
@@ -45,8 +64,13 @@ export interface RunningApiServer {
   /** http://HOST:PORT, without the token. */
   url: string;
   port: number;
+  /** A new one-time login link for a browser (`URL/login?code=…`): valid once, for 10 minutes. */
+  loginUrl(): string;
   close(): Promise<void>;
 }
+
+/** Largest sign-in form accepted. */
+const MAX_LOGIN_BODY_BYTES = 4096;
 
 /** Slow or stalled uploads are dropped after this long. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -98,47 +122,155 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** The names and addresses by which other computers may reach this one (for the Host check). */
+export function lanHostNames(listenHost: string): string[] {
+  const names = [os.hostname(), `${os.hostname()}.local`];
+  if (listenHost === '0.0.0.0' || listenHost === '::') {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) names.push(a.address);
+    }
+  }
+  return names;
+}
+
+function redirect(res: ServerResponse, location: string, cookie?: string): void {
+  res.writeHead(303, {
+    ...COMMON_HEADERS,
+    Location: location,
+    ...(cookie === undefined ? {} : { 'Set-Cookie': cookie }),
+  });
+  res.end();
+}
+
+function sendLoginPage(
+  res: ServerResponse,
+  status: number,
+  lan: boolean,
+  message?: string,
+  extra: Record<string, string> = {},
+): void {
+  const html = loginPage({ lan, ...(message === undefined ? {} : { message }) });
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    ...extra,
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Security-Policy': LOGIN_CSP,
+    'Content-Length': Buffer.byteLength(html),
+  });
+  res.end(html);
+}
+
+/** The `secret` field of a url-encoded sign-in form, at most MAX_LOGIN_BODY_BYTES. */
+async function readLoginSecret(req: IncomingMessage): Promise<string> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
+    throw new HttpError(
+      415,
+      'BAD_REQUEST',
+      'send the sign-in form as application/x-www-form-urlencoded',
+    );
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const tooLarge = new HttpError(
+    413,
+    'TOO_LARGE',
+    `sign-in form larger than ${MAX_LOGIN_BODY_BYTES} bytes`,
+  );
+  if (declared > MAX_LOGIN_BODY_BYTES) throw tooLarge;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_LOGIN_BODY_BYTES) throw tooLarge;
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('secret') ?? '';
+}
+
 export async function startApiServer(o: ApiServerOptions): Promise<RunningApiServer> {
-  if (!o.allowRemote && !isLoopbackHost(o.listen.host)) {
+  const lan = o.lanPassword !== undefined;
+  if (!lan && !isLoopbackHost(o.listen.host)) {
     throw new MooringError(
       'USAGE',
-      `--listen: ${o.listen.host} is not a loopback address; the API listens on 127.0.0.1, ::1 or localhost only`,
+      `--listen: ${o.listen.host} is not a loopback address. The API listens on 127.0.0.1, ::1 or localhost unless you opt in to your network with a password: --lan-password-file FILE (browsers there then sign in with it; API clients still need the token)`,
     );
   }
   const streams = new EventStreams(o.service, o.keepaliveMs);
-  const routes: Route[] = apiRoutes(o.service, streams);
+  const codes = new LoginCodes();
+  const sessions = new SessionCookies(o.token, o.lanPassword);
+  const limiter = new LoginRateLimiter();
+  const password = lan ? await PasswordCheck.of(o.lanPassword!) : undefined;
   const uiDir = o.uiDir === undefined ? defaultUiDir() : (o.uiDir ?? undefined);
   let hosts = new Set<string>();
   let origin = '';
+  const routes: Route[] = apiRoutes(o.service, streams, codes);
 
+  /** The token (Authorization: Bearer, or the older token cookie), else a valid session cookie. */
   const authorised = (req: IncomingMessage): boolean => {
-    const t = requestToken(req);
-    return t !== undefined && tokensEqual(t, o.token);
+    const cookie = req.headers.cookie;
+    if (
+      req.headers.authorization !== undefined ||
+      cookieValue(cookie, TOKEN_COOKIE) !== undefined
+    ) {
+      const t = requestToken(req);
+      if (t !== undefined && tokensEqual(t, o.token)) return true;
+      if (req.headers.authorization !== undefined) return false;
+    }
+    return sessions.valid(cookieValue(cookie, SESSION_COOKIE));
   };
 
-  const page = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
-    const given = url.searchParams.get('token');
-    if (given !== null) {
-      if (!tokensEqual(given, o.token)) {
-        throw new HttpError(
-          401,
-          'UNAUTHORIZED',
-          'wrong token: open the URL `mooring agent` printed',
-        );
+  const login = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    if (req.method === 'POST') {
+      const address = req.socket.remoteAddress ?? '?';
+      const wait = limiter.retryAfter(address);
+      if (wait > 0) {
+        o.log?.(`api: sign-in from ${address} refused: too many failed attempts`);
+        sendLoginPage(res, 429, lan, `Too many failed attempts: wait ${wait} s and try again.`, {
+          'Retry-After': String(wait),
+        });
+        return;
       }
-      // The token leaves the address bar (and history) at once; the cookie carries it from now on.
-      res.writeHead(303, { ...COMMON_HEADERS, 'Set-Cookie': tokenCookie(o.token), Location: '/' });
-      res.end();
+      const secret = await readLoginSecret(req);
+      const ok =
+        secret !== '' &&
+        (tokensEqual(secret, o.token) ||
+          (password !== undefined && (await password.matches(secret))));
+      if (!ok) {
+        limiter.failed(address);
+        o.log?.(`api: failed sign-in from ${address}`);
+        sendLoginPage(res, 401, lan, lan ? 'Wrong password.' : 'Wrong access token.');
+        return;
+      }
+      redirect(res, '/', sessionCookie(sessions.issue(), false));
       return;
     }
-    // The UI only for a browser holding the token cookie: the page itself is no secret, but
-    // without the cookie every call it makes would fail; the placeholder says what to open.
-    const index = uiDir !== undefined && authorised(req) ? await readUiIndex(uiDir) : undefined;
+    const code = url.searchParams.get('code');
+    // HEAD (link previews) never spends a one-time code.
+    if (code === null || req.method === 'HEAD') {
+      sendLoginPage(res, 200, lan);
+    } else if (codes.consume(code)) {
+      redirect(res, '/', sessionCookie(sessions.issue(), false));
+    } else {
+      sendLoginPage(
+        res,
+        401,
+        lan,
+        'This login link has expired or was already used: sign in below.',
+      );
+    }
+  };
+
+  const page = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (!authorised(req)) {
+      redirect(res, '/login');
+      return;
+    }
+    const index = uiDir !== undefined ? await readUiIndex(uiDir) : undefined;
     if (index !== undefined) {
       sendBody(req, res, 'text/html; charset=utf-8', index, UI_CSP);
       return;
     }
-    const html = placeholderPage(authorised(req));
+    const html = placeholderPage();
     res.writeHead(200, {
       ...COMMON_HEADERS,
       'Content-Type': 'text/html; charset=utf-8',
@@ -163,9 +295,25 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     const raw = req.url ?? '';
     if (!raw.startsWith('/')) throw new HttpError(400, 'BAD_REQUEST', 'expected a path');
     const url = new URL(raw, origin);
+    if (url.searchParams.has('token')) {
+      // A token in a URL ends up in histories and logs: refused everywhere, even a right one.
+      throw new HttpError(
+        400,
+        'TOKEN_IN_URL',
+        'the access token is never accepted in a URL: open the login link `mooring agent` printed, sign in at /login, or send Authorization: Bearer TOKEN',
+      );
+    }
     const read = req.method === 'GET' || req.method === 'HEAD';
     if (url.pathname === '/' && read) {
-      await page(req, res, url);
+      await page(req, res);
+      return;
+    }
+    if (url.pathname === '/login' && (read || req.method === 'POST')) {
+      await login(req, res, url);
+      return;
+    }
+    if (url.pathname === '/logout' && req.method === 'POST') {
+      redirect(res, '/login', clearedSessionCookie(false));
       return;
     }
     if (url.pathname.startsWith('/ui/') && read) {
@@ -239,13 +387,18 @@ export async function startApiServer(o: ApiServerOptions): Promise<RunningApiSer
     });
   });
   const port = (server.address() as AddressInfo).port;
-  hosts = allowedHosts(port, [o.listen.host, ...(o.hostNames ?? [])]);
+  hosts = allowedHosts(port, [
+    o.listen.host,
+    ...(lan ? lanHostNames(o.listen.host) : []),
+    ...(o.hostNames ?? []),
+  ]);
   origin = `http://${urlHost(o.listen.host)}:${port}`;
 
   let closing: Promise<void> | undefined;
   return {
     url: origin,
     port,
+    loginUrl: () => `${origin}/login?code=${codes.issue()}`,
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         streams.closeAll();

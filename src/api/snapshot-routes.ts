@@ -1,7 +1,7 @@
 /**
  * Snapshot browsing over HTTP (read-only): the device's snapshots, a page of a snapshot's files,
  * the diff of two snapshots, and one file as a download. Parameters are checked here before the
- * agent sees them (it checks again); the agent's "not found" and "encrypted" become 404 and 409.
+ * agent sees them (it checks again); the agent's "not found" becomes 404, "encrypted" (no password that opens it) and a damaged snapshot 409.
  */
 import { pipeline } from 'node:stream/promises';
 import { MAX_FILE_PAGE, type FileQuery, type SnapshotBrowsing } from '../agent/types';
@@ -58,6 +58,8 @@ async function answer(run: () => Promise<Reply>): Promise<Reply> {
     if (e instanceof MooringError) {
       if (e.detail === 'NOT_FOUND') throw new HttpError(404, 'NOT_FOUND', e.message);
       if (e.detail === 'ENCRYPTED') throw new HttpError(409, 'ENCRYPTED', e.message);
+      // A snapshot whose files do not parse is damaged on disk: the request was fine.
+      if (e.code === 'MALFORMED') throw new HttpError(409, 'DAMAGED', e.message);
       if (e.code === 'UNSAFE_PATH') throw new HttpError(403, 'UNSAFE_PATH', e.message);
     }
     throw e;

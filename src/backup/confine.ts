@@ -8,7 +8,7 @@
  * symlink, and the deepest existing component must really lie under the root (realpath). Paths that
  * do not exist yet are fine: mkdir/rename create real directories and files, never links.
  */
-import { promises as fsp } from 'node:fs';
+import { lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
 import { MAX_DL_PATH_BYTES } from '../protocol/device-link';
@@ -60,24 +60,33 @@ export function devicePathSegments(udid: string, devicePath: string): string[] {
   return segments;
 }
 
-/** Resolves device paths for one target; remembers the root's real path. */
+/**
+ * Resolves device paths for one target; remembers the root's real path. The checks use
+ * synchronous calls (an lstat per segment and one realpath): this runs for every file a device
+ * sends, and an awaited fs call costs several times the syscall in thread-pool hand-offs.
+ */
 export class PathConfiner {
-  private realRoot: Promise<string> | undefined;
+  private realRoot: string | undefined;
 
   constructor(readonly target: BackupTarget) {}
 
   /** The host path for `devicePath`, or UNSAFE_PATH (detail: the device path). */
   async resolve(devicePath: string): Promise<string> {
+    return this.resolveSync(devicePath);
+  }
+
+  /** resolve(), synchronously (throws instead of rejecting). */
+  resolveSync(devicePath: string): string {
     const segments = devicePathSegments(this.target.udid, devicePath);
-    this.realRoot ??= fsp.realpath(this.target.root);
-    const realRoot = await this.realRoot;
+    this.realRoot ??= realpathSync.native(this.target.root);
+    const realRoot = this.realRoot;
     let current = this.target.root;
     let deepestExisting = this.target.root;
     for (const segment of segments) {
       current = path.join(current, segment);
       let st;
       try {
-        st = await fsp.lstat(current);
+        st = lstatSync(current);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         // The rest does not exist (yet): nothing below can be a link. ENOTDIR: the operation itself
@@ -88,7 +97,7 @@ export class PathConfiner {
       if (st.isSymbolicLink()) throw unsafe(devicePath, `${segment} on this computer is a symlink`);
       deepestExisting = current;
     }
-    const real = await fsp.realpath(deepestExisting);
+    const real = realpathSync.native(deepestExisting);
     const rel = path.relative(realRoot, real);
     if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
       throw unsafe(devicePath, 'it resolves outside the backup folder');

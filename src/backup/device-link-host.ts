@@ -30,6 +30,9 @@ import type { BackupTarget } from './target';
 /** Refused paths kept in the result (a hostile device could send thousands). */
 export const MAX_RECORDED_REFUSALS = 1000;
 
+/** H7h: unknown device messages answered before the backup is given up (real devices send none). */
+export const MAX_UNKNOWN_DL_MESSAGES = 1000;
+
 /** The text LIMD answers to a request it cannot honour (e.g. PurgeDiskSpace). */
 export const NOT_SUPPORTED_TEXT = 'Operation not supported';
 
@@ -78,6 +81,7 @@ export class DeviceLinkHost {
   diskFull = false;
   /** Messages we had no handler for (answered "not supported"). */
   readonly unknownMessages: string[] = [];
+  unknownCount = 0; // H7h
 
   private readonly confiner: PathConfiner;
   private readonly streams: FileStreamContext;
@@ -291,6 +295,13 @@ export class DeviceLinkHost {
 
   /** A message we have no handler for: answer like an unsupported request, so the device never waits. */
   private async notSupported(name: string): Promise<undefined> {
+    // H7h: a device that only chats (unknown messages for ever) must not keep the backup open.
+    if (++this.unknownCount > MAX_UNKNOWN_DL_MESSAGES) {
+      throw new MooringError(
+        'PROTOCOL',
+        `the device sent more than ${MAX_UNKNOWN_DL_MESSAGES} messages Mooring does not know (e.g. ${JSON.stringify(this.unknownMessages[0])})`,
+      );
+    }
     if (this.unknownMessages.length < 100) this.unknownMessages.push(name);
     await this.reply(-1, NOT_SUPPORTED_TEXT, {});
     return undefined;

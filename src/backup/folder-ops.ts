@@ -3,9 +3,18 @@
  * already confined. Everything obeys THE RULE (brief: hard-linked snapshots share inodes): nothing
  * here opens an existing file for writing — removes unlink, moves rename, copies create new files.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
+import {
+  constants as fsc,
+  lstatSync,
+  mkdirSync,
+  promises as fsp,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { DlFileType } from '../protocol/device-link';
+import { setDictEntry } from '../protocol/plist';
 import type { PlistDict } from '../protocol/plist/types';
 import { isTempFileName } from './atomic-file';
 import { errnoError, errnoOf } from './dl-status';
@@ -25,6 +34,10 @@ async function lstatOrUndefined(p: string): Promise<import('node:fs').Stats | un
   }
 }
 
+// The per-file requests below (listing entries, mkdir, remove, move) use synchronous calls: a
+// backup makes one per file, and an awaited fs call costs several times the syscall itself in
+// thread-pool hand-offs (docs/BENCHMARKS.md). Whole trees (remove, copy) stay asynchronous.
+
 /**
  * Non-recursive listing: name → {DLFileType, DLFileSize, DLFileModificationDate}. A missing folder
  * lists as empty (what the device expects). Symlinks and other odd entries are "Unknown" and never
@@ -33,7 +46,7 @@ async function lstatOrUndefined(p: string): Promise<import('node:fs').Stats | un
 export async function listDirectory(dir: string): Promise<PlistDict> {
   let names: string[];
   try {
-    names = await fsp.readdir(dir);
+    names = readdirSync(dir);
   } catch (e) {
     const errno = errnoOf(e);
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return {};
@@ -44,9 +57,10 @@ export async function listDirectory(dir: string): Promise<PlistDict> {
   for (const name of names.sort()) {
     if (isTempFileName(name)) continue;
     if (n++ >= MAX_LISTING_ENTRIES) break;
-    const st = await lstatOrUndefined(path.join(dir, name));
+    const st = lstatSync(path.join(dir, name), { throwIfNoEntry: false });
     if (!st) continue; // removed meanwhile
-    out[name] = {
+    // Names were chosen by the device: `__proto__` must stay a key, not a prototype.
+    setDictEntry(out, name, {
       DLFileType: st.isDirectory()
         ? DlFileType.DIRECTORY
         : st.isFile()
@@ -54,20 +68,29 @@ export async function listDirectory(dir: string): Promise<PlistDict> {
           : DlFileType.UNKNOWN,
       DLFileSize: st.size,
       DLFileModificationDate: st.mtime,
-    };
+    });
   }
   return out;
 }
 
 /** mkdir -p, mode 0755; an existing folder is success, an existing file is EEXIST. */
 export async function createDirectory(dir: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-  const st = await fsp.lstat(dir);
-  if (!st.isDirectory()) throw errnoError('EEXIST', `${dir} exists and is not a directory`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (!lstatSync(dir).isDirectory())
+    throw errnoError('EEXIST', `${dir} exists and is not a directory`);
 }
 
 /** Deletes a file or a whole tree (unlinking; symlinks are removed, never followed). Missing is fine. */
 export async function removeItem(p: string): Promise<void> {
+  try {
+    unlinkSync(p); // the usual case: one file
+    return;
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno === 'ENOENT') return;
+    // A folder (EISDIR on Linux, EPERM on macOS) or another refusal: the general way decides.
+    if (errno !== 'EISDIR' && errno !== 'EPERM' && errno !== 'EACCES') throw e;
+  }
   await fsp.rm(p, { recursive: true, force: true });
 }
 
@@ -75,13 +98,28 @@ export async function removeItem(p: string): Promise<void> {
  * rename(src, dst). A destination that exists is removed first when a rename could not replace
  * it (a folder on either side); a file over a file is replaced by rename itself, atomically. The
  * source is checked first, so a bogus move never deletes the destination.
+ *
+ * The usual case (a file over a file or over nothing) is one rename: it fails without touching
+ * anything when the source is missing (ENOENT, reaching the device as −6) or when a folder is in
+ * the way, and only then are the two looked at.
  */
 export async function moveItem(src: string, dst: string): Promise<void> {
-  const s = await fsp.lstat(src); // ENOENT reaches the device as −6
-  if (path.resolve(src) === path.resolve(dst)) return;
-  const d = await lstatOrUndefined(dst);
+  if (path.resolve(src) === path.resolve(dst)) {
+    lstatSync(src); // ENOENT for a missing source, as any other move
+    return;
+  }
+  try {
+    renameSync(src, dst);
+    return;
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno !== 'EISDIR' && errno !== 'ENOTDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST')
+      throw e;
+  }
+  const s = lstatSync(src);
+  const d = lstatSync(dst, { throwIfNoEntry: false });
   if (d && (d.isDirectory() || s.isDirectory())) await removeItem(dst);
-  await fsp.rename(src, dst);
+  renameSync(src, dst);
 }
 
 /**

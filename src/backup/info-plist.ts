@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { isMooringError } from '../util/errors';
-import { encodeXmlPlist } from '../protocol/plist';
+import { encodeXmlPlist, setDictEntry } from '../protocol/plist';
 import { isPlistDict, type PlistDict, type PlistValue } from '../protocol/plist/types';
 import type { AfcClient } from '../services/afc';
 import {
@@ -74,7 +74,8 @@ export function buildInfoPlist(m: InfoPlistMaterial): PlistDict {
     const sinf = app.ApplicationSINF;
     const meta = app.iTunesMetadata;
     if (Buffer.isBuffer(sinf) && Buffer.isBuffer(meta)) {
-      applications[id] = { ApplicationSINF: sinf, iTunesMetadata: meta };
+      // The bundle id comes from the device: `__proto__` must stay a key, not a prototype.
+      setDictEntry(applications, id, { ApplicationSINF: sinf, iTunesMetadata: meta });
     }
   }
   const info: PlistDict = {};

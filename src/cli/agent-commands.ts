@@ -96,6 +96,7 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
     const usbmuxd = flags.get('usbmuxd');
     const mdnsInterface = flags.get('mdns-interface');
     const wifiPort = flags.get('wifi-port');
+    const lanPasswordFile = flags.get('lan-password-file');
     return agentCommand({
       dataDir: a.dataDir,
       listen: flags.get('listen') ?? DEFAULT_LISTEN,
@@ -103,7 +104,9 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
       ...(usbmuxd === undefined ? {} : { usbmuxd }),
       ...(mdnsInterface === undefined ? {} : { mdnsInterface }),
       ...(wifiPort === undefined ? {} : { wifiPort }),
+      ...(lanPasswordFile === undefined ? {} : { lanPasswordFile }),
       sim: flags.has('sim'),
+      noStorePasswords: flags.has('no-store-passwords'), // H8c
       out,
       err,
     });

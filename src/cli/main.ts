@@ -20,6 +20,15 @@ import { retentionFromFlags } from '../store';
 import { AgentApiError } from '../api/client';
 import { EXIT_NO_AGENT, NoAgentError } from './agent-connection';
 import { AGENT_COMMANDS, agentDevices, runAgentCommand } from './agent-commands';
+// H8b: backup encryption and encrypted snapshots
+import {
+  encryptionCommand,
+  ENCRYPTION_USAGE,
+  readPasswordFile,
+  terminalPrompt,
+} from './commands/encryption';
+import { FileSecretStore, passwordCandidates, secretsDir } from '../secrets';
+import type { PasswordCandidates } from '../store/encrypted';
 
 export const USAGE = `Usage: mooring COMMAND [options]
 
@@ -39,16 +48,31 @@ Commands:
   verify [--snapshot S] [--no-hash]
                                check every file of a backup against its Manifest.db
   files [--snapshot S] [--domain D] [PATTERN]
-                               list files in a backup (unencrypted backups)
+                               list files in a backup
   extract [--snapshot S] [--domain D] [PATTERN] --to DIR
                                copy files out of a backup
   diff S1 S2                   files added, removed and changed between two snapshots
+                               (files, extract, diff: encrypted backups open with the
+                               stored password, or --password-file FILE)
+  encryption on|off|change --udid U [--password-file F] [--old-password-file F]
+             [--generate] [--no-store] [--out SHEET.html]
+                               backup encryption on the device (it asks for its passcode);
+                               "on" without a password generates one, prints it once and
+                               writes a recovery sheet; Mooring keeps it (0600 file) unless
+                               --no-store
+  encryption status|password|sheet --udid U
+                               is encryption on; tell Mooring the password; print the
+                               recovery sheet again
 
 The agent (automatic backups; the commands below talk to it):
   agent [--listen 127.0.0.1:PORT] [--backup-dir DIR] [--usbmuxd ADDR|off]
         [--mdns-interface ADDR|off] [--wifi-port lockdown|advertised] [--sim]
+        [--lan-password-file FILE] [--no-store-passwords]
                                run discovery, the schedule and the HTTP API (default
-                               127.0.0.1:47110); prints its URL
+                               127.0.0.1:47110); prints a one-time browser login link;
+                               a LAN --listen (0.0.0.0:PORT) needs --lan-password-file;
+                               backup passwords go to DATA/secrets (0600) unless
+                               --no-store-passwords
   status                       the agent, its devices and unread notifications
   devices                      (while an agent runs) what the agent knows of each device
   history [--udid U] [--severity info|warning|error] [--kind K] [--limit N] [--before ID]
@@ -98,6 +122,10 @@ const VALUED = [
   'backup-dir',
   'mdns-interface',
   'wifi-port',
+  'lan-password-file', // H7a: mooring agent --listen beyond loopback
+  'password-file', // H8b: encryption and encrypted backups
+  'old-password-file', // H8b
+  'out', // H8b: recovery sheet
   'agent',
   'limit',
   'before',
@@ -105,7 +133,18 @@ const VALUED = [
   'kind',
   'outcome',
 ] as const;
-const BOOLEANS = ['json', 'sim', 'help', 'full', 'dry-run', 'no-hash', 'wait'] as const;
+const BOOLEANS = [
+  'json',
+  'sim',
+  'help',
+  'full',
+  'dry-run',
+  'no-hash',
+  'wait',
+  'generate', // H8b
+  'no-store', // H8b
+  'no-store-passwords', // H8c: mooring agent keeps no backup passwords
+] as const;
 
 function parseVia(v: string | undefined): Via {
   if (v === undefined) return 'auto';
@@ -155,7 +194,7 @@ export async function main(
       throw new UsageError("--via wifi needs --host ADDRESS (the device's Wi-Fi address)");
     }
     const json = flags.has('json');
-    if (sim && ['backup', 'info', 'wifi'].includes(command)) {
+    if (sim && ['backup', 'info', 'wifi', 'encryption'].includes(command)) {
       // The simulated iPhone trusts this computer without a person: pair it on first use.
       const known = await findPairRecord(sim.udid, {
         usbmuxd: usbmuxd(ctx),
@@ -168,6 +207,20 @@ export async function main(
       ...(udid === undefined ? {} : { udid }),
       json,
     });
+    // H8b: encrypted snapshots open with --password-file, then the stored passwords.
+    const passwordFile = flags.get('password-file');
+    const passwordsFor =
+      (deviceUdid: string): PasswordCandidates =>
+      async (keyBagId) => {
+        const given =
+          passwordFile === undefined ? [] : [await readPasswordFile(passwordFile, 'the password')];
+        const stored = new FileSecretStore(secretsDir(dataDir));
+        const list = await passwordCandidates(stored, deviceUdid, given)(keyBagId);
+        // Nothing stored (e.g. --no-store users) and a person at a terminal: ask.
+        const prompt = list.length === 0 ? terminalPrompt() : undefined;
+        if (prompt) list.push(await prompt(`Backup password of ${deviceUdid}: `));
+        return list;
+      };
     const noMore = (): void => {
       if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
     };
@@ -245,6 +298,7 @@ export async function main(
           snapshot: flags.get('snapshot'),
           domain: flags.get('domain'),
           pattern: rest[0],
+          passwordsFor, // H8b
         };
         if (command === 'files') return await filesCommand(ctx, storeArgs(), q);
         const to = flags.get('to');
@@ -256,7 +310,28 @@ export async function main(
         if (from === undefined || to === undefined || extra.length > 0) {
           throw new UsageError('usage: mooring diff SNAPSHOT1 SNAPSHOT2 [--udid U] [--dest DIR]');
         }
-        return await diffCommand(ctx, storeArgs(), from, to);
+        return await diffCommand(ctx, storeArgs(), from, to, passwordsFor); // H8b
+      }
+      case 'encryption': {
+        // H8b
+        const [sub, ...extra] = rest;
+        if (sub === undefined || extra.length > 0) throw new UsageError(ENCRYPTION_USAGE);
+        const prompt = terminalPrompt();
+        return await encryptionCommand(ctx, {
+          sub,
+          ...(udid === undefined ? {} : { udid }),
+          via,
+          ...(flags.has('dest') ? { dest: flags.get('dest')! } : {}),
+          ...(passwordFile === undefined ? {} : { passwordFile }),
+          ...(flags.has('old-password-file')
+            ? { oldPasswordFile: flags.get('old-password-file')! }
+            : {}),
+          generate: flags.has('generate'),
+          noStore: flags.has('no-store'),
+          ...(flags.has('out') ? { out: flags.get('out')! } : {}),
+          json,
+          ...(prompt ? { prompt } : {}),
+        });
       }
       default:
         throw new UsageError(`unknown command "${command}"`);

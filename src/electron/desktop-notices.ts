@@ -34,9 +34,11 @@ export const DESKTOP_CATEGORY: Record<ReasonCode, NoticeCategory | null> = {
   DEVICE_ERROR: 'failure',
   VERIFICATION_FAILED: 'failure',
   BACKUP_FAILED: 'failure',
+  DEVICE_MISBEHAVED: 'failure', // H7h: a security notification
   CANCELLED: null, // someone chose it
   INTERRUPTED: null, // Mooring stopped; the next run is scheduled
   BACKUP_SUCCEEDED: null,
+  ENCRYPTED_NOT_OPENED: null, // H8c: shown in Notifications and on the device's Encryption row
   PAIRING_INVALID: 'pairing',
   PAIRING_EXPIRING: 'pairing',
   NO_RECENT_BACKUP: 'stale',

@@ -23,6 +23,7 @@ import { isMooringError } from '../util/errors';
 import { isUdid, UDID_EXAMPLE } from '../util/udid';
 import { isPlainObject } from '../api/body';
 import { checkConfigChanges } from '../api/config-changes';
+import { checkEncryptionRequest, checkStorePasswordBody } from '../api/encryption-routes'; // H8c
 import { APP_SCHEME } from './app-protocol';
 
 /** ipcRenderer.invoke(CALL_CHANNEL, method, args) → CallResult. Repeated in preload.ts (sandboxed: it can require nothing but electron). */
@@ -174,6 +175,16 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
     return [udid(a[0]), a[1]];
   },
   pair: (a) => (arity('pair', a, 1, 1), [udid(a[0])]),
+  // H8c: backup encryption; password checks never echo the value (no show()).
+  setEncryption: (a) => {
+    arity('setEncryption', a, 2, 2);
+    return [udid(a[0]), checkEncryptionRequest(a[1], usage)];
+  },
+  storeBackupPassword: (a) => {
+    arity('storeBackupPassword', a, 2, 2);
+    return [udid(a[0]), checkStorePasswordBody({ password: a[1] }, usage)];
+  },
+  recoverySheet: (a) => (arity('recoverySheet', a, 1, 1), [udid(a[0])]),
 };
 
 /** Longest domain or pattern text, and cursor, a files() query may carry (as the store allows). */

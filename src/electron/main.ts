@@ -26,6 +26,7 @@ import {
   powerMonitor,
   powerSaveBlocker,
   protocol,
+  safeStorage,
   session,
   shell,
   Tray,
@@ -39,6 +40,7 @@ import type { AgentEvent } from '../agent/types';
 import { acquireAgentLock, type AgentLock } from '../api/agent-file';
 import { DEFAULT_API_LISTEN, serveAgent, type ServedAgent } from '../api/serve-agent';
 import { defaultDataDir } from '../util/paths';
+import { ElectronSafeStorageStore, secretsDir } from '../secrets'; // H8c
 import type { AttemptRow } from '../history/types';
 import { UsbmuxdClient } from '../transport/usbmuxd-client';
 import { routeOf, type TrayAction } from './actions';
@@ -179,6 +181,8 @@ function showWindow(route = '#/'): void {
         webSecurity: true,
         spellcheck: false,
         devTools: !app.isPackaged,
+        // A middle click would open a link in a new window (electronegativity AUXCLICK_JS_CHECK).
+        disableBlinkFeatures: 'Auxclick',
       },
     });
     win.once('ready-to-show', () => win?.show());
@@ -271,6 +275,8 @@ async function startAgent(): Promise<Agent> {
     usbmuxd: new UsbmuxdClient(),
     mdns: {},
     log,
+    // H8c: backup passwords sealed by the OS keychain (safeStorage), never in plain files.
+    secrets: new ElectronSafeStorageStore(secretsDir(dataDir), safeStorage),
   });
   for (const d of a.devices()) {
     const done = a.attempts({ udid: d.udid, limit: 5 }).items.find((x) => x.outcome !== 'running');

@@ -36,6 +36,8 @@ export interface MbFileRecord {
   target?: string;
   /** SHA-1 of the content (20 bytes) when known. */
   digest?: Buffer;
+  /** H8a: encrypted backups: 4-byte LE class + RFC 3394-wrapped file key (an NSMutableData). */
+  encryptionKey?: Buffer;
 }
 
 /** Bounds for decoding one archive: a real MBFile has about ten objects. */
@@ -43,6 +45,10 @@ export const MAX_MBFILE_BYTES = 64 * 1024;
 const MBFILE_LIMITS = { maxDepth: 8, maxObjects: 256 };
 
 const CLASS_INFO: PlistDict = { $classname: 'MBFile', $classes: ['MBFile', 'NSObject'] };
+const DATA_CLASS_INFO: PlistDict = {
+  $classname: 'NSMutableData',
+  $classes: ['NSMutableData', 'NSData', 'NSObject'],
+}; // H8a
 
 export function encodeMbFile(r: MbFileRecord): Buffer {
   const objects: PlistValue[] = ['$null'];
@@ -65,6 +71,8 @@ export function encodeMbFile(r: MbFileRecord): Buffer {
   root.ProtectionClass = r.protectionClass;
   if (r.target !== undefined) root.Target = ref(r.target);
   if (r.digest !== undefined) root.Digest = ref(r.digest);
+  if (r.encryptionKey !== undefined)
+    root.EncryptionKey = ref({ 'NS.data': r.encryptionKey, $class: ref(DATA_CLASS_INFO) }); // H8a
   root.$class = ref(CLASS_INFO);
   return encodeBinaryPlist({
     $version: 100000,
@@ -150,6 +158,13 @@ export function decodeMbFile(buf: Buffer): MbFileRecord {
   if (digest !== undefined) {
     if (!Buffer.isBuffer(digest)) throw bad('Digest is not data');
     rec.digest = digest;
+  }
+  // H8a: EncryptionKey is an NSMutableData archive ({NS.data}); plain data tolerated.
+  const ek = deref(objects, root.EncryptionKey);
+  if (ek !== undefined) {
+    const data = isPlistDict(ek) ? ek['NS.data'] : ek;
+    if (!Buffer.isBuffer(data)) throw bad('EncryptionKey is not data');
+    rec.encryptionKey = data;
   }
   return rec;
 }

@@ -60,10 +60,12 @@ export const REASONS = {
   DEVICE_ERROR: { kind: 'backup', severity: 'error', hasFix: true },
   VERIFICATION_FAILED: { kind: 'backup', severity: 'error', hasFix: true },
   BACKUP_FAILED: { kind: 'backup', severity: 'error', hasFix: true },
+  DEVICE_MISBEHAVED: { kind: 'backup', severity: 'error', hasFix: true }, // H7h: a security notification
   CANCELLED: { kind: 'backup', severity: 'info', hasFix: false },
   INTERRUPTED: { kind: 'backup', severity: 'warning', hasFix: false },
   BACKUP_SUCCEEDED: { kind: 'backup', severity: 'info', hasFix: false },
   PRUNE_FAILED: { kind: 'backup', severity: 'warning', hasFix: true },
+  ENCRYPTED_NOT_OPENED: { kind: 'backup', severity: 'warning', hasFix: true }, // H8c
   PAIRING_INVALID: { kind: 'pairing', severity: 'error', hasFix: true },
   PAIRING_EXPIRING: { kind: 'pairing', severity: 'warning', hasFix: true },
   NO_RECENT_BACKUP: { kind: 'stale', severity: 'warning', hasFix: true },
@@ -369,6 +371,35 @@ export function verificationFailed(p: { problems: number; firstProblem?: string 
   );
 }
 
+/**
+ * H7h — a security notification: the device broke the protocol in a way a phone that works never
+ * does (paths outside its folder, impossible lengths, malformed messages, trickling bytes). The
+ * backup was stopped and nothing outside the device's folder was touched; `params.security` is
+ * true so a UI or a webhook can single these out.
+ */
+export function deviceMisbehaved(p: {
+  detail: string;
+  refusedPaths?: number;
+  firstRefusedPath?: string;
+}): Notice {
+  const n = p.refusedPaths ?? 0;
+  const what =
+    n > 0
+      ? `tried to use ${formatCount(n)} unsafe ${n === 1 ? 'path' : 'paths'} (outside its backup folder, or too long or deep${p.firstRefusedPath === undefined ? '' : `, e.g. "${quote(p.firstRefusedPath)}"`}); Mooring refused every one`
+      : `sent something a working iPhone never sends (${quote(p.detail)})`;
+  return notice(
+    'DEVICE_MISBEHAVED',
+    `Security: the device ${what} and the backup was stopped; nothing outside the device's backup folder was written or read, and the last complete backup is untouched`,
+    'If this happens again, do not trust this device: disconnect it, update or restore it, and report the message; the agent log has the details',
+    facts({
+      security: true,
+      detail: quote(p.detail),
+      refusedPaths: p.refusedPaths,
+      firstRefusedPath: p.firstRefusedPath === undefined ? undefined : quote(p.firstRefusedPath),
+    }),
+  );
+}
+
 /** A failure with no more specific reason (a protocol error, this computer's disk, a bug). */
 export function backupFailed(p: { detail: string }): Notice {
   return notice(
@@ -420,6 +451,24 @@ export function pruneFailed(p: { detail: string }): Notice {
     `The backup is complete, but older backups could not be removed as the retention settings ask: ${quote(p.detail)}`,
     'Mooring tries again after the next backup; check that the backup folder is writable and has no files open in other programs',
     { detail: quote(p.detail) },
+  );
+}
+
+/** H8c: an encrypted backup is complete, but Mooring's password did not open it (not proven). */
+export function encryptedNotOpened(p: {
+  problem: 'NO_PASSWORD' | 'MISMATCH' | 'NOT_CHECKED';
+}): Notice {
+  const why =
+    p.problem === 'NO_PASSWORD'
+      ? 'Mooring knows no password for it'
+      : p.problem === 'MISMATCH'
+        ? 'the stored password does not open it'
+        : 'Mooring keeps no passwords, so it did not try';
+  return notice(
+    'ENCRYPTED_NOT_OPENED',
+    `The encrypted backup is complete, but Mooring could not check that it opens: ${why}. It still restores with the right password`,
+    'Store the backup password (Settings, Encryption, or mooring encryption password --udid UDID) so every backup is checked',
+    { problem: p.problem },
   );
 }
 

@@ -9,13 +9,19 @@
  * JobOutcome that says how far it got (`stage`) and why it stopped, and never throws for what a
  * device, a connection or a disk does.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { runBackup, type BackupEvent, type BackupResult, type BackupTimeouts } from '../backup';
 import { DeviceSession, type DeviceEndpoint } from '../lockdown';
 import type { PairRecord } from '../pairing/pair-record';
 import {
   appendAttempt,
+  planStagingVerify,
+  recordStagingVerify,
+  describeDamage,
   openStore,
+  type SnapshotDamage,
   type RecoveryReport,
   type SnapshotInfo,
   type SnapshotStore,
@@ -24,6 +30,7 @@ import {
   type VerifyReport,
 } from '../store';
 import { formatBytes } from '../util/bytes';
+import { checkEncryptedBackup, type PasswordCandidates } from '../store/encrypted'; // H8b
 import { isMooringError, MooringError } from '../util/errors';
 
 export type JobEvent = BackupEvent | { type: 'store'; message: string };
@@ -49,6 +56,8 @@ export interface JobOptions {
   onSession?: (session: DeviceSession) => Promise<void> | void;
   /** Lockdown label (default 'mooring'). */
   label?: string;
+  /** H8b: how an encrypted backup is opened after verify (see checkEncryptedStaging). */
+  encryption?: JobEncryption;
 }
 
 /** Everything the CLI prints and the agent records. */
@@ -68,6 +77,138 @@ export interface JobOutcome {
   error?: Error;
   /** What the store repaired on opening, as one line. */
   recovered?: string;
+  /**
+   * The latest backup was found damaged on disk (marked by a verification, or found when this
+   * backup's staged copy did not verify): this job made a full backup into a fresh snapshot.
+   */
+  repaired?: { id: string; damage: SnapshotDamage };
+  /**
+   * Our own backup folder failed during the job (removed, read-only, full): found by probing it
+   * after a failure, because the device then only reports that the host did not answer.
+   */
+  folderProblem?: FolderProblem;
+  /** H8b: an encrypted backup, and whether Mooring's password opened it. */
+  encryption?: EncryptionCheck;
+}
+
+// ---- H8b: encrypted backups are opened after every backup -------------------------------------
+
+export interface JobEncryption {
+  /** The passwords that may open this device's backups (secret store, by keybag era). */
+  passwords: PasswordCandidates;
+  /** The password that opened this backup's keybag: the caller keeps it for that era. */
+  onOpened?: (keyBagId: string, password: string) => Promise<void> | void;
+  /** Files decrypted in full (default store/encrypted.ts DEFAULT_SAMPLE_FILES). */
+  sample?: number;
+}
+
+export interface EncryptionCheck {
+  /** Whether Mooring's password opened it (Manifest.db and the sample decrypted). */
+  opened: boolean;
+  /** Why not: no password known, the known ones do not match, or not checked (no hook). */
+  problem?: 'NO_PASSWORD' | 'MISMATCH' | 'NOT_CHECKED';
+  keyBagId?: string;
+  /** Files decrypted in full, of `files`. */
+  decrypted?: number;
+  files?: number;
+}
+
+/**
+ * After verify, for an encrypted backup: unlock the keybag, decrypt Manifest.db and a random
+ * sample of files. Decided (issue 8): a password that is missing or does not match does NOT stop
+ * the commit: the device made a complete backup, restorable with the right password; the outcome
+ * says Mooring cannot open it and what to run. Files that do not decrypt with the right password
+ * are damage, like a wrong size: the backup is not committed and the previous one stays.
+ */
+async function checkEncryptedStaging(
+  o: JobOptions,
+  dir: string,
+): Promise<{ check: EncryptionCheck; damage?: string; note?: string }> {
+  const udid = o.endpoint.udid;
+  if (!o.encryption) {
+    return {
+      check: { opened: false, problem: 'NOT_CHECKED' },
+      note: 'the backup is encrypted; Mooring was given no password, so it did not open it',
+    };
+  }
+  try {
+    const r = await checkEncryptedBackup(dir, o.encryption.passwords, {
+      ...(o.encryption.sample === undefined ? {} : { sample: o.encryption.sample }),
+    });
+    const check: EncryptionCheck = {
+      opened: r.ok,
+      keyBagId: r.keyBagId,
+      decrypted: r.decrypted,
+      files: r.files,
+    };
+    if (!r.ok) {
+      return {
+        check,
+        damage: `${r.problemCount} encrypted file(s) do not decrypt, e.g. ${r.problems[0] ?? 'unknown'}`,
+      };
+    }
+    await Promise.resolve(o.encryption.onOpened?.(r.keyBagId, r.password)).catch(() => undefined);
+    return { check };
+  } catch (e) {
+    if (!isMooringError(e, 'WRONG_PASSWORD')) {
+      return {
+        check: { opened: false },
+        damage: `it cannot be decrypted: ${(e as Error).message}`,
+      };
+    }
+    const problem = e.detail === 'NO_PASSWORD' ? 'NO_PASSWORD' : 'MISMATCH';
+    return {
+      check: { opened: false, problem },
+      note:
+        problem === 'NO_PASSWORD'
+          ? `Mooring cannot open this backup: it is encrypted and Mooring knows no password for it; run "mooring encryption password --udid ${udid}"`
+          : `Mooring cannot open this backup: the stored password does not match; run "mooring encryption password --udid ${udid}"`,
+    };
+  }
+}
+
+export type FolderProblem = 'gone' | 'read-only' | 'not-writable' | 'full';
+
+/**
+ * After a failed job: can we still write into the backup folder? A device reports a host that
+ * stopped answering (MBErrorDomain 104 "CreateDirectory failed") however our disk failed; this
+ * says which. Undefined when the folder is fine (the failure was elsewhere).
+ */
+export async function probeBackupFolder(
+  dest: string,
+): Promise<{ problem: FolderProblem; message: string } | undefined> {
+  try {
+    await fsp.access(dest);
+  } catch {
+    return {
+      problem: 'gone',
+      message: `The backup folder ${dest} disappeared during the backup (removed, or its disk was disconnected); nothing was saved from this backup`,
+    };
+  }
+  const probe = path.join(dest, `.mooring-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await fsp.writeFile(probe, 'x');
+    await fsp.rm(probe, { force: true });
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EROFS')
+      return {
+        problem: 'read-only',
+        message: `The backup folder ${dest} became read-only during the backup (its disk was remounted read-only or has errors); the previous backup is kept unchanged`,
+      };
+    if (code === 'ENOSPC' || code === 'EDQUOT')
+      return {
+        problem: 'full',
+        message: `Not enough free space on this computer to finish the backup in ${dest}; the previous backup is kept unchanged`,
+      };
+    if (code === 'EACCES' || code === 'EPERM')
+      return {
+        problem: 'not-writable',
+        message: `The backup folder ${dest} cannot be written any more (permission denied); the previous backup is kept unchanged`,
+      };
+    return undefined;
+  }
 }
 
 export function describeRecovery(r: RecoveryReport): string | undefined {
@@ -177,22 +318,50 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
   if (recovered) emit({ type: 'store', message: recovered });
   const extra = recovered ? { recovered } : {};
   const startedAt = new Date().toISOString();
-  let staging: Staging;
-  try {
-    staging = await store.beginStaging();
-  } catch (e) {
-    return fail('store', diskFullError(e, `start a backup in ${o.dest}`), extra);
-  }
-
+  // Fault matrix: a latest marked damaged is repaired by a full backup into a fresh staging
+  // (a link copy would carry the damage into the new snapshot).
+  let repair = await store.latestDamage().catch(() => undefined);
   let outcome: JobOutcome | undefined;
-  try {
-    outcome = await stagedBackup(o, staging, emit);
-  } catch (e) {
-    // Only bugs and our own disk get here (the engine itself never throws for the device).
-    outcome = await fail('backup', e, extra);
-  } finally {
-    if (!outcome?.ok) {
-      await staging.discard().catch(() => undefined);
+  for (let round = 0; round < 2 && outcome === undefined; round++) {
+    if (repair) {
+      emit({
+        type: 'store',
+        message: `The latest backup (${repair.id}) is damaged (${describeDamage(repair.damage)}); making a full backup into a new snapshot`,
+      });
+    }
+    let staging: Staging;
+    try {
+      staging = await store.beginStaging(repair ? { fresh: true } : {});
+    } catch (e) {
+      return fail('store', diskFullError(e, `start a backup in ${o.dest}`), extra);
+    }
+    try {
+      const r = await stagedBackup(repair ? { ...o, full: true } : o, staging, emit, store);
+      if (r === 'latest-damaged') repair = await store.latestDamage().catch(() => undefined);
+      else outcome = r;
+    } catch (e) {
+      // Only bugs and our own disk get here (the engine itself never throws for the device).
+      outcome = await fail('backup', e, extra);
+    } finally {
+      if (!outcome?.ok) {
+        await staging.discard().catch(() => undefined);
+      }
+    }
+    if (outcome === undefined && repair === undefined) break;
+  }
+  if (outcome === undefined) {
+    outcome = await fail(
+      'verify',
+      new MooringError('IO', 'the latest backup is damaged and could not be repaired'),
+      extra,
+    );
+  }
+  if (repair && outcome.ok) outcome.repaired = repair;
+  if (!outcome.ok && outcome.stage !== 'connect' && outcome.stage !== 'session') {
+    const folder = await probeBackupFolder(o.dest);
+    if (folder && !(folder.problem === 'full' && /free space/i.test(outcome.message))) {
+      outcome.message = `${folder.message} (${outcome.message})`;
+      outcome.folderProblem = folder.problem;
     }
   }
   if (recovered) outcome.recovered = recovered;
@@ -229,7 +398,8 @@ async function stagedBackup(
   o: JobOptions,
   staging: Staging,
   emit: (e: JobEvent) => void,
-): Promise<JobOutcome> {
+  store: SnapshotStore,
+): Promise<JobOutcome | 'latest-damaged'> {
   const udid = o.endpoint.udid;
   const failed = (stage: JobStage, e: unknown): JobOutcome => {
     const error = asError(e);
@@ -278,17 +448,44 @@ async function stagedBackup(
   outcome.stage = 'verify';
   emit({ type: 'store', message: 'Verifying the backup…' });
   let report: VerifyReport;
+  // H6: hash only the files this backup added unless a full re-hash is due (store/verify.ts).
+  const verifyPlan = await planStagingVerify(
+    store.stateDir,
+    await store.resolve('latest').then(
+      (l) => l.id,
+      () => undefined,
+    ),
+  );
   try {
-    report = await staging.verify();
+    report = await staging.verify(verifyPlan);
   } catch (e) {
     return { ...outcome, ...failed('verify', diskFullError(e, 'verify the backup')) };
   }
   outcome.verify = report;
+  if (!report.ok && o.full !== true && result.isFull !== true) {
+    // The staged copy inherits the latest's files: when the latest itself is damaged (it is now
+    // marked), the caller repairs it at once with a full backup instead of failing every time.
+    const latest = await store.checkSnapshot('latest', { hash: false }).catch(() => undefined);
+    if (latest && !latest.report.ok && latest.recorded) return 'latest-damaged';
+  }
   if (!report.ok) {
     outcome.message =
       `The device finished, but the backup does not verify (${report.problemCount} problems, ` +
       `e.g. ${report.problems[0]?.problem ?? 'unknown'}); the previous backup is kept unchanged`;
     return outcome;
+  }
+  // H8b: an encrypted backup must open with the user's password (see checkEncryptedStaging).
+  let encryptionNote: string | undefined;
+  if (report.encrypted) {
+    emit({ type: 'store', message: 'Opening the encrypted backup with its password…' });
+    const enc = await checkEncryptedStaging(o, path.join(staging.root, staging.udid));
+    outcome.encryption = enc.check;
+    if (enc.damage) {
+      outcome.message = `The device finished, but the encrypted backup does not verify (${enc.damage}); the previous backup is kept unchanged`;
+      return outcome;
+    }
+    encryptionNote = enc.note;
+    if (enc.note) emit({ type: 'warning', message: enc.note });
   }
   outcome.stage = 'commit';
   try {
@@ -299,9 +496,15 @@ async function stagedBackup(
     const error = asError(diskFullError(e, 'commit the backup'));
     return { ...outcome, message: error.message, error };
   }
+  // H6: remember what was verified, for the next backup's plan (a lost record costs a full hash).
+  await recordStagingVerify(store.stateDir, outcome.snapshot.id, verifyPlan).catch(() => undefined);
   outcome.ok = true;
   outcome.message =
     `Backup complete: ${result.filesReceived} files, ${formatBytes(result.bytesReceived)} received; ` +
     `snapshot ${outcome.snapshot.id} verified (${report.files} files) in ${outcome.snapshot.path}`;
+  // H8b
+  if (outcome.encryption?.opened) {
+    outcome.message += `; encrypted, opens with the stored password (${outcome.encryption.decrypted} files decrypted)`;
+  } else if (encryptionNote) outcome.message += `. ${encryptionNote}`;
   return outcome;
 }

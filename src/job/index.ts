@@ -9,4 +9,6 @@ export {
   type JobOptions,
   type JobOutcome,
   type JobStage,
+  type JobEncryption, // H8b
+  type EncryptionCheck, // H8b
 } from './backup-to-store';

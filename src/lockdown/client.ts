@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MooringError, isMooringError } from '../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS } from '../util/stream-reader';
+import { describePlistValue } from '../protocol/plist/describe';
 import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import type { PlistConnection } from '../transport/plist-connection';
 import { generatePairingCertificates } from '../pairing/certificates';
@@ -221,7 +222,10 @@ export class LockdownClient {
     this.session = undefined;
     const reply = await this.request('StopSession', { SessionID: s.sessionId });
     if (reply.Result !== undefined && reply.Result !== 'Success') {
-      throw new MooringError('DEVICE_ERROR', `StopSession failed: Result ${String(reply.Result)}`);
+      throw new MooringError(
+        'DEVICE_ERROR',
+        `StopSession failed: Result ${describePlistValue(reply.Result)}`,
+      );
     }
     if (s.tls && opts.downgrade !== false) await this.connection.downgradeFromTls();
   }
@@ -337,11 +341,11 @@ function checkReply(
   if (opts.checkEcho !== false && echoed !== undefined && echoed !== name) {
     throw new MooringError(
       'PROTOCOL',
-      `lockdownd answered ${JSON.stringify(echoed)} to a ${name} request`,
+      `lockdownd answered ${describePlistValue(echoed)} to a ${name} request`,
     );
   }
   if (reply.Error !== undefined) {
-    const error = typeof reply.Error === 'string' ? reply.Error : String(reply.Error);
+    const error = typeof reply.Error === 'string' ? reply.Error : describePlistValue(reply.Error);
     throw lockdownError(error, {
       request: name,
       ...(opts.service === undefined ? {} : { service: opts.service }),

@@ -113,6 +113,11 @@ export class HttpBridge implements MooringBridge, SnapshotSource {
     snapshots: (udid) => this.request('GET', snapshotPaths(udid).list),
     files: (udid, snapshotId, q) => this.request('GET', snapshotPaths(udid, snapshotId).files(q)),
     diff: (udid, from, to) => this.request('GET', snapshotPaths(udid).diff(from, to)),
+    // Passwords go in bodies only; 409 carries a refusal the person can act on, as a result.
+    setEncryption: (udid, req) => this.request('POST', `${dev(udid)}/encryption`, req, [409]),
+    storeBackupPassword: (udid, password) =>
+      this.request('POST', `${dev(udid)}/encryption/password`, { password }, [409]),
+    recoverySheet: (udid) => this.request('POST', `${dev(udid)}/encryption/recovery-sheet`, {}),
   };
 
   call<M extends BridgeMethod>(method: M, ...args: Args<M>): Promise<Result<M>> {

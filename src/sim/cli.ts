@@ -33,6 +33,8 @@ Options:
   --seed N               seed for identity and content
   --trust auto|prompt|deny        scripted answer to "Trust This Computer?" (default auto)
   --passcode none|auto:SECONDS|never   passcode behaviour (default none)
+  --keybag-dpic N  --keybag-iter N     PBKDF2 rounds of backup keybags made by ChangePassword
+                         (default 10000000 / 10000 as iOS; lower only for quick tests)
   --quiet                no log lines on stderr
 
 ctl commands:
@@ -78,6 +80,8 @@ const RUN_FLAGS = [
   'seed',
   'trust',
   'passcode',
+  'keybag-dpic',
+  'keybag-iter',
 ] as const;
 
 /** Turns `mooring-sim …` arguments into SimOptions (exported for tests). */
@@ -117,6 +121,13 @@ export function parseRunArgs(argv: string[]): SimOptions & { quiet: boolean } {
   opts.files = intFlag(flags, 'files');
   opts.bytes = intFlag(flags, 'bytes');
   opts.seed = intFlag(flags, 'seed', 0xffff_ffff);
+  const dpic = intFlag(flags, 'keybag-dpic', 100_000_000);
+  const iter = intFlag(flags, 'keybag-iter', 10_000_000);
+  if (dpic !== undefined || iter !== undefined)
+    opts.keyBagRounds = {
+      ...(dpic !== undefined ? { dpic: Math.max(1, dpic) } : {}),
+      ...(iter !== undefined ? { iter: Math.max(1, iter) } : {}),
+    };
   opts.wifiConnections = onOff('wifi-connections', str('wifi-connections'));
   if (str('trust') !== undefined) opts.trust = parseTrust(str('trust')!);
   if (str('passcode') !== undefined) opts.passcode = parsePasscode(str('passcode')!);

@@ -24,8 +24,40 @@ export interface SimFaults {
   /** Answer DLMessageGetFreeDiskSpace / PurgeDiskSpace as a device that then fails with 105. */
   lowDisk?: boolean;
   /** Send malformed / hostile frames (oversized lengths, '..' paths, bad plists). */
-  evil?: 'oversized-frame' | 'bad-plist' | 'path-escape' | 'truncated-stream' | 'huge-filename';
+  evil?: EvilMode;
 }
+
+/** H7h: the hostile-device modes (src/sim/backup/evil.ts says what each does). */
+export type EvilMode =
+  | 'path-escape'
+  | 'dl-escape'
+  | 'symlink-escape'
+  | 'long-names'
+  | 'oversized-frame'
+  | 'huge-filename'
+  | 'huge-block'
+  | 'bad-plist'
+  | 'deep-plist'
+  | 'cyclic-plist'
+  | 'plist-huge-count'
+  | 'truncated-stream'
+  | 'slow-frame'
+  | 'slow-block'
+  | 'endless-messages'
+  | 'dl-wrong-arity'
+  | 'dl-wrong-type'
+  | 'dl-not-array'
+  | 'dl-empty-array'
+  | 'dl-too-many-elements'
+  | 'final-wrong-type'
+  | 'version-wrong-shape'
+  | 'version-wrong-name'
+  | 'version-huge-frame'
+  | 'version-slow'
+  | 'version-silent'
+  | 'hello-wrong-shape'
+  | 'hello-wrong-type'
+  | 'hello-out-of-step';
 
 export type PasscodeMode = { kind: 'none' } | { kind: 'auto'; seconds: number } | { kind: 'never' };
 export type TrustMode = 'auto' | 'prompt' | 'deny';
@@ -56,4 +88,6 @@ export interface SimDeviceApi {
   readonly mediaDir: string;
   /** Structured log line to the simulator's log (stderr, JSON). */
   log(event: string, fields?: Record<string, unknown>): void;
+  /** H8a: device-side change of a persisted lockdown value (ChangePassword → WillEncrypt). */
+  setInternalValue(domain: string, key: string, value: string | boolean): Promise<void>;
 }

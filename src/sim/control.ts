@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { MooringError, isMooringError } from '../util/errors';
 import type { SimFaults } from './contracts';
+import { EVIL_MODES } from './backup/evil';
 import type { SimDevice } from './device';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
@@ -64,13 +65,7 @@ export const CTL_COMMANDS = [
 export const CONTENT_COMMANDS = new Set(['mutate', 'listing', 'wipe']);
 
 const FAULT_NAMES = ['dropAfterBytes', 'delayFirstMessageMs', 'lowDisk', 'evil'] as const;
-const EVIL_VALUES = [
-  'oversized-frame',
-  'bad-plist',
-  'path-escape',
-  'truncated-stream',
-  'huge-filename',
-] as const;
+const EVIL_VALUES = EVIL_MODES; // H7h: the list lives beside the modes
 
 function countArg(args: Record<string, unknown>, name: string): number | undefined {
   const v = args[name];

@@ -16,6 +16,8 @@ import {
 } from '../transport/usbmuxd-address';
 import { MooringError } from '../util/errors';
 import { mobilebackup2Service } from './backup/mobilebackup2';
+import { SimBackupEncryption } from './backup/encryption';
+import { IOS_DPIC, IOS_ITER, keyBagRounds } from '../format/encryption';
 import { BonjourAdvert, bonjourIdentifier, bonjourInstanceName, hostLabel } from './bonjour';
 import { ContentStore } from './content/store';
 import type { PasscodeMode, SimFaults, SimServiceSpec, TrustMode } from './contracts';
@@ -70,6 +72,11 @@ export interface SimOptions {
    * value, or true for a new device. While false the Wi-Fi listener and Bonjour advert are down.
    */
   wifiConnections?: boolean;
+  /**
+   * PBKDF2 rounds of the backup keybag a ChangePassword creates (default IOS_DPIC / IOS_ITER, as
+   * iOS ≥ 10.2); tests lower them because the real cost is seconds per password.
+   */
+  keyBagRounds?: { dpic?: number; iter?: number };
   /** Seconds between heartbeat Marcos (default 10). */
   heartbeatIntervalSeconds?: number;
   /** true: JSON log lines on stderr; a function receives each line. Default: MOORING_SIM_LOG=1 → stderr. */
@@ -220,9 +227,17 @@ class WifiSide {
   }
 }
 
-function services(store: ContentStore, o: SimOptions): Map<string, SimServiceSpec> {
+function services(
+  store: ContentStore,
+  encryption: SimBackupEncryption,
+  o: SimOptions,
+): Map<string, SimServiceSpec> {
   const list: SimServiceSpec[] = [
-    { name: 'com.apple.mobilebackup2', tls: true, handler: mobilebackup2Service(store) },
+    {
+      name: 'com.apple.mobilebackup2',
+      tls: true,
+      handler: mobilebackup2Service(store, { encryption }),
+    },
     { name: 'com.apple.afc', tls: true, handler: afcService },
     { name: 'com.apple.mobile.notification_proxy', tls: true, handler: notificationProxyService },
     {
@@ -296,6 +311,7 @@ export async function startSim(o: SimOptions): Promise<RunningSim> {
 
 class Sim implements SimControlTarget {
   private deviceId: number | undefined;
+  encryption: SimBackupEncryption | undefined;
   private stopped = false;
 
   private constructor(
@@ -341,12 +357,17 @@ class Sim implements SimControlTarget {
       log,
     });
 
+    const encryption = new SimBackupEncryption(stateDir, {
+      dpic: o.keyBagRounds?.dpic ?? IOS_DPIC,
+      iter: o.keyBagRounds?.iter ?? IOS_ITER,
+    });
+    await encryption.current(); // loaded once, so status() can show it
     const ports = new PortTable();
     let wifi: WifiSide | undefined;
     const deps: LockdownDeps = {
       device,
       ports,
-      services: services(content, o),
+      services: services(content, encryption, o),
       serviceHost: () => (wifi?.up ? wifi.host : undefined),
     };
     const acceptLockdown = (stream: Duplex, transport: Transport): void => {
@@ -414,6 +435,7 @@ class Sim implements SimControlTarget {
     });
     const sim: Sim = new Sim(device, content, usbmuxd, ports, wifi, pairRecordDir, control);
     ref.sim = sim;
+    sim.encryption = encryption;
     try {
       await usbmuxd.start();
       sim.attach();
@@ -503,6 +525,18 @@ class Sim implements SimControlTarget {
       wifiConnections: d.wifiConnectionsEnabled,
       connections: d.connectionCount,
       faults: { ...d.faults },
+      encryption: this.encryptionStatus(),
+    };
+  }
+
+  /** What ctl status shows of backup encryption (never a key). */
+  private encryptionStatus(): Record<string, unknown> {
+    const keys = this.encryption?.loaded;
+    if (!keys) return { willEncrypt: this.device.willEncrypt, keyBag: null };
+    const rounds = keyBagRounds(keys.keyBag);
+    return {
+      willEncrypt: this.device.willEncrypt,
+      keyBag: { uuid: keys.unlocked.uuid.toString('hex'), dpic: rounds.dpic, iter: rounds.iter },
     };
   }
 

@@ -25,6 +25,12 @@ import {
 import { readManifestPlist } from '../format/manifest-plist';
 import { tempName } from './fs-util';
 import { GLOB_CHARS as GLOB, globMatcher } from './glob';
+// H8b: encrypted backups are read through a decrypted Manifest.db and per-file decryption.
+import {
+  openEncryptedBackup,
+  type OpenedEncryptedBackup,
+  type PasswordCandidates,
+} from './encrypted';
 
 export interface FileQuery {
   /** Exact domain, or a glob (`AppDomain-*`). */
@@ -35,6 +41,8 @@ export interface FileQuery {
    * when the pattern has no `/`; otherwise a substring.
    */
   pattern?: string;
+  /** H8b: not a filter: the passwords that may open an encrypted backup (see encrypted.ts). */
+  passwords?: PasswordCandidates;
 }
 
 export interface BackupFileEntry {
@@ -95,19 +103,38 @@ export async function assertBrowsable(dir: string): Promise<void> {
   if (m.isEncrypted) {
     throw new MooringError(
       'USAGE',
-      `${dir} is an encrypted backup; browsing, extracting and comparing need an unencrypted one`,
+      `${dir} is an encrypted backup: browsing, extracting and comparing it need its password (store it with "mooring encryption password", or pass --password-file)`,
+      { detail: 'ENCRYPTED' },
     );
   }
 }
 
+/** H8b: where a backup's Manifest.db is readable: the folder's own, or its decrypted copy. */
+export interface BrowsableBackup {
+  manifestDb: string;
+  encrypted?: OpenedEncryptedBackup;
+}
+
+/** H8b: an unencrypted backup as it is; an encrypted one opened with `passwords` (or refused). */
+export async function openBrowsable(
+  dir: string,
+  passwords?: PasswordCandidates,
+): Promise<BrowsableBackup> {
+  const m = await readManifestPlist(path.join(dir, MANIFEST_PLIST));
+  if (!m.isEncrypted) return { manifestDb: path.join(dir, MANIFEST_DB) };
+  if (passwords === undefined) await assertBrowsable(dir);
+  const encrypted = await openEncryptedBackup(dir, passwords!);
+  return { manifestDb: encrypted.manifestDb, encrypted };
+}
+
 /** The entries of the backup folder `dir` matching `q`, sorted by domain and path. */
 export async function* listFiles(dir: string, q: FileQuery = {}): AsyncGenerator<BackupFileEntry> {
-  await assertBrowsable(dir);
+  const src = await openBrowsable(dir, q.passwords); // H8b
   const match = fileMatcher(q);
   const exactDomain = q.domain !== undefined && !GLOB.test(q.domain) ? q.domain : undefined;
   const opts =
     exactDomain === undefined ? { ordered: true } : { ordered: true, domain: exactDomain };
-  for (const r of iterateManifestDb(path.join(dir, MANIFEST_DB), opts)) {
+  for (const r of iterateManifestDb(src.manifestDb, opts)) {
     if (match(r.domain, r.relativePath)) yield toFileEntry(r);
   }
 }
@@ -148,11 +175,10 @@ export async function listFilesPage(
   q: FileQuery,
   o: FilePageOptions,
 ): Promise<FilePage> {
-  await assertBrowsable(dir);
+  const file = (await openBrowsable(dir, q.passwords)).manifestDb; // H8b
   const match = fileMatcher(q);
   const maxScan = o.maxScan ?? DEFAULT_MAX_SCAN_ROWS;
   const exactDomain = q.domain !== undefined && !GLOB.test(q.domain) ? q.domain : undefined;
-  const file = path.join(dir, MANIFEST_DB);
   const where: string[] = [];
   const args: string[] = [];
   if (exactDomain !== undefined) {
@@ -241,7 +267,7 @@ export interface ExtractResult {
  * created last, and only when their target stays inside their own domain.
  */
 export async function extractFiles(dir: string, q: FileQuery, to: string): Promise<ExtractResult> {
-  await assertBrowsable(dir);
+  const src = await openBrowsable(dir, q.passwords); // H8b
   await fsp.mkdir(to, { recursive: true });
   const root = await fsp.realpath(to);
   const result: ExtractResult = { to: root, files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] };
@@ -263,7 +289,7 @@ export async function extractFiles(dir: string, q: FileQuery, to: string): Promi
   const local = (r: ManifestRow): string =>
     path.join(root, r.domain, ...(r.relativePath === '' ? [] : r.relativePath.split('/')));
 
-  const rows = iterateManifestDb(path.join(dir, MANIFEST_DB), {
+  const rows = iterateManifestDb(src.manifestDb, {
     ordered: true,
     // A damaged row is reported and skipped: the rest of the backup is still worth getting back.
     onInvalid: (p) =>
@@ -287,7 +313,9 @@ export async function extractFiles(dir: string, q: FileQuery, to: string): Promi
         await ensureDir(path.dirname(dest));
         const tmp = tempName(dest);
         try {
-          await fsp.copyFile(payloadPath(dir, r.fileId), tmp, fsc.COPYFILE_EXCL);
+          // H8b: an encrypted payload is decrypted on the way out.
+          if (src.encrypted) await src.encrypted.decryptTo(r, tmp);
+          else await fsp.copyFile(payloadPath(dir, r.fileId), tmp, fsc.COPYFILE_EXCL);
           await fsp.utimes(tmp, r.file.lastModified, r.file.lastModified);
           await fsp.rename(tmp, dest);
         } catch (e) {
@@ -370,6 +398,8 @@ export interface DiffOptions {
    * Bounds memory when two backups differ in millions of files.
    */
   maxEntries?: number;
+  /** H8b: passwords that may open either backup when it is encrypted. */
+  passwords?: PasswordCandidates;
 }
 
 /** What changed between two rows of the same fileID, or [] when nothing that matters did. */
@@ -399,10 +429,8 @@ export async function diffBackups(
   dirB: string,
   opts: DiffOptions = {},
 ): Promise<BackupDiff> {
-  await assertBrowsable(dirA);
-  await assertBrowsable(dirB);
-  const fileA = path.join(dirA, MANIFEST_DB);
-  const fileB = path.join(dirB, MANIFEST_DB);
+  const fileA = (await openBrowsable(dirA, opts.passwords)).manifestDb; // H8b
+  const fileB = (await openBrowsable(dirB, opts.passwords)).manifestDb;
   const check = openManifestDb(fileB);
   try {
     checkManifestShape(check, fileB, MAX_MANIFEST_ROWS);

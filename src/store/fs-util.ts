@@ -2,7 +2,17 @@
  * Filesystem primitives the store is built from: durable small writes (temp file, fsync, rename,
  * fsync of the folder), directory fsync, and the hard-link copy of a backup tree.
  */
-import { constants as fsc, promises as fsp } from 'node:fs';
+import {
+  constants as fsc,
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  promises as fsp,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
@@ -83,9 +93,29 @@ export interface LinkTreeStats {
   skipped: number;
 }
 
-/** Link operations in flight at once (libuv runs them on its thread pool). */
-const LINK_CONCURRENCY = 16;
 const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV', 'ENOSYS']);
+
+/**
+ * Longest run of synchronous filesystem calls before yielding to the event loop. The tree walks
+ * below use synchronous calls: for 100,000 files an awaited call each costs ~20 µs of main-thread
+ * time in the thread-pool hand-off against ~3 µs for the call itself (docs/BENCHMARKS.md), and
+ * waiting for many at once saves nothing. Yielding keeps timers and sockets (an agent's API)
+ * served meanwhile.
+ */
+const MAX_SYNC_TURN_NS = 20_000_000n;
+
+/** Awaits a macrotask when the current synchronous run is long enough. */
+class TurnBudget {
+  private start = process.hrtime.bigint();
+  private ops = 0;
+
+  async tick(): Promise<void> {
+    // Reading the clock costs too: check it every 64 operations.
+    if ((++this.ops & 63) !== 0 || process.hrtime.bigint() - this.start < MAX_SYNC_TURN_NS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.start = process.hrtime.bigint();
+  }
+}
 
 /**
  * Recreates the tree `src` at `dst` (which must not exist): folders are made anew, regular files
@@ -96,41 +126,36 @@ const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV', 'E
 export async function linkTree(src: string, dst: string): Promise<LinkTreeStats> {
   const stats: LinkTreeStats = { dirs: 0, linked: 0, cloned: 0, symlinks: 0, skipped: 0 };
   const stack: Array<[string, string]> = [[src, dst]];
+  const budget = new TurnBudget();
   while (stack.length > 0) {
     const [from, to] = stack.pop()!;
-    await fsp.mkdir(to);
+    mkdirSync(to);
     stats.dirs++;
-    const entries = await fsp.readdir(from, { withFileTypes: true });
-    const files: string[] = [];
-    for (const e of entries) {
-      if (e.isDirectory()) stack.push([path.join(from, e.name), path.join(to, e.name)]);
-      else if (e.isFile()) files.push(e.name);
+    for (const e of readdirSync(from, { withFileTypes: true })) {
+      const f = path.join(from, e.name);
+      const t = path.join(to, e.name);
+      if (e.isDirectory()) stack.push([f, t]);
+      else if (e.isFile()) shareFile(f, t, stats);
       else if (e.isSymbolicLink()) {
-        await fsp.symlink(await fsp.readlink(path.join(from, e.name)), path.join(to, e.name));
+        symlinkSync(readlinkSync(f), t);
         stats.symlinks++;
       } else stats.skipped++;
-    }
-    for (let i = 0; i < files.length; i += LINK_CONCURRENCY) {
-      await Promise.all(
-        files
-          .slice(i, i + LINK_CONCURRENCY)
-          .map((name) => shareFile(path.join(from, name), path.join(to, name), stats)),
-      );
+      await budget.tick();
     }
   }
   return stats;
 }
 
-async function shareFile(from: string, to: string, stats: LinkTreeStats): Promise<void> {
+function shareFile(from: string, to: string, stats: LinkTreeStats): void {
   try {
-    await fsp.link(from, to);
+    linkSync(from, to);
     stats.linked++;
     return;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? '';
     if (!NO_LINK.has(code)) throw e;
     try {
-      await fsp.copyFile(from, to, fsc.COPYFILE_FICLONE_FORCE | fsc.COPYFILE_EXCL);
+      copyFileSync(from, to, fsc.COPYFILE_FICLONE_FORCE | fsc.COPYFILE_EXCL);
       stats.cloned++;
     } catch (cause) {
       throw new MooringError(
@@ -159,12 +184,13 @@ export async function walkFiles(
   visit: (f: FileVisit) => void | Promise<void>,
 ): Promise<void> {
   const stack: string[] = [''];
+  const budget = new TurnBudget();
   while (stack.length > 0) {
     const rel = stack.pop()!;
     const abs = rel === '' ? root : path.join(root, rel);
     let entries;
     try {
-      entries = await fsp.readdir(abs, { withFileTypes: true });
+      entries = readdirSync(abs, { withFileTypes: true });
     } catch (e) {
       // A folder removed meanwhile (a concurrent prune) is simply not there any more.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && rel !== '') continue;
@@ -174,21 +200,19 @@ export async function walkFiles(
       const childRel = rel === '' ? e.name : `${rel}/${e.name}`;
       if (e.isDirectory()) stack.push(childRel);
       else if (e.isFile()) {
-        let st;
-        try {
-          st = await fsp.lstat(path.join(root, childRel), { bigint: true });
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw err;
+        // 64-bit values: inode numbers can exceed 2^53. throwIfNoEntry: a removed file is skipped.
+        const st = lstatSync(path.join(root, childRel), { bigint: true, throwIfNoEntry: false });
+        if (st?.isFile()) {
+          const r = visit({
+            rel: childRel,
+            inode: `${st.dev}:${st.ino}`,
+            size: Number(st.size),
+            nlink: Number(st.nlink),
+          });
+          if (r) await r;
         }
-        if (!st.isFile()) continue;
-        await visit({
-          rel: childRel,
-          inode: `${st.dev}:${st.ino}`,
-          size: Number(st.size),
-          nlink: Number(st.nlink),
-        });
       }
+      await budget.tick();
     }
   }
 }

@@ -4,5 +4,6 @@ export * from './retention';
 export * from './verify';
 export * from './browse';
 export { isSnapshotId, dateOfSnapshotId, formatSnapshotId } from './ids';
-export type { SnapshotRecord, SnapshotStatus } from './metadata';
+export type { SnapshotDamage, SnapshotRecord, SnapshotStatus } from './metadata';
+export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';

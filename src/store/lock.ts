@@ -69,13 +69,21 @@ async function readLock(
   return { mtimeMs };
 }
 
+/**
+ * Tokens of the locks this process holds now. A lock file with our own pid but a token not in
+ * here was left by a release that failed (the disk went read-only or full): a long-running agent
+ * must not stay locked out of the device until it restarts.
+ */
+const heldTokens = new Set<string>();
+
 /** Why the lock's owner is gone, or undefined when it may still be running. */
 function staleReason(l: { content?: LockContent; mtimeMs: number }): string | undefined {
   const c = l.content;
   if (!c) return Date.now() - l.mtimeMs > UNREADABLE_STALE_MS ? 'unreadable and old' : undefined;
   if (c.host !== os.hostname()) return undefined; // another machine (a shared drive): cannot tell
   if (Math.abs(c.boot - bootTime()) > BOOT_TOLERANCE_MS) return 'left from before a reboot';
-  if (c.pid === process.pid) return undefined;
+  if (c.pid === process.pid)
+    return heldTokens.has(c.token) ? undefined : 'left by this process (a failed release)';
   return pidAlive(c.pid) ? undefined : `process ${c.pid} is gone`;
 }
 
@@ -119,6 +127,7 @@ export class DeviceLock {
           await fsp.rm(file, { force: true });
           throw e;
         }
+        heldTokens.add(token);
         return new DeviceLock(file, token, broke);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -158,6 +167,7 @@ export class DeviceLock {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    heldTokens.delete(this.token);
     if (await this.stillHeldRaw()) await fsp.rm(this.file, { force: true });
   }
 

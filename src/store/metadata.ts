@@ -25,6 +25,34 @@ export interface SnapshotRecord {
   adopted?: boolean;
   /** Status.plist UUID: tells our latest from one another tool wrote over it in place. */
   uuid?: string;
+  /** Set when a verification found it damaged on disk (a file removed or cut short). */
+  damaged?: SnapshotDamage;
+}
+
+/** What a failed verification of a committed snapshot found (kept until it verifies again). */
+export interface SnapshotDamage {
+  /** ISO time of the verification that found it. */
+  at: string;
+  problems: number;
+  /** The first problem, as one line (bounded). */
+  example: string;
+}
+
+export const MAX_DAMAGE_EXAMPLE_CHARS = 500;
+
+function validDamage(d: unknown): boolean {
+  if (d === undefined) return true;
+  if (typeof d !== 'object' || d === null) return false;
+  const x = d as Record<string, unknown>;
+  return (
+    typeof x.at === 'string' &&
+    !Number.isNaN(Date.parse(x.at)) &&
+    typeof x.problems === 'number' &&
+    Number.isSafeInteger(x.problems) &&
+    x.problems >= 0 &&
+    typeof x.example === 'string' &&
+    x.example.length <= MAX_DAMAGE_EXAMPLE_CHARS
+  );
 }
 
 export interface StoreMetadata {
@@ -63,7 +91,8 @@ function validRecord(r: unknown): r is SnapshotRecord {
     (x.adopted === undefined || typeof x.adopted === 'boolean') &&
     (x.uuid === undefined || typeof x.uuid === 'string') &&
     optNum(x.bytes) &&
-    optNum(x.files)
+    optNum(x.files) &&
+    validDamage(x.damaged)
   );
 }
 

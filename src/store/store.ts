@@ -34,10 +34,12 @@ import {
   readMetadata,
   recordDate,
   writeMetadata,
+  type SnapshotDamage,
   type SnapshotRecord,
   type SnapshotStatus,
   type StoreMetadata,
 } from './metadata';
+import { damageFromReport } from './damage';
 import {
   DEFAULT_RETENTION,
   planRetention,
@@ -79,6 +81,14 @@ export interface SnapshotInfo {
   exclusiveBytes: number;
   /** Its backup folder (`<dest>/<UDID>` for the latest). */
   path: string;
+  /** A verification found it damaged on disk (see SnapshotStore.checkSnapshot). */
+  damaged?: SnapshotDamage;
+}
+
+/** beginStaging options (fault matrix: repairing a damaged latest). */
+export interface StagingOptions {
+  /** Stage an empty folder instead of a hard-link copy of the latest (a full backup repairs). */
+  fresh?: boolean;
 }
 
 export interface CommitMeta {
@@ -89,13 +99,20 @@ export interface CommitMeta {
 export type CommitStep =
   'journal' | 'moved-latest' | 'moved-staged' | 'metadata' | 'staging-removed' | 'cleared';
 export type PruneStep = 'journal' | 'trashed' | 'metadata' | 'removed' | 'cleared';
+/** Fault matrix kill points: opening (lock taken, recovery done) and staging (made, linked). */
+export type OpenStep = 'locked' | 'recovered';
+export type StagingStep = 'created' | 'linked';
+export type StoreOp = 'commit' | 'prune' | 'open' | 'staging';
 
 export interface StoreHooks {
   /**
    * Called after each durable step of a commit or prune. Crash tests stop the process here;
    * nothing else should use it.
    */
-  afterStep?: (op: 'commit' | 'prune', step: CommitStep | PruneStep) => void | Promise<void>;
+  afterStep?: (
+    op: StoreOp,
+    step: CommitStep | PruneStep | OpenStep | StagingStep,
+  ) => void | Promise<void>;
 }
 
 export interface StoreOptions {
@@ -235,7 +252,9 @@ export class SnapshotStore {
       throw e;
     }
     try {
+      await this.step('open', 'locked');
       await this.recover();
+      await this.step('open', 'recovered');
     } finally {
       await this.dropLock();
     }
@@ -278,7 +297,10 @@ export class SnapshotStore {
     });
   }
 
-  private async step(op: 'commit' | 'prune', s: CommitStep | PruneStep): Promise<void> {
+  private async step(
+    op: StoreOp,
+    s: CommitStep | PruneStep | OpenStep | StagingStep,
+  ): Promise<void> {
     await this.hooks.afterStep?.(op, s);
   }
 
@@ -410,7 +432,7 @@ export class SnapshotStore {
    * `staging/<id>/<UDID>/` as a hard-link copy of the latest backup, which the engine then
    * updates by replacing files, never by writing into them.
    */
-  async beginStaging(): Promise<Staging> {
+  async beginStaging(opts: StagingOptions = {}): Promise<Staging> {
     return this.serial(async () => {
       if (this.activeStaging !== undefined)
         throw new MooringError('USAGE', `a backup is already staged (${this.activeStaging})`);
@@ -424,9 +446,11 @@ export class SnapshotStore {
         const id = newSnapshotId(this.now(), (x) => ids.has(x), newest);
         const root = path.join(this.stagingDir, id);
         await fsp.mkdir(root, { recursive: true });
+        await this.step('staging', 'created');
         const staged = path.join(root, this.udid);
-        if (await isDir(this.latestDir)) await linkTree(this.latestDir, staged);
+        if (!opts.fresh && (await isDir(this.latestDir))) await linkTree(this.latestDir, staged);
         else await fsp.mkdir(staged);
+        await this.step('staging', 'linked');
         this.activeStaging = id;
         return new Staging(this, id, root, this.udid);
       } catch (e) {
@@ -623,7 +647,51 @@ export class SnapshotStore {
         path: dirs[i]!,
       };
       if (r.isFull !== undefined) info.isFull = r.isFull;
+      if (r.damaged) info.damaged = r.damaged;
       return info;
+    });
+  }
+
+  // ---- damage (fault matrix: a damaged snapshot is found, marked, and repaired) ----------
+
+  /** The latest snapshot's damage mark, if a verification found it damaged. */
+  async latestDamage(): Promise<{ id: string; damage: SnapshotDamage } | undefined> {
+    const meta = await this.loadMetadata();
+    const r = meta.snapshots.find((x) => x.id === meta.latest);
+    return r?.damaged ? { id: r.id, damage: r.damaged } : undefined;
+  }
+
+  /**
+   * Verifies a committed snapshot and records the result in snapshots.json: damaged when the
+   * check fails (the next backup then makes a full one into a new snapshot), the mark cleared
+   * when it passes again. The record is best effort: verification alone never fails on it
+   * (`recorded` says whether it was written, e.g. not while another process holds the lock).
+   */
+  async checkSnapshot(
+    ref?: string,
+    opts?: VerifyOptions,
+  ): Promise<{ id: string; report: VerifyReport; recorded: boolean }> {
+    const { id, path: dir } = await this.resolve(ref);
+    const report = await verifyBackupFolder(dir, this.udid, opts);
+    let recorded = false;
+    try {
+      recorded = await this.setDamage(id, report.ok ? undefined : damageFromReport(report));
+    } catch {
+      recorded = false;
+    }
+    return { id, report, recorded };
+  }
+
+  /** Sets or clears a snapshot's damage mark; false when there was nothing to change. */
+  async setDamage(id: string, damage: SnapshotDamage | undefined): Promise<boolean> {
+    return this.withLock('mark', async () => {
+      const meta = await this.loadMetadata();
+      const r = meta.snapshots.find((x) => x.id === id);
+      if (!r || (damage === undefined && r.damaged === undefined)) return false;
+      if (damage) r.damaged = damage;
+      else delete r.damaged;
+      await writeMetadata(this.metadataFile, meta);
+      return true;
     });
   }
 

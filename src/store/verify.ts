@@ -3,9 +3,24 @@
  * of the right size and (unencrypted backups) the right SHA-1; Status.plist says finished;
  * Info.plist and Manifest.plist are readable and name this device. The report lists exactly what
  * is missing or damaged. Nothing is written: the folder may be the latest backup or a snapshot.
+ *
+ * Speed (docs/BENCHMARKS.md): the per-file existence and size checks are synchronous lstat calls
+ * in bounded runs between yields to the event loop (an awaited fs call costs ~6× more main-thread
+ * time than the syscall itself); only the hashing reads are asynchronous, each of CHECK_CONCURRENCY
+ * slots reusing one buffer. With `hashOnlyUnshared`, files still shared by a hard link with an
+ * earlier snapshot (link count > 1: hashed when that snapshot was verified) get the size check
+ * only; planStagingVerify decides when a full re-hash is due (bit rot).
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import {
+  closeSync,
+  constants as fsc,
+  lstatSync,
+  openSync,
+  promises as fsp,
+  readSync,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import { isMooringError } from '../util/errors';
 import {
@@ -20,6 +35,7 @@ import { iterateManifestDb, MANIFEST_FLAG, type ManifestRow } from '../format/ma
 import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
+import { writeFileDurable } from './fs-util';
 
 export type VerifyProblemKind =
   | 'folder'
@@ -56,6 +72,8 @@ export interface VerifyReport {
   files: number;
   bytes: number;
   hashed: number;
+  /** Files not hashed because they are shared with an earlier snapshot (`hashOnlyUnshared`). */
+  sharedNotHashed?: number;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
   problemCount: number;
@@ -65,6 +83,11 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** Check content digests where the backup has them (default true). */
   hash?: boolean;
+  /**
+   * Hash only files with a single link (new in this backup); files shared by hard links with an
+   * earlier, already verified snapshot get the existence and size checks only (default false).
+   */
+  hashOnlyUnshared?: boolean;
   maxProblems?: number;
 }
 
@@ -89,6 +112,7 @@ export async function verifyBackupFolder(
     files: 0,
     bytes: 0,
     hashed: 0,
+    sharedNotHashed: 0,
     problems: [],
     problemCount: 0,
     notes: [],
@@ -150,7 +174,7 @@ export async function verifyBackupFolder(
       'The backup is encrypted: Manifest.db cannot be read without the password, so file payloads were not checked.',
     );
   } else {
-    await checkPayloads(dir, opts.hash !== false, report, add);
+    await checkPayloads(dir, hashModeOf(opts), report, add);
   }
 
   try {
@@ -165,34 +189,86 @@ export async function verifyBackupFolder(
   return report;
 }
 
+type HashMode = 'all' | 'unshared' | 'none';
+
+function hashModeOf(opts: VerifyOptions): HashMode {
+  if (opts.hash === false) return 'none';
+  return opts.hashOnlyUnshared === true ? 'unshared' : 'all';
+}
+
+/** Manifest rows read before their payloads are checked. */
+const ROWS_PER_TURN = 512;
+/** Longest run of synchronous checks before yielding to the event loop. */
+const MAX_SYNC_TURN_NS = 20_000_000n;
+/** Files up to this size are hashed with synchronous reads (one read, no thread-pool hops). */
+const SYNC_HASH_MAX_BYTES = 256 * 1024;
+
 async function checkPayloads(
   dir: string,
-  hash: boolean,
+  mode: HashMode,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
   const db = path.join(dir, MANIFEST_DB);
+  // One hash buffer per slot for the whole verify (a fresh 1 MiB per file made the peak RSS
+  // depend on how many files were hashed).
+  const buffers = Array.from({ length: CHECK_CONCURRENCY }, () =>
+    Buffer.allocUnsafe(HASH_CHUNK_BYTES),
+  );
+  const problem = (r: ManifestRow, kind: VerifyProblemKind, text: string): void =>
+    add({ kind, fileId: r.fileId, domain: r.domain, relativePath: r.relativePath, problem: text });
   let batch: ManifestRow[] = [];
   const flush = async (): Promise<void> => {
-    const rows = batch;
+    const toHash: ManifestRow[] = [];
+    let turnStart = process.hrtime.bigint();
+    for (const r of batch) {
+      const st = statPayload(dir, r, problem);
+      if (st && mode !== 'none' && r.file.digest !== undefined && r.file.digest.length === 20) {
+        if (mode === 'unshared' && st.nlink > 1)
+          report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
+        else if (r.file.size > SYNC_HASH_MAX_BYTES) toHash.push(r);
+        else
+          checkDigest(r, () => sha1FileSync(payloadPath(dir, r.fileId), r.file.size, buffers[0]!));
+      }
+      if (process.hrtime.bigint() - turnStart > MAX_SYNC_TURN_NS) {
+        // Let timers and sockets run between runs of synchronous checks.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turnStart = process.hrtime.bigint();
+      }
+    }
     batch = [];
-    for (let i = 0; i < rows.length; i += CHECK_CONCURRENCY) {
-      const results = await Promise.all(
-        rows.slice(i, i + CHECK_CONCURRENCY).map((r) => checkPayload(dir, r, hash)),
-      );
-      results.forEach((res, k) => {
-        const r = rows[i + k]!;
-        if (res.hashed) report.hashed++;
-        if (res.problem) {
-          add({
-            kind: res.problem.kind,
-            fileId: r.fileId,
-            domain: r.domain,
-            relativePath: r.relativePath,
-            problem: res.problem.text,
+    let next = 0;
+    await Promise.all(
+      buffers.map(async (buf) => {
+        for (let i = next++; i < toHash.length; i = next++) {
+          const r = toHash[i]!;
+          const actual = await sha1File(payloadPath(dir, r.fileId), r.file.size, buf).catch(
+            (e: unknown) => e as Error,
+          );
+          checkDigest(r, () => {
+            if (actual instanceof Error) throw actual;
+            return actual;
           });
         }
-      });
+      }),
+    );
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+  const checkDigest = (r: ManifestRow, digest: () => Buffer): void => {
+    let actual: Buffer;
+    try {
+      actual = digest();
+    } catch (e) {
+      problem(r, 'unreadable', (e as Error).message);
+      return;
+    }
+    report.hashed++;
+    if (!actual.equals(r.file.digest!)) {
+      problem(
+        r,
+        'digest',
+        `the payload's SHA-1 is ${actual.toString('hex')}, Manifest.db says ${r.file.digest!.toString('hex')}`,
+      );
     }
   };
   try {
@@ -204,7 +280,7 @@ async function checkPayloads(
       report.files++;
       report.bytes += row.file.size;
       batch.push(row);
-      if (batch.length >= CHECK_CONCURRENCY * 8) await flush();
+      if (batch.length >= ROWS_PER_TURN) await flush();
     }
     await flush();
     report.contentsChecked = true;
@@ -216,61 +292,45 @@ async function checkPayloads(
   }
 }
 
-interface PayloadResult {
-  hashed: boolean;
-  problem?: { kind: VerifyProblemKind; text: string };
-}
-
-async function checkPayload(dir: string, row: ManifestRow, hash: boolean): Promise<PayloadResult> {
-  const file = payloadPath(dir, row.fileId);
-  let st;
+/** Existence, type and size of one payload; its Stats when they are right. */
+function statPayload(
+  dir: string,
+  row: ManifestRow,
+  problem: (r: ManifestRow, kind: VerifyProblemKind, text: string) => void,
+): Stats | undefined {
+  let st: Stats;
   try {
-    st = await fsp.lstat(file);
+    st = lstatSync(payloadPath(dir, row.fileId));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR')
-      return { hashed: false, problem: { kind: 'missing', text: 'the payload file is missing' } };
-    return { hashed: false, problem: { kind: 'unreadable', text: (e as Error).message } };
+      problem(row, 'missing', 'the payload file is missing');
+    else problem(row, 'unreadable', (e as Error).message);
+    return undefined;
   }
-  if (!st.isFile())
-    return {
-      hashed: false,
-      problem: { kind: 'not-a-file', text: 'the payload is not a regular file' },
-    };
+  if (!st.isFile()) {
+    problem(row, 'not-a-file', 'the payload is not a regular file');
+    return undefined;
+  }
   if (st.size !== row.file.size) {
-    return {
-      hashed: false,
-      problem: {
-        kind: 'size',
-        text: `the payload is ${st.size} bytes, Manifest.db says ${row.file.size}`,
-      },
-    };
+    problem(row, 'size', `the payload is ${st.size} bytes, Manifest.db says ${row.file.size}`);
+    return undefined;
   }
-  const digest = row.file.digest;
-  if (!hash || digest === undefined || digest.length !== 20) return { hashed: false };
-  try {
-    const actual = await sha1File(file, row.file.size);
-    if (!actual.equals(digest)) {
-      return {
-        hashed: true,
-        problem: {
-          kind: 'digest',
-          text: `the payload's SHA-1 is ${actual.toString('hex')}, Manifest.db says ${digest.toString('hex')}`,
-        },
-      };
-    }
-    return { hashed: true };
-  } catch (e) {
-    return { hashed: false, problem: { kind: 'unreadable', text: (e as Error).message } };
-  }
+  return st;
 }
 
-/** SHA-1 of the first `size` bytes (plus a check that there are no more), in bounded chunks. */
-export async function sha1File(file: string, size: number): Promise<Buffer> {
+/**
+ * SHA-1 of the first `size` bytes (the caller checked the size), in bounded chunks; `buf`
+ * (reused by the caller across files) sets the chunk size.
+ */
+export async function sha1File(
+  file: string,
+  size: number,
+  buf: Buffer = Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, Math.max(size, 1))),
+): Promise<Buffer> {
   const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     const h = createHash('sha1');
-    const buf = Buffer.alloc(Math.min(HASH_CHUNK_BYTES, Math.max(size, 1)));
     let pos = 0;
     while (pos < size) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
@@ -282,4 +342,112 @@ export async function sha1File(file: string, size: number): Promise<Buffer> {
   } finally {
     await fh.close();
   }
+}
+
+/** sha1File with synchronous reads, for small files. */
+export function sha1FileSync(file: string, size: number, buf: Buffer): Buffer {
+  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    const h = createHash('sha1');
+    let pos = 0;
+    while (pos < size) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, size - pos), pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return h.digest();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// ---- when a backup's verify may skip hashing the files it shares with the previous one -------
+
+/** A full re-hash of every file at least this often (bit rot in shared files). */
+export interface RehashPolicy {
+  /** Backups between two full re-hashes (1 = hash everything every time). */
+  everyBackups: number;
+  /** Days between two full re-hashes. */
+  maxAgeDays: number;
+}
+
+export const DEFAULT_REHASH_POLICY: RehashPolicy = { everyBackups: 10, maxAgeDays: 7 };
+
+/** `<stateDir>/verify-state.json`: which snapshot Mooring verified last, and how. */
+export const VERIFY_STATE_FILE = 'verify-state.json';
+
+interface VerifyState {
+  version: 1;
+  /** The snapshot whose files were all hashed (fully, or new ones on top of a verified base). */
+  verifiedId: string;
+  fullHashAt: string;
+  backupsSinceFullHash: number;
+}
+
+export interface StagingVerifyPlan extends VerifyOptions {
+  /** Why the verify hashes everything or only the new files (shown in logs). */
+  why: string;
+}
+
+async function readVerifyState(stateDir: string): Promise<VerifyState | undefined> {
+  try {
+    const v = JSON.parse(
+      await fsp.readFile(path.join(stateDir, VERIFY_STATE_FILE), 'utf8'),
+    ) as Partial<VerifyState>;
+    if (
+      v.version === 1 &&
+      typeof v.verifiedId === 'string' &&
+      typeof v.fullHashAt === 'string' &&
+      Number.isFinite(Date.parse(v.fullHashAt)) &&
+      typeof v.backupsSinceFullHash === 'number'
+    )
+      return v as VerifyState;
+  } catch {
+    // missing or unreadable: a full hash is due
+  }
+  return undefined;
+}
+
+/**
+ * How to verify a staged backup built on the latest snapshot `baseId`: hash only its new files
+ * when Mooring itself verified that snapshot (so every file it shares was hashed when it arrived)
+ * and no full re-hash is due; otherwise hash everything. Existence and size are always checked.
+ */
+export async function planStagingVerify(
+  stateDir: string,
+  baseId: string | undefined,
+  policy: RehashPolicy = DEFAULT_REHASH_POLICY,
+  now: Date = new Date(),
+): Promise<StagingVerifyPlan> {
+  const state = await readVerifyState(stateDir);
+  if (baseId === undefined) return { why: 'first backup: every file hashed' };
+  if (!state || state.verifiedId !== baseId)
+    return { why: `snapshot ${baseId} was not verified by Mooring: every file hashed` };
+  if (state.backupsSinceFullHash + 1 >= policy.everyBackups)
+    return { why: `full re-hash every ${policy.everyBackups} backups` };
+  if (now.getTime() - Date.parse(state.fullHashAt) >= policy.maxAgeDays * 86_400_000)
+    return { why: `full re-hash every ${policy.maxAgeDays} days` };
+  return {
+    hashOnlyUnshared: true,
+    why: 'files shared with the verified previous snapshot: size checked, not re-hashed',
+  };
+}
+
+/** After a commit: `snapshotId` verified with `plan` (best effort; a lost record only costs a full hash). */
+export async function recordStagingVerify(
+  stateDir: string,
+  snapshotId: string,
+  plan: VerifyOptions,
+  now: Date = new Date(),
+): Promise<void> {
+  const prev = await readVerifyState(stateDir);
+  const partial = plan.hashOnlyUnshared === true && prev !== undefined;
+  const state: VerifyState = {
+    version: 1,
+    verifiedId: snapshotId,
+    fullHashAt: partial ? prev.fullHashAt : now.toISOString(),
+    backupsSinceFullHash: partial ? prev.backupsSinceFullHash + 1 : 0,
+  };
+  await writeFileDurable(path.join(stateDir, VERIFY_STATE_FILE), `${JSON.stringify(state)}\n`);
 }

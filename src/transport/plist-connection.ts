@@ -12,6 +12,7 @@ import { Duplex, PassThrough, type Readable } from 'node:stream';
 import tls from 'node:tls';
 import { MooringError } from '../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS, StreamReader } from '../util/stream-reader';
+import { readWithin } from '../util/read-within';
 import {
   decodePlist,
   encodeBinaryPlist,
@@ -296,7 +297,8 @@ export class PlistConnection {
     if (length === 0) throw new MooringError('MALFORMED', 'peer sent an empty plist frame');
     let body: Buffer;
     try {
-      body = await this.currentReader.read(length, timeoutMs, 'plist frame body');
+      // H7h: the whole body within the deadline (a trickling peer must not hold us forever).
+      body = await readWithin(this.currentReader, length, timeoutMs, 'plist frame body');
     } catch (e) {
       // Half a frame was consumed: the next read would start mid-body, so nothing can follow.
       this.giveUp('a frame body did not arrive in time');

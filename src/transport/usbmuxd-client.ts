@@ -649,9 +649,10 @@ function summarise(v: unknown): string {
   try {
     s =
       JSON.stringify(v, (_k, x: unknown) => (Buffer.isBuffer(x) ? `<${x.length} bytes>` : x)) ??
-      String(v);
+      typeof v;
   } catch {
-    s = String(v);
+    // A hostile dict can make JSON.stringify (and String) throw: describe it by its type only.
+    s = Array.isArray(v) ? 'an array' : typeof v;
   }
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }

@@ -15,7 +15,8 @@ export type MooringErrorCode =
   | 'TLS' // the TLS handshake failed
   | 'UNSAFE_PATH' // a device-supplied path would leave its confinement
   | 'USAGE' // the user asked for something impossible; the message says what to do
-  | 'IO'; // local filesystem failure
+  | 'IO' // local filesystem failure
+  | 'WRONG_PASSWORD'; // H8a: a backup password that does not unlock the keybag (or a device refusing the old one)
 
 export class MooringError extends Error {
   readonly code: MooringErrorCode;

@@ -44,6 +44,18 @@ describe('AgentClient', () => {
     assert.equal(await client.markRead(), 0);
   });
 
+  it('asks for one-time browser login links that work once and carry no token', async () => {
+    const link = new URL(await client.loginLink());
+    assert.equal(link.origin, server.url);
+    assert.equal(link.pathname, '/login');
+    assert.ok(!link.href.includes(TOKEN));
+    const first = await fetch(link, { redirect: 'manual' });
+    assert.equal(first.status, 303);
+    assert.match(first.headers.get('set-cookie') ?? '', /^mooring_session=/);
+    assert.equal((await fetch(link, { redirect: 'manual' })).status, 401);
+    assert.notEqual(await client.loginLink(), link.href);
+  });
+
   it('sets and resets settings, and carries the server message of a refused value', async () => {
     const set = await client.setConfig({ concurrency: '2' });
     assert.equal(set.concurrency, '2');

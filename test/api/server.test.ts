@@ -75,15 +75,33 @@ describe('API server', () => {
     assert.equal((await raw(port, { path: '/api/nope' })).status, 401);
   });
 
-  it('turns /?token= into an HttpOnly SameSite=Strict cookie, then accepts the cookie', async () => {
-    const wrong = await raw(port, { path: '/?token=nope' });
-    assert.equal(wrong.status, 401);
-    assert.equal(wrong.headers['set-cookie'], undefined);
-    const r = await raw(port, { path: `/?token=${TOKEN}` });
-    assert.equal(r.status, 303);
+  it('signs a browser in with a one-time link (HttpOnly SameSite=Strict session cookie), never with ?token=', async () => {
+    const inUrl = await raw(port, { path: `/?token=${TOKEN}` });
+    assert.equal(inUrl.status, 400);
+    assert.equal(errorOf(inUrl).code, 'TOKEN_IN_URL');
+    assert.equal(inUrl.headers['set-cookie'], undefined);
+    const anonymous = await raw(port, { path: '/' });
+    assert.equal(anonymous.status, 303);
+    assert.equal(anonymous.headers.location, '/login');
+    const link = new URL(server.loginUrl());
+    assert.equal(link.origin, server.url);
+    assert.equal(link.searchParams.get('token'), null);
+    assert.ok(!link.href.includes(TOKEN));
+    const head = await raw(port, { method: 'HEAD', path: link.pathname + link.search });
+    assert.equal(head.headers['set-cookie'], undefined);
+    const r = await raw(port, { path: link.pathname + link.search });
+    assert.equal(r.status, 303, 'a HEAD request did not spend the code');
     assert.equal(r.headers.location, '/');
     const cookie = r.headers['set-cookie']?.[0] ?? '';
-    assert.match(cookie, /^mooring_token=[^;]+; HttpOnly; SameSite=Strict; Path=\/$/);
+    assert.match(
+      cookie,
+      /^mooring_session=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/,
+    );
+    assert.ok(!cookie.includes(TOKEN));
+    // The link works once.
+    const again = await raw(port, { path: link.pathname + link.search });
+    assert.equal(again.status, 401);
+    assert.equal(again.headers['set-cookie'], undefined);
     const pair = cookie.split(';')[0]!;
     const status = await raw(port, {
       path: '/api/status',
@@ -94,6 +112,12 @@ describe('API server', () => {
     assert.equal(page.status, 200);
     assert.match(page.text, /href="\/api\/status"/);
     assert.match(String(page.headers['content-security-policy']), /default-src 'none'/);
+    // A tampered session cookie is refused.
+    const forged = `${pair.slice(0, -2)}${pair.endsWith('AA') ? 'BB' : 'AA'}`;
+    assert.equal(
+      (await raw(port, { path: '/api/status', headers: { Cookie: forged } })).status,
+      401,
+    );
   });
 
   it('refuses a foreign Host (DNS rebinding) and a foreign Origin (CSRF) even with the token', async () => {
@@ -373,6 +397,9 @@ describe('API event streams', () => {
       files: (u, id, q) => agent.files(u, id, q),
       diff: (u, a, b) => agent.diff(u, a, b),
       openFile: (u, id, d, p) => agent.openFile(u, id, d, p),
+      setEncryption: (u, r) => agent.setEncryption(u, r), // H8c
+      storeBackupPassword: (u, p) => agent.storeBackupPassword(u, p),
+      recoverySheet: (u) => agent.recoverySheet(u),
       subscribe: (listener) => {
         active++;
         const off = agent.subscribe(listener);

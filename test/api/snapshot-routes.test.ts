@@ -2,10 +2,10 @@
  * Snapshot browsing over real HTTP on 127.0.0.1 in front of a real Agent (no USB, no Bonjour)
  * whose backup folder holds a real store with two snapshots: the JSON routes through AgentClient,
  * the download's headers and bytes, and every parameter check (400), unknown things (404) and
- * encrypted backups (409).
+ * encrypted backups without their password and damaged ones (409).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import type { Agent } from '../../src/agent/agent';
 import type { FileEntry } from '../../src/agent/types';
 import { AgentApiError, AgentClient } from '../../src/api/client';
 import { payloadPath } from '../../src/format/layout';
+import { createBackupKeyBag, wrapClassKey } from '../../src/format/encryption';
 import { encodeBinaryPlist } from '../../src/protocol/plist';
 import { openStore } from '../../src/store';
 import { sampleEntries, UDID, writeBackup, type FakeEntry } from '../store/fixture';
@@ -21,6 +22,7 @@ import { errorOf, raw } from './http-helpers';
 
 const TOKEN = 'test-token-snapshots-0123456789abcdefghijklmn';
 const ENCRYPTED_UDID = '00008110-000F0E0D0C0B0A09';
+const DAMAGED_UDID = '00008110-000F0E0D0C0B0A0A';
 const NAMED = { domain: 'AppDomain-com.example.notes', relativePath: 'Documents/résumé "v2".txt' };
 
 describe('snapshot routes', () => {
@@ -48,11 +50,28 @@ describe('snapshot routes', () => {
         const enc = await openStore(backupDir, ENCRYPTED_UDID);
         const s = await enc.beginStaging();
         await writeBackup(s.backupDir, sampleEntries(2), { udid: ENCRYPTED_UDID });
+        // A real password keybag (few rounds), and no password stored for it.
+        const bag = createBackupKeyBag('not stored anywhere', { dpic: 10, iter: 10 });
+        const ManifestKey = wrapClassKey(bag.unlocked, 4, randomBytes(32));
         await fsp.writeFile(
           path.join(s.backupDir, 'Manifest.plist'),
-          encodeBinaryPlist({ IsEncrypted: true, Version: '10.0' }),
+          encodeBinaryPlist({
+            IsEncrypted: true,
+            Version: '10.0',
+            BackupKeyBag: bag.keyBag,
+            ManifestKey,
+          }),
         );
         await s.commit();
+        // An "encrypted" backup without its keybag is damaged, not locked.
+        const bad = await openStore(backupDir, DAMAGED_UDID);
+        const b = await bad.beginStaging();
+        await writeBackup(b.backupDir, sampleEntries(2), { udid: DAMAGED_UDID });
+        await fsp.writeFile(
+          path.join(b.backupDir, 'Manifest.plist'),
+          encodeBinaryPlist({ IsEncrypted: true, Version: '10.0' }),
+        );
+        await b.commit();
         return { dataDir: path.join(dir, 'data'), backupDir };
       },
     });
@@ -124,7 +143,7 @@ describe('snapshot routes', () => {
     assert.equal(onDisk, 'second words');
   });
 
-  it('refuses bad parameters (400), unknown things (404), encrypted backups (409)', async () => {
+  it('refuses bad parameters (400), unknown things (404), locked or damaged backups (409)', async () => {
     const cases: Array<[string, number, RegExp]> = [
       [`/api/devices/..%2F..%2Fetc/snapshots`, 400, /not a UDID/],
       [`/api/devices/%E0%A4%A/snapshots`, 400, /not a valid URL component/],
@@ -151,11 +170,8 @@ describe('snapshot routes', () => {
       [`${dev}/snapshots/latest/file?domain=HomeDomain&path=Library`, 400, /is a dir, not a file/],
       [`${dev}/snapshots/latest/file?domain=HomeDomain&path=nope.txt`, 404, /is not in snapshot/],
       [`${dev}/snapshots/20200101T000000Z/files`, 404, /no snapshot/],
-      [
-        `/api/devices/${ENCRYPTED_UDID}/snapshots/latest/files`,
-        409,
-        /encrypted backups cannot be browsed yet/,
-      ],
+      [`/api/devices/${ENCRYPTED_UDID}/snapshots/latest/files`, 409, /password/],
+      [`/api/devices/${DAMAGED_UDID}/snapshots/latest/files`, 409, /without a BackupKeyBag/],
     ];
     for (const [p, status, message] of cases) {
       const r = await get(p);

@@ -40,8 +40,17 @@ function startAgent(args: string[]): Promise<AgentProcess> {
   return new Promise((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
-      const m = /^Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/\?token=([A-Za-z0-9_-]+)\n/.exec(out);
-      if (m) resolve({ child, url: m[1]!, token: m[2]!, stderr: () => err, exited });
+      // A one-time login link, never the token: that comes from agent.json, as programs read it.
+      const m = /^Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/login\?code=[A-Za-z0-9_-]+\n/.exec(
+        out,
+      );
+      if (m) {
+        void readAgentFile(args[args.indexOf('--data') + 1]!).then((file) =>
+          file && file.url === m[1]
+            ? resolve({ child, url: m[1]!, token: file.token, stderr: () => err, exited })
+            : reject(new Error(`agent.json does not name ${m[1]}`)),
+        );
+      }
     });
     void exited.then((code) =>
       reject(new Error(`agent exited (${code}) before printing its URL: ${err}`)),

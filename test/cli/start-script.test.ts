@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { readAgentFile } from '../../src/api/agent-file';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { chooseMode } = require('../../scripts/start.js') as {
@@ -66,14 +67,17 @@ describe('npm start', () => {
       const deadline = Date.now() + 60_000;
       let url: URL | undefined;
       while (!url) {
-        const m = /Mooring agent: (http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+)/.exec(out);
+        const m = /Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/login\?code=[A-Za-z0-9_-]+/.exec(
+          out,
+        );
         if (m) url = new URL(m[1]!);
         else if (Date.now() > deadline || child.exitCode !== null)
           assert.fail(`no URL line; stderr:\n${err}`);
         else await new Promise((r) => setTimeout(r, 100));
       }
       assert.match(err, /Starting the headless agent \(--sim runs the headless agent\)/);
-      const token = url.searchParams.get('token')!;
+      // The token is never printed: programs read it from agent.json.
+      const token = (await readAgentFile(path.join(tmp, 'data')))!.token;
       const get = async (p: string): Promise<unknown> => {
         const res = await fetch(new URL(p, url), { headers: { authorization: `Bearer ${token}` } });
         assert.equal(res.status, 200);

@@ -30,6 +30,7 @@ export function device(o: Partial<DeviceStatus> = {}): DeviceStatus {
     latestSnapshot: { id: '20260115T090000Z', at: NOW - 3 * HOUR },
     settings: { interval: '24h', window: 'any', enabled: 'true' },
     wifiBackups: true,
+    encryption: { on: null, passwordStored: false, latestOpens: null, storeKind: null }, // H8c
     ...o,
   };
 }

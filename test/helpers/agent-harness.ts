@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AgentStatus, DeviceStatus } from '../../src/agent/types';
+import { readAgentFile } from '../../src/api/agent-file';
 import type { AttemptRow, NotificationRow, Page } from '../../src/history';
 import { startSim, type PasscodeMode, type RunningSim, type SimFaults } from '../../src/sim/index';
 import { mooring, type CliRun } from '../cli/run-cli';
@@ -24,8 +25,9 @@ import { exists, fingerprint, ROOT, treeNames } from '../cli/backup-fixture';
 export { exists, fingerprint, ROOT, treeNames };
 
 const BIN = path.join(ROOT, 'src', 'bin', 'mooring.ts');
-/** The agent's first stdout line (CLI contract). */
-const URL_LINE = /^Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/\?token=([A-Za-z0-9_-]+)\s*$/;
+/** The agent's first stdout line (CLI contract): a one-time browser login link, never the token. */
+export const URL_LINE =
+  /^Mooring agent: ((http:\/\/127\.0\.0\.1:\d+)\/login\?code=[A-Za-z0-9_-]+)\s*$/;
 /** Longest we wait for the agent to print its URL (tsx compiles the sources on first start). */
 const AGENT_START_TIMEOUT_MS = 60_000;
 /** Default bound of every wait: a safety net so a missing outcome fails instead of hanging. */
@@ -51,11 +53,16 @@ export interface SimSpec {
   files?: number;
   bytes?: number;
   seed?: number;
+  /** H8c: keybag rounds of the simulator's encryption (lowered for quick tests). */
+  keyBagRounds?: { dpic?: number; iter?: number };
 }
 
 export interface AgentProcess {
   child: ChildProcess;
   url: string;
+  /** The one-time browser login link the agent printed (works once). */
+  loginUrl: string;
+  /** The API token, from DATA-DIR/agent.json as programs find it. */
   token: string;
   /** Everything the agent wrote on stderr so far. */
   stderr: string[];
@@ -132,6 +139,7 @@ export class Scenario {
           trust: 'auto',
           ...(spec.passcode ? { passcode: spec.passcode } : {}),
           ...(spec.faults ? { faults: spec.faults } : {}),
+          ...(spec.keyBagRounds ? { keyBagRounds: spec.keyBagRounds } : {}), // H8c
           ...(spec.transport === 'wifi'
             ? { wifi: spec.wifiHost ?? '127.0.0.2', wifiPort: 0, bonjour: '127.0.0.1' }
             : {}),
@@ -267,7 +275,12 @@ export class Scenario {
       child.kill('SIGKILL');
       assert.fail(`unexpected first line from the agent: ${JSON.stringify(first)}`);
     }
-    this.agent = { child, url: m[1]!, token: m[2]!, stderr, exited };
+    const file = await readAgentFile(this.dataDir);
+    if (!file || file.url !== m[2]) {
+      child.kill('SIGKILL');
+      assert.fail(`agent.json does not name the agent at ${m[2]}: ${JSON.stringify(file?.url)}`);
+    }
+    this.agent = { child, url: m[2]!, loginUrl: m[1]!, token: file.token, stderr, exited };
     return this.agent;
   }
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   backupDirChanged,
   backupFailed,
+  deviceMisbehaved, // H7h
   backupSucceeded,
   busy,
   cancelled,
@@ -30,6 +31,7 @@ import {
   paused,
   queued,
   REASON_CODES,
+  encryptedNotOpened, // H8c
   REASONS,
   retryLimitReached,
   SEVERITIES,
@@ -117,6 +119,11 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
     }),
   ],
   BACKUP_FAILED: [backupFailed({ detail: 'the device sent a malformed message' })],
+  // H7h
+  DEVICE_MISBEHAVED: [
+    deviceMisbehaved({ detail: 'The device sent something invalid' }),
+    deviceMisbehaved({ detail: 'refused', refusedPaths: 2, firstRefusedPath: 'x/../../y' }),
+  ],
   CANCELLED: [cancelled({ by: 'user' }), cancelled({ by: 'device' })],
   INTERRUPTED: [interrupted({ startedAt: NOW - H, now: NOW }), interrupted({ now: NOW })],
   BACKUP_SUCCEEDED: [
@@ -138,6 +145,11 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
   ],
   COMPUTER_ASLEEP: [computerAsleep({ from: NOW - 9 * H, to: NOW - 3 * H, now: NOW })],
   PRUNE_FAILED: [pruneFailed({ detail: 'EACCES: permission denied, rename …/snapshots/x' })],
+  // H8c
+  ENCRYPTED_NOT_OPENED: [
+    encryptedNotOpened({ problem: 'NO_PASSWORD' }),
+    encryptedNotOpened({ problem: 'MISMATCH' }),
+  ],
   BACKUP_DIR_CHANGED: [backupDirChanged({ from: '/old/backups', to: '/Volumes/Disk/backups' })],
 };
 

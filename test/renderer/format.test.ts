@@ -42,6 +42,7 @@ function device(over: Partial<DeviceStatus> = {}): DeviceStatus {
     latestSnapshot: null,
     settings: {},
     wifiBackups: true,
+    encryption: { on: null, passwordStored: false, latestOpens: null, storeKind: null }, // H8c
     ...over,
   };
 }

@@ -22,11 +22,12 @@ import type { AgentStatus, DeviceStatus } from '../../src/agent/types';
 import { PAIR_WAIT_TEXT } from '../../src/renderer/pairing';
 import { startSim, type RunningSim } from '../../src/sim/index';
 import { ROOT } from '../helpers/agent-harness';
+import { readAgentFile } from '../../src/api/agent-file';
 import { CHROMIUM, MASK_COLOR, openBrowser, type UiBrowser } from './browser';
 
 const SHOTS = path.join(ROOT, 'docs', 'screenshots');
 const BIN = path.join(ROOT, 'src', 'bin', 'mooring.ts');
-const URL_LINE = /^Mooring agent: (http:\/\/127\.0\.0\.1:\d+)\/\?token=([A-Za-z0-9_-]+)\s*$/;
+const URL_LINE = /^Mooring agent: ((http:\/\/127\.0\.0\.1:\d+)\/login\?code=[A-Za-z0-9_-]+)\s*$/;
 /** Safety nets, not measurements. */
 const UI_WAIT = 60_000;
 const AGENT_START_MS = 60_000;
@@ -34,6 +35,7 @@ const AGENT_START_MS = 60_000;
 interface SpawnedAgent {
   child: ChildProcess;
   url: string;
+  loginUrl: string;
   token: string;
   stderr: string[];
 }
@@ -93,7 +95,10 @@ async function spawnAgent(dataDir: string, usbmuxd: string): Promise<SpawnedAgen
     child.kill('SIGKILL');
     assert.fail(`unexpected first line: ${line}`);
   }
-  return { child, url: m[1]!, token: m[2]!, stderr };
+  // The token is never printed; programs read it from agent.json.
+  const file = await readAgentFile(dataDir);
+  assert.ok(file, 'agent.json missing');
+  return { child, url: m[2]!, loginUrl: m[1]!, token: file.token, stderr };
 }
 
 describe(
@@ -162,7 +167,7 @@ describe(
       agent = await spawnAgent(dataDir, sim.usbmuxdAddress);
       ui = await openBrowser();
       page = ui.page;
-      await page.goto(`${agent.url}/?token=${agent.token}`);
+      await page.goto(agent.loginUrl);
       await page.locator('body[data-ready="true"]').waitFor({ timeout: UI_WAIT });
       mkdirSync(SHOTS, { recursive: true });
     });

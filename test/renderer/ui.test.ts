@@ -73,8 +73,8 @@ describe(
       await s.startAgent();
       ui = await openBrowser();
       page = ui.page;
-      // The printed URL: its token becomes the HttpOnly cookie, and the address loses it.
-      await page.goto(`${s.agent!.url}/?token=${s.agent!.token}`);
+      // The printed one-time login link becomes an HttpOnly session cookie, and the address loses it.
+      await page.goto(s.agent!.loginUrl);
       assert.equal(page.url(), `${s.agent!.url}/`);
       await page.locator('body[data-ready="true"]').waitFor({ timeout: UI_WAIT });
       mkdirSync(SHOTS, { recursive: true });
@@ -105,8 +105,11 @@ describe(
       const js = await fetch(`${base}/ui/main.js`);
       assert.equal(js.status, 200);
       assert.match(js.headers.get('content-type') ?? '', /^text\/javascript/);
-      // Without the cookie: the page that says which address to open, not the UI.
-      assert.match(await (await fetch(`${base}/`)).text(), /Open the address/);
+      // Without a session: the sign-in page, not the UI.
+      const anonymous = await fetch(`${base}/`, { redirect: 'manual' });
+      assert.equal(anonymous.status, 303);
+      assert.equal(anonymous.headers.get('location'), '/login');
+      assert.match(await (await fetch(`${base}/login`)).text(), /Sign in/);
       for (const bad of [
         '/ui/',
         '/ui/views',

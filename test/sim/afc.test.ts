@@ -35,6 +35,7 @@ function deviceFor(mediaDir: string): SimDeviceApi {
     observeNotification: () => () => undefined,
     requestPasscode: async () => true,
     log: () => undefined,
+    setInternalValue: async () => undefined,
   };
 }
 

@@ -78,6 +78,22 @@ describe('mooring-sim argument parsing', () => {
     assert.equal(o.quiet, true);
   });
 
+  // H8a: keybag rounds (default: iOS's; tests lower them).
+  it('parses --keybag-dpic/--keybag-iter and bounds them', () => {
+    assert.equal(parseRunArgs(['--state', 'd']).keyBagRounds, undefined);
+    assert.deepEqual(parseRunArgs(['--state', 'd', '--keybag-dpic', '100']).keyBagRounds, {
+      dpic: 100,
+    });
+    assert.deepEqual(
+      parseRunArgs(['--state', 'd', '--keybag-dpic', '0', '--keybag-iter', '7']).keyBagRounds,
+      { dpic: 1, iter: 7 },
+    );
+    assert.throws(
+      () => parseRunArgs(['--state', 'd', '--keybag-dpic', '100000001']),
+      usage('--keybag-dpic'),
+    );
+  });
+
   it('names the flag in every refusal', () => {
     assert.throws(() => parseRunArgs(['--files', '1']), usage('--state'));
     assert.throws(() => parseRunArgs(['--state', 'd', '--bogus', '1']), usage('--bogus'));

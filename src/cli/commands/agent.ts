@@ -1,7 +1,10 @@
 /**
  * `mooring agent`: the long-running agent (discovery, schedule, backups, history) plus its HTTP
- * API on loopback. Prints one line with the URL (token included) on stdout, logs on stderr,
- * and stops cleanly on SIGTERM/SIGINT: running backups are cancelled and recorded interrupted.
+ * API on loopback. Prints one line on stdout, `Mooring agent: URL/login?code=…` (a one-time
+ * browser login link: the token itself never goes in a URL or on stdout, which service managers
+ * log; programs read it from DATA-DIR/agent.json), logs on stderr, and stops cleanly on
+ * SIGTERM/SIGINT: running backups are cancelled and recorded interrupted. `--listen` beyond
+ * loopback needs `--lan-password-file`.
  */
 import net from 'node:net';
 import { Agent } from '../../agent/agent';
@@ -9,6 +12,8 @@ import type { MdnsSocketOptions } from '../../discovery/bonjour-browser';
 import { findPairRecord } from '../../lockdown';
 import { UsbmuxdClient } from '../../transport/usbmuxd-client';
 import { acquireAgentLock, type AgentLock } from '../../api/agent-file';
+import { isLoopbackHost } from '../../api/http-guard';
+import { readLanPasswordFile } from '../../api/lan-password';
 import { DEFAULT_API_LISTEN, serveAgent, type ServedAgent } from '../../api/serve-agent';
 import { UsageError } from '../../util/cli-flags';
 import { makeContext, usbmuxd as usbmuxdOf } from '../context';
@@ -29,6 +34,10 @@ export interface AgentCommandOptions {
   /** ADDR, 'off', or undefined for every interface. */
   mdnsInterface?: string;
   wifiPort?: string;
+  /** A file holding the password that allows a non-loopback --listen. */
+  lanPasswordFile?: string;
+  /** H8c: keep no backup passwords (every encryption action then needs them typed in). */
+  noStorePasswords?: boolean;
   sim: boolean;
   out: (line: string) => void;
   err: (line: string) => void;
@@ -91,8 +100,30 @@ async function embeddedSim(o: AgentCommandOptions): Promise<EmbeddedSim> {
   return sim;
 }
 
+/** The LAN password when --listen asks for a non-loopback address (read before anything starts). */
+async function lanPasswordFor(
+  listen: { host: string },
+  file: string | undefined,
+): Promise<string | undefined> {
+  if (isLoopbackHost(listen.host)) {
+    if (file !== undefined) {
+      throw new UsageError(
+        '--lan-password-file: only with --listen on a LAN address such as 0.0.0.0:47110',
+      );
+    }
+    return undefined;
+  }
+  if (file === undefined) {
+    throw new UsageError(
+      `--listen ${listen.host}: other computers could reach the agent there. Opt in with --lan-password-file FILE (a password of 12+ characters, file mode 600): browsers then sign in with it and API clients still need the token`,
+    );
+  }
+  return readLanPasswordFile(file);
+}
+
 export async function agentCommand(o: AgentCommandOptions): Promise<number> {
   const listen = parseListen(o.listen);
+  const lanPassword = await lanPasswordFor(listen, o.lanPasswordFile);
   let mdns = mdnsOptions(o.mdnsInterface);
   let wifiPort = wifiPortOption(o.wifiPort);
   let usbmuxdFlag = o.usbmuxd;
@@ -123,11 +154,22 @@ export async function agentCommand(o: AgentCommandOptions): Promise<number> {
       usbmuxd,
       mdns,
       ...(wifiPort === undefined ? {} : { wifiPort }),
+      ...(o.noStorePasswords ? { secrets: null } : {}), // H8c
       log: o.err,
     });
     await agent.start();
-    served = await serveAgent(agent, { dataDir: o.dataDir, listen, log: o.err });
-    o.out(`Mooring agent: ${served.url}/?token=${served.token}`);
+    served = await serveAgent(agent, {
+      dataDir: o.dataDir,
+      listen,
+      log: o.err,
+      ...(lanPassword === undefined ? {} : { lanPassword }),
+    });
+    o.out(`Mooring agent: ${served.loginUrl()}`);
+    if (lanPassword !== undefined) {
+      o.err(
+        `The API also answers other computers on ${listen.host}:${served.port}: browsers sign in with the LAN password at /login; API clients send the token (DATA-DIR/agent.json). It is plain HTTP: use it on a network you trust, or behind a TLS proxy.`,
+      );
+    }
     await stopRequested;
     o.err('Stopping the agent…');
     return 0;

@@ -3,11 +3,12 @@
  * staged copy of the latest backup; only a backup the device finished and that verifies is
  * committed, atomically. Anything else leaves the latest complete backup exactly as it was.
  */
-import { backupToStore, type JobOutcome } from '../../job';
+import { backupToStore, type JobEncryption, type JobOutcome } from '../../job';
 import type { StoreOptions } from '../../store';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { humanProgress, jsonProgress, type ProgressSink } from '../progress';
 import { destination } from '../store-access';
+import { FileSecretStore, passwordCandidates, secretsDir } from '../../secrets'; // H8b
 
 export interface BackupArgs {
   udid?: string;
@@ -28,7 +29,8 @@ export const EXIT_CANCELLED = 130;
 
 /**
  * TEST FAULT HOOK, used only by the crash-safety tests (test/cli/backup-crash*.test.ts):
- * `MOORING_CRASH_AT=commit:<step>` (a CommitStep, e.g. `commit:moved-latest`; or `prune:<step>`)
+ * `MOORING_CRASH_AT=commit:<step>` (a CommitStep, e.g. `commit:moved-latest`; or `prune:<step>`,
+ * `open:locked|recovered`, `staging:created|linked` — the fault matrix, test/reliability)
  * makes this process SIGKILL itself right after that durable step of the store (StoreHooks.afterStep,
  * also during the recovery of an earlier interrupted commit). Those steps emit no events, so an
  * outside kill cannot be aimed at them. Unset (always, in normal use) it changes nothing.
@@ -47,6 +49,15 @@ export function crashTestStoreOptions(env: NodeJS.ProcessEnv = process.env): Sto
   };
 }
 
+/** H8b: the stored passwords, and the era of the one that opens a new backup remembered. */
+export function encryptionCheck(dataDir: string, udid: string): JobEncryption {
+  const secrets = new FileSecretStore(secretsDir(dataDir));
+  return {
+    passwords: passwordCandidates(secrets, udid),
+    onOpened: (keyBagId, password) => secrets.rememberEra(udid, keyBagId, password),
+  };
+}
+
 export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<number> {
   const progress: ProgressSink = a.json
     ? jsonProgress(ctx.out)
@@ -62,6 +73,8 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     ...(a.signal ? { signal: a.signal } : {}),
     onEvent: (e) => progress.event(e),
     storeOptions: crashTestStoreOptions(),
+    // H8b: an encrypted backup is opened with the stored password after verify.
+    encryption: encryptionCheck(ctx.dataDir, endpoint.udid),
   });
   // Nothing was backed up (the store, the connection or the session refused, or the commit
   // failed): an error the CLI reports as such, not a backup result.
@@ -82,6 +95,7 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
         isFull: outcome.result.isFull,
         durationMs: outcome.result.durationMs,
         snapshot: outcome.snapshot && { id: outcome.snapshot.id, path: outcome.snapshot.path },
+        encryption: outcome.encryption, // H8b
         verify: outcome.verify && {
           ok: outcome.verify.ok,
           files: outcome.verify.files,

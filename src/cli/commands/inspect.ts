@@ -2,8 +2,11 @@
 import path from 'node:path';
 import type { CliContext } from '../context';
 import { formatBytes } from '../progress';
+import { isSnapshotId } from '../../store';
 import { openDeviceStore } from '../store-access';
 import type { StoreArgs } from './snapshots';
+import type { PasswordCandidates } from '../../store/encrypted'; // H8b
+import { isMooringError, MooringError } from '../../util/errors'; // H8b
 
 export async function verifyCommand(
   ctx: CliContext,
@@ -12,7 +15,12 @@ export async function verifyCommand(
   hash: boolean,
 ): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid);
-  const report = await store.verify(snapshot ?? 'latest', { hash });
+  // A committed snapshot's result is recorded (damaged or not) so the next backup can repair it.
+  const ref = snapshot ?? 'latest';
+  const report =
+    ref === 'latest' || isSnapshotId(ref)
+      ? (await store.checkSnapshot(ref, { hash })).report
+      : await store.verify(ref, { hash });
   if (a.json) {
     ctx.out(JSON.stringify(report, null, 2));
     return report.ok ? 0 : 1;
@@ -26,6 +34,8 @@ export async function verifyCommand(
     return 0;
   }
   ctx.out(`DAMAGED: ${report.path}: ${report.problemCount} problem(s)`);
+  if (ref === 'latest')
+    ctx.out('  It is marked damaged: the next backup will be a full one, into a new snapshot.');
   for (const p of report.problems) {
     const where = p.domain ? `${p.domain}/${p.relativePath ?? ''}` : (p.fileId ?? '');
     ctx.out(`  ${p.kind}: ${where ? where + ': ' : ''}${p.problem}`);
@@ -40,12 +50,47 @@ export interface QueryArgs {
   snapshot?: string;
   domain?: string;
   pattern?: string;
+  /** H8b: the passwords that may open the device's encrypted snapshots. */
+  passwordsFor?: (udid: string) => PasswordCandidates;
+}
+
+/** H8b: a password that does not open an encrypted snapshot, worded with what to do. */
+export async function withPasswordHint<T>(udid: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!isMooringError(e, 'WRONG_PASSWORD')) throw e;
+    throw new MooringError(
+      'WRONG_PASSWORD',
+      e.detail === 'NO_PASSWORD'
+        ? `Mooring cannot open this backup: it is encrypted and no password is known for it; run "mooring encryption password --udid ${udid}" or pass --password-file FILE`
+        : `Mooring cannot open this backup: the password does not match (${e.message}); run "mooring encryption password --udid ${udid}" or pass --password-file FILE`,
+      { detail: e.detail ?? 'MISMATCH', cause: e },
+    );
+  }
+}
+
+/** H8b: the query as the store takes it (passwords resolved for the store's device). */
+function storeQuery(
+  q: QueryArgs,
+  udid: string,
+): Omit<QueryArgs, 'passwordsFor'> & {
+  passwords?: PasswordCandidates;
+} {
+  const { passwordsFor, ...rest } = q;
+  return passwordsFor ? { ...rest, passwords: passwordsFor(udid) } : rest;
 }
 
 export async function filesCommand(ctx: CliContext, a: StoreArgs, q: QueryArgs): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid);
   let n = 0;
-  for await (const f of store.files(q)) {
+  const files = store.files(storeQuery(q, store.udid));
+  // H8b: the first entry is where an encrypted snapshot is opened (or refused).
+  const first = await withPasswordHint(store.udid, () => files.next());
+  for await (const f of (async function* () {
+    if (!first.done) yield first.value;
+    yield* files;
+  })()) {
     n++;
     if (a.json) ctx.out(JSON.stringify(f));
     else {
@@ -66,7 +111,9 @@ export async function extractCommand(
   to: string,
 ): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid);
-  const r = await store.extract({ ...q, to: path.resolve(to) });
+  const r = await withPasswordHint(store.udid, () =>
+    store.extract({ ...storeQuery(q, store.udid), to: path.resolve(to) }),
+  );
   if (a.json) ctx.out(JSON.stringify(r, null, 2));
   else {
     ctx.out(
@@ -82,9 +129,12 @@ export async function diffCommand(
   a: StoreArgs,
   from: string,
   to: string,
+  passwordsFor?: (udid: string) => PasswordCandidates, // H8b
 ): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid);
-  const d = await store.diff(from, to);
+  const d = await withPasswordHint(store.udid, () =>
+    store.diff(from, to, passwordsFor ? { passwords: passwordsFor(store.udid) } : {}),
+  );
   if (a.json) {
     ctx.out(JSON.stringify(d, null, 2));
     return 0;

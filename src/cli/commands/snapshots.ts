@@ -23,7 +23,14 @@ export async function snapshotsCommand(ctx: CliContext, a: StoreArgs): Promise<n
   }
   ctx.out('SNAPSHOT           DATE (UTC)           FILES       SIZE   ONLY HERE  ');
   for (const s of list) {
-    const flags = [s.isLatest ? 'latest' : '', s.pinned ? 'pinned' : '', s.adopted ? 'adopted' : '']
+    const flags = [
+      s.isLatest ? 'latest' : '',
+      s.pinned ? 'pinned' : '',
+      s.adopted ? 'adopted' : '',
+      s.damaged
+        ? `DAMAGED (${s.damaged.problems} problem(s), found ${s.damaged.at.slice(0, 10)})`
+        : '',
+    ]
       .filter(Boolean)
       .join(', ');
     ctx.out(

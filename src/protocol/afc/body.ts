@@ -88,21 +88,23 @@ export function decodeKeyValueList(
   if (buf.length === 0) return out;
   if (buf[buf.length - 1] !== 0)
     throw new MooringError('MALFORMED', 'AFC key/value list does not end with a NUL byte');
+  // Count the strings before splitting (fuzz regression): a 16 MiB reply of NULs used to become
+  // 16 Mi strings before the entry bound was checked, enough to exhaust the heap.
+  let count = 0;
+  for (let at = buf.indexOf(0); at !== -1; at = buf.indexOf(0, at + 1)) {
+    if (++count > 2 * maxEntries) {
+      throw new MooringError('LIMIT', `AFC key/value list has more than ${maxEntries} entries`);
+    }
+  }
+  if (count % 2 !== 0)
+    throw new MooringError(
+      'MALFORMED',
+      `AFC key/value list has an odd number of strings (${count})`,
+    );
   const strings = buf
     .subarray(0, buf.length - 1)
     .toString('utf8')
     .split('\0');
-  if (strings.length % 2 !== 0)
-    throw new MooringError(
-      'MALFORMED',
-      `AFC key/value list has an odd number of strings (${strings.length})`,
-    );
-  if (strings.length / 2 > maxEntries) {
-    throw new MooringError(
-      'LIMIT',
-      `AFC key/value list has ${strings.length / 2} entries, more than ${maxEntries}`,
-    );
-  }
   for (let i = 0; i < strings.length; i += 2) out[strings[i]!] = strings[i + 1]!;
   return out;
 }

@@ -6,6 +6,7 @@
  */
 import { MooringError } from '../../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS, type StreamReader } from '../../util/stream-reader';
+import { readWithin } from '../../util/read-within';
 import { MAX_DL_PATH_BYTES } from './messages';
 
 export const DlFileCode = {
@@ -129,7 +130,7 @@ export class DlFileStreamDecoder {
         detail: len,
       });
     }
-    const bytes = await this.reader.read(len, this.timeoutMs, what);
+    const bytes = await readWithin(this.reader, len, this.timeoutMs, what); // H7h: no trickle
     let path: string;
     try {
       path = utf8.decode(bytes);
@@ -169,7 +170,8 @@ export class DlFileStreamDecoder {
       case DlFileCode.FILE_DATA:
         return {
           kind: 'data',
-          data: await this.reader.read(len - 1, this.timeoutMs, 'file-stream data'),
+          // H7h: the whole block within the deadline (a trickling device must not hold us forever).
+          data: await readWithin(this.reader, len - 1, this.timeoutMs, 'file-stream data'),
         };
       case DlFileCode.SUCCESS:
         if (len !== 1)

@@ -7,6 +7,7 @@
  */
 import { MooringError } from '../../util/errors';
 import { isPlistDict, PlistReal, type PlistDict, type PlistValue } from '../plist/types';
+import { setDictEntry } from '../plist/xml';
 
 /** The placeholder DL uses for "no value" in string slots. */
 export const DL_EMPTY_PARAMETER = '___EmptyParameterString___';
@@ -248,8 +249,10 @@ export function dlMultiStatusPayload(
 ): PlistDict {
   const entries = errors instanceof Map ? [...errors.entries()] : Object.entries(errors);
   const out: PlistDict = {};
+  // setDictEntry (fuzz regression): `out[path] =` with a device-named path "__proto__" replaced
+  // the payload's prototype instead of adding the entry, so that file's error was never reported.
   for (const [path, e] of entries)
-    out[path] = { DLFileErrorCode: e.code, DLFileErrorString: e.text };
+    setDictEntry(out, path, { DLFileErrorCode: e.code, DLFileErrorString: e.text });
   return out;
 }
 

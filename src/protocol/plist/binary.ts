@@ -8,7 +8,10 @@
  * before it is used, the object count is bounded before anything is allocated, and the object
  * graph is walked iteratively with an on-path mark per object, so a reference to itself or to an
  * ancestor is MALFORMED and deep nesting is LIMIT, never a stack overflow. Objects referenced
- * from several places are decoded once and shared, so a small file cannot expand exponentially.
+ * from several places are decoded once and shared, so decoding stays linear; and the tree they
+ * stand for (what an encoder or a comparison walks: one visit per reference) is bounded by
+ * maxObjects too, so a "billion laughs" of shared references is LIMIT, not a time bomb for the
+ * code that later writes the value out (fuzzing found Info.plist re-encoding a device's values).
  */
 import { MooringError } from '../../util/errors';
 import {
@@ -56,6 +59,8 @@ interface Container {
   next: number;
   depth: number;
   height: number;
+  /** Values in the expanded tree so far (itself included, dict keys not). */
+  size: number;
   value: PlistValue[] | PlistDict;
   keys: string[];
 }
@@ -71,6 +76,8 @@ class BinaryParser {
   private readonly memo: (PlistValue | undefined)[];
   /** Nested container levels in each decoded object's subtree (itself included; 0 for scalars), to bound depth through shared objects. */
   private readonly heights: Int32Array;
+  /** Expanded tree size of each decoded object (see `Container.size`). */
+  private readonly sizes: Float64Array;
   private readonly onPath: Uint8Array;
 
   constructor(
@@ -117,6 +124,7 @@ class BinaryParser {
     this.objectsEnd = this.offsetTable;
     this.memo = new Array<PlistValue | undefined>(this.numObjects);
     this.heights = new Int32Array(this.numObjects);
+    this.sizes = new Float64Array(this.numObjects);
     this.onPath = new Uint8Array(this.numObjects);
   }
 
@@ -253,6 +261,7 @@ class BinaryParser {
             next: 0,
             depth,
             height: 1,
+            size: 1,
             value: isDict ? {} : new Array<PlistValue>(),
             keys: [],
           },
@@ -300,7 +309,7 @@ class BinaryParser {
     const visit = (
       index: number,
       depth: number,
-    ): { value: PlistValue; height: number } | undefined => {
+    ): { value: PlistValue; height: number; size: number } | undefined => {
       const cached = this.memo[index];
       if (cached !== undefined) {
         const height = this.heights[index]!;
@@ -310,13 +319,14 @@ class BinaryParser {
             `binary plist nests deeper than ${this.limits.maxDepth} levels`,
           );
         }
-        return { value: cached, height };
+        return { value: cached, height, size: this.sizes[index]! };
       }
       if (this.onPath[index]) malformed(`object ${index} contains itself (reference cycle)`);
       const r = this.readObject(index, depth);
       if ('scalar' in r) {
         this.memo[index] = r.scalar;
-        return { value: r.scalar, height: 0 };
+        this.sizes[index] = 1;
+        return { value: r.scalar, height: 0, size: 1 };
       }
       this.onPath[index] = 1;
       stack.push(r.container);
@@ -334,27 +344,42 @@ class BinaryParser {
         this.onPath[frame.index] = 0;
         this.memo[frame.index] = frame.value;
         this.heights[frame.index] = frame.height;
+        this.sizes[frame.index] = frame.size;
         const parent = stack[stack.length - 1];
         if (parent === undefined) result = frame.value;
-        else this.deliver(parent, frame.value, frame.height);
+        else this.deliver(parent, frame.value, frame.height, frame.size);
         continue;
       }
       const ref = frame.refs[frame.next++]!;
       const got = visit(ref, frame.depth + 1);
-      if (got) this.deliver(frame, got.value, got.height);
+      if (got) this.deliver(frame, got.value, got.height, got.size);
     }
     return result as PlistValue;
   }
 
   /** Adds a finished child to its container; dict keys (first half of refs) must be strings. */
-  private deliver(frame: Container, value: PlistValue, childLevels: number): void {
+  private deliver(
+    frame: Container,
+    value: PlistValue,
+    childLevels: number,
+    childSize: number,
+  ): void {
     if (childLevels + 1 > frame.height) frame.height = childLevels + 1;
+    const half = frame.refs.length / 2;
+    const pos = frame.next - 1;
+    if (!frame.isDict || pos >= half) {
+      frame.size += childSize;
+      if (frame.size > this.limits.maxObjects) {
+        throw new MooringError(
+          'LIMIT',
+          `binary plist expands to more than ${this.limits.maxObjects} values through shared references`,
+        );
+      }
+    }
     if (!frame.isDict) {
       (frame.value as PlistValue[]).push(value);
       return;
     }
-    const half = frame.refs.length / 2;
-    const pos = frame.next - 1;
     if (pos < half) {
       if (typeof value !== 'string') malformed(`dict key in object ${frame.index} is not a string`);
       frame.keys.push(value);

@@ -9,7 +9,8 @@ import { decodeXmlPlist } from './xml';
 
 export * from './types';
 export { decodeBinaryPlist, encodeBinaryPlist } from './binary';
-export { decodeXmlPlist, encodeXmlPlist } from './xml';
+export { decodeXmlPlist, encodeXmlPlist, setDictEntry } from './xml';
+export { describePlistValue } from './describe'; // H7z: safe value text for error messages
 
 /** Decodes a binary or XML plist. Throws MooringError MALFORMED (bad bytes) or LIMIT (bounds). */
 export function decodePlist(buf: Buffer, limits?: Partial<PlistLimits>): PlistValue {

@@ -410,7 +410,9 @@ function parseReal(t: string): number | undefined {
   if (lower === 'inf' || lower === '+inf' || lower === 'infinity' || lower === '+infinity')
     return Infinity;
   if (lower === '-inf' || lower === '-infinity') return -Infinity;
-  if (!/^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/.test(t)) return undefined;
+  // One way to match each text (fuzz regression): the former `[0-9]+\.?[0-9]*` could split a digit
+  // run two ways, and `<real>` + 30 000 digits + `x` took seconds (quadratic backtracking).
+  if (!/^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/.test(t)) return undefined;
   return Number(t);
 }
 
@@ -472,7 +474,17 @@ export function formatXmlDate(d: Date): string {
   const t = d.getTime();
   if (!Number.isFinite(t))
     throw new MooringError('MALFORMED', 'cannot encode an invalid Date in a plist');
-  return new Date(Math.floor(t / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const whole = new Date(Math.floor(t / 1000) * 1000);
+  // Fuzzing found it: toISOString writes years outside 0000–9999 as "+010000-…"/"-000001-…", which
+  // no plist reader (ours included) parses. Refuse rather than write a document nobody can read.
+  const year = whole.getUTCFullYear();
+  if (year < 0 || year > 9999) {
+    throw new MooringError(
+      'MALFORMED',
+      `cannot encode the date ${whole.toISOString()} in an XML plist (years 0000–9999 only)`,
+    );
+  }
+  return whole.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** How an integral JS number or bigint is written: in-range integers, else undefined (→ real). */

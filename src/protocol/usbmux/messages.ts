@@ -1,5 +1,5 @@
 import { MooringError, isMooringError } from '../../util/errors';
-import { decodePlist, encodeXmlPlist } from '../plist';
+import { decodePlist, describePlistValue, encodeXmlPlist } from '../plist';
 import { isPlistDict, type PlistDict, type PlistLimits, type PlistValue } from '../plist/types';
 import { LIBUSBMUX_VERSION, USBMUX_VERSION_PLIST, UsbmuxMessageType } from './constants';
 import { encodeUsbmuxMessage } from './header';
@@ -139,7 +139,7 @@ export function parseDeviceProperties(props: PlistDict, outerDeviceId?: number):
   else {
     throw new MooringError(
       'MALFORMED',
-      `usbmux device ${deviceId} has unknown ConnectionType ${String(type)}`,
+      `usbmux device ${deviceId} has unknown ConnectionType ${describePlistValue(type)}`,
     );
   }
   const device: MuxDevice = {

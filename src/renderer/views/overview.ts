@@ -18,6 +18,7 @@ import type { AppState } from '../state.js';
 import { layoutTimeline, snapshotPoints, type TimelinePoint } from '../timeline.js';
 import { errorMessage } from '../transport.js';
 import { backupControls } from './backup-controls.js';
+import { encryptionText } from '../encryption-logic.js'; // H8c
 
 /** Newest snapshots drawn on the timeline. */
 const TIMELINE_SNAPSHOTS = 200;
@@ -141,13 +142,15 @@ export function overviewPanel(
   const [connRow, conn] = row('Connection');
   const pairingNote = h('span', { class: 'why' });
   const [pairRow, pairing] = row('Pairing', pairingNote);
+  const encNote = h('span', { class: 'why' }); // H8c
+  const [encRow, enc] = row('Encryption', encNote);
   const controls = backupControls(state, udid);
   const timelineBox = h('div', { class: 'timeline-box' });
   const timelineError = h('p', { class: 'error', role: 'alert', hidden: true });
   const root = h(
     'div',
     { class: 'overview' },
-    h('dl', { class: 'facts wide' }, stateRow, lastRow, nextRow, sizeRow, connRow, pairRow),
+    h('dl', { class: 'facts wide' }, stateRow, lastRow, nextRow, sizeRow, connRow, pairRow, encRow),
     controls.root,
     h('h3', {}, 'Snapshots'),
     timelineError,
@@ -182,6 +185,10 @@ export function overviewPanel(
       }[d.pairing.health],
     );
     setText(pairingNote, d.pairing.message ?? '');
+    const et = encryptionText(d.encryption); // H8c
+    setText(enc, et.state);
+    enc.setAttribute('data-testid', 'overview-encryption');
+    setText(encNote, et.detail);
     controls.update(d);
   };
 

@@ -8,6 +8,7 @@
 import type { ConfigValues } from '../../agent/types';
 import { backupFolderForm } from './backup-folder.js';
 import { wifiSwitch } from './wifi-switch.js';
+import { encryptionSection } from './encryption.js'; // H8c
 import { announce, h, setText } from '../dom.js';
 import { nextRunText } from '../format.js';
 import type { AppState } from '../state.js';
@@ -185,6 +186,7 @@ export function settingsPanel(
   );
   const wifi = wifiSwitch(state, udid, 'set-wifi');
   const folder = backupFolderForm(state, `set-backup-dir-${udid}`);
+  const encryption = encryptionSection(state, udid); // H8c
   const root = h(
     'div',
     { class: 'settings-page' },
@@ -193,6 +195,13 @@ export function settingsPanel(
       { class: 'settings-block', 'aria-labelledby': 'wifi-title' },
       h('h3', { id: 'wifi-title' }, 'Wi-Fi'),
       wifi.root,
+    ),
+    // H8c: backup encryption of this device
+    h(
+      'section',
+      { class: 'settings-block', 'aria-labelledby': 'encryption-title' },
+      h('h3', { id: 'encryption-title' }, 'Encryption'),
+      encryption.root,
     ),
     form,
     h(
@@ -312,6 +321,7 @@ export function settingsPanel(
       showNext();
       const d = state.devices.get(udid);
       if (d) wifi.update(d);
+      if (d) encryption.update(d); // H8c
     }
   });
   const timer = setInterval(showNext, 30_000);

@@ -5,6 +5,7 @@
  */
 import { MooringError } from '../../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS } from '../../util/stream-reader';
+import { describePlistValue } from '../../protocol/plist/describe';
 import { isPlistDict, type PlistDict } from '../../protocol/plist/types';
 import type { PlistConnection } from '../../transport/plist-connection';
 
@@ -36,7 +37,8 @@ export class InstallationProxyClient {
     for (let page = 0; page < MAX_BROWSE_PAGES; page++) {
       const reply = await this.connection.receiveDict(opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
       if (reply.Error !== undefined) {
-        const detail = String(reply.Error);
+        const detail =
+          typeof reply.Error === 'string' ? reply.Error : describePlistValue(reply.Error);
         const description =
           typeof reply.ErrorDescription === 'string' ? `: ${reply.ErrorDescription}` : '';
         throw new MooringError(

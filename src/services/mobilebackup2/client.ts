@@ -4,6 +4,7 @@
  * itself builds on `deviceLink`.
  */
 import { MooringError } from '../../util/errors';
+import { describePlistValue } from '../../protocol/plist/describe';
 import { PlistReal, type PlistValue } from '../../protocol/plist/types';
 import { DeviceLinkConnection } from '../device-link/connection';
 import type { ServiceProvider } from '../../lockdown/session';
@@ -63,12 +64,17 @@ export class MobileBackup2Client {
     if (reply.MessageName !== undefined && reply.MessageName !== 'Response') {
       throw new MooringError(
         'PROTOCOL',
-        `mobilebackup2 answered Hello with ${String(reply.MessageName)}`,
+        `mobilebackup2 answered Hello with ${describePlistValue(reply.MessageName)}`,
       );
     }
     const errorCode = numberOf(reply.ErrorCode);
     if (errorCode === undefined)
-      throw new MooringError('MALFORMED', 'mobilebackup2 Hello response has no ErrorCode');
+      throw new MooringError(
+        'MALFORMED',
+        reply.ErrorCode === undefined
+          ? 'mobilebackup2 Hello response has no ErrorCode'
+          : `mobilebackup2 Hello response has a non-numeric ErrorCode (${describePlistValue(reply.ErrorCode)})`,
+      );
     if (errorCode === MB2_NO_COMMON_VERSION) {
       throw new MooringError(
         'PROTOCOL',
@@ -91,7 +97,7 @@ export class MobileBackup2Client {
     if (version === undefined || !versions.some((v) => Math.abs(v - version) < 1e-9)) {
       throw new MooringError(
         'PROTOCOL',
-        `mobilebackup2 chose protocol version ${String(reply.ProtocolVersion)}, which was not offered`,
+        `mobilebackup2 chose protocol version ${describePlistValue(reply.ProtocolVersion)}, which was not offered`,
       );
     }
     this.protocolVersion = version;

@@ -24,6 +24,10 @@ import type { UploadItem } from './dl-peer';
 import { BackupFailure, MbError } from './errors';
 import { runEvilUpload } from './evil';
 import { buildManifestPlist, buildUnencryptedKeyBag, newBackupUuid } from './plists';
+import { randomBytes } from 'node:crypto';
+import { encryptPayload, wrapClassKey } from '../../format/encryption';
+import { MANIFEST_KEY_CLASS, fileKeyFor, sameKeyBag, type SimEncryptionKeys } from './encryption';
+import { encryptFileTo } from './encrypt-file';
 import {
   checkCancelled,
   fetchBackupFiles,
@@ -64,11 +68,20 @@ export function bucketPath(udid: string, fileId: string, snapshot: boolean): str
 }
 
 /** Whether the host's previous backup can serve as the base of an incremental one. */
-export function previousBackupUsable(prev: HostBackupFiles, udid: string): string | undefined {
+export function previousBackupUsable(
+  prev: HostBackupFiles,
+  udid: string,
+  enc?: SimEncryptionKeys,
+): string | undefined {
   if (!prev.status) return 'no readable Status.plist';
   if (prev.status.SnapshotState !== 'finished') return 'the previous backup did not finish';
   if (!prev.manifestPlist) return 'no readable Manifest.plist';
-  if (prev.manifestPlist.IsEncrypted === true) return 'the previous backup is encrypted';
+  // A keybag change (encryption on/off, a new password) makes devices send a full backup.
+  const wasEncrypted = prev.manifestPlist.IsEncrypted === true;
+  if (wasEncrypted && !enc) return 'backups are no longer encrypted';
+  if (!wasEncrypted && enc) return 'backups are now encrypted';
+  if (enc && !sameKeyBag(enc, prev.manifestPlist.BackupKeyBag))
+    return 'the backup password changed (new keybag)';
   const lockdown = prev.manifestPlist.Lockdown;
   if (
     isPlistDict(lockdown) &&
@@ -112,6 +125,7 @@ export function planUploads(
 
 export function manifestRowsFor(
   entries: readonly ContentEntry[],
+  enc?: SimEncryptionKeys,
 ): Array<Omit<ManifestRow, 'fileId'>> {
   return entries.map((e) => ({
     domain: e.domain,
@@ -131,8 +145,23 @@ export function manifestRowsFor(
       flags: 0,
       ...(e.type === 'symlink' && e.target !== undefined ? { target: e.target } : {}),
       ...(e.type === 'file' && e.sha1 !== undefined ? { digest: Buffer.from(e.sha1, 'hex') } : {}),
+      ...(e.type === 'file' && enc ? { encryptionKey: wrappedFileKey(enc, e) } : {}),
     },
   }));
+}
+
+/** The MBFile EncryptionKey of an entry: its file key wrapped by its class key. */
+export function wrappedFileKey(enc: SimEncryptionKeys, e: ContentEntry): Buffer {
+  const clas = enc.unlocked.classKeys.has(e.protectionClass) ? e.protectionClass : 3;
+  return wrapClassKey(enc.unlocked, clas, plainFileKey(enc, e));
+}
+
+function plainFileKey(enc: SimEncryptionKeys, e: ContentEntry): Buffer {
+  return fileKeyFor(enc, fileIdFor(e.domain, e.relativePath), {
+    size: e.size,
+    mtime: e.mtime,
+    ...(e.sha1 !== undefined ? { sha1: e.sha1 } : {}),
+  });
 }
 
 class Backup {
@@ -160,6 +189,7 @@ class Backup {
       );
     }
     const forceFull = requestOptions(req).ForceFullBackup === true;
+    const enc = await ctx.encryption.current();
 
     if (needsPasscodePrompt(ctx.device.values().ProductVersion)) {
       this.log('passcode-prompt');
@@ -175,11 +205,12 @@ class Backup {
     checkCancelled(ctx);
 
     // 1. The previous backup, as the host has it.
-    const prev = await fetchBackupFiles(ctx, udid, [
-      'Status.plist',
-      'Manifest.plist',
-      'Manifest.db',
-    ]);
+    const prev = await fetchBackupFiles(
+      ctx,
+      udid,
+      ['Status.plist', 'Manifest.plist', 'Manifest.db'],
+      async (keyBag) => (enc && sameKeyBag(enc, keyBag) ? enc.unlocked : undefined),
+    );
     if (prev.manifestPlistBytes !== undefined && prev.manifestPlistBytes.length === 0) {
       // What real devices do with an empty Manifest.plist (reference §4.6 step 1, GH#1582).
       throw new BackupFailure(
@@ -187,7 +218,7 @@ class Backup {
         'Error reading backup properties (Manifest.plist is empty)',
       );
     }
-    const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid);
+    const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid, enc);
     this.isFull = why !== undefined;
     this.log('mode', {
       incremental: !this.isFull,
@@ -236,11 +267,21 @@ class Backup {
         let uploadedFiles = 0;
         for (const batch of batches(plan.uploads)) {
           checkCancelled(ctx);
-          const items: UploadItem[] = batch.map((p) => ({
-            devicePath: `/var/mobile/.backup/${p.entry.domain}/${p.entry.relativePath}`,
-            hostPath: bucketPath(udid, p.fileId, true),
-            source: { kind: 'file', path: ctx.store.blobPath(p.entry) },
-          }));
+          const items: UploadItem[] = [];
+          for (const p of batch) {
+            let source = ctx.store.blobPath(p.entry);
+            if (enc) {
+              // Encrypted on the way out, as a device does; Size in Manifest.db stays plaintext.
+              const out = path.join(ctx.workDir, `enc-${p.fileId}`);
+              await encryptFileTo(source, out, plainFileKey(enc, p.entry));
+              source = out;
+            }
+            items.push({
+              devicePath: `/var/mobile/.backup/${p.entry.domain}/${p.entry.relativePath}`,
+              hostPath: bucketPath(udid, p.fileId, true),
+              source: { kind: 'file', path: source },
+            });
+          }
           const batchBytes = batch.reduce((a, p) => a + p.entry.size, 0);
           const r = await ctx.dl.uploadFiles(items, progress(done, uploadBytes), batchBytes, {
             cancelled: ctx.cancelled,
@@ -257,6 +298,9 @@ class Backup {
               `Multiple errors uploading files (the device could not read ${r.unreadable.length}, e.g. ${r.unreadable[0]!})`,
             );
           }
+          if (enc)
+            for (const it of items)
+              if (it.source.kind === 'file') await fsp.rm(it.source.path, { force: true });
           uploadedFiles += r.sent;
           done += batch.slice(0, r.sent).reduce((a, p) => a + p.entry.size, 0);
           checkCancelled(ctx);
@@ -266,15 +310,25 @@ class Backup {
         // Manifest.db and Manifest.plist, complete, into Snapshot/.
         const dbFile = path.join(ctx.workDir, 'Manifest.db');
         await fsp.rm(dbFile, { force: true });
-        writeManifestDb(dbFile, manifestRowsFor(entries));
+        writeManifestDb(dbFile, manifestRowsFor(entries, enc));
+        let dbUpload = dbFile;
+        let manifestKey: Buffer | undefined;
+        if (enc) {
+          // Manifest.db under a fresh key, wrapped as ManifestKey in Manifest.plist (iOS ≥ 10.2).
+          const key = randomBytes(32);
+          manifestKey = wrapClassKey(enc.unlocked, MANIFEST_KEY_CLASS, key);
+          dbUpload = `${dbFile}.enc`;
+          await fsp.writeFile(dbUpload, encryptPayload(key, await fsp.readFile(dbFile)));
+        }
         const manifestPlist = encodeBinaryPlist(
           buildManifestPlist({
             values: ctx.device.values(),
             domain: (n) => ctx.device.domain(n),
             apps: ctx.store.apps(),
-            keyBag: buildUnencryptedKeyBag(),
+            keyBag: enc ? enc.keyBag : buildUnencryptedKeyBag(),
             wasPasscodeSet: ctx.device.passcode.kind !== 'none',
             date: new Date(),
+            ...(manifestKey !== undefined ? { manifestKey } : {}),
           }),
         );
         await this.upload(
@@ -282,7 +336,7 @@ class Backup {
             {
               devicePath: this.tmpName(),
               hostPath: `${udid}/Snapshot/Manifest.db`,
-              source: { kind: 'file', path: dbFile },
+              source: { kind: 'file', path: dbUpload },
             },
             {
               devicePath: this.tmpName(),

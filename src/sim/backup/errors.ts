@@ -22,6 +22,10 @@ export const MbError = {
   NOT_SUPPORTED: 45,
   /** simulator's choice: the request itself was malformed (bad identifiers, wrong types). */
   BAD_REQUEST: 22,
+  /** simulator's choice (no public trace): ChangePassword/Restore with a wrong backup password. */
+  WRONG_PASSWORD: 207,
+  /** simulator's choice: encryption already on (enable) or off (change/disable). */
+  ENCRYPTION_STATE: 211,
 } as const;
 
 /** A reason to end the current request with a non-zero ErrorCode. */

@@ -12,6 +12,7 @@ import {
   requestIdentifier,
   type SessionContext,
 } from './session';
+import { sameKeyBag } from './encryption';
 
 /** Longest Content string sent back (keeps the final frame bounded). */
 export const MAX_CONTENT_CHARS = 8 * 1024 * 1024;
@@ -67,7 +68,14 @@ export async function runList(ctx: SessionContext, req: PlistDict): Promise<stri
     requestIdentifier(req, 'SourceIdentifier') ??
     requestIdentifier(req, 'TargetIdentifier') ??
     ctx.device.udid;
-  const files = await fetchBackupFiles(ctx, source, ['Manifest.db']);
+  // An encrypted backup of this device's current keybag is listed with the device's own keys.
+  const enc = await ctx.encryption.current();
+  const files = await fetchBackupFiles(
+    ctx,
+    source,
+    ['Manifest.plist', 'Manifest.db'],
+    async (kb) => (enc && sameKeyBag(enc, kb) ? enc.unlocked : undefined),
+  );
   if (!files.manifestRows) {
     throw new BackupFailure(
       MbError.BAD_BACKUP,

@@ -12,10 +12,13 @@ import { PlistConnection } from '../../transport/plist-connection';
 import type { ContentStore } from '../content/store';
 import type { ServiceHandler, SimDeviceApi } from '../contracts';
 import { runBackup } from './backup-session';
+import { isHandshakeEvil, runEvilHandshake } from './evil';
 import { DeviceLinkPeer } from './dl-peer';
 import { BackupFailure, ConnectionDropped, MbError } from './errors';
 import { runInfo, runList } from './info-session';
 import { runRestore } from './restore-session';
+import { runChangePassword } from './change-password';
+import { SimBackupEncryption } from './encryption';
 import type { SessionContext } from './session';
 
 export const MOBILEBACKUP2_SERVICE = 'com.apple.mobilebackup2';
@@ -32,6 +35,8 @@ export interface Mobilebackup2Options {
   passcodeTimeoutMs?: number;
   replyTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Backup encryption state; default: in the device's state dir, iOS keybag rounds. */
+  encryption?: SimBackupEncryption;
 }
 
 /** Chooses the highest version both sides support, or undefined (→ ErrorCode 1). */
@@ -65,12 +70,17 @@ const RUNNERS: Record<string, RequestRunner> = {
   },
   Info: runInfo,
   List: runList,
+  ChangePassword: async (ctx, req) => {
+    await runChangePassword(ctx, req);
+    return undefined;
+  },
 };
 
 export function mobilebackup2Service(
   store: ContentStore,
   opts: Mobilebackup2Options = {},
 ): ServiceHandler {
+  let encryption: SimBackupEncryption | undefined;
   return async (stream, device) => {
     const conn = new PlistConnection(stream, {
       format: 'binary',
@@ -80,6 +90,9 @@ export function mobilebackup2Service(
     const log = (event: string, fields: Record<string, unknown> = {}): void =>
       device.log(`mobilebackup2.${event}`, fields);
     try {
+      // H7h: hostile handshakes take the connection over before the version exchange.
+      if (isHandshakeEvil(device.faults.evil))
+        return await runEvilHandshake(dl, device, device.faults.evil);
       await dl.versionExchange();
       while (true) {
         const m = await dl.nextMessage();
@@ -149,6 +162,7 @@ export function mobilebackup2Service(
         workDir,
         passcodeTimeoutMs: opts.passcodeTimeoutMs ?? DEFAULT_PASSCODE_TIMEOUT_MS,
         cancelled: () => cancelled,
+        encryption: (encryption ??= opts.encryption ?? new SimBackupEncryption(dev.stateDir)),
       };
       try {
         const content = await runner(ctx, req);

@@ -61,6 +61,8 @@ export interface ManifestPlistInput {
   keyBag: Buffer;
   wasPasscodeSet: boolean;
   date: Date;
+  /** Encrypted backups: `keyBag` is the password keybag and this is the wrapped Manifest.db key. */
+  manifestKey?: Buffer;
 }
 
 export function buildManifestPlist(m: ManifestPlistInput): PlistDict {
@@ -91,8 +93,9 @@ export function buildManifestPlist(m: ManifestPlistInput): PlistDict {
     Applications: applications,
     BackupKeyBag: m.keyBag,
     Date: wholeSeconds(m.date),
-    IsEncrypted: false,
+    IsEncrypted: m.manifestKey !== undefined,
     Lockdown: lockdown,
+    ...(m.manifestKey !== undefined ? { ManifestKey: m.manifestKey } : {}),
     SystemDomainsVersion: SYSTEM_DOMAINS_VERSION,
     Version: MANIFEST_VERSION,
     WasPasscodeSet: m.wasPasscodeSet,

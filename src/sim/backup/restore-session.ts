@@ -10,7 +10,14 @@ import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../../format/mbfile';
 import type { ContentEntry } from '../content/model';
 import type { RestoredItem } from '../content/store';
 import { BackupFailure, MbError } from './errors';
-import { StagingSink } from './sinks';
+import { DecryptingSink, StagingSink } from './sinks';
+import {
+  unlockBackupKeyBagAsync,
+  unwrapClassKey,
+  type UnlockedKeyBag,
+} from '../../format/encryption';
+import { isMooringError } from '../../util/errors';
+import { passwordField } from './encryption';
 import { bucketPath } from './backup-session';
 import {
   checkCancelled,
@@ -93,6 +100,17 @@ function entryFromRow(row: ManifestRow): ContentEntry {
   return e;
 }
 
+function fileKeyOf(bag: UnlockedKeyBag, wrapped: Buffer, row: ManifestRow): Buffer {
+  try {
+    return unwrapClassKey(bag, wrapped);
+  } catch (e) {
+    throw new BackupFailure(
+      MbError.BAD_BACKUP,
+      `The key of ${row.domain}/${row.relativePath} does not unwrap: ${(e as Error).message}`,
+    );
+  }
+}
+
 export interface RestoreOutcome {
   restoredFiles: number;
   restoredEntries: number;
@@ -111,19 +129,42 @@ export async function runRestore(ctx: SessionContext, req: PlistDict): Promise<R
   const opts = parseRestoreOptions(requestOptions(req));
   device.log('mobilebackup2.restore', { source, ...opts });
 
-  const files = await fetchBackupFiles(ctx, source, ['Manifest.plist', 'Manifest.db']);
+  // Encrypted backups: the keybag is unlocked with the password the host passes (§4.3).
+  const password =
+    passwordField(requestOptions(req).Password, 'Password') ??
+    passwordField(req.Password, 'Password');
+  let bag: UnlockedKeyBag | undefined;
+  let wrongPassword = false;
+  const files = await fetchBackupFiles(
+    ctx,
+    source,
+    ['Manifest.plist', 'Manifest.db'],
+    async (kb) => {
+      if (password === undefined) return undefined;
+      try {
+        bag = await unlockBackupKeyBagAsync(kb, password);
+        return bag;
+      } catch (e) {
+        if (!isMooringError(e, 'WRONG_PASSWORD')) throw e;
+        wrongPassword = true;
+        return undefined;
+      }
+    },
+  );
   if (!files.manifestPlist) {
     throw new BackupFailure(
       MbError.BAD_BACKUP,
       `Error reading backup properties (${files.problems.join('; ') || 'Manifest.plist missing'})`,
     );
   }
-  if (files.manifestPlist.IsEncrypted === true) {
+  const encrypted = files.manifestPlist.IsEncrypted === true;
+  if (encrypted && password === undefined)
     throw new BackupFailure(
-      MbError.NOT_SUPPORTED,
-      'Restoring encrypted backups is not supported by this simulated device yet',
+      MbError.WRONG_PASSWORD,
+      'The backup is encrypted: a password is required',
     );
-  }
+  if (encrypted && wrongPassword)
+    throw new BackupFailure(MbError.WRONG_PASSWORD, 'The backup password is incorrect');
   if (!files.manifestRows) {
     throw new BackupFailure(
       MbError.BAD_BACKUP,
@@ -149,7 +190,14 @@ export async function runRestore(ctx: SessionContext, req: PlistDict): Promise<R
           const row = byPath.get(p)!;
           const sink = new StagingSink(await store.stagingWriter(), row.file.size);
           staged.set(row.fileId, sink);
-          return sink;
+          if (!encrypted) return sink;
+          const wrapped = row.file.encryptionKey;
+          if (!bag || !wrapped)
+            throw new BackupFailure(
+              MbError.BAD_BACKUP,
+              `Error reading backup database (no EncryptionKey for ${row.domain}/${row.relativePath})`,
+            );
+          return new DecryptingSink(sink, fileKeyOf(bag, wrapped, row));
         },
       );
       const missing = [...outcome.failed.keys(), ...outcome.skipped];

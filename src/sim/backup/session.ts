@@ -8,6 +8,10 @@ import type { DeviceLinkPeer } from './dl-peer';
 import { BackupFailure, MbError } from './errors';
 import { readManifestDb, type ManifestRow } from '../../format/manifest-db';
 import { FileSink, MemorySink } from './sinks';
+import { decryptPayload, unwrapClassKey, type UnlockedKeyBag } from '../../format/encryption';
+import { isMooringError } from '../../util/errors';
+import { promises as fsp } from 'node:fs';
+import type { SimBackupEncryption } from './encryption';
 
 export interface SessionContext {
   dl: DeviceLinkPeer;
@@ -18,7 +22,15 @@ export interface SessionContext {
   passcodeTimeoutMs: number;
   /** True once the user cancelled on the device (syncCancelRequest). */
   cancelled: () => boolean;
+  /** Backup encryption state (keybag, class keys) of this device. */
+  encryption: SimBackupEncryption;
 }
+
+/**
+ * Unlocks an encrypted host backup's keybag (Manifest.plist BackupKeyBag): the device's own
+ * current keys for an incremental, or the user's password for a restore. undefined: cannot.
+ */
+export type KeyBagUnlocker = (keyBag: Buffer) => Promise<UnlockedKeyBag | undefined>;
 
 /** Bounds on what the device downloads from the host. */
 export const MAX_SMALL_PLIST_BYTES = 16 * 1024 * 1024;
@@ -66,6 +78,7 @@ export async function fetchBackupFiles(
   ctx: SessionContext,
   dir: string,
   want: Array<'Status.plist' | 'Manifest.plist' | 'Manifest.db'>,
+  unlock?: KeyBagUnlocker,
 ): Promise<HostBackupFiles> {
   const status = new MemorySink(MAX_SMALL_PLIST_BYTES);
   const manifest = new MemorySink(MAX_SMALL_PLIST_BYTES);
@@ -91,11 +104,39 @@ export async function fetchBackupFiles(
   }
   if (db.complete) {
     try {
-      out.manifestRows = readManifestDb(db.file);
+      let dbFile = db.file;
+      if (out.manifestPlist?.IsEncrypted === true) {
+        dbFile = await decryptManifestDb(out.manifestPlist, db.file, unlock);
+        if (dbFile === '') throw new Error('encrypted with a keybag this device cannot unlock');
+      }
+      out.manifestRows = readManifestDb(dbFile);
     } catch (err) {
       out.problems.push(`Manifest.db: ${(err as Error).message}`);
     }
   }
+  return out;
+}
+
+/** H8a: Manifest.db of an encrypted backup → a decrypted copy ('' when the keybag is not ours). */
+async function decryptManifestDb(
+  manifest: PlistDict,
+  file: string,
+  unlock: KeyBagUnlocker | undefined,
+): Promise<string> {
+  const keyBag = manifest.BackupKeyBag;
+  const wrapped = manifest.ManifestKey;
+  if (!unlock || !Buffer.isBuffer(keyBag) || !Buffer.isBuffer(wrapped)) return '';
+  const bag = await unlock(keyBag);
+  if (!bag) return '';
+  let plain: Buffer;
+  try {
+    plain = decryptPayload(unwrapClassKey(bag, wrapped), await fsp.readFile(file));
+  } catch (e) {
+    if (isMooringError(e)) throw new Error(`Manifest.db does not decrypt: ${e.message}`);
+    throw e;
+  }
+  const out = `${file}.plain`;
+  await fsp.writeFile(out, plain, { mode: 0o600 });
   return out;
 }
 

@@ -1,5 +1,7 @@
 /** Download sinks: where bytes the host sends during DLMessageDownloadFiles end up. */
+import crypto from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import { encryptedPayloadSize } from '../../format/encryption';
 import { MooringError } from '../../util/errors';
 import type { BlobWriter } from '../content/blob';
 import type { DownloadSink } from './dl-peer';
@@ -95,5 +97,46 @@ export class StagingSink implements DownloadSink {
   async fail(reason: string): Promise<void> {
     this.error = reason;
     await this.writer.abort();
+  }
+}
+
+/**
+ * H8a: a payload of an encrypted backup: decrypted (AES-256-CBC, the file's own key) on its way
+ * into the staging area; ciphertext is bounded by the plaintext size plus one padding block.
+ */
+export class DecryptingSink implements DownloadSink {
+  private readonly decipher: crypto.Decipher;
+  readonly maxBytes: number;
+  error: string | undefined;
+
+  constructor(
+    readonly inner: StagingSink,
+    key: Buffer,
+  ) {
+    this.decipher = crypto.createDecipheriv('aes-256-cbc', key, Buffer.alloc(16));
+    this.maxBytes = encryptedPayloadSize(inner.maxBytes);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    const out = this.decipher.update(chunk);
+    if (out.length > 0) await this.inner.write(out);
+  }
+
+  async done(): Promise<void> {
+    let last: Buffer;
+    try {
+      last = this.decipher.final();
+    } catch {
+      this.error = 'does not decrypt with its file key (bad padding)';
+      await this.inner.fail(this.error);
+      return;
+    }
+    if (last.length > 0) await this.inner.write(last);
+    await this.inner.done();
+  }
+
+  async fail(reason: string): Promise<void> {
+    this.error = reason;
+    await this.inner.fail(reason);
   }
 }

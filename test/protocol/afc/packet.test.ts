@@ -155,3 +155,19 @@ test('status and op names for messages', () => {
   assert.equal(afcOpName(0x1b), 'FILE_LOCK');
   assert.equal(afcOpName(0x99), 'op 0x99');
 });
+
+// H7z fuzz regression: the largest reply body of NULs used to be split into 16 Mi strings before
+// the entry bound was checked (heap exhaustion; see test/fuzz/bounded-memory.test.ts). The bound
+// is now checked while counting, before any string is made.
+test('key/value list: a 16 MiB run of NULs is refused by counting, before splitting', () => {
+  assert.throws(
+    () => decodeKeyValueList(Buffer.alloc(16 * 1024 * 1024)),
+    (e: unknown) => isMooringError(e, 'LIMIT') && /has more than 256 entries/.test(e.message),
+  );
+  const exactlyMax = Buffer.from('k\0v\0'.repeat(256));
+  assert.equal(Object.keys(decodeKeyValueList(exactlyMax)).length, 1);
+  assert.throws(
+    () => decodeKeyValueList(Buffer.concat([exactlyMax, Buffer.from('x\0y\0')])),
+    code('LIMIT'),
+  );
+});

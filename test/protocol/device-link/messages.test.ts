@@ -242,3 +242,16 @@ test('multi-status parser rejects non-dict entries', () => {
   assert.throws(() => parseDlMultiStatus({ a: 'x' }), code('MALFORMED'));
   assert.equal(parseDlMultiStatus(DL_EMPTY_PARAMETER).size, 0);
 });
+
+// H7z fuzz regression: a path named "__proto__" must be an entry of the multi-status payload,
+// not the payload's prototype (its error was silently dropped).
+test('multi-status payload keeps a path named __proto__', () => {
+  const errors = new Map([
+    ['__proto__', { code: -6, text: 'gone' }],
+    ['a/b', { code: -7, text: 'exists' }],
+  ]);
+  const payload = dlMultiStatusPayload(errors);
+  assert.deepEqual(Object.keys(payload), ['__proto__', 'a/b']);
+  assert.equal(Object.getPrototypeOf(payload), Object.prototype);
+  assert.deepEqual(parseDlMultiStatus(payload), errors);
+});

@@ -285,14 +285,38 @@ test('binary: depth is enforced through shared objects too', () => {
   fails(doc, 'LIMIT', { maxDepth: 63 });
 });
 
-test('binary: a "billion laughs" of shared references decodes linearly', () => {
-  // 40 levels, each an array referencing the next level twice: 2^40 paths, 41 objects.
+test('binary: a "billion laughs" of shared references is LIMIT, not a time bomb (fuzz regression)', () => {
+  // 40 levels, each an array referencing the next level twice: 2^40 paths, 41 objects. Decoding
+  // alone was linear, but whoever walked the result (encodeXmlPlist writing a device's lockdown
+  // values into Info.plist, a deep comparison) visited 2^40 nodes. Found by test/fuzz/plist.test.ts.
   const objs: Buffer[] = [];
   for (let i = 0; i < 40; i++) objs.push(Buffer.from([0xa2, i + 1, i + 1]));
   objs.push(Buffer.from([0x51, 0x78]));
-  const v = decodePlist(handBuilt(objs)) as PlistValue[];
+  fails(handBuilt(objs), 'LIMIT', undefined, /expands to more than 1000000 values/);
+  // Sharing within the bound still decodes once and shares: 2^10 leaves from 11 objects.
+  const tenLevels = handBuilt([
+    ...objs.slice(30, 40).map((_, i) => Buffer.from([0xa2, i + 1, i + 1])),
+    objs[40]!,
+  ]);
+  const v = decodePlist(tenLevels) as PlistValue[];
   assert.equal(v.length, 2);
   assert.equal(v[0], v[1]); // shared, not copied
+  // The bound counts values a walk visits (dict keys not included): 1 + 2 + 4 + … + 2^10 = 2047.
+  assert.doesNotThrow(() => decodePlist(tenLevels, { maxObjects: 2047 }));
+  fails(tenLevels, 'LIMIT', { maxObjects: 2046 });
+});
+
+test('XML encoder refuses dates it could not read back (fuzz regression)', () => {
+  // toISOString writes "+010000-01-01…" and "-000001-…"; no plist reader accepts those.
+  for (const d of [new Date('+010000-01-01T00:00:00Z'), new Date('-000001-12-31T23:59:59Z')]) {
+    assert.throws(
+      () => encodeXmlPlist({ d }),
+      (e: unknown) => isMooringError(e, 'MALFORMED') && /years 0000–9999/.test(e.message),
+    );
+  }
+  for (const iso of ['0000-01-01T00:00:00Z', '9999-12-31T23:59:59Z']) {
+    assert.deepEqual(decodePlist(encodeXmlPlist({ d: new Date(iso) })), { d: new Date(iso) });
+  }
 });
 
 test('binary: random bytes and mutated documents only ever raise MooringError', () => {
@@ -461,3 +485,25 @@ test('binary: non-finite or out-of-range dates are MALFORMED', () => {
     fails(handBuilt([d]), 'MALFORMED', undefined, /date/);
   }
 });
+
+// H7z fuzz-audit regression ("never hangs"): the <real> pattern could split a digit run two ways,
+// so a megabyte of digits followed by one bad character backtracked quadratically (~10^4 s).
+// The timeout only guards against that hang (it is ~1000× what the fixed parser needs).
+test(
+  'XML: a huge malformed <real> fails at once instead of backtracking for hours',
+  { timeout: 20_000 },
+  () => {
+    const digits = '1'.repeat(1 << 20);
+    fails(
+      Buffer.from(`<plist><real>${digits}x</real></plist>`),
+      'MALFORMED',
+      undefined,
+      /bad <real>/,
+    );
+    fails(Buffer.from(`<plist><real>${digits}.${digits}e</real></plist>`), 'MALFORMED');
+    assert.equal(
+      decodePlist(Buffer.from(`<plist><real>${digits.slice(0, 300)}.5</real></plist>`)),
+      Number(`${digits.slice(0, 300)}.5`),
+    );
+  },
+);

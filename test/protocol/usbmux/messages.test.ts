@@ -158,3 +158,19 @@ test('hostile payloads: not a plist, not a dict, too deep, binary accepted', () 
     (e) => isMooringError(e, 'MALFORMED'),
   );
 });
+
+// H7z fuzz regression: a dict whose own `toString` key is not a function made the error message
+// itself throw a TypeError, so one odd DeviceList entry failed the whole list instead of being skipped.
+test('DeviceList: an entry whose ConnectionType is a dict with a toString key is skipped, not a TypeError', () => {
+  const { devices, skipped } = parseDeviceList({
+    DeviceList: [
+      buildAttached(3, USB_PROPS),
+      buildAttached(4, { ...USB_PROPS, DeviceID: 4, ConnectionType: { toString: '' } }),
+    ],
+  });
+  assert.deepEqual(
+    devices.map((d) => d.deviceId),
+    [3],
+  );
+  assert.match(skipped[0] ?? '', /unknown ConnectionType a dict/);
+});

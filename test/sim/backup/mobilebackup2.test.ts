@@ -244,9 +244,10 @@ test('full backup, incremental after mutate, forced full, restore after wipe', a
     });
     assert.equal(list.result.ErrorCode, 0);
     assert.ok(String(list.result.Content).includes('HomeDomain,Library/SMS/sms.db,1,'));
-    const pw = await r.host.request('ChangePassword', {
+    // ChangePassword is implemented now (change-password.test.ts); Unback is not. (H8a)
+    const pw = await r.host.request('Unback', {
       TargetIdentifier: r.udid,
-      NewPassword: 'x',
+      Options: { Password: 'x' },
     });
     assert.equal(pw.result.ErrorCode, MbError.NOT_SUPPORTED);
     assert.match(String(pw.result.ErrorDescription), /not supported/);

@@ -1,0 +1,148 @@
+/**
+ * The per-file filesystem work of a backup, now done with synchronous calls: moveItem's one-rename
+ * fast path and its fallbacks, removeItem of a file, a tree or nothing, and TempFile's small
+ * (synchronous) and large (thread-pool) writes still obeying THE RULE (a new inode, renamed over).
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { listDirectory, moveItem, removeItem } from '../../src/backup/folder-ops';
+import { buildInfoPlist } from '../../src/backup/info-plist';
+import { SYNC_WRITE_MAX_BYTES, TempFile } from '../../src/backup/atomic-file';
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'mooring-folder-ops-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = async (): Promise<string> => {
+  const d = path.join(root, String(n++));
+  await fsp.mkdir(d);
+  return d;
+};
+
+test('moveItem: a file over a file replaces the name, never the shared inode', async () => {
+  const d = await fresh();
+  await fsp.writeFile(path.join(d, 'new'), 'new');
+  await fsp.writeFile(path.join(d, 'old'), 'old');
+  await fsp.link(path.join(d, 'old'), path.join(d, 'older-snapshot'));
+  await moveItem(path.join(d, 'new'), path.join(d, 'old'));
+  assert.equal(await fsp.readFile(path.join(d, 'old'), 'utf8'), 'new');
+  assert.equal(await fsp.readFile(path.join(d, 'older-snapshot'), 'utf8'), 'old');
+  await assert.rejects(fsp.lstat(path.join(d, 'new')), { code: 'ENOENT' });
+});
+
+test('moveItem: a missing source fails with ENOENT and leaves the destination alone', async () => {
+  const d = await fresh();
+  await fsp.mkdir(path.join(d, 'dst'));
+  await fsp.writeFile(path.join(d, 'dst', 'f'), 'keep');
+  await assert.rejects(moveItem(path.join(d, 'nothing'), path.join(d, 'dst')), {
+    code: 'ENOENT',
+  });
+  await assert.rejects(moveItem(path.join(d, 'nothing'), path.join(d, 'nothing')), {
+    code: 'ENOENT',
+  });
+  assert.equal(await fsp.readFile(path.join(d, 'dst', 'f'), 'utf8'), 'keep');
+});
+
+test('moveItem: folders and files in each other’s way are replaced', async () => {
+  const d = await fresh();
+  // A file over a non-empty folder (rename says EISDIR).
+  await fsp.writeFile(path.join(d, 'f'), 'file');
+  await fsp.mkdir(path.join(d, 'dir1', 'sub'), { recursive: true });
+  await moveItem(path.join(d, 'f'), path.join(d, 'dir1'));
+  assert.equal(await fsp.readFile(path.join(d, 'dir1'), 'utf8'), 'file');
+  // A folder over a file (ENOTDIR).
+  await fsp.mkdir(path.join(d, 'dir2'));
+  await fsp.writeFile(path.join(d, 'dir2', 'x'), 'x');
+  await moveItem(path.join(d, 'dir2'), path.join(d, 'dir1'));
+  assert.equal(await fsp.readFile(path.join(d, 'dir1', 'x'), 'utf8'), 'x');
+  // A folder over a non-empty folder (ENOTEMPTY), and over an empty one (plain rename).
+  await fsp.mkdir(path.join(d, 'dir3'));
+  await fsp.writeFile(path.join(d, 'dir3', 'y'), 'y');
+  await moveItem(path.join(d, 'dir3'), path.join(d, 'dir1'));
+  assert.deepEqual(await fsp.readdir(path.join(d, 'dir1')), ['y']);
+  await fsp.mkdir(path.join(d, 'empty'));
+  await moveItem(path.join(d, 'dir1'), path.join(d, 'empty'));
+  assert.deepEqual(await fsp.readdir(path.join(d, 'empty')), ['y']);
+  // Onto itself: nothing happens.
+  await moveItem(path.join(d, 'empty'), path.join(d, 'empty'));
+  assert.deepEqual(await fsp.readdir(d), ['empty']);
+});
+
+test('removeItem: a file, a tree, nothing', async () => {
+  const d = await fresh();
+  await fsp.writeFile(path.join(d, 'f'), 'x');
+  await fsp.mkdir(path.join(d, 't', 'u'), { recursive: true });
+  await fsp.writeFile(path.join(d, 't', 'u', 'g'), 'y');
+  await fsp.symlink('/etc', path.join(d, 'link'));
+  await removeItem(path.join(d, 'f'));
+  await removeItem(path.join(d, 't'));
+  await removeItem(path.join(d, 'link')); // the link goes, never what it points to
+  await removeItem(path.join(d, 'never-was'));
+  assert.deepEqual(await fsp.readdir(d), []);
+});
+
+test('TempFile: small and large writes land whole, in a new inode renamed over the old', async () => {
+  const d = await fresh();
+  const target = path.join(d, 'payload');
+  await fsp.writeFile(target, 'old');
+  await fsp.link(target, path.join(d, 'shared'));
+  const small = Buffer.alloc(SYNC_WRITE_MAX_BYTES, 1);
+  const large = Buffer.alloc(SYNC_WRITE_MAX_BYTES * 3 + 7, 2);
+  const t = await TempFile.beside(target);
+  assert.equal(path.dirname(t.path), d);
+  await t.write(small);
+  await t.write(large);
+  await t.write(Buffer.from('end'));
+  assert.equal(await fsp.readFile(target, 'utf8'), 'old', 'nothing visible before the commit');
+  await t.commit();
+  const got = await fsp.readFile(target);
+  assert.deepEqual(got, Buffer.concat([small, large, Buffer.from('end')]));
+  assert.equal(await fsp.readFile(path.join(d, 'shared'), 'utf8'), 'old');
+  assert.deepEqual((await fsp.readdir(d)).sort(), ['payload', 'shared']);
+
+  const gone = await TempFile.beside(target);
+  await gone.write(small);
+  await gone.discard();
+  await gone.discard(); // twice is fine
+  assert.deepEqual((await fsp.readdir(d)).sort(), ['payload', 'shared']);
+  assert.deepEqual(await fsp.readFile(target), got);
+});
+
+test('TempFile: a commit the rename refuses fails and leaves no temp file', async () => {
+  const d = await fresh();
+  await fsp.mkdir(path.join(d, 'x', 'y'), { recursive: true }); // a folder where the file goes
+  const t = await TempFile.beside(path.join(d, 'x'));
+  await t.write(Buffer.from('data'));
+  await assert.rejects(t.commit(), { code: 'EISDIR' });
+  assert.deepEqual(await fsp.readdir(d), ['x']);
+});
+
+test('a name or bundle id "__proto__" from the device stays an entry, not a prototype (fuzzing find)', async () => {
+  const d = await fresh();
+  await fsp.writeFile(path.join(d, '__proto__'), 'x');
+  const listing = await listDirectory(d);
+  assert.deepEqual(Object.keys(listing), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(listing), Object.prototype);
+  const info = buildInfoPlist({
+    udid: '00008030-001A2B3C4D5E6F70',
+    values: {},
+    itunesSettings: {},
+    itunesVersion: '10.0.1',
+    apps: [
+      {
+        CFBundleIdentifier: '__proto__',
+        ApplicationSINF: Buffer.alloc(1),
+        iTunesMetadata: Buffer.alloc(1),
+      },
+    ],
+    itunesFiles: {},
+    ibooksData: undefined,
+    now: new Date(0),
+    guid: 'G',
+  });
+  const apps = info.Applications as Record<string, unknown>;
+  assert.deepEqual(Object.keys(apps), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(apps), Object.prototype);
+});
