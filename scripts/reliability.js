@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run reliability`: runs the fault matrix (test/reliability) with more trials and rewrites the
+// `npm run reliability`: runs the fault matrix (test/reliability) and the hostile-device attacks
+// (test/security/hostile-device*) with more trials and rewrites the
 // table in docs/RELIABILITY.md from the JSON tallies the tests write.
 //   RELIABILITY_RUNS=N   trials per fault point (default here 5; CI's default run uses 1)
 //   --table-only         only rebuild the table from the last tallies (no tests run)
@@ -32,7 +33,8 @@ if (!tableOnly) {
   console.error(`fault matrix: RELIABILITY_RUNS=${runs}, tallies in ${dir}`);
   const r = spawnSync(
     process.execPath,
-    [path.join(__dirname, 'run-tests.js'), 'test/reliability/'],
+    // The fault matrix and the hostile-device attacks (both write FaultReport tallies).
+    [path.join(__dirname, 'run-tests.js'), 'test/reliability/', 'test/security/hostile-device'],
     {
       stdio: 'inherit',
       cwd: root,

@@ -23,6 +23,7 @@ import {
 import { openStoreReadOnly } from '../store';
 import {
   encryptedKeyBagsIn,
+  learnPasswordEras,
   unlockKeyBagCached,
   type PasswordCandidates,
 } from '../store/encrypted';
@@ -349,20 +350,7 @@ export class AgentEncryption {
 
   /** Remembers `password` for every keybag of the stored snapshots it opens (not yet known). */
   private async learnEras(udid: string, password: string): Promise<void> {
-    const secrets = this.secrets;
-    if (!secrets) return;
-    const ro = openStoreReadOnly(this.ctx.backupDir, udid);
-    const known = await secrets.eras(udid);
-    for (const b of await encryptedKeyBagsIn(ro.latestDir, ro.snapshotsDir)) {
-      // Each unlock costs seconds (10 M PBKDF2 rounds): skip the eras already proven.
-      if (known.some((e) => e.keyBagId === b.keyBagId)) continue;
-      try {
-        await unlockKeyBagCached(b.keyBag, password);
-        await secrets.rememberEra(udid, b.keyBagId, password);
-      } catch (e) {
-        if (!isMooringError(e, 'WRONG_PASSWORD')) throw e;
-      }
-    }
+    if (this.secrets) await learnPasswordEras(this.secrets, this.ctx.backupDir, udid, password);
   }
 
   private sheetFacts(udid: string, password: string): Parameters<typeof recoverySheetHtml>[0] {

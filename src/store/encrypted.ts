@@ -27,6 +27,7 @@ import {
   type ManifestRow,
 } from '../format/manifest-db';
 import { readManifestPlist } from '../format/manifest-plist';
+import { openStoreReadOnly } from './store';
 import {
   createPayloadDecipher,
   decryptPayload,
@@ -448,4 +449,45 @@ export async function encryptedKeyBagsIn(
       out.set(enc.keyBagId, { keyBagId: enc.keyBagId, keyBag: enc.keyBag, dirs: [dir] });
   }
   return [...out.values()];
+}
+
+/** What learnPasswordEras needs of a secret store (src/secrets implements it; store/ may not import it). */
+export interface PasswordEraBook {
+  eras(udid: string): Promise<ReadonlyArray<{ keyBagId: string; password: string }>>;
+  rememberEra(udid: string, keyBagId: string, password: string): Promise<void>;
+}
+
+/**
+ * Records, for each keybag of the device's stored snapshots, the password if it opens it. An era
+ * already known (for any password) is not unlocked again: each unlock costs seconds.
+ */
+export async function learnPasswordEras(
+  store: PasswordEraBook,
+  dest: string,
+  udid: string,
+  password: string,
+): Promise<{ opened: number; keyBags: number; latestOpens: boolean | undefined }> {
+  const ro = openStoreReadOnly(dest, udid);
+  const bags = await encryptedKeyBagsIn(ro.latestDir, ro.snapshotsDir);
+  let opened = 0;
+  let latestOpens: boolean | undefined;
+  const known = await store.eras(udid);
+  for (const b of bags) {
+    // Each unlock costs seconds (10 M PBKDF2 rounds): skip the eras already proven.
+    let ok = known.some((e) => e.keyBagId === b.keyBagId && e.password === password);
+    if (!ok && !known.some((e) => e.keyBagId === b.keyBagId)) {
+      try {
+        await unlockKeyBagCached(b.keyBag, password);
+        ok = true;
+      } catch (e) {
+        if (!isMooringError(e, 'WRONG_PASSWORD')) throw e;
+      }
+    }
+    if (b.dirs.includes(ro.latestDir)) latestOpens = ok;
+    if (ok) {
+      opened++;
+      await store.rememberEra(udid, b.keyBagId, password);
+    }
+  }
+  return { opened, keyBags: bags.length, latestOpens };
 }

@@ -25,11 +25,11 @@ import {
   secretsDir,
   type SecretStore,
 } from '../../secrets';
-import { encryptedKeyBagsIn, unlockKeyBagCached } from '../../store/encrypted';
+import { learnPasswordEras } from '../../store/encrypted';
 import { openStoreReadOnly } from '../../store';
 import { readInfoPlist } from '../../format/info-plist';
 import { INFO_PLIST } from '../../format/layout';
-import { isMooringError, MooringError } from '../../util/errors';
+import { MooringError } from '../../util/errors';
 import { UsageError } from '../../util/cli-flags';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { destination } from '../store-access';
@@ -155,38 +155,6 @@ function storedAt(store: SecretStore | undefined, udid: string): string | undefi
   return store instanceof FileSecretStore
     ? `a file readable only by you: ${store.fileOf(udid)}`
     : `the system keychain (sealed file in ${store.location})`;
-}
-
-/** Records, for each keybag of the device's stored snapshots, the password if it opens it. */
-export async function learnPasswordEras(
-  store: SecretStore,
-  dest: string,
-  udid: string,
-  password: string,
-): Promise<{ opened: number; keyBags: number; latestOpens: boolean | undefined }> {
-  const ro = openStoreReadOnly(dest, udid);
-  const bags = await encryptedKeyBagsIn(ro.latestDir, ro.snapshotsDir);
-  let opened = 0;
-  let latestOpens: boolean | undefined;
-  const known = await store.eras(udid);
-  for (const b of bags) {
-    // Each unlock costs seconds (10 M PBKDF2 rounds): skip the eras already proven.
-    let ok = known.some((e) => e.keyBagId === b.keyBagId && e.password === password);
-    if (!ok && !known.some((e) => e.keyBagId === b.keyBagId)) {
-      try {
-        await unlockKeyBagCached(b.keyBag, password);
-        ok = true;
-      } catch (e) {
-        if (!isMooringError(e, 'WRONG_PASSWORD')) throw e;
-      }
-    }
-    if (b.dirs.includes(ro.latestDir)) latestOpens = ok;
-    if (ok) {
-      opened++;
-      await store.rememberEra(udid, b.keyBagId, password);
-    }
-  }
-  return { opened, keyBags: bags.length, latestOpens };
 }
 
 async function deviceNameOf(dest: string, udid: string): Promise<string> {
