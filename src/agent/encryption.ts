@@ -29,6 +29,7 @@ import {
 } from '../store/encrypted';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
+import { requireReachableDevice } from './reachable-device';
 import type { DeviceContact } from './device-contact';
 import type {
   EncryptionChangeResult,
@@ -128,7 +129,7 @@ export class AgentEncryption {
   async setEncryption(udid: string, req: EncryptionRequest): Promise<EncryptionChangeResult> {
     const { ctx } = this;
     checkRequest(req);
-    const u = this.reachableDevice(udid, 'change its backup encryption');
+    const u = requireReachableDevice(this.ctx, udid, ' to change its backup encryption');
     const slot = ctx.coordinator.tryAcquire(u, SLOT_LABEL);
     if (!slot.ok) {
       return {
@@ -307,27 +308,6 @@ export class AgentEncryption {
   }
 
   // ---- helpers ------------------------------------------------------------------------------
-
-  private reachableDevice(udid: string, what: string): string {
-    const { ctx } = this;
-    const u = ctx.view.requireKnown(udid);
-    const label = ctx.view.label(u);
-    if (ctx.stopping)
-      throw new MooringError('USAGE', 'Mooring is stopping; try again after it restarts');
-    if (!ctx.view.isPaired(u)) {
-      throw new MooringError(
-        'USAGE',
-        `${label} is not paired with this computer: connect it by USB, unlock it and pair it first`,
-      );
-    }
-    if (ctx.registry.endpoint(u) === undefined) {
-      throw new MooringError(
-        'USAGE',
-        `${label} is not reachable: connect it by USB (and unlock it) to ${what}`,
-      );
-    }
-    return u;
-  }
 
   private async currentPassword(udid: string, req: EncryptionRequest): Promise<string> {
     if (req.oldPassword !== undefined) return req.oldPassword;

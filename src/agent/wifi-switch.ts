@@ -6,6 +6,7 @@
 import { isMooringError, MooringError } from '../util/errors';
 import type { AgentContext } from './agent-context';
 import { readWifiConnections, type DeviceContact } from './device-contact';
+import { requireReachableDevice } from './reachable-device';
 import type { WifiResult } from './types';
 
 export async function setWifi(
@@ -15,22 +16,8 @@ export async function setWifi(
   on: unknown,
 ): Promise<WifiResult> {
   if (typeof on !== 'boolean') throw new MooringError('USAGE', 'on: expected true or false');
-  const u = ctx.view.requireKnown(udid);
+  const u = requireReachableDevice(ctx, udid, `, then switch Wi-Fi ${on ? 'on' : 'off'} again`);
   const label = ctx.view.label(u);
-  if (ctx.stopping)
-    throw new MooringError('USAGE', 'Mooring is stopping; try again after it restarts');
-  if (!ctx.view.isPaired(u)) {
-    throw new MooringError(
-      'USAGE',
-      `${label} is not paired with this computer: connect it by USB, unlock it and pair it first`,
-    );
-  }
-  if (ctx.registry.endpoint(u) === undefined) {
-    throw new MooringError(
-      'USAGE',
-      `${label} is not reachable: connect it by USB (and unlock it), then switch Wi-Fi ${on ? 'on' : 'off'} again`,
-    );
-  }
   let session;
   try {
     session = await contact.openSession(u);
