@@ -5,17 +5,14 @@
  * schedule says "not due" for a day), then samples the agent process's CPU time and memory from
  * /proc for IDLE_SECONDS and prints them. Linux only (reads /proc).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readAgentFile } from '../src/api/agent-file';
-import { LOGIN_LINE } from './lib/measure';
+import { startBenchAgent } from './lib/agent';
 import { mooring } from '../test/cli/run-cli';
 import { startSim, type RunningSim } from '../src/sim/index';
 
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 60);
-const ROOT = path.join(__dirname, '..');
 const CLK_TCK = 100; // USER_HZ on Linux
 
 async function procStat(pid: number): Promise<{ cpuSeconds: number; rssMiB: number }> {
@@ -53,52 +50,31 @@ async function main(): Promise<void> {
       const r = await mooring('pair', '--usbmuxd', s.usbmuxdAddress, '--data', data);
       if (r.code !== 0) throw new Error(`pair failed: ${r.err}`);
     }
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(ROOT, 'bin', 'mooring.js'),
-        'agent',
-        '--data',
-        data,
-        '--listen',
-        '127.0.0.1:0',
-        '--usbmuxd',
-        usb.usbmuxdAddress,
-        '--mdns-interface',
-        '127.0.0.1',
-        '--wifi-port',
-        'advertised',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.stderr.resume();
+    const t0 = Date.now();
+    const agent = await startBenchAgent(data, [
+      '--usbmuxd',
+      usb.usbmuxdAddress,
+      '--mdns-interface',
+      '127.0.0.1',
+      '--wifi-port',
+      'advertised',
+    ]);
     try {
-      const t0 = Date.now();
-      let base: URL | undefined;
-      let token = '';
       for (;;) {
-        const m = LOGIN_LINE.exec(out);
-        const file = m ? await readAgentFile(data) : undefined;
-        if (m && file) {
-          base = new URL(m[1]!);
-          token = file.token;
-          const res = await fetch(new URL('/api/attempts?outcome=success&limit=10', base), {
-            headers: { authorization: `Bearer ${token}` },
-          });
-          const page = (await res.json()) as { items: { udid: string }[] };
-          if (new Set(page.items.map((a) => a.udid)).size === sims.length) break;
-        }
+        const res = await fetch(new URL('/api/attempts?outcome=success&limit=10', agent.base), {
+          headers: { authorization: `Bearer ${agent.token}` },
+        });
+        const page = (await res.json()) as { items: { udid: string }[] };
+        if (new Set(page.items.map((a) => a.udid)).size === sims.length) break;
         if (Date.now() - t0 > 120_000)
           throw new Error(`the ${sims.length} devices were not backed up`);
         await new Promise((r) => setTimeout(r, 500));
       }
       const ready = (Date.now() - t0) / 1000;
       await new Promise((r) => setTimeout(r, 2000)); // let the last writes settle
-      const a = await procStat(child.pid!);
+      const a = await procStat(agent.pid);
       await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
-      const b = await procStat(child.pid!);
+      const b = await procStat(agent.pid);
       const cpu = b.cpuSeconds - a.cpuSeconds;
       console.log(`Mooring agent idle — ${new Date().toISOString()}`);
       console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`);
@@ -109,8 +85,7 @@ async function main(): Promise<void> {
         `idle ${IDLE_SECONDS} s: CPU ${cpu.toFixed(2)} s (${((cpu / IDLE_SECONDS) * 100).toFixed(2)} % of one core), RSS ${b.rssMiB.toFixed(0)} MiB`,
       );
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await agent.stop();
     }
   } finally {
     for (const s of sims) await s.stop();

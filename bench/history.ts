@@ -7,15 +7,14 @@
  *
  *   BENCH_SCALE=0.1 node --import tsx bench/history.ts
  */
-import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readAgentFile } from '../src/api/agent-file';
 import { openHistory } from '../src/history';
 import { deviceError, notDue, wifiUnreachable, backupSucceeded } from '../src/history/reasons';
 import { CHROMIUM, openBrowser } from '../test/renderer/browser';
-import { LOGIN_LINE, MOORING_BIN, checkBuild, footer, header, scaled } from './lib/measure';
+import { startBenchAgent } from './lib/agent';
+import { checkBuild, footer, header, scaled } from './lib/measure';
 
 const ROUNDS = 200;
 
@@ -53,47 +52,6 @@ function seed(file: string, rows: number): void {
   }
 }
 
-async function startAgent(
-  data: string,
-): Promise<{ base: string; login: string; token: string; stop: () => Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    [
-      MOORING_BIN,
-      'agent',
-      '--data',
-      data,
-      '--listen',
-      '127.0.0.1:0',
-      '--usbmuxd',
-      'off',
-      '--mdns-interface',
-      'off',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-  child.stderr.resume();
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-  };
-  const t0 = Date.now();
-  for (;;) {
-    const m = LOGIN_LINE.exec(out);
-    const file = m ? await readAgentFile(data) : undefined;
-    if (m && file)
-      return { base: m[1]!, login: m[0].slice('Mooring agent: '.length), token: file.token, stop };
-    if (child.exitCode !== null || Date.now() - t0 > 60_000) {
-      await stop();
-      throw new Error(`mooring agent did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function apiLatency(base: string, token: string, name: string, query: string): Promise<void> {
   const url = `${base}/api/history?${query}`;
   const headers = { authorization: `Bearer ${token}` };
@@ -124,7 +82,7 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     seed(path.join(tmp, 'history.db'), rows);
     console.log(`${rows} notification rows seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const agent = await startAgent(tmp);
+    const agent = await startBenchAgent(tmp, ['--usbmuxd', 'off', '--mdns-interface', 'off']);
     try {
       const h = { base: agent.base, token: agent.token };
       const first = (await (

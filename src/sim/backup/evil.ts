@@ -28,6 +28,18 @@ import { DEVICE_DL_VERSION } from './dl-peer';
 import { BackupFailure, ConnectionDropped, MbError } from './errors';
 import type { SessionContext } from './session';
 
+/** The modes that misbehave before any backup starts: the DL version exchange and Hello. */
+const HANDSHAKE_EVIL_MODES = [
+  'version-wrong-shape',
+  'version-wrong-name',
+  'version-huge-frame',
+  'version-slow',
+  'version-silent',
+  'hello-wrong-shape',
+  'hello-wrong-type',
+  'hello-out-of-step',
+] as const satisfies readonly EvilMode[];
+
 /** Every mode, for `ctl fault evil <mode>` and the hostile-device tests. */
 export const EVIL_MODES = [
   // paths
@@ -57,14 +69,7 @@ export const EVIL_MODES = [
   'dl-too-many-elements',
   'final-wrong-type',
   // the handshake: DL version exchange and Hello
-  'version-wrong-shape',
-  'version-wrong-name',
-  'version-huge-frame',
-  'version-slow',
-  'version-silent',
-  'hello-wrong-shape',
-  'hello-wrong-type',
-  'hello-out-of-step',
+  ...HANDSHAKE_EVIL_MODES,
 ] as const satisfies readonly EvilMode[];
 
 /** How long the device lingers for the host to hang up after a hostile frame. */
@@ -80,16 +85,7 @@ export const EVIL_FLOOD_BYTES = 256 * 1024 * 1024;
 /** Messages `endless-messages` sends at most (the host must give up long before). */
 export const EVIL_ENDLESS_LIMIT = 1_000_000;
 
-const HANDSHAKE_MODES: ReadonlySet<EvilMode> = new Set<EvilMode>([
-  'version-wrong-shape',
-  'version-wrong-name',
-  'version-huge-frame',
-  'version-slow',
-  'version-silent',
-  'hello-wrong-shape',
-  'hello-wrong-type',
-  'hello-out-of-step',
-]);
+const HANDSHAKE_MODES: ReadonlySet<EvilMode> = new Set<EvilMode>(HANDSHAKE_EVIL_MODES);
 
 export function isHandshakeEvil(mode: EvilMode | undefined): mode is EvilMode {
   return mode !== undefined && HANDSHAKE_MODES.has(mode);
