@@ -238,7 +238,7 @@ export class DeviceLinkHost {
     m: Extract<DeviceDlMessage, { type: 'CreateDirectory' }>,
   ): Promise<undefined> {
     try {
-      await createDirectory(await this.resolve(m.path));
+      await createDirectory(this.confiner.target.root, await this.resolve(m.path));
     } catch (e) {
       await this.replyError(dlStatusForError(e));
       return undefined;

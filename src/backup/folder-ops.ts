@@ -73,9 +73,32 @@ export async function listDirectory(dir: string): Promise<PlistDict> {
   return out;
 }
 
-/** mkdir -p, mode 0755; an existing folder is success, an existing file is EEXIST. */
-export async function createDirectory(dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+/**
+ * mkdir -p below `root`, mode 0755; an existing folder is success, an existing file is EEXIST.
+ * `root` itself is never created: a backup folder removed (or a disk unplugged) mid-backup must
+ * stay gone and fail the backup, not be re-created half-empty by the device's next request.
+ */
+export async function createDirectory(root: string, dir: string): Promise<void> {
+  const rel = path.relative(root, dir);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    throw errnoError('EINVAL', `${dir} is not below ${root}`);
+  }
+  try {
+    mkdirSync(dir, { mode: 0o755 }); // the usual case: the parent exists
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno === 'ENOENT') {
+      let current = root;
+      for (const segment of rel.split(path.sep)) {
+        current = path.join(current, segment);
+        try {
+          mkdirSync(current, { mode: 0o755 });
+        } catch (e2) {
+          if (errnoOf(e2) !== 'EEXIST') throw e2;
+        }
+      }
+    } else if (errno !== 'EEXIST') throw e;
+  }
   if (!lstatSync(dir).isDirectory())
     throw errnoError('EEXIST', `${dir} exists and is not a directory`);
 }

@@ -5,7 +5,6 @@
  * the Backup request. Optional parts that fail are left out and reported, never fatal.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { isMooringError } from '../util/errors';
 import { encodeXmlPlist, setDictEntry } from '../protocol/plist';
@@ -18,6 +17,7 @@ import {
 import type { ServiceProvider } from '../lockdown/session';
 import { writeFileAtomic } from './atomic-file';
 import { PathConfiner } from './confine';
+import { createDirectory } from './folder-ops';
 import type { BackupTarget } from './target';
 
 /** What iTunes calls itself when the device does not say (LIMD's fallback). */
@@ -198,7 +198,7 @@ async function readIfPresent(afc: AfcClient, p: string): Promise<Buffer | undefi
 /** Writes `<root>/<udid>/Info.plist` as XML, creating `<udid>/` if needed, by THE RULE. */
 export async function writeInfoPlist(target: BackupTarget, info: PlistDict): Promise<string> {
   const confiner = new PathConfiner(target);
-  await fsp.mkdir(path.join(target.root, target.udid), { recursive: true, mode: 0o755 });
+  await createDirectory(target.root, path.join(target.root, target.udid));
   const file = await confiner.resolve(`${target.udid}/Info.plist`);
   await writeFileAtomic(file, encodeXmlPlist(info));
   return file;

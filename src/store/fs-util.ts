@@ -29,6 +29,18 @@ export async function exists(p: string): Promise<boolean> {
 }
 
 /**
+ * mkdir of one level, an existing folder being fine. Never `-p`: the store's folders live in the
+ * backup folder, and a backup folder removed (or a disk unplugged) mid-backup must stay gone.
+ */
+export async function mkdirOne(dir: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}
+
+/**
  * Makes a rename or unlink inside `dir` durable. Windows cannot open a folder for fsync; its
  * renames are journaled by NTFS, so it is skipped there.
  */

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { MooringError } from '../util/errors';
 import { STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
-import { exists, linkTree, renameDurable, walkFiles } from './fs-util';
+import { exists, linkTree, mkdirOne, renameDurable, walkFiles } from './fs-util';
 import {
   clearJournal,
   readJournal,
@@ -445,7 +445,8 @@ export class SnapshotStore {
         const newest = [...ids].filter(isSnapshotId).sort(compareSnapshotIds).pop();
         const id = newSnapshotId(this.now(), (x) => ids.has(x), newest);
         const root = path.join(this.stagingDir, id);
-        await fsp.mkdir(root, { recursive: true });
+        await mkdirOne(this.stagingDir);
+        await fsp.mkdir(root);
         await this.step('staging', 'created');
         const staged = path.join(root, this.udid);
         if (!opts.fresh && (await isDir(this.latestDir))) await linkTree(this.latestDir, staged);
@@ -522,7 +523,7 @@ export class SnapshotStore {
           record,
           startedAt: new Date().toISOString(),
         };
-        await fsp.mkdir(this.snapshotsDir, { recursive: true });
+        await mkdirOne(this.snapshotsDir);
         await writeJournal(this.journalFile, j);
         await this.step('commit', 'journal');
         await this.applyCommit(j);
@@ -565,7 +566,7 @@ export class SnapshotStore {
   /** Rolls a commit forward from whatever step it reached. Idempotent. */
   private async applyCommit(j: CommitJournal): Promise<void> {
     const staged = path.join(this.stagingDir, j.id, this.udid);
-    await fsp.mkdir(this.snapshotsDir, { recursive: true });
+    await mkdirOne(this.snapshotsDir);
     const extra: SnapshotRecord[] = [];
     if (await exists(staged)) {
       if (await exists(this.latestDir)) {
@@ -803,7 +804,7 @@ export class SnapshotStore {
   private async applyPrune(j: PruneJournal): Promise<void> {
     const meta = await this.loadMetadata();
     const ids = j.ids.filter((id) => id !== meta.latest);
-    await fsp.mkdir(this.trashDir, { recursive: true });
+    await mkdirOne(this.trashDir);
     for (const id of ids) {
       const from = path.join(this.snapshotsDir, id);
       if (!(await exists(from))) continue;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { listDirectory, moveItem, removeItem } from '../../src/backup/folder-ops';
+import { createDirectory, listDirectory, moveItem, removeItem } from '../../src/backup/folder-ops';
 import { buildInfoPlist } from '../../src/backup/info-plist';
 import { SYNC_WRITE_MAX_BYTES, TempFile } from '../../src/backup/atomic-file';
 
@@ -20,6 +20,31 @@ const fresh = async (): Promise<string> => {
   await fsp.mkdir(d);
   return d;
 };
+
+test('createDirectory: creates missing levels below the root; an existing folder is fine', async () => {
+  const d = await fresh();
+  const deep = path.join(d, 'UDID', 'aa', 'bb');
+  await createDirectory(d, deep);
+  assert.equal((await fsp.lstat(deep)).isDirectory(), true);
+  await createDirectory(d, deep); // again: success
+  await fsp.writeFile(path.join(d, 'UDID', 'file'), 'x');
+  await assert.rejects(createDirectory(d, path.join(d, 'UDID', 'file')), { code: 'EEXIST' });
+  await assert.rejects(createDirectory(d, path.join(d, 'UDID', 'file', 'below')), {
+    code: 'ENOTDIR',
+  });
+  await assert.rejects(createDirectory(d, path.join(root, 'elsewhere')), { code: 'EINVAL' });
+});
+
+test('createDirectory: a removed backup folder is not re-created (ENOENT), at any depth', async () => {
+  const d = await fresh();
+  const staging = path.join(d, 'dest', 'staging');
+  await fsp.mkdir(staging, { recursive: true });
+  await fsp.rm(path.join(d, 'dest'), { recursive: true });
+  for (const dir of [path.join(staging, 'UDID'), path.join(staging, 'UDID', 'aa', 'bb')]) {
+    await assert.rejects(createDirectory(staging, dir), { code: 'ENOENT' });
+  }
+  await assert.rejects(fsp.lstat(path.join(d, 'dest')), { code: 'ENOENT' });
+});
 
 test('moveItem: a file over a file replaces the name, never the shared inode', async () => {
   const d = await fresh();
