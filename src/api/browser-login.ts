@@ -12,6 +12,7 @@
  */
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { escapeHtml } from '../util/html';
 
 export const SESSION_COOKIE = 'mooring_session';
 /** A login link works this long after it is printed. */
@@ -176,8 +177,6 @@ export function lanPasswordProblem(password: string): string | undefined {
   }
   return undefined;
 }
-
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The sign-in page: static HTML, no script, posting to /login only. */
 export function loginPage(o: { lan: boolean; message?: string }): string {

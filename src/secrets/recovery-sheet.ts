@@ -4,6 +4,8 @@
  * the password, what it unlocks, where Mooring keeps it, and how to restore with Finder, iTunes
  * or idevicebackup2. Written 0600 by the caller; it holds the password.
  */
+import { escapeHtml } from '../util/html';
+
 export interface RecoverySheet {
   deviceName: string;
   udid: string;
@@ -14,18 +16,6 @@ export interface RecoverySheet {
   storedAt?: string;
   /** The backup folder, if known. */
   backupDir?: string;
-}
-
-const ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
 export function recoverySheetHtml(s: RecoverySheet): string {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { escapeHtml, recoverySheetHtml } from '../../src/secrets';
+import { recoverySheetHtml } from '../../src/secrets';
+import { escapeHtml } from '../../src/util/html';
 
 test('the recovery sheet holds device, UDID, date, password, where it is kept and how to restore', () => {
   const html = recoverySheetHtml({
