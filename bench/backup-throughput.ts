@@ -79,7 +79,11 @@ async function runHost(
   transport: Transport,
   work: string,
 ): Promise<Row> {
-  const dest = await freshDir(work, 'dest');
+  // One folder per run, all removed with the shape. Deleting tens of thousands of files right
+  // before a run made creating the next ones several times slower (ext4 without a journal, as on
+  // the CI machines, skips inodes freed in the last minute(s) and reads each one's inode block to
+  // find out: recently_deleted in `perf`), a cost that fell on whichever host ran next.
+  const dest = await freshDir(work, `dest-${transport}-${host}`.replace(/[^A-Za-z0-9-]/g, '_'));
   await syncDisks();
   log.length = 0;
   const via =
@@ -129,7 +133,6 @@ async function runHost(
       fail('idevicebackup2', run);
   }
   const { files, bytes } = lastFinished(log);
-  await fsp.rm(dest, { recursive: true, force: true });
   return {
     transport,
     host,

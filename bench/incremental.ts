@@ -93,10 +93,13 @@ async function main(): Promise<void> {
       const at = (ev: string): number =>
         Date.parse(String(finished.find((x) => x.event === `mobilebackup2.${ev}`)?.t));
       const f = finished.find((x) => x.event === 'mobilebackup2.finished') ?? {};
+      // The device compares the host's Manifest.db with its own cache (src/sim/backup/manifest-cache.ts).
+      const decoded = finished.find((x) => x.event === 'mobilebackup2.mode')?.decodedRows;
       const phases =
         `device side: ${((at('mode') - at('request')) / 1000).toFixed(1)} s from the request to reading the host's previous ` +
         `backup, ${((at('uploaded') - at('mode')) / 1000).toFixed(1)} s planning + uploading, ` +
-        `${((at('finished') - at('uploaded')) / 1000).toFixed(1)} s Manifest.db + moves`;
+        `${((at('finished') - at('uploaded')) / 1000).toFixed(1)} s Manifest.db + moves` +
+        (decoded !== undefined ? `; ${String(decoded)} host Manifest.db rows decoded` : '');
       return {
         run,
         engineSeconds: (r.durationMs ?? NaN) / 1000,
@@ -112,7 +115,8 @@ async function main(): Promise<void> {
       console.log(
         `  ${what}: ${b.run.wallSeconds.toFixed(2)} s wall (engine ${b.engineSeconds.toFixed(2)} s), ` +
           `device sent ${b.payloadFiles} files / ${mb(b.payloadBytes)} MB, host received ` +
-          `${b.filesReceived} files / ${mb(b.bytesReceived)} MB, CPU ${(b.run.userSeconds + b.run.sysSeconds).toFixed(2)} s, ` +
+          `${b.filesReceived} files / ${mb(b.bytesReceived)} MB, CPU ${(b.run.userSeconds + b.run.sysSeconds).toFixed(2)} s ` +
+          `(simulator ${b.run.simCpuSeconds.toFixed(2)} s), ` +
           `peak RSS ${b.run.maxRssMiB.toFixed(0)} MiB${b.isFull ? ' (full)' : ' (incremental)'}`,
       );
       console.log(`    ${b.phases}`);
@@ -144,10 +148,22 @@ async function main(): Promise<void> {
     const unshared = await timed(async () => {
       quick = await store.verify('latest', { hashOnlyUnshared: true });
     });
+    // ... and, as Staging.verify does, with the previous snapshot as base: Manifest.db rows
+    // identical to the base's are not decoded again (store/verify.ts VerifyOptions.base).
+    const previous = (await store.list()).at(-2);
+    let based = { hashed: 0, ok: false };
+    const withBase = await timed(async () => {
+      based = await store.verify('latest', {
+        hashOnlyUnshared: true,
+        ...(previous ? { base: (await store.resolve(previous.id)).path } : {}),
+      });
+    });
+    if (!based.ok) throw new Error('the verify against the previous snapshot failed');
     console.log(
       `  verify of the latest snapshot (${listing.files} files, in page cache): ${hashed.toFixed(2)} s ` +
         `hashing every file, ${sizes.toFixed(2)} s checking sizes only, ${unshared.toFixed(2)} s ` +
-        `hashing only the ${quick.hashed} files new in it (what a backup's verify does between full re-hashes)`,
+        `hashing only the ${quick.hashed} files new in it, ${withBase.toFixed(2)} s doing so against the ` +
+        `previous snapshot (unchanged rows not decoded: what a backup's verify does between full re-hashes)`,
     );
 
     // Snapshot creation alone: a hard-linked staging copy of the latest snapshot, committed.

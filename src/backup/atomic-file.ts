@@ -19,7 +19,8 @@ export function isTempFileName(name: string): boolean {
 /**
  * Blocks up to this size are written with a synchronous call. Small files (most of a phone's)
  * then cost no thread-pool hand-off at all; larger blocks go through the thread pool so the disk
- * write overlaps reading the next block from the device.
+ * write overlaps reading the next block from the device (`append`), and a slow disk does not
+ * hold up the event loop.
  */
 export const SYNC_WRITE_MAX_BYTES = 64 * 1024;
 
@@ -37,6 +38,8 @@ let tempNameCounter = 0;
 export class TempFile {
   private closed = false;
   private finished = false;
+  /** A large block's write still running in the thread pool (append). */
+  private behind: Promise<void> | undefined;
 
   private constructor(
     readonly path: string,
@@ -70,12 +73,52 @@ export class TempFile {
     }
   }
 
+  /**
+   * Appends `data` without waiting for a large block's write: it runs in the thread pool while
+   * the caller reads the next block, and the next append (or flush) waits for it first. One
+   * write in flight, so memory stays at two blocks. Blocks up to SYNC_WRITE_MAX_BYTES are written
+   * at once. Returns a promise only when the caller must wait (for the write before); a failed
+   * write's error comes out of the next append or flush. `data` must not be reused meanwhile.
+   */
+  append(data: Buffer): Promise<void> | undefined {
+    if (this.behind) return this.flush().then(() => this.append(data));
+    if (data.length <= SYNC_WRITE_MAX_BYTES) {
+      this.writeSync(data);
+      return undefined;
+    }
+    const p = this.write(data);
+    p.catch(() => undefined); // observed by flush()
+    this.behind = p;
+    return undefined;
+  }
+
+  /** Waits for the write append left running, if any; throws its error. */
+  async flush(): Promise<void> {
+    const p = this.behind;
+    if (!p) return;
+    try {
+      await p;
+    } finally {
+      if (this.behind === p) this.behind = undefined;
+    }
+  }
+
+  /** write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. */
+  writeSync(data: Buffer): void {
+    let off = 0;
+    while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+  }
+
   /** Closes and renames over the final name (replacing a file there, never writing into it). */
   async commit(): Promise<void> {
+    await this.flush();
     this.commitSync();
   }
 
+  /** commit(), synchronously; after flush() when append() was used. */
   commitSync(): void {
+    if (this.behind)
+      throw new Error('TempFile: commit while a write is still running (flush first)');
     if (this.finished) return;
     this.finished = true;
     try {
@@ -95,6 +138,9 @@ export class TempFile {
   async discard(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    // Never close the fd under a running write: the number could be reused by the next open.
+    await this.behind?.catch(() => undefined);
+    this.behind = undefined;
     try {
       this.close();
     } catch {

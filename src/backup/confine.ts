@@ -8,7 +8,7 @@
  * symlink, and the deepest existing component must really lie under the root (realpath). Paths that
  * do not exist yet are fine: mkdir/rename create real directories and files, never links.
  */
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
 import { MAX_DL_PATH_BYTES } from '../protocol/device-link';
@@ -60,48 +60,138 @@ export function devicePathSegments(udid: string, devicePath: string): string[] {
   return segments;
 }
 
+/** What a resolved path names on disk right now (its last component, by lstat). */
+export type ConfinedEntryKind = 'missing' | 'file' | 'dir' | 'other';
+
+export interface ConfinedEntry {
+  path: string;
+  kind: ConfinedEntryKind;
+}
+
 /**
- * Resolves device paths for one target; remembers the root's real path. The checks use
- * synchronous calls (an lstat per segment and one realpath): this runs for every file a device
- * sends, and an awaited fs call costs several times the syscall in thread-pool hand-offs.
+ * Resolves device paths for one target; remembers the root's real path, and the folders it has
+ * already checked during this run. The checks use synchronous calls (an lstat per segment and one
+ * realpath): this runs for every file a device sends, and an awaited fs call costs several times
+ * the syscall in thread-pool hand-offs.
+ *
+ * A backup of many small files resolves the same few hundred folders (`<udid>/Snapshot/xx`) once
+ * per file, twice more for the final move. A folder checked once (lstat: a real folder, its real
+ * path inside the root) is not checked again, so such a path costs one lstat, of its last
+ * component, which is always checked. Only the engine changes the namespace under the root during
+ * a run, and only a move, remove or copy can put something else where a checked folder was: the
+ * caller calls `forgetAll()` before any of those touches a folder (`touchesFolders`). Creating
+ * folders and files never creates links (THE RULE).
  */
 export class PathConfiner {
   private realRoot: string | undefined;
+  private deviceDir: string | undefined;
+  /** Host paths of folders checked during this run; with each, all its ancestors below root. */
+  private readonly knownDirs = new Set<string>();
 
   constructor(readonly target: BackupTarget) {}
 
   /** The host path for `devicePath`, or UNSAFE_PATH (detail: the device path). */
   async resolve(devicePath: string): Promise<string> {
-    return this.resolveSync(devicePath);
+    return this.resolveEntry(devicePath).path;
   }
 
   /** resolve(), synchronously (throws instead of rejecting). */
   resolveSync(devicePath: string): string {
+    return this.resolveEntry(devicePath).path;
+  }
+
+  /** resolveSync(), and what the path names now (a move or remove uses it: `touchesFolders`). */
+  resolveEntry(devicePath: string): ConfinedEntry {
     const segments = devicePathSegments(this.target.udid, devicePath);
     this.realRoot ??= realpathSync.native(this.target.root);
-    const realRoot = this.realRoot;
+    this.deviceDir ??= path.join(this.target.root, this.target.udid);
+    // Segments are lexically clean (no separators, "." or ".."), so concatenation gives what
+    // path.join would; segments[0] is the UDID.
+    const n = segments.length;
+    let hostPath = this.deviceDir;
+    for (let i = 1; i < n; i++) hostPath += path.sep + segments[i]!;
+    // The usual case: the parent folder was checked earlier in this run (and so were all above
+    // it), so only the last component is looked at.
+    if (n > 1) {
+      const last = segments[n - 1]!;
+      const parent = hostPath.slice(0, hostPath.length - last.length - path.sep.length);
+      if (this.knownDirs.has(parent)) {
+        const st = lstatOrUndefined(hostPath);
+        if (st?.isSymbolicLink()) throw unsafe(devicePath, `${last} on this computer is a symlink`);
+        if (st?.isDirectory()) this.knownDirs.add(hostPath);
+        return { path: hostPath, kind: kindOf(st) };
+      }
+    }
+    return { path: hostPath, kind: this.walk(devicePath, segments) };
+  }
+
+  /** Every segment not remembered yet: lstat each, then realpath. Returns the last one's kind. */
+  private walk(devicePath: string, segments: string[]): ConfinedEntryKind {
     let current = this.target.root;
     let deepestExisting = this.target.root;
-    for (const segment of segments) {
-      current = path.join(current, segment);
-      let st;
-      try {
-        st = lstatSync(current);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // The rest does not exist (yet): nothing below can be a link. ENOTDIR: the operation itself
-        // will fail with ENOTDIR, which the device is told.
-        if (code === 'ENOENT' || code === 'ENOTDIR') break;
-        throw e;
+    let kind: ConfinedEntryKind = 'missing';
+    /** A folder above the last component was checked now, not remembered. */
+    let newFolders = false;
+    const dirs: string[] = [];
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
+      const last = i === segments.length - 1;
+      current = i === 0 ? this.deviceDir! : current + path.sep + segment;
+      if (!last && this.knownDirs.has(current)) {
+        deepestExisting = current;
+        continue;
       }
+      const st = lstatOrUndefined(current);
+      // The rest does not exist (yet): nothing below can be a link.
+      if (st === undefined) break;
       if (st.isSymbolicLink()) throw unsafe(devicePath, `${segment} on this computer is a symlink`);
       deepestExisting = current;
+      if (!last) newFolders = true;
+      if (st.isDirectory()) dirs.push(current);
+      if (last) kind = kindOf(st);
     }
-    const real = realpathSync.native(deepestExisting);
-    const rel = path.relative(realRoot, real);
-    if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
-      throw unsafe(devicePath, 'it resolves outside the backup folder');
+    // Below remembered folders only the last component was looked at, and it is no link: the real
+    // path is known to be inside without asking.
+    if (newFolders) {
+      const real = realpathSync.native(deepestExisting);
+      const rel = path.relative(this.realRoot!, real);
+      if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+        throw unsafe(devicePath, 'it resolves outside the backup folder');
+      }
     }
-    return path.join(this.target.root, ...segments);
+    for (const d of dirs) this.knownDirs.add(d);
+    return kind;
   }
+
+  /** A move, remove or copy is about to change folders under the root: check everything again. */
+  forgetAll(): void {
+    this.knownDirs.clear();
+  }
+}
+
+/**
+ * lstat, with undefined for a path that does not exist (ENOENT, or ENOTDIR: a file in the middle,
+ * which the operation itself will report to the device). No exception is built for ENOENT, the
+ * usual answer for a new file: building one costs more than the lstat itself.
+ */
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
+function kindOf(st: Stats | undefined): ConfinedEntryKind {
+  if (st === undefined) return 'missing';
+  return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+}
+
+/**
+ * Whether an operation on these entries may move, replace or delete a folder (and so must come
+ * after `forgetAll()`): anything but files and missing paths.
+ */
+export function touchesFolders(...entries: ConfinedEntry[]): boolean {
+  return entries.some((e) => e.kind === 'dir' || e.kind === 'other');
 }

@@ -19,7 +19,7 @@ import {
 } from '../protocol/device-link';
 import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import type { DeviceLinkConnection } from '../services/device-link/connection';
-import { PathConfiner } from './confine';
+import { PathConfiner, touchesFolders, type ConfinedEntry } from './confine';
 import { dlStatusForError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
 import { copyItem, createDirectory, listDirectory, moveItem, removeItem } from './folder-ops';
@@ -165,8 +165,12 @@ export class DeviceLinkHost {
 
   /** Confines a path; a refusal is recorded and rethrown (the caller turns it into a status). */
   private async resolve(devicePath: string): Promise<string> {
+    return this.resolveEntry(devicePath).path;
+  }
+
+  private resolveEntry(devicePath: string): ConfinedEntry {
     try {
-      return await this.confiner.resolve(devicePath);
+      return this.confiner.resolveEntry(devicePath);
     } catch (e) {
       if (e instanceof MooringError && e.code === 'UNSAFE_PATH') this.refused(devicePath, e);
       throw e;
@@ -254,7 +258,11 @@ export class DeviceLinkHost {
     for (const [from, to] of m.moves) {
       this.opts.interrupt.check();
       try {
-        await moveItem(await this.resolve(from), await this.resolve(to));
+        const source = this.resolveEntry(from);
+        const dest = this.resolveEntry(to);
+        // A folder moved or replaced: the confiner's remembered folders may be gone.
+        if (touchesFolders(source, dest)) this.confiner.forgetAll();
+        await moveItem(source.path, dest.path);
       } catch (e) {
         first ??= dlStatusForError(e);
       }
@@ -272,7 +280,9 @@ export class DeviceLinkHost {
     for (const p of m.paths) {
       this.opts.interrupt.check();
       try {
-        await removeItem(await this.resolve(p));
+        const target = this.resolveEntry(p);
+        if (touchesFolders(target)) this.confiner.forgetAll();
+        await removeItem(target.path);
       } catch (e) {
         first ??= dlStatusForError(e);
       }
@@ -284,7 +294,10 @@ export class DeviceLinkHost {
 
   private async copyItem(m: Extract<DeviceDlMessage, { type: 'CopyItem' }>): Promise<undefined> {
     try {
-      await copyItem(await this.resolve(m.source), await this.resolve(m.destination));
+      const source = await this.resolve(m.source);
+      const dest = await this.resolve(m.destination);
+      this.confiner.forgetAll(); // it replaces whatever is at dest, folders included
+      await copyItem(source, dest);
     } catch (e) {
       await this.replyError(dlStatusForError(e));
       return undefined;

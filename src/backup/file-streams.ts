@@ -1,7 +1,8 @@
 /**
  * The raw file streams of DLMessageDownloadFiles (we send files to the device) and
- * DLMessageUploadFiles (the device sends files to us), reference §4.5. Both stream: one block in
- * memory at a time, each write awaited before the next read, so memory does not grow with file size.
+ * DLMessageUploadFiles (the device sends files to us), reference §4.5. Both stream, so memory does
+ * not grow with file size: sending, one block at a time, each read awaited; receiving, at most two
+ * (a large block is written while the next one is read, TempFile.append).
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { isMooringError } from '../util/errors';
@@ -155,7 +156,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     let sink: TempFile | undefined;
     let error: DlErrorStatus | undefined;
     try {
-      sink = await TempFile.beside(await ctx.confiner.resolve(hostRelative));
+      sink = TempFile.besideSync(ctx.confiner.resolveSync(hostRelative));
     } catch (e) {
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
@@ -201,7 +202,10 @@ async function receiveBlocks(
       ctx.onBytes(block.data.length);
       if (sink) {
         try {
-          await sink.write(block.data);
+          // Small blocks (most files are one) are written at once, without an await; a large
+          // one is written while the next block is read (TempFile.append).
+          const wait = sink.append(block.data);
+          if (wait) await wait;
         } catch (e) {
           // e.g. ENOSPC: keep draining this file so the stream stays in step.
           error = dlStatusForError(e);
@@ -213,6 +217,15 @@ async function receiveBlocks(
     }
     // A 0x0B right after data is an end marker (LIMD; seen from iOS 17 betas), not a failure.
     const ok = block.kind === 'success' || (block.kind === 'remote-error' && sawData);
+    if (sink && ok && !error) {
+      try {
+        await sink.flush(); // the last block's write
+      } catch (e) {
+        error = dlStatusForError(e);
+        await sink.discard();
+        sink = undefined;
+      }
+    }
     if (error) return { kind: 'host-error', error };
     if (!sink) return { kind: 'drained' };
     if (!ok) {
@@ -220,7 +233,7 @@ async function receiveBlocks(
       return { kind: 'device-error' };
     }
     try {
-      await sink.commit();
+      sink.commitSync();
     } catch (e) {
       return { kind: 'host-error', error: dlStatusForError(e) };
     }

@@ -168,3 +168,140 @@ export function decodeMbFile(buf: Buffer): MbFileRecord {
   }
   return rec;
 }
+
+// ---- Size without decoding the archive (verify of rows a previous verify already decoded) ----
+
+/** What mbFileSummary reads from an MBFile archive. */
+export interface MbFileSummary {
+  size: number;
+  hasDigest: boolean;
+}
+
+/** Layout of one binary plist, from its trailer (mbFileSummary). */
+interface BplistLayout {
+  buf: Buffer;
+  /** Start of the offset table (objects live before it). */
+  table: number;
+  count: number;
+  offSize: number;
+  refSize: number;
+}
+
+const KEY_OBJECTS = Buffer.from('$objects', 'latin1');
+const KEY_TOP = Buffer.from('$top', 'latin1');
+const KEY_ROOT = Buffer.from('root', 'latin1');
+const KEY_SIZE = Buffer.from('Size', 'latin1');
+const KEY_DIGEST = Buffer.from('Digest', 'latin1');
+/** "bplist00" as two big-endian words. */
+const BPLIST_MAGIC = [0x62706c69, 0x73743030];
+
+/** Offset of object `i`, or -1. */
+function objectAt(l: BplistLayout, i: number): number {
+  if (i < 0 || i >= l.count) return -1;
+  const o = l.buf.readUIntBE(l.table + i * l.offSize, l.offSize);
+  return o >= 8 && o < l.table ? o : -1;
+}
+
+/** Entry count and start of the refs of the dict (0xd) or array (0xa) at `o`; len -1 if not. */
+function containerAt(l: BplistLayout, o: number, kind: number): { len: number; refs: number } {
+  const { buf } = l;
+  const m = buf[o]!;
+  if (m >> 4 !== kind) return { len: -1, refs: 0 };
+  let len = m & 0x0f;
+  let refs = o + 1;
+  if (len === 0x0f) {
+    const im = buf[refs]!;
+    if (im >> 4 !== 1 || (im & 0x0f) > 2) return { len: -1, refs: 0 };
+    const w = 1 << (im & 0x0f);
+    if (refs + 1 + w > l.table) return { len: -1, refs: 0 };
+    len = buf.readUIntBE(refs + 1, w);
+    refs += 1 + w;
+  }
+  const span = (kind === 0xd ? 2 : 1) * len * l.refSize;
+  return refs + span <= l.table ? { len, refs } : { len: -1, refs: 0 };
+}
+
+/** Whether object `i` is the ASCII string `key`. */
+function isKey(l: BplistLayout, i: number, key: Buffer): boolean {
+  const o = objectAt(l, i);
+  if (o < 0 || l.buf[o] !== 0x50 + key.length || o + 1 + key.length > l.table) return false;
+  for (let k = 0; k < key.length; k++) if (l.buf[o + 1 + k] !== key[k]) return false;
+  return true;
+}
+
+/** Object index of the value of `key` in the dict at offset `o`: -1 absent, -2 not a dict. */
+function lookup(l: BplistLayout, o: number, key: Buffer): number {
+  const d = containerAt(l, o, 0xd);
+  if (d.len < 0) return -2;
+  for (let k = 0; k < d.len; k++) {
+    if (isKey(l, l.buf.readUIntBE(d.refs + k * l.refSize, l.refSize), key))
+      return l.buf.readUIntBE(d.refs + (d.len + k) * l.refSize, l.refSize);
+  }
+  return -1;
+}
+
+/** UID object `i`'s value, or -1. */
+function uidValue(l: BplistLayout, i: number): number {
+  const o = objectAt(l, i);
+  if (o < 0 || l.buf[o]! >> 4 !== 8) return -1;
+  const w = (l.buf[o]! & 0x0f) + 1;
+  return w <= 4 && o + 1 + w <= l.table ? l.buf.readUIntBE(o + 1, w) : -1;
+}
+
+/**
+ * The MBFile's Size (0 when absent, as decodeMbFile) and whether it has a Digest, read by walking
+ * the binary plist to `$objects[$top.root]` and its two keys, without building any value. Meant
+ * for archives decodeMbFile accepted before: undefined for anything it does not recognise (the
+ * caller then decodes fully), never a guess. Every offset and count is checked against the buffer.
+ */
+export function mbFileSummary(buf: Buffer): MbFileSummary | undefined {
+  const n = buf.length;
+  if (n < 40 || n > MAX_MBFILE_BYTES) return undefined;
+  if (buf.readUInt32BE(0) !== BPLIST_MAGIC[0] || buf.readUInt32BE(4) !== BPLIST_MAGIC[1])
+    return undefined;
+  const t = n - 32;
+  const offSize = buf[t + 6]!;
+  const refSize = buf[t + 7]!;
+  if (offSize < 1 || offSize > 4 || refSize < 1 || refSize > 4) return undefined;
+  if (buf.readUInt32BE(t + 8) !== 0 || buf.readUInt32BE(t + 16) !== 0) return undefined;
+  if (buf.readUInt32BE(t + 24) !== 0) return undefined;
+  const count = buf.readUInt32BE(t + 12);
+  const top = buf.readUInt32BE(t + 20);
+  const table = buf.readUInt32BE(t + 28);
+  if (table + count * offSize > t || top >= count) return undefined;
+  const l: BplistLayout = { buf, table, count, offSize, refSize };
+  const topDict = objectAt(l, top);
+  if (topDict < 0) return undefined;
+  const objectsAt = objectAt(l, lookup(l, topDict, KEY_OBJECTS));
+  const topAt = objectAt(l, lookup(l, topDict, KEY_TOP));
+  if (objectsAt < 0 || topAt < 0) return undefined;
+  const rootIndex = uidValue(l, lookup(l, topAt, KEY_ROOT));
+  const objs = containerAt(l, objectsAt, 0xa);
+  if (rootIndex <= 0 || rootIndex >= objs.len) return undefined;
+  const rootAt = objectAt(l, buf.readUIntBE(objs.refs + rootIndex * refSize, refSize));
+  if (rootAt < 0) return undefined;
+  const sizeRef = lookup(l, rootAt, KEY_SIZE);
+  const digestRef = lookup(l, rootAt, KEY_DIGEST);
+  if (sizeRef === -2 || digestRef === -2) return undefined;
+  let size = 0;
+  if (sizeRef >= 0) {
+    const o = objectAt(l, sizeRef);
+    if (o < 0 || buf[o]! >> 4 !== 1) return undefined;
+    const w = 1 << (buf[o]! & 0x0f);
+    if (w > 8 || o + 1 + w > table) return undefined;
+    if (w < 8) size = buf.readUIntBE(o + 1, w);
+    else {
+      const v = buf.readBigInt64BE(o + 1);
+      if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+      size = Number(v);
+    }
+  }
+  // As decodeMbFile's deref: a UID 0 is $null (no Digest); anything else is a value.
+  let hasDigest = false;
+  if (digestRef >= 0) {
+    const o = objectAt(l, digestRef);
+    if (o < 0) return undefined;
+    hasDigest = buf[o]! >> 4 !== 8 || uidValue(l, digestRef) > 0;
+  }
+  return { size, hasDigest };
+}

@@ -150,6 +150,8 @@ export class Staging implements BackupTargetLike {
     /** `staging/<id>`, which contains `<udid>/`. */
     readonly root: string,
     readonly udid: string,
+    /** The folder it was staged from by hard links (the latest snapshot), if any. */
+    readonly baseDir?: string,
   ) {}
 
   /** The staged backup folder, `<root>/<udid>`. */
@@ -185,8 +187,16 @@ export class Staging implements BackupTargetLike {
     await this.store._discard(this);
   }
 
-  verify(opts?: VerifyOptions): Promise<VerifyReport> {
-    return verifyBackupFolder(this.backupDir, this.udid, opts);
+  /**
+   * With `hashOnlyUnshared` (the snapshot it was staged from was verified), the rows of
+   * Manifest.db identical to that snapshot's are not decoded again (VerifyOptions.base).
+   */
+  verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+    const withBase =
+      opts.hashOnlyUnshared === true && opts.base === undefined && this.baseDir !== undefined
+        ? { ...opts, base: this.baseDir }
+        : opts;
+    return verifyBackupFolder(this.backupDir, this.udid, withBase);
   }
 
   private assertOpen(): void {
@@ -449,11 +459,12 @@ export class SnapshotStore {
         await fsp.mkdir(root);
         await this.step('staging', 'created');
         const staged = path.join(root, this.udid);
-        if (!opts.fresh && (await isDir(this.latestDir))) await linkTree(this.latestDir, staged);
+        const base = !opts.fresh && (await isDir(this.latestDir)) ? this.latestDir : undefined;
+        if (base !== undefined) await linkTree(base, staged);
         else await fsp.mkdir(staged);
         await this.step('staging', 'linked');
         this.activeStaging = id;
-        return new Staging(this, id, root, this.udid);
+        return new Staging(this, id, root, this.udid, base);
       } catch (e) {
         await this.dropLock();
         throw e;

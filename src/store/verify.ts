@@ -9,7 +9,11 @@
  * time than the syscall itself); only the hashing reads are asynchronous, each of CHECK_CONCURRENCY
  * slots reusing one buffer. With `hashOnlyUnshared`, files still shared by a hard link with an
  * earlier snapshot (link count > 1: hashed when that snapshot was verified) get the size check
- * only; planStagingVerify decides when a full re-hash is due (bit rot).
+ * only; planStagingVerify decides when a full re-hash is due (bit rot). With `base` too (the
+ * verified snapshot it was staged from), Manifest.db rows identical to the base's are compared
+ * inside SQLite and not decoded again: only their MBFile Size is read (mbFileSummary), so the
+ * row work of an incremental follows what changed; a row that differs is decoded, validated and,
+ * even when its payload is shared, hashed.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -29,9 +33,18 @@ import {
   MANIFEST_PLIST,
   SNAPSHOT_DIR,
   STATUS_PLIST,
-  payloadPath,
 } from '../format/layout';
-import { iterateManifestDb, MANIFEST_FLAG, type ManifestRow } from '../format/manifest-db';
+import {
+  isKnownRow,
+  iterateManifestDb,
+  iterateManifestDbAgainst,
+  MANIFEST_FLAG,
+  type KnownManifestRow,
+  type ManifestRow,
+  type ManifestRowProblem,
+} from '../format/manifest-db';
+import { decodeMbFile } from '../format/mbfile';
+import { payloadRelPath } from '../format/file-id';
 import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
@@ -74,6 +87,8 @@ export interface VerifyReport {
   hashed: number;
   /** Files not hashed because they are shared with an earlier snapshot (`hashOnlyUnshared`). */
   sharedNotHashed?: number;
+  /** Manifest.db rows identical to the base's, not decoded again (VerifyOptions.base). */
+  knownRows?: number;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
   problemCount: number;
@@ -88,6 +103,12 @@ export interface VerifyOptions {
    * earlier, already verified snapshot get the existence and size checks only (default false).
    */
   hashOnlyUnshared?: boolean;
+  /**
+   * With `hashOnlyUnshared` only: the backup folder this one was staged from, verified before
+   * (the same precondition). Manifest.db rows identical to its rows are not validated and decoded
+   * again; only their MBFile Size is read for the size check.
+   */
+  base?: string;
   maxProblems?: number;
 }
 
@@ -174,7 +195,11 @@ export async function verifyBackupFolder(
       'The backup is encrypted: Manifest.db cannot be read without the password, so file payloads were not checked.',
     );
   } else {
-    await checkPayloads(dir, hashModeOf(opts), report, add);
+    const base =
+      opts.base !== undefined && opts.hashOnlyUnshared === true
+        ? path.join(opts.base, MANIFEST_DB)
+        : undefined;
+    await checkPayloads(dir, hashModeOf(opts), base, report, add);
   }
 
   try {
@@ -203,32 +228,58 @@ const MAX_SYNC_TURN_NS = 20_000_000n;
 /** Files up to this size are hashed with synchronous reads (one read, no thread-pool hops). */
 const SYNC_HASH_MAX_BYTES = 256 * 1024;
 
+/** A row as verify checks it: decoded, or known from the base (only Size read). */
+type Row = ManifestRow | KnownManifestRow;
+
+function sizeOf(r: Row): number {
+  return isKnownRow(r) ? r.size : r.file.size;
+}
+
+/** The row's 20-byte SHA-1, if it has one (a known row's archive is decoded only now). */
+function digestOf(r: Row): Buffer | undefined {
+  const d = isKnownRow(r) ? (r.hasDigest ? decodeMbFile(r.blob).digest : undefined) : r.file.digest;
+  return d !== undefined && d.length === 20 ? d : undefined;
+}
+
+function hasDigest(r: Row): boolean {
+  return isKnownRow(r) ? r.hasDigest : r.file.digest !== undefined && r.file.digest.length === 20;
+}
+
 async function checkPayloads(
   dir: string,
   mode: HashMode,
+  baseDb: string | undefined,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
   const db = path.join(dir, MANIFEST_DB);
+  // payloadPath without path.join's normalisation per file (a few µs × every row).
+  const prefix = path.join(dir, '.') + path.sep;
+  const payloadOf = (fileId: string): string => prefix + payloadRelPath(fileId);
   // One hash buffer per slot for the whole verify (a fresh 1 MiB per file made the peak RSS
   // depend on how many files were hashed).
   const buffers = Array.from({ length: CHECK_CONCURRENCY }, () =>
     Buffer.allocUnsafe(HASH_CHUNK_BYTES),
   );
-  const problem = (r: ManifestRow, kind: VerifyProblemKind, text: string): void =>
+  const problem = (r: Row, kind: VerifyProblemKind, text: string): void =>
     add({ kind, fileId: r.fileId, domain: r.domain, relativePath: r.relativePath, problem: text });
-  let batch: ManifestRow[] = [];
+  let batch: Row[] = [];
   const flush = async (): Promise<void> => {
-    const toHash: ManifestRow[] = [];
+    const toHash: Array<[Row, Buffer]> = [];
     let turnStart = process.hrtime.bigint();
     for (const r of batch) {
-      const st = statPayload(dir, r, problem);
-      if (st && mode !== 'none' && r.file.digest !== undefined && r.file.digest.length === 20) {
-        if (mode === 'unshared' && st.nlink > 1)
+      const st = statPayload(payloadOf, r, problem);
+      if (st && mode !== 'none' && hasDigest(r)) {
+        let digest: Buffer | undefined;
+        // Shared with the verified base by a hard link: its hash was checked then, unless its row
+        // differs from the base's (the base's verify does not vouch for a new digest).
+        if (mode === 'unshared' && st.nlink > 1 && (!baseCompared || isKnownRow(r)))
           report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
-        else if (r.file.size > SYNC_HASH_MAX_BYTES) toHash.push(r);
+        else if ((digest = expectedDigest(r)) === undefined) {
+          // a known row whose archive no longer decodes: reported by expectedDigest
+        } else if (sizeOf(r) > SYNC_HASH_MAX_BYTES) toHash.push([r, digest]);
         else
-          checkDigest(r, () => sha1FileSync(payloadPath(dir, r.fileId), r.file.size, buffers[0]!));
+          checkDigest(r, digest, () => sha1FileSync(payloadOf(r.fileId), sizeOf(r), buffers[0]!));
       }
       if (process.hrtime.bigint() - turnStart > MAX_SYNC_TURN_NS) {
         // Let timers and sockets run between runs of synchronous checks.
@@ -241,11 +292,11 @@ async function checkPayloads(
     await Promise.all(
       buffers.map(async (buf) => {
         for (let i = next++; i < toHash.length; i = next++) {
-          const r = toHash[i]!;
-          const actual = await sha1File(payloadPath(dir, r.fileId), r.file.size, buf).catch(
+          const [r, digest] = toHash[i]!;
+          const actual = await sha1File(payloadOf(r.fileId), sizeOf(r), buf).catch(
             (e: unknown) => e as Error,
           );
-          checkDigest(r, () => {
+          checkDigest(r, digest, () => {
             if (actual instanceof Error) throw actual;
             return actual;
           });
@@ -254,7 +305,15 @@ async function checkPayloads(
     );
     await new Promise<void>((resolve) => setImmediate(resolve));
   };
-  const checkDigest = (r: ManifestRow, digest: () => Buffer): void => {
+  const expectedDigest = (r: Row): Buffer | undefined => {
+    try {
+      return digestOf(r);
+    } catch (e) {
+      problem(r, 'manifest-row', `MBFile: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  const checkDigest = (r: Row, expected: Buffer, digest: () => Buffer): void => {
     let actual: Buffer;
     try {
       actual = digest();
@@ -263,22 +322,28 @@ async function checkPayloads(
       return;
     }
     report.hashed++;
-    if (!actual.equals(r.file.digest!)) {
+    if (!actual.equals(expected)) {
       problem(
         r,
         'digest',
-        `the payload's SHA-1 is ${actual.toString('hex')}, Manifest.db says ${r.file.digest!.toString('hex')}`,
+        `the payload's SHA-1 is ${actual.toString('hex')}, Manifest.db says ${expected.toString('hex')}`,
       );
     }
   };
+  let baseCompared = false;
+  const iterateOpts = {
+    onInvalid: (p: ManifestRowProblem) => add({ kind: 'manifest-row', ...p }),
+    onBase: (attached: boolean) => (baseCompared = attached),
+  };
   try {
-    for (const row of iterateManifestDb(db, {
-      onInvalid: (p) => add({ kind: 'manifest-row', ...p }),
-    })) {
+    for (const row of baseDb !== undefined
+      ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
+      : iterateManifestDb(db, iterateOpts)) {
       report.entries++;
+      if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
       if (row.flags !== MANIFEST_FLAG.file) continue;
       report.files++;
-      report.bytes += row.file.size;
+      report.bytes += sizeOf(row);
       batch.push(row);
       if (batch.length >= ROWS_PER_TURN) await flush();
     }
@@ -294,13 +359,13 @@ async function checkPayloads(
 
 /** Existence, type and size of one payload; its Stats when they are right. */
 function statPayload(
-  dir: string,
-  row: ManifestRow,
-  problem: (r: ManifestRow, kind: VerifyProblemKind, text: string) => void,
+  payloadOf: (fileId: string) => string,
+  row: Row,
+  problem: (r: Row, kind: VerifyProblemKind, text: string) => void,
 ): Stats | undefined {
   let st: Stats;
   try {
-    st = lstatSync(payloadPath(dir, row.fileId));
+    st = lstatSync(payloadOf(row.fileId));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR')
@@ -312,8 +377,8 @@ function statPayload(
     problem(row, 'not-a-file', 'the payload is not a regular file');
     return undefined;
   }
-  if (st.size !== row.file.size) {
-    problem(row, 'size', `the payload is ${st.size} bytes, Manifest.db says ${row.file.size}`);
+  if (st.size !== sizeOf(row)) {
+    problem(row, 'size', `the payload is ${st.size} bytes, Manifest.db says ${sizeOf(row)}`);
     return undefined;
   }
   return st;

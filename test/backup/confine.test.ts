@@ -1,4 +1,7 @@
-/** Confinement of device paths: lexical refusals, and symlinks anywhere along the existing prefix. */
+/**
+ * Confinement of device paths: lexical refusals, symlinks anywhere along the existing prefix, and
+ * the folders remembered during a run.
+ */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
@@ -10,6 +13,7 @@ import {
   MAX_CONFINED_PATH_BYTES,
   MAX_CONFINED_PATH_DEPTH,
   PathConfiner,
+  touchesFolders,
 } from '../../src/backup/confine';
 
 const UDID = '00008030-001A2B3C4D5E6F70';
@@ -115,4 +119,44 @@ test('a regular file in the middle of the path is not a confinement problem (ENO
     await confiner.resolve(`${UDID}/plainfile/below`),
     path.join(root, UDID, 'plainfile', 'below'),
   );
+});
+
+test('resolveEntry says what the path names: file, folder, missing', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  await fsp.writeFile(path.join(root, UDID, 'Snapshot', 'ab', 'f1'), 'x');
+  const kindOf = (p: string): string => c.resolveEntry(p).kind;
+  assert.equal(kindOf(`${UDID}/Snapshot/ab/f1`), 'file');
+  assert.equal(kindOf(`${UDID}/Snapshot/ab`), 'dir');
+  assert.equal(kindOf(`${UDID}/Snapshot/ab/none`), 'missing');
+  assert.equal(kindOf(`${UDID}/Snapshot/none/deeper`), 'missing');
+  assert.equal(
+    c.resolveEntry(`${UDID}/Snapshot/none/deeper`).path,
+    path.join(root, UDID, 'Snapshot', 'none', 'deeper'),
+  );
+  assert.equal(touchesFolders(c.resolveEntry(`${UDID}/Snapshot/ab/f1`)), false);
+  assert.equal(touchesFolders(c.resolveEntry(`${UDID}/Snapshot/ab`)), true);
+});
+
+test('below folders checked earlier in the run, the last component is still checked', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  const dir = path.join(root, UDID, 'Snapshot', 'cd');
+  await fsp.mkdir(dir);
+  assert.equal(c.resolveSync(`${UDID}/Snapshot/cd/first`), path.join(dir, 'first'));
+  // Planted after the folders were remembered: a symlink as the last component, and as a folder.
+  await fsp.symlink(path.join(outer, 'outside', 'secret'), path.join(dir, 'link'));
+  await fsp.symlink(path.join(outer, 'outside'), path.join(dir, 'linkdir'));
+  assert.throws(() => c.resolveSync(`${UDID}/Snapshot/cd/link`), unsafe);
+  assert.throws(() => c.resolveSync(`${UDID}/Snapshot/cd/linkdir/x`), unsafe);
+});
+
+test('after forgetAll, a remembered folder that became a symlink is refused', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  const dir = path.join(root, UDID, 'Snapshot', 'ef');
+  await fsp.mkdir(dir);
+  c.resolveSync(`${UDID}/Snapshot/ef/x`);
+  // What a device's move or remove would do (the engine calls forgetAll before it).
+  await fsp.rm(dir, { recursive: true });
+  await fsp.symlink(path.join(outer, 'outside'), dir);
+  c.forgetAll();
+  assert.throws(() => c.resolveSync(`${UDID}/Snapshot/ef/secret`), unsafe);
 });

@@ -370,6 +370,7 @@ test('a stop mid-upload ends the loop at once and discards the partial file', as
         Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(`${UDID}/partial`)]),
       );
       await peer.writeRaw(encodeDlDataBlock(randomBytes(50_000)));
+      await peer.writeRaw(encodeDlDataBlock(randomBytes(500_000))); // large: written behind
       // Wait until the host has the temp file, then stop it from outside while it waits for more.
       for (let i = 0; i < 200; i++) {
         if ((await fsp.readdir(t.dir)).some((n) => n.startsWith('.mooring-tmp-'))) break;
@@ -407,4 +408,91 @@ test('a device Disconnect ends the loop without a result', async () => {
     await peer.send(['DLMessageDisconnect', 'bye'], 'binary');
   });
   assert.deepEqual(end, { kind: 'disconnect', reason: 'bye' });
+});
+
+/** Uploads one small file to `hostPath`; the status code of the reply. */
+async function uploadOne(peer: PlistConnection, hostPath: string): Promise<number> {
+  await peer.send(dlUploadFiles(0, 4), 'binary');
+  await peer.writeRaw(
+    Buffer.concat([
+      encodeDlPath('/var/tmp/u'),
+      encodeDlPath(hostPath),
+      encodeDlDataBlock(Buffer.from('data')),
+      encodeDlSuccessBlock(),
+      encodeDlStreamEnd(),
+    ]),
+  );
+  const r = parseHostDlMessage(await peer.receive());
+  assert.equal(r.type, 'StatusResponse');
+  return r.type === 'StatusResponse' ? r.code : NaN;
+}
+
+test('a folder the host already checked is checked again once a remove or move touched it', async () => {
+  const t = await newTarget();
+  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  // Planted before the run: a real folder C whose child B is a symlink pointing outside.
+  await fsp.mkdir(path.join(t.dir, 'C'));
+  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
+  const { end, host } = await session(t, async (peer) => {
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
+    // Two uploads into A/B: the second finds A and A/B already checked.
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/one`), 0);
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/two`), 0);
+    // Now A/B becomes the planted symlink: A removed, C moved into its place.
+    assert.equal((await call(peer, dlRemoveItems([`${UDID}/A`]))).code, 0);
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/C`]: `${UDID}/A` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/A/B/three`), 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [`${UDID}/A/B/three`]);
+  assert.deepEqual(await fsp.readdir(outside), [], 'nothing written through the symlink');
+});
+
+test('a checked folder replaced by one move (folder over folder) is checked again', async () => {
+  const t = await newTarget();
+  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  await fsp.mkdir(path.join(t.dir, 'C'));
+  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
+  const { end, host } = await session(t, async (peer) => {
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/one`), 0);
+    // A file moved over a file changes no folder; then C replaces A in one move.
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/A/B/one`]: `${UDID}/A/B/1` }))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/two`), 0);
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/C`]: `${UDID}/A` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/A/B/three`), 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [`${UDID}/A/B/three`]);
+  assert.deepEqual(await fsp.readdir(outside), [], 'nothing written through the symlink');
+});
+
+test('large blocks written behind: a device error after them leaves no file, the next file lands whole', async () => {
+  const t = await newTarget();
+  await fsp.mkdir(path.join(t.dir, 'Snapshot'));
+  const blocks = [randomBytes(200_000), randomBytes(300_000), randomBytes(150_000)];
+  const { end, host } = await session(t, async (peer) => {
+    await peer.send(dlUploadFiles(0, 1), 'binary');
+    const file = (devicePath: string, hostPath: string): Buffer =>
+      Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
+    // 1. Large blocks, then the device fails the file (0x06 after data): discarded.
+    await peer.writeRaw(file('/var/tmp/a', `${UDID}/Snapshot/failed`));
+    for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
+    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'I/O error'));
+    // 2. The same blocks, then success: kept, in order.
+    await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/kept`));
+    for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
+    await peer.writeRaw(encodeDlSuccessBlock());
+    await peer.writeRaw(encodeDlStreamEnd());
+    const r = parseHostDlMessage(await peer.receive());
+    assert.equal(r.type, 'StatusResponse');
+    if (r.type === 'StatusResponse') assert.equal(r.code, 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(host.meter.filesReceived, 1);
+  assert.deepEqual(await fsp.readdir(path.join(t.dir, 'Snapshot')), ['kept'], 'no temp files left');
+  assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot', 'kept')), Buffer.concat(blocks));
 });

@@ -135,6 +135,37 @@ test('TempFile: small and large writes land whole, in a new inode renamed over t
   assert.deepEqual(await fsp.readFile(target), got);
 });
 
+test('TempFile.append: blocks written behind land whole and in order; commit waits, discard too', async () => {
+  const d = await fresh();
+  const target = path.join(d, 'payload');
+  const blocks = [
+    Buffer.alloc(SYNC_WRITE_MAX_BYTES * 2, 1), // behind
+    Buffer.alloc(SYNC_WRITE_MAX_BYTES * 4 + 3, 2), // behind: waits for the first
+    Buffer.alloc(100, 3), // small: written at once, after the one behind
+    Buffer.alloc(SYNC_WRITE_MAX_BYTES + 1, 4),
+  ];
+  const t = await TempFile.beside(target);
+  let waits = 0;
+  for (const b of blocks) {
+    const wait = t.append(b);
+    if (wait) {
+      waits++;
+      await wait;
+    }
+  }
+  assert.ok(waits >= 2, 'a block after a large one waits for it');
+  assert.throws(() => t.commitSync(), /flush first/, 'no synchronous commit under a running write');
+  await t.flush();
+  t.commitSync();
+  assert.deepEqual(await fsp.readFile(target), Buffer.concat(blocks));
+
+  // Discarded with a write still running: the write finishes first, then nothing is left.
+  const gone = await TempFile.beside(path.join(d, 'gone'));
+  assert.equal(gone.append(Buffer.alloc(SYNC_WRITE_MAX_BYTES * 8, 5)), undefined);
+  await gone.discard();
+  assert.deepEqual(await fsp.readdir(d), ['payload']);
+});
+
 test('TempFile: a commit the rename refuses fails and leaves no temp file', async () => {
   const d = await fresh();
   await fsp.mkdir(path.join(d, 'x', 'y'), { recursive: true }); // a folder where the file goes

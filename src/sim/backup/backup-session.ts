@@ -17,7 +17,9 @@ import {
 } from '../../protocol/device-link';
 import { encodeBinaryPlist, isPlistDict, type PlistDict } from '../../protocol/plist';
 import { fileIdFor, payloadRelPath } from '../../format/file-id';
-import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from '../../format/manifest-db';
+import { MANIFEST_FLAG, readManifestDb, type ManifestRow } from '../../format/manifest-db';
+import { entryKey } from '../content/model';
+import { ManifestCache, type ManifestDelta } from './manifest-cache';
 import { encodeStatusPlist, type SnapshotState } from '../../format/status-plist';
 import type { ContentEntry } from '../content/model';
 import type { UploadItem } from './dl-peer';
@@ -90,15 +92,34 @@ export function previousBackupUsable(
   ) {
     return 'the previous backup is of another device';
   }
-  if (!prev.manifestRows) return 'no readable Manifest.db';
+  if (!prev.manifestRows && !prev.manifestDelta) return 'no readable Manifest.db';
   return undefined;
 }
 
-/** Files to upload: all of them for a full backup, new or changed ones for an incremental. */
+/** Whether the host's previous row `p` already holds entry `e` as it is now. */
+function unchangedSince(e: ContentEntry, p: ManifestRow | undefined): boolean {
+  return (
+    p !== undefined &&
+    p.flags === MANIFEST_FLAG.file &&
+    p.file.size === e.size &&
+    p.file.lastModified === e.mtime &&
+    (p.file.digest === undefined ||
+      e.sha1 === undefined ||
+      p.file.digest.toString('hex') === e.sha1)
+  );
+}
+
+/**
+ * Files to upload: all of them for a full backup, new or changed ones for an incremental; and the
+ * host's files that no longer exist. `previous`: the host's rows, or (ManifestCache) only where
+ * they may differ from what the device holds — then the work follows what changed.
+ */
 export function planUploads(
   entries: readonly ContentEntry[],
-  previous: readonly ManifestRow[] | undefined,
+  previous: readonly ManifestRow[] | ManifestDelta | undefined,
 ): { uploads: PayloadPlan[]; deleted: string[] } {
+  if (previous !== undefined && !Array.isArray(previous))
+    return planFromDelta(entries, previous as ManifestDelta);
   const prevById = new Map((previous ?? []).map((r) => [r.fileId, r]));
   const uploads: PayloadPlan[] = [];
   const current = new Set<string>();
@@ -106,20 +127,35 @@ export function planUploads(
     if (e.type !== 'file') continue;
     const fileId = fileIdFor(e.domain, e.relativePath);
     current.add(fileId);
-    const p = prevById.get(fileId);
-    const unchanged =
-      p !== undefined &&
-      p.flags === MANIFEST_FLAG.file &&
-      p.file.size === e.size &&
-      p.file.lastModified === e.mtime &&
-      (p.file.digest === undefined ||
-        e.sha1 === undefined ||
-        p.file.digest.toString('hex') === e.sha1);
-    if (!unchanged) uploads.push({ entry: e, fileId });
+    if (!unchangedSince(e, prevById.get(fileId))) uploads.push({ entry: e, fileId });
   }
-  const deleted = (previous ?? [])
+  const deleted = ((previous ?? []) as readonly ManifestRow[])
     .filter((r) => r.flags === MANIFEST_FLAG.file && !current.has(r.fileId))
     .map((r) => r.fileId);
+  return { uploads, deleted };
+}
+
+/** planUploads from a ManifestDelta: only the candidate keys are looked at. */
+function planFromDelta(
+  entries: readonly ContentEntry[],
+  delta: ManifestDelta,
+): { uploads: PayloadPlan[]; deleted: string[] } {
+  const uploads: PayloadPlan[] = [];
+  const currentFiles = new Set<string>();
+  for (const e of entries) {
+    if (e.type !== 'file') continue;
+    const key = entryKey(e.domain, e.relativePath);
+    if (!delta.candidates.has(key)) continue; // the host has it as the device last described it
+    currentFiles.add(key);
+    if (!unchangedSince(e, delta.previousRow(key)))
+      uploads.push({ entry: e, fileId: fileIdFor(e.domain, e.relativePath) });
+  }
+  const deleted: string[] = [];
+  for (const key of delta.candidates) {
+    if (currentFiles.has(key)) continue;
+    const r = delta.previousRow(key);
+    if (r !== undefined && r.flags === MANIFEST_FLAG.file) deleted.push(r.fileId);
+  }
   return { uploads, deleted };
 }
 
@@ -204,12 +240,13 @@ class Backup {
     if (delay !== undefined && delay > 0) await sleep(Math.min(delay, MAX_DELAY_MS));
     checkCancelled(ctx);
 
-    // 1. The previous backup, as the host has it.
+    // 1. The previous backup, as the host has it (Manifest.db read below, with the lock held).
     const prev = await fetchBackupFiles(
       ctx,
       udid,
       ['Status.plist', 'Manifest.plist', 'Manifest.db'],
       async (keyBag) => (enc && sameKeyBag(enc, keyBag) ? enc.unlocked : undefined),
+      { rows: false },
     );
     if (prev.manifestPlistBytes !== undefined && prev.manifestPlistBytes.length === 0) {
       // What real devices do with an empty Manifest.plist (reference §4.6 step 1, GH#1582).
@@ -218,27 +255,31 @@ class Backup {
         'Error reading backup properties (Manifest.plist is empty)',
       );
     }
-    const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid, enc);
-    this.isFull = why !== undefined;
-    this.log('mode', {
-      incremental: !this.isFull,
-      reason: why ?? 'previous backup usable',
-      problems: prev.problems,
-    });
-    checkCancelled(ctx);
-
-    // 2. Leftovers of an interrupted run.
-    const snapshotListing = await this.contentsOf(`${udid}/Snapshot`);
-    await this.contentsOf(udid);
+    const cache = new ManifestCache(ctx.store, enc);
 
     return ctx.store
       .withLock(async () => {
+        // The content, its journal and the device's Manifest.db cache stay put from here on.
         const entries = ctx.store.snapshot();
-        const plan = planUploads(entries, this.isFull ? undefined : prev.manifestRows);
+        await readPreviousManifest(prev, cache);
+        const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid, enc);
+        this.isFull = why !== undefined;
+        this.log('mode', {
+          incremental: !this.isFull,
+          reason: why ?? 'previous backup usable',
+          problems: prev.problems,
+          ...(prev.manifestDelta ? { decodedRows: prev.manifestDelta.decodedRows } : {}),
+        });
+        checkCancelled(ctx);
+
+        // 2. Leftovers of an interrupted run.
+        const snapshotListing = await this.contentsOf(`${udid}/Snapshot`);
+        await this.contentsOf(udid);
+
+        const previous = prev.manifestDelta ?? prev.manifestRows;
+        const plan = planUploads(entries, this.isFull ? undefined : previous);
         // A full backup over an older one still drops payloads that no longer exist.
-        const deleted = this.isFull
-          ? planUploads(entries, prev.manifestRows).deleted
-          : plan.deleted;
+        const deleted = this.isFull ? planUploads(entries, previous).deleted : plan.deleted;
         const uploadBytes = plan.uploads.reduce((a, p) => a + p.entry.size, 0);
         this.log('plan', {
           files: plan.uploads.length,
@@ -308,16 +349,14 @@ class Backup {
         this.log('uploaded', { files: uploadedFiles, bytes: done });
 
         // Manifest.db and Manifest.plist, complete, into Snapshot/.
-        const dbFile = path.join(ctx.workDir, 'Manifest.db');
-        await fsp.rm(dbFile, { force: true });
-        writeManifestDb(dbFile, manifestRowsFor(entries, enc));
+        const dbFile = await cache.build(entries, (es) => manifestRowsFor(es, enc));
         let dbUpload = dbFile;
         let manifestKey: Buffer | undefined;
         if (enc) {
           // Manifest.db under a fresh key, wrapped as ManifestKey in Manifest.plist (iOS ≥ 10.2).
           const key = randomBytes(32);
           manifestKey = wrapClassKey(enc.unlocked, MANIFEST_KEY_CLASS, key);
-          dbUpload = `${dbFile}.enc`;
+          dbUpload = path.join(ctx.workDir, 'Manifest.db.enc');
           await fsp.writeFile(dbUpload, encryptPayload(key, await fsp.readFile(dbFile)));
         }
         const manifestPlist = encodeBinaryPlist(
@@ -503,6 +542,21 @@ function* batches(plans: PayloadPlan[]): Generator<PayloadPlan[]> {
     bytes += p.entry.size;
   }
   if (cur.length > 0) yield cur;
+}
+
+/**
+ * Reads the host's Manifest.db into `prev`: compared with the device's cache when it can be (only
+ * the rows that differ decoded), every row otherwise. A file the device refuses is a problem.
+ */
+async function readPreviousManifest(prev: HostBackupFiles, cache: ManifestCache): Promise<void> {
+  if (prev.manifestDbFile === undefined) return;
+  try {
+    const delta = await cache.compareHost(prev.manifestDbFile);
+    if (delta) prev.manifestDelta = delta;
+    else prev.manifestRows = readManifestDb(prev.manifestDbFile);
+  } catch (err) {
+    prev.problems.push(`Manifest.db: ${(err as Error).message}`);
+  }
 }
 
 export async function runBackup(ctx: SessionContext, req: PlistDict): Promise<BackupOutcome> {

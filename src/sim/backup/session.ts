@@ -6,12 +6,13 @@ import type { ContentStore } from '../content/store';
 import type { SimDeviceApi } from '../contracts';
 import type { DeviceLinkPeer } from './dl-peer';
 import { BackupFailure, MbError } from './errors';
-import { readManifestDb, type ManifestRow } from '../../format/manifest-db';
+import { openManifestDb, readManifestDb, type ManifestRow } from '../../format/manifest-db';
 import { FileSink, MemorySink } from './sinks';
 import { decryptPayload, unwrapClassKey, type UnlockedKeyBag } from '../../format/encryption';
 import { isMooringError } from '../../util/errors';
 import { promises as fsp } from 'node:fs';
 import type { SimBackupEncryption } from './encryption';
+import type { ManifestDelta } from './manifest-cache';
 
 export interface SessionContext {
   dl: DeviceLinkPeer;
@@ -65,6 +66,10 @@ export interface HostBackupFiles {
   manifestPlistBytes?: Buffer;
   manifestPlist?: PlistDict;
   manifestRows?: ManifestRow[];
+  /** The host's rows compared with the device's own cache (backup-session, ManifestCache). */
+  manifestDelta?: ManifestDelta;
+  /** With `rows: false`: the plain (decrypted) Manifest.db, opened once, its rows not yet read. */
+  manifestDbFile?: string;
   /** Why a file that was sent could not be used. */
   problems: string[];
 }
@@ -79,6 +84,7 @@ export async function fetchBackupFiles(
   dir: string,
   want: Array<'Status.plist' | 'Manifest.plist' | 'Manifest.db'>,
   unlock?: KeyBagUnlocker,
+  opts: { rows?: boolean } = {},
 ): Promise<HostBackupFiles> {
   const status = new MemorySink(MAX_SMALL_PLIST_BYTES);
   const manifest = new MemorySink(MAX_SMALL_PLIST_BYTES);
@@ -109,7 +115,10 @@ export async function fetchBackupFiles(
         dbFile = await decryptManifestDb(out.manifestPlist, db.file, unlock);
         if (dbFile === '') throw new Error('encrypted with a keybag this device cannot unlock');
       }
-      out.manifestRows = readManifestDb(dbFile);
+      if (opts.rows === false) {
+        openManifestDb(dbFile).close();
+        out.manifestDbFile = dbFile;
+      } else out.manifestRows = readManifestDb(dbFile);
     } catch (err) {
       out.problems.push(`Manifest.db: ${(err as Error).message}`);
     }

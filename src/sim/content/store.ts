@@ -7,6 +7,10 @@
  * bytes, named by its backup fileID. Directories and symlinks exist only in the index: the store
  * never materialises device paths on the host, so nothing a restore feeds it can escape its folder.
  *
+ * The index also keeps a change journal (a generation number, and the keys each generation
+ * touched), so a backup can follow what changed since the Manifest.db it last built
+ * (src/sim/backup/manifest-cache.ts) instead of rescanning the whole tree.
+ *
  * One async lock serialises everything that reads or rewrites blobs (mutate, wipe, restore, and a
  * backup's upload), so a backup never streams a file that a mutation is rewriting.
  */
@@ -92,7 +96,19 @@ interface IndexFile {
   timeBase: number;
   apps: AppInfo[];
   entries: ContentEntry[];
+  /**
+   * Change journal (absent in older indexes: treated as empty from generation 0). Every change of
+   * `entries` makes a new generation; `journal` lists the entry keys each generation touched
+   * (added, modified, deleted), complete from `journalFrom` on: what a phone knows about its own
+   * changes without rescanning, so a backup's work can follow what changed (changedSince).
+   */
+  generation?: number;
+  journalFrom?: number;
+  journal?: Array<{ gen: number; keys: string[] }>;
 }
+
+/** Keys kept in the change journal; older generations are dropped (changedSince says unknown). */
+export const MAX_JOURNAL_KEYS = 500_000;
 
 const DAY = 86_400;
 
@@ -143,6 +159,40 @@ export class ContentStore {
 
   get seed(): number {
     return this.index.seed;
+  }
+
+  /** The current generation of the content (see IndexFile.journal). */
+  get generation(): number {
+    return this.index.generation ?? 0;
+  }
+
+  /**
+   * Keys (entryKey) of every entry added, modified or deleted after generation `gen`; undefined
+   * when the journal does not reach back that far (or `gen` is not one of this store's).
+   */
+  changedSince(gen: number): Set<string> | undefined {
+    const idx = this.index;
+    if (!Number.isSafeInteger(gen) || gen < (idx.journalFrom ?? 0) || gen > this.generation)
+      return undefined;
+    const out = new Set<string>();
+    for (const j of idx.journal ?? []) if (j.gen > gen) for (const k of j.keys) out.add(k);
+    return out;
+  }
+
+  /** Records a change of `entries`: `keys` touched, or undefined for "unknown" (journal reset). */
+  private journalChange(keys: string[] | undefined): void {
+    const idx = this.index;
+    const gen = this.generation + 1;
+    idx.generation = gen;
+    const journal = keys === undefined ? [] : [...(idx.journal ?? []), { gen, keys }];
+    if (keys === undefined) idx.journalFrom = gen;
+    let total = journal.reduce((a, j) => a + j.keys.length, 0);
+    while (journal.length > 0 && total > MAX_JOURNAL_KEYS) {
+      const dropped = journal.shift()!;
+      total -= dropped.keys.length;
+      idx.journalFrom = dropped.gen;
+    }
+    idx.journal = journal;
   }
 
   /** The full tree, sorted, with digests: compare two of these to compare devices. */
@@ -205,7 +255,9 @@ export class ContentStore {
       const picks = rng.sample(files.length, del + modify);
       const toDelete = picks.slice(0, del).map((i) => files[i]!);
       const toModify = picks.slice(del).map((i) => files[i]!);
+      const touched: string[] = [];
       for (const e of toDelete) {
+        touched.push(entryKey(e.domain, e.relativePath));
         byKey.delete(entryKey(e.domain, e.relativePath));
         await fsp.rm(this.blobPath(e), { force: true });
         result.deleted.push(`${e.domain}/${e.relativePath}`);
@@ -222,6 +274,7 @@ export class ContentStore {
         await this.writeFile(e, kind, step, size, mtime, ctx);
         e.mtime = mtime;
         e.ctime = mtime;
+        touched.push(entryKey(e.domain, e.relativePath));
         result.modified.push(`${e.domain}/${e.relativePath}`);
       }
       let inode = Math.max(0, ...[...byKey.values()].map((e) => e.inode));
@@ -246,7 +299,10 @@ export class ContentStore {
         }
         for (const d of ancestors(relativePath)) {
           const k = entryKey(domain, d);
-          if (!byKey.has(k)) byKey.set(k, dirEntry(domain, d, mtime, ++inode));
+          if (!byKey.has(k)) {
+            byKey.set(k, dirEntry(domain, d, mtime, ++inode));
+            touched.push(k);
+          }
         }
         const e: ContentEntry = {
           domain,
@@ -266,10 +322,12 @@ export class ContentStore {
         };
         await this.writeFile(e, kind, step, size, mtime, ctx);
         byKey.set(entryKey(domain, relativePath), e);
+        touched.push(entryKey(domain, relativePath));
         result.added.push(`${domain}/${relativePath}`);
       }
       idx.entries = [...byKey.values()].sort(compareEntries);
       idx.step = step;
+      this.journalChange(touched);
       await this.save();
       return result;
     });
@@ -280,6 +338,7 @@ export class ContentStore {
     await this.withLock(async () => {
       await fsp.rm(path.join(this.dir, 'blobs'), { recursive: true, force: true });
       this.index.entries = [];
+      this.journalChange(undefined);
       await this.save();
     });
   }
@@ -319,6 +378,7 @@ export class ContentStore {
         if (!now || now.type !== 'file') await fsp.rm(this.blobPath(e), { force: true });
       }
       this.index.entries = [...next.values()].sort(compareEntries);
+      this.journalChange(undefined); // a restore may touch everything: the next backup rescans
       await this.save();
       await this.clearStaging();
     });

@@ -1,0 +1,221 @@
+/**
+ * The simulated device's own copy of the Manifest.db it last built, so that an incremental backup
+ * costs what changed rather than what the device holds (docs/BENCHMARKS.md, issue 6).
+ *
+ * `<content>/manifest-cache/Manifest.db` holds the rows of the device's content at generation
+ * `state.json.generation` (ContentStore's change journal), built with the backup keys `keyId`.
+ * - Building the next Manifest.db: the cached file, with only the rows the journal names since
+ *   then deleted and re-inserted (instead of encoding every MBFile again), is what is uploaded.
+ * - Reading the host's previous Manifest.db: the host's rows identical in every column to a
+ *   cached row are the device's own; only the others are decoded and validated (in SQLite:
+ *   ATTACH + NOT EXISTS on the cache's fileID key). The host file stays untrusted: its shape is
+ *   checked (row count, duplicates), every row that differs is validated as readManifestDb does.
+ * Without a usable cache (first backup, a journal reset by a restore or wipe, other keys), both
+ * fall back to the full work, and the cache is rebuilt.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { fileIdFor } from '../../format/file-id';
+import { encodeMbFile } from '../../format/mbfile';
+import {
+  checkManifestShape,
+  decodeManifestRow,
+  isManifestRow,
+  MANIFEST_ROW_SELECT,
+  manifestRowColumns,
+  MAX_MANIFEST_ROWS,
+  openManifestDb,
+  writeManifestDb,
+  type ManifestRow,
+} from '../../format/manifest-db';
+import { MooringError } from '../../util/errors';
+import type { ContentEntry } from '../content/model';
+import { entryKey } from '../content/model';
+import type { ContentStore } from '../content/store';
+import type { SimEncryptionKeys } from './encryption';
+
+export const MANIFEST_CACHE_DIR = 'manifest-cache';
+
+interface CacheState {
+  /** -1 while the file is being changed (a crash then leaves an unusable cache, not a wrong one). */
+  generation: number;
+  keyId: string;
+}
+
+/** The host's previous Manifest.db, as far as it differs from what the device last built. */
+export interface ManifestDelta {
+  /** Keys whose host row may differ from the current entry: all other host rows are current. */
+  candidates: Set<string>;
+  /** The host's row for a candidate key (undefined: the host has none). */
+  previousRow(key: string): ManifestRow | undefined;
+  /** Host rows decoded (the others were compared in SQLite only). */
+  decodedRows: number;
+}
+
+export type RowsFor = (entries: readonly ContentEntry[]) => Array<Omit<ManifestRow, 'fileId'>>;
+
+function keyIdOf(enc: SimEncryptionKeys | undefined): string {
+  if (!enc) return 'plain';
+  return createHash('sha256').update(enc.keyBag).update(enc.fileKeySecret).digest('hex');
+}
+
+export class ManifestCache {
+  readonly dir: string;
+  readonly dbFile: string;
+  private readonly stateFile: string;
+
+  constructor(
+    private readonly store: ContentStore,
+    private readonly enc: SimEncryptionKeys | undefined,
+  ) {
+    this.dir = path.join(store.dir, MANIFEST_CACHE_DIR);
+    this.dbFile = path.join(this.dir, 'Manifest.db');
+    this.stateFile = path.join(this.dir, 'state.json');
+  }
+
+  /** Entry keys changed since the cache was built; undefined when the cache cannot be used. */
+  private async changes(): Promise<{ generation: number; changed: Set<string> } | undefined> {
+    let state: Partial<CacheState>;
+    try {
+      state = JSON.parse(await fsp.readFile(this.stateFile, 'utf8')) as Partial<CacheState>;
+    } catch {
+      return undefined;
+    }
+    if (typeof state.generation !== 'number' || state.keyId !== keyIdOf(this.enc)) return undefined;
+    const changed = this.store.changedSince(state.generation);
+    return changed ? { generation: state.generation, changed } : undefined;
+  }
+
+  private async writeState(generation: number): Promise<void> {
+    const tmp = `${this.stateFile}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify({ generation, keyId: keyIdOf(this.enc) }));
+    await fsp.rename(tmp, this.stateFile);
+  }
+
+  /**
+   * The host's Manifest.db (a plain, already opened-once copy) compared with the cache; undefined
+   * when the cache cannot be used (the caller then reads every row). Throws MALFORMED / LIMIT on
+   * what a device refuses: a bad shape, an invalid row among those that differ.
+   * Call with the content store's lock held (the cache and the journal must not move).
+   */
+  async compareHost(hostDb: string): Promise<ManifestDelta | undefined> {
+    const c = await this.changes();
+    if (!c) return undefined;
+    const db = openManifestDb(hostDb);
+    try {
+      const count = checkManifestShape(db, hostDb, MAX_MANIFEST_ROWS);
+      db.prepare('ATTACH DATABASE ? AS cache').run(this.dbFile);
+      // The cache is ours and keyed by fileID: one index lookup per host row.
+      const differing = db.prepare(
+        `SELECT ${MANIFEST_ROW_SELECT} FROM main.Files n WHERE NOT EXISTS (SELECT 1 FROM cache.Files c
+          WHERE c.fileID = n.fileID AND c.domain = n.domain AND c.relativePath = n.relativePath
+          AND c.flags = n.flags AND c.file = n.file)`,
+      );
+      const hostRows = new Map<string, ManifestRow>();
+      for (const raw of differing.iterate() as IterableIterator<Record<string, unknown>>) {
+        const row = decodeManifestRow(raw);
+        if (!isManifestRow(row)) {
+          throw new MooringError('MALFORMED', `Manifest.db (${hostDb}): ${row.problem}`);
+        }
+        hostRows.set(entryKey(row.domain, row.relativePath), row);
+      }
+      const cacheCount = (
+        db.prepare('SELECT count(*) AS n FROM cache.Files').get() as { n: number }
+      ).n;
+      // Cached rows the host lacks (only looked for when the counts say there are some); a LEFT
+      // JOIN, so that a host file without a fileID index costs a temporary index, not a scan per row.
+      const missing = new Set<string>();
+      if (count - hostRows.size !== cacheCount) {
+        const rows = db
+          .prepare(
+            `SELECT c.domain AS domain, c.relativePath AS relativePath FROM cache.Files c
+              LEFT JOIN main.Files n ON n.fileID = c.fileID WHERE n.fileID IS NULL`,
+          )
+          .all() as Array<{ domain: string; relativePath: string }>;
+        for (const r of rows) missing.add(entryKey(r.domain, r.relativePath));
+      }
+      const candidates = new Set<string>([...c.changed, ...hostRows.keys(), ...missing]);
+      const cached = db.prepare(`SELECT ${manifestRowColumns()} FROM cache.Files WHERE fileID = ?`);
+      // Rows of the cache the host has unchanged, for the (few) candidates: read now, while the
+      // file is open and the cache cannot change.
+      const fromCache = new Map<string, ManifestRow>();
+      for (const key of c.changed) {
+        if (hostRows.has(key) || missing.has(key)) continue;
+        const [domain, relativePath] = key.split('\u0000') as [string, string];
+        const raw = cached.get(fileIdFor(domain, relativePath)) as
+          Record<string, unknown> | undefined;
+        if (!raw) continue;
+        const row = decodeManifestRow(raw);
+        if (isManifestRow(row)) fromCache.set(key, row);
+      }
+      return {
+        candidates,
+        previousRow: (key) => hostRows.get(key) ?? fromCache.get(key),
+        decodedRows: hostRows.size + fromCache.size,
+      };
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * Brings the cache to the store's current generation and returns its path: the complete
+   * Manifest.db for `entries` (the store's current snapshot). Only the journal's keys are
+   * re-encoded when the cache is usable; otherwise every row is written. Lock held, as above.
+   */
+  async build(entries: readonly ContentEntry[], rowsFor: RowsFor): Promise<string> {
+    const c = await this.changes();
+    await fsp.mkdir(this.dir, { recursive: true });
+    await this.writeState(-1);
+    if (c && this.update(entries, c.changed, rowsFor)) {
+      // only the changed rows were written
+    } else {
+      await fsp.rm(this.dbFile, { force: true });
+      await fsp.rm(`${this.dbFile}-journal`, { force: true });
+      writeManifestDb(this.dbFile, rowsFor(entries));
+    }
+    await this.writeState(this.store.generation);
+    return this.dbFile;
+  }
+
+  /** Deletes the rows of `changed` keys and inserts the current ones; false if the file would not. */
+  private update(
+    entries: readonly ContentEntry[],
+    changedKeys: Set<string>,
+    rowsFor: RowsFor,
+  ): boolean {
+    const changed = entries.filter((e) => changedKeys.has(entryKey(e.domain, e.relativePath)));
+    try {
+      const db = new Database(this.dbFile, { fileMustExist: true });
+      try {
+        db.pragma('journal_mode = DELETE');
+        const del = db.prepare('DELETE FROM Files WHERE fileID = ?');
+        const ins = db.prepare(
+          'INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)',
+        );
+        db.transaction(() => {
+          for (const key of changedKeys) {
+            const [domain, relativePath] = key.split('\u0000') as [string, string];
+            del.run(fileIdFor(domain, relativePath));
+          }
+          for (const r of rowsFor(changed)) {
+            ins.run(
+              fileIdFor(r.domain, r.relativePath),
+              r.domain,
+              r.relativePath,
+              r.flags,
+              encodeMbFile(r.file),
+            );
+          }
+        })();
+      } finally {
+        db.close();
+      }
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
