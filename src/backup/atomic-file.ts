@@ -4,10 +4,11 @@
  * and renamed over its final name, so the inode an older snapshot shares is never touched, and a
  * reader never sees a half-written file.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
+import { receivedFileKey } from './received-digests';
 
 /** Names of our in-progress files; hidden from the device's directory listings. */
 export const TEMP_FILE_PREFIX = '.mooring-tmp-';
@@ -41,28 +42,34 @@ export class TempFile {
   /** A large block's write still running in the thread pool (append). */
   private behind: Promise<void> | undefined;
 
+  /** The file's SHA-1 and lstat key once committed (besideSync with `hash`). */
+  private received: { key: string; sha1: Buffer } | undefined;
+
   private constructor(
     readonly path: string,
     readonly finalPath: string,
     private readonly fd: number,
+    private readonly hash: Hash | undefined,
   ) {}
 
   static async beside(finalPath: string): Promise<TempFile> {
     return TempFile.besideSync(finalPath);
   }
 
-  static besideSync(finalPath: string): TempFile {
+  /** `hash`: take the SHA-1 of what is written (see `receivedDigest`). */
+  static besideSync(finalPath: string, opts: { hash?: boolean } = {}): TempFile {
     const tempPath = path.join(
       path.dirname(finalPath),
       `${TEMP_FILE_PREFIX}${TEMP_NAME_RUN}${(tempNameCounter++).toString(36)}`,
     );
     // 'wx' = O_CREAT|O_EXCL: fails rather than reuse anything that already exists.
     const fd = fs.openSync(tempPath, 'wx', 0o644);
-    return new TempFile(tempPath, finalPath, fd);
+    return new TempFile(tempPath, finalPath, fd, opts.hash ? createHash('sha1') : undefined);
   }
 
   /** Writes all of `data` (awaited, so the caller's reads wait for the disk: backpressure). */
   async write(data: Buffer): Promise<void> {
+    this.hash?.update(data);
     let off = 0;
     while (off < data.length) {
       const n = data.length - off;
@@ -105,6 +112,7 @@ export class TempFile {
 
   /** write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. */
   writeSync(data: Buffer): void {
+    this.hash?.update(data);
     let off = 0;
     while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
   }
@@ -122,8 +130,11 @@ export class TempFile {
     if (this.finished) return;
     this.finished = true;
     try {
+      // After the last write, before the rename: the rename keeps inode, size and mtime.
+      const st = this.hash ? fs.fstatSync(this.fd) : undefined;
       this.close();
       fs.renameSync(this.path, this.finalPath);
+      if (st && this.hash) this.received = { key: receivedFileKey(st), sha1: this.hash.digest() };
     } catch (e) {
       try {
         fs.rmSync(this.path, { force: true });
@@ -132,6 +143,11 @@ export class TempFile {
       }
       throw e;
     }
+  }
+
+  /** After a commit of a file made with `hash`: its SHA-1, and its key for ReceivedDigests. */
+  get receivedDigest(): { key: string; sha1: Buffer } | undefined {
+    return this.received;
   }
 
   /** Closes and deletes the temp file; never throws. */

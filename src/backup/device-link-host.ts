@@ -20,6 +20,7 @@ import {
 import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import type { DeviceLinkConnection } from '../services/device-link/connection';
 import { PathConfiner, touchesFolders, type ConfinedEntry } from './confine';
+import type { ReceivedDigests } from './received-digests';
 import { dlStatusForError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
 import { copyItem, createDirectory, listDirectory, moveItem, removeItem } from './folder-ops';
@@ -48,6 +49,8 @@ export interface DeviceLinkHostOptions {
   onRefusedPath?: (devicePath: string, reason: string) => void;
   /** Every device message, before it is handled (phase tracking). */
   onMessage?: (m: DeviceDlMessage) => void;
+  /** Keeps the SHA-1 of every file received, for the verify (backup/received-digests). */
+  received?: ReceivedDigests;
 }
 
 /** How the loop ended. */
@@ -113,6 +116,7 @@ export class DeviceLinkHost {
         opts.interrupt.race(
           withDeadline(opts.dl.writeRaw(buf), opts.blockReadMs, 'sending a file to the device'),
         ),
+      ...(opts.received ? { received: opts.received } : {}),
       onRefused: (p, e) => this.refused(p, e),
       onBytes: (n) => {
         this.meter.addBytes(n);
@@ -297,6 +301,8 @@ export class DeviceLinkHost {
       const source = await this.resolve(m.source);
       const dest = await this.resolve(m.destination);
       this.confiner.forgetAll(); // it replaces whatever is at dest, folders included
+      // Its new files may reuse inodes of removed ones we hashed while receiving.
+      this.opts.received?.forgetAll();
       await copyItem(source, dest);
     } catch (e) {
       await this.replyError(dlStatusForError(e));

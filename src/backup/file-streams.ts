@@ -6,6 +6,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { isMooringError } from '../util/errors';
+import type { ReceivedDigests } from './received-digests';
 import {
   DL_FILE_CHUNK_BYTES,
   DlFileCode,
@@ -43,6 +44,8 @@ export interface FileStreamContext {
   onBytes(n: number): void;
   /** One uploaded file was committed. */
   onFileReceived(): void;
+  /** Where to keep the SHA-1 of each file received, for the verify (none: not taken). */
+  received?: ReceivedDigests;
 }
 
 /**
@@ -156,7 +159,9 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     let sink: TempFile | undefined;
     let error: DlErrorStatus | undefined;
     try {
-      sink = TempFile.besideSync(ctx.confiner.resolveSync(hostRelative));
+      sink = TempFile.besideSync(ctx.confiner.resolveSync(hostRelative), {
+        hash: ctx.received !== undefined,
+      });
     } catch (e) {
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
@@ -237,6 +242,8 @@ async function receiveBlocks(
     } catch (e) {
       return { kind: 'host-error', error: dlStatusForError(e) };
     }
+    const digest = sink.receivedDigest;
+    if (digest) ctx.received?.record(digest.key, digest.sha1);
     ctx.onFileReceived();
     return { kind: 'committed' };
   }

@@ -51,6 +51,7 @@ import {
   isPasscodeDescription,
 } from './outcome-messages';
 import type { BackupTarget } from './target';
+import type { ReceivedDigests } from './received-digests';
 
 /** What runBackup needs of a session: services plus lockdown values (DeviceSession has both). */
 export type BackupSession = ServiceProvider & LockdownValues;
@@ -64,6 +65,8 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onEvent?: (e: BackupEvent) => void;
   timeouts?: Partial<BackupTimeouts>;
+  /** Keeps the SHA-1 of every file received, so the verify need not read them back. */
+  received?: ReceivedDigests;
 }
 
 /** Notifications observed during a backup (reference §6.1 step 2). */
@@ -210,6 +213,7 @@ class BackupRun {
       interrupt: ir,
       blockReadMs: this.t.blockReadMs,
       nextMessage: () => this.nextMessage(),
+      ...(this.o.received ? { received: this.o.received } : {}),
       onProgress: (p) => this.emit({ type: 'progress', ...p }),
       onRefusedPath: (p, reason) => this.emit({ type: 'refused-path', path: p, reason }),
       onMessage: () => {

@@ -12,7 +12,13 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { runBackup, type BackupEvent, type BackupResult, type BackupTimeouts } from '../backup';
+import {
+  ReceivedDigests,
+  runBackup,
+  type BackupEvent,
+  type BackupResult,
+  type BackupTimeouts,
+} from '../backup';
 import { DeviceSession, type DeviceEndpoint } from '../lockdown';
 import type { PairRecord } from '../pairing/pair-record';
 import {
@@ -412,6 +418,8 @@ async function stagedBackup(
       error,
     };
   };
+  // The SHA-1 of each file as it arrives: the verify then reads back only what it did not see.
+  const received = new ReceivedDigests();
   let session: DeviceSession;
   try {
     session = await DeviceSession.open(o.endpoint, o.record, { label: o.label ?? 'mooring' });
@@ -428,6 +436,7 @@ async function stagedBackup(
     result = await runBackup({
       session,
       target: staging,
+      received,
       ...(o.full === undefined ? {} : { full: o.full }),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.timeouts ? { timeouts: o.timeouts } : {}),
@@ -457,7 +466,7 @@ async function stagedBackup(
     ),
   );
   try {
-    report = await staging.verify(verifyPlan);
+    report = await staging.verify({ ...verifyPlan, received });
   } catch (e) {
     return { ...outcome, ...failed('verify', diskFullError(e, 'verify the backup')) };
   }

@@ -89,10 +89,17 @@ export interface VerifyReport {
   sharedNotHashed?: number;
   /** Manifest.db rows identical to the base's, not decoded again (VerifyOptions.base). */
   knownRows?: number;
+  /** Of `hashed`, files whose SHA-1 was taken while receiving them (VerifyOptions.received). */
+  hashedWhileReceiving?: number;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
   problemCount: number;
   notes: string[];
+}
+
+/** The SHA-1 taken while receiving the file lstat describes, if this run received it. */
+export interface ReceivedDigestLookup {
+  lookup(st: Stats): Buffer | undefined;
 }
 
 export interface VerifyOptions {
@@ -109,6 +116,12 @@ export interface VerifyOptions {
    * again; only their MBFile Size is read for the size check.
    */
   base?: string;
+  /**
+   * SHA-1s taken while the files of this backup were received: a file found there (same inode,
+   * size and mtime) is checked against its digest without being read back. The engine's
+   * backup/received-digests fills one; the store sees only this lookup.
+   */
+  received?: ReceivedDigestLookup;
   maxProblems?: number;
 }
 
@@ -199,7 +212,7 @@ export async function verifyBackupFolder(
       opts.base !== undefined && opts.hashOnlyUnshared === true
         ? path.join(opts.base, MANIFEST_DB)
         : undefined;
-    await checkPayloads(dir, hashModeOf(opts), base, report, add);
+    await checkPayloads(dir, hashModeOf(opts), base, opts.received, report, add);
   }
 
   try {
@@ -249,6 +262,7 @@ async function checkPayloads(
   dir: string,
   mode: HashMode,
   baseDb: string | undefined,
+  received: ReceivedDigestLookup | undefined,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
@@ -271,12 +285,16 @@ async function checkPayloads(
       const st = statPayload(payloadOf, r, problem);
       if (st && mode !== 'none' && hasDigest(r)) {
         let digest: Buffer | undefined;
+        let taken: Buffer | undefined;
         // Shared with the verified base by a hard link: its hash was checked then, unless its row
         // differs from the base's (the base's verify does not vouch for a new digest).
         if (mode === 'unshared' && st.nlink > 1 && (!baseCompared || isKnownRow(r)))
           report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
         else if ((digest = expectedDigest(r)) === undefined) {
           // a known row whose archive no longer decodes: reported by expectedDigest
+        } else if (received !== undefined && (taken = received.lookup(st)) !== undefined) {
+          report.hashedWhileReceiving = (report.hashedWhileReceiving ?? 0) + 1;
+          checkDigest(r, digest, () => taken!);
         } else if (sizeOf(r) > SYNC_HASH_MAX_BYTES) toHash.push([r, digest]);
         else
           checkDigest(r, digest, () => sha1FileSync(payloadOf(r.fileId), sizeOf(r), buffers[0]!));

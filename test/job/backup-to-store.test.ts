@@ -73,6 +73,9 @@ describe('backupToStore', () => {
     assert.ok(out.snapshot, 'a snapshot was committed');
     assert.equal(out.verify?.ok, true);
     assert.ok(out.result.filesReceived >= 20, `files received: ${out.result.filesReceived}`);
+    // A full backup: every file the verify hashed was hashed as it arrived, none read back.
+    assert.ok((out.verify?.hashed ?? 0) > 0);
+    assert.equal(out.verify?.hashedWhileReceiving, out.verify?.hashed);
     assert.ok(events.some((e) => e.type === 'phase' && e.phase === 'transferring'));
     assert.ok(events.some((e) => e.type === 'store' && /Verifying/.test(e.message)));
     assert.equal(await latestId(), out.snapshot.id);
