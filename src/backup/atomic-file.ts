@@ -8,7 +8,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { receivedFileKey } from './received-digests';
+import type { FileIdentity } from './received-digests';
 
 /** Names of our in-progress files; hidden from the device's directory listings. */
 export const TEMP_FILE_PREFIX = '.mooring-tmp-';
@@ -42,8 +42,8 @@ export class TempFile {
   /** A large block's write still running in the thread pool (append). */
   private behind: Promise<void> | undefined;
 
-  /** The file's SHA-1 and lstat key once committed (besideSync with `hash`). */
-  private received: { key: string; sha1: Buffer } | undefined;
+  /** The file's SHA-1 and identity once committed (besideSync with `hash`). */
+  private received: { file: FileIdentity; sha1: Buffer } | undefined;
 
   private constructor(
     readonly path: string,
@@ -134,7 +134,7 @@ export class TempFile {
       const st = this.hash ? fs.fstatSync(this.fd) : undefined;
       this.close();
       fs.renameSync(this.path, this.finalPath);
-      if (st && this.hash) this.received = { key: receivedFileKey(st), sha1: this.hash.digest() };
+      if (st && this.hash) this.received = { file: st, sha1: this.hash.digest() };
     } catch (e) {
       try {
         fs.rmSync(this.path, { force: true });
@@ -145,8 +145,8 @@ export class TempFile {
     }
   }
 
-  /** After a commit of a file made with `hash`: its SHA-1, and its key for ReceivedDigests. */
-  get receivedDigest(): { key: string; sha1: Buffer } | undefined {
+  /** After a commit of a file made with `hash`: its SHA-1, and what fstat said of it. */
+  get receivedDigest(): { file: FileIdentity; sha1: Buffer } | undefined {
     return this.received;
   }
 

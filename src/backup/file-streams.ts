@@ -243,7 +243,7 @@ async function receiveBlocks(
       return { kind: 'host-error', error: dlStatusForError(e) };
     }
     const digest = sink.receivedDigest;
-    if (digest) ctx.received?.record(digest.key, digest.sha1);
+    if (digest) ctx.received?.record(digest.file, digest.sha1);
     ctx.onFileReceived();
     return { kind: 'committed' };
   }

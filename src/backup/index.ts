@@ -18,4 +18,4 @@ export {
 export type { TransferProgress } from './transfer-meter';
 export { PathConfiner, devicePathSegments } from './confine';
 export { TEMP_FILE_PREFIX, isTempFileName } from './atomic-file';
-export { ReceivedDigests, receivedFileKey } from './received-digests';
+export { ReceivedDigests } from './received-digests';

@@ -37,7 +37,7 @@ async function receivedBackup(): Promise<{ dir: string; received: ReceivedDigest
     const t = TempFile.besideSync(file, { hash: true });
     t.writeSync(bytes);
     await t.commit();
-    received.record(t.receivedDigest!.key, t.receivedDigest!.sha1);
+    received.record(t.receivedDigest!.file, t.receivedDigest!.sha1);
   }
   return { dir, received };
 }
