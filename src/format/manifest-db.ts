@@ -59,6 +59,22 @@ const SCHEMA = `
   CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);
 `;
 
+/** A prepared INSERT of one row into Files (fileID derived from domain and path). */
+export function prepareRowInsert(db: Database.Database): (r: Omit<ManifestRow, 'fileId'>) => void {
+  const ins = db.prepare(
+    'INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)',
+  );
+  return (r) => {
+    ins.run(
+      fileIdFor(r.domain, r.relativePath),
+      r.domain,
+      r.relativePath,
+      r.flags,
+      encodeMbFile(r.file),
+    );
+  };
+}
+
 /** Writes a new Manifest.db at `file` (which must not exist yet). */
 export function writeManifestDb(file: string, rows: Iterable<Omit<ManifestRow, 'fileId'>>): number {
   const db = new Database(file);
@@ -66,18 +82,10 @@ export function writeManifestDb(file: string, rows: Iterable<Omit<ManifestRow, '
   try {
     db.pragma('journal_mode = DELETE');
     db.exec(SCHEMA);
-    const ins = db.prepare(
-      'INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)',
-    );
+    const insert = prepareRowInsert(db);
     db.transaction(() => {
       for (const r of rows) {
-        ins.run(
-          fileIdFor(r.domain, r.relativePath),
-          r.domain,
-          r.relativePath,
-          r.flags,
-          encodeMbFile(r.file),
-        );
+        insert(r);
         n++;
       }
     })();

@@ -18,7 +18,6 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { fileIdFor } from '../../format/file-id';
-import { encodeMbFile } from '../../format/mbfile';
 import {
   checkManifestShape,
   decodeManifestRow,
@@ -27,6 +26,7 @@ import {
   manifestRowColumns,
   MAX_MANIFEST_ROWS,
   openManifestDb,
+  prepareRowInsert,
   writeManifestDb,
   type ManifestRow,
 } from '../../format/manifest-db';
@@ -192,23 +192,13 @@ export class ManifestCache {
       try {
         db.pragma('journal_mode = DELETE');
         const del = db.prepare('DELETE FROM Files WHERE fileID = ?');
-        const ins = db.prepare(
-          'INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?, ?, ?, ?, ?)',
-        );
+        const insert = prepareRowInsert(db);
         db.transaction(() => {
           for (const key of changedKeys) {
             const [domain, relativePath] = key.split('\u0000') as [string, string];
             del.run(fileIdFor(domain, relativePath));
           }
-          for (const r of rowsFor(changed)) {
-            ins.run(
-              fileIdFor(r.domain, r.relativePath),
-              r.domain,
-              r.relativePath,
-              r.flags,
-              encodeMbFile(r.file),
-            );
-          }
+          for (const r of rowsFor(changed)) insert(r);
         })();
       } finally {
         db.close();
