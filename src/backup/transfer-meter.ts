@@ -17,6 +17,8 @@ export interface TransferProgress {
 export const PROGRESS_INTERVAL_MS = 250;
 /** The rate is measured over this window. */
 export const RATE_WINDOW_MS = 5_000;
+/** Least time between two kept rate samples. */
+const SAMPLE_SPACING_MS = 100;
 
 export class TransferMeter {
   percent = 0;
@@ -35,7 +37,16 @@ export class TransferMeter {
   addBytes(n: number): void {
     this.bytesReceived += n;
     const t = this.now();
-    this.samples.push({ t, bytes: this.bytesReceived });
+    // One sample per SAMPLE_SPACING_MS (the latest one moves forward): called per block, this
+    // keeps the window at ~50 samples instead of one per 32 KiB block.
+    const last = this.samples[this.samples.length - 1];
+    const prev = this.samples[this.samples.length - 2];
+    if (last && prev && t - prev.t < SAMPLE_SPACING_MS) {
+      last.t = t;
+      last.bytes = this.bytesReceived;
+    } else {
+      this.samples.push({ t, bytes: this.bytesReceived });
+    }
     while (this.samples.length > 2 && this.samples[0]!.t < t - RATE_WINDOW_MS) this.samples.shift();
   }
 

@@ -136,8 +136,10 @@ export class DeviceSession implements ServiceProvider {
     });
     if (info.ssl) {
       try {
+        // Services stay in TLS until they close: no way back to plaintext is needed.
         await conn.upgradeToTlsClient(
           tlsClientIdentity(this.pairRecord, this.opts.presentRootCertificate),
+          { downgradable: false },
         );
       } catch (cause) {
         conn.close();

@@ -9,6 +9,7 @@
  * before TLS starts and its unread bytes are replayed into TLS (no double delivery).
  */
 import { Duplex, PassThrough, type Readable } from 'node:stream';
+import net from 'node:net';
 import tls from 'node:tls';
 import { MooringError } from '../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS, StreamReader } from '../util/stream-reader';
@@ -208,6 +209,8 @@ export class PlistConnection {
   private current: Duplex;
   private currentReader: StreamReader;
   private tap: SocketTap | undefined;
+  /** TLS runs natively on the raw socket (see upgradeToTlsClient); no way back to plaintext. */
+  private direct = false;
   private readonly maxFrameBytes: number;
   private readonly readTimeoutMs: number;
   private readonly format: PlistFormat;
@@ -241,7 +244,7 @@ export class PlistConnection {
 
   /** True while TLS is on. */
   get secure(): boolean {
-    return this.tap !== undefined;
+    return this.tap !== undefined || this.direct;
   }
 
   async send(v: PlistValue, format: PlistFormat = this.format): Promise<void> {
@@ -347,8 +350,32 @@ export class PlistConnection {
     return promise;
   }
 
-  /** Host side: starts TLS as the client. The device's certificate is not verified (no host does). */
-  async upgradeToTlsClient(opts: TlsClientOptions): Promise<void> {
+  /**
+   * Host side: starts TLS as the client. The device's certificate is not verified (no host does).
+   * `downgradable: false` (service connections, which never leave TLS): TLS runs directly on the
+   * socket when it is a plain net.Socket with nothing read ahead, so OpenSSL reads and writes the
+   * socket itself instead of every record passing through the tap's JavaScript streams.
+   */
+  async upgradeToTlsClient(
+    opts: TlsClientOptions,
+    mode: { downgradable?: boolean } = {},
+  ): Promise<void> {
+    if (mode.downgradable === false && this.raw instanceof net.Socket) {
+      const direct = this.directTlsTransport();
+      if (direct) {
+        const socket = tls.connect({
+          socket: direct,
+          cert: opts.cert,
+          key: opts.key,
+          rejectUnauthorized: false,
+          minVersion: TLS_MIN_VERSION,
+          ciphers: TLS_CIPHERS,
+        });
+        await this.handshake(socket, 'secureConnect');
+        this.adopt(socket, undefined);
+        return;
+      }
+    }
     const tap = this.plugTap();
     const socket = tls.connect({
       socket: tap,
@@ -412,6 +439,12 @@ export class PlistConnection {
   async downgradeFromTls(graceMs = TLS_SHUTDOWN_GRACE_MS): Promise<void> {
     const tap = this.tap;
     const socket = this.current;
+    if (this.direct) {
+      throw new MooringError(
+        'PROTOCOL',
+        'this connection was upgraded for good (not downgradable)',
+      );
+    }
     if (tap === undefined) return;
     this.currentReader.detach(); // unread application data from before StopSession is dropped
     tap.beginShutdown();
@@ -465,18 +498,33 @@ export class PlistConnection {
     this.raw.destroy();
   }
 
+  /**
+   * The raw socket, plaintext reader detached, when TLS can take it over natively: nothing was
+   * read ahead (the peer waits for our ClientHello), else undefined and the tap is used.
+   */
+  private directTlsTransport(): net.Socket | undefined {
+    if (this.secure) throw new MooringError('PROTOCOL', 'TLS is already on');
+    const raw = this.raw as net.Socket;
+    if (raw.destroyed || raw.readableLength > 0 || this.currentReader.available > 0)
+      return undefined;
+    this.currentReader.detach();
+    return raw;
+  }
+
   /** Detaches the plaintext reader and builds the tap, replaying unread bytes first. */
   private plugTap(): SocketTap {
-    if (this.tap) throw new MooringError('PROTOCOL', 'TLS is already on');
+    if (this.secure) throw new MooringError('PROTOCOL', 'TLS is already on');
     const leftover = this.currentReader.detach();
     const tap = new SocketTap(this.raw, leftover);
     tap.on('error', ignoreError); // surfaces through the TLS socket
     return tap;
   }
 
-  private adopt(socket: tls.TLSSocket, tap: SocketTap): void {
+  /** `tap` undefined: TLS runs directly on the raw socket and cannot be switched off. */
+  private adopt(socket: tls.TLSSocket, tap: SocketTap | undefined): void {
     socket.on('error', ignoreError);
     this.tap = tap;
+    this.direct = tap === undefined;
     this.current = socket;
     this.currentReader = new StreamReader(socket);
   }

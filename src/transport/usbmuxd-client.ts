@@ -39,6 +39,7 @@ import {
 } from '../protocol/usbmux';
 import { MooringError, isMooringError } from '../util/errors';
 import { StreamReader } from '../util/stream-reader';
+import { loadAppiumUsbmux } from './appium-loader';
 import {
   USBMUXD_SOCKET_ADDRESS_ENV,
   describeUsbmuxdAddress,
@@ -87,19 +88,6 @@ export interface MuxListenerEvents {
   paired: [{ deviceId: number }];
   /** The Listen connection ended: no error when `close()` was called, else why. */
   close: [MooringError | undefined];
-}
-
-type AppiumUsbmuxModule = typeof import('appium-ios-device/build/lib/usbmux');
-let appiumModule: AppiumUsbmuxModule | undefined;
-
-/**
- * Loaded on first use: the module pulls in @appium/support, which takes ~0.5 s. A plain require,
- * because the deep path is a directory (index.js), which ESM `import()` would not resolve.
- */
-function loadAppiumUsbmux(): AppiumUsbmuxModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  appiumModule ??= require('appium-ios-device/build/lib/usbmux') as AppiumUsbmuxModule;
-  return appiumModule;
 }
 
 export class UsbmuxdClient {

@@ -100,6 +100,20 @@ test('the transfer meter throttles reports, and measures the recent rate', () =>
   assert.equal(m.take(false)?.rateBytesPerSec, 5000, 'old samples leave the window');
 });
 
+test('progress meter: a block every millisecond (samples merged) still gives the true rate', () => {
+  let now = 0;
+  const m = new TransferMeter(() => now);
+  for (let i = 0; i < 20_000; i++) {
+    m.addBytes(32_768);
+    now += 1;
+  }
+  now -= 1;
+  // 32 KiB per ms over the last 5 s window = 32,768,000 B/s, whatever samples were merged.
+  const rate = m.take(true)?.rateBytesPerSec ?? 0;
+  assert.ok(Math.abs(rate - 32_768_000) / 32_768_000 < 0.03, `rate ${rate}`);
+  assert.equal(m.bytesReceived, 20_000 * 32_768);
+});
+
 test('Info.plist: apps with SINF and metadata, identity keys, optional keys only when present', () => {
   const sinf = Buffer.from('sinf');
   const meta = Buffer.from('meta');

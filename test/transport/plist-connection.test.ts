@@ -204,6 +204,78 @@ test('TLS starts correctly when the ClientHello arrives together with plaintext 
   }
 });
 
+test('a service upgrade (not downgradable) runs TLS on the socket itself: frames, raw bytes, no way back', async () => {
+  const [a, b] = await socketPair();
+  const host = new PlistConnection(a);
+  const dev = new PlistConnection(b);
+  // With the tap, every TLS record would surface as a 'data' event of the raw socket; natively,
+  // OpenSSL reads the socket's handle and the raw socket emits nothing.
+  let rawDataEvents = 0;
+  try {
+    await host.send({ Request: 'Hello' });
+    assert.deepEqual(await dev.receiveDict(), { Request: 'Hello' });
+    await Promise.all([
+      host.upgradeToTlsClient({ cert: client.cert, key: client.key }, { downgradable: false }),
+      dev.upgradeToTlsServer({ cert: server.cert, key: server.key, requestCert: true }),
+    ]);
+    a.on('data', () => rawDataEvents++);
+    assert.ok(host.secure);
+    const blob = randomBytes(5 * 1024 * 1024);
+    for (let i = 0; i < 5; i++) {
+      await dev.send({ n: i }, 'binary');
+      assert.deepEqual(await host.receive(), { n: i });
+      await host.send({ m: i }, 'binary');
+      assert.deepEqual(await dev.receive(), { m: i });
+    }
+    const sent = dev.send({ blob }, 'binary');
+    const got = await host.receiveDict();
+    await sent;
+    assert.ok(Buffer.isBuffer(got.blob) && got.blob.equals(blob));
+    const payload = randomBytes(300_000);
+    await dev.send(['DLMessageUploadFiles']);
+    await dev.writeRaw(payload);
+    assert.deepEqual(await host.receive(), ['DLMessageUploadFiles']);
+    assert.ok((await host.reader.read(payload.length, 5000)).equals(payload));
+    assert.equal(rawDataEvents, 0, 'TLS records went through JavaScript streams');
+    await rejects(host.downgradeFromTls(100), 'PROTOCOL');
+  } finally {
+    host.close();
+    dev.close();
+  }
+});
+
+test('a service upgrade over a stream that is not a socket falls back to the tap and works', async () => {
+  const [a, b] = await socketPair();
+  // A Duplex wrapper (as a tunnel or proxy would hand us) cannot be given to OpenSSL directly.
+  const wrapped = new Duplex({
+    read() {
+      a.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      a.write(chunk, cb);
+    },
+  });
+  a.on('data', (d: Buffer) => {
+    if (!wrapped.push(d)) a.pause();
+  });
+  const host = new PlistConnection(wrapped);
+  const dev = new PlistConnection(b);
+  try {
+    await Promise.all([
+      host.upgradeToTlsClient({ cert: client.cert, key: client.key }, { downgradable: false }),
+      dev.upgradeToTlsServer({ cert: server.cert, key: server.key, requestCert: true }),
+    ]);
+    await dev.send({ via: 'tap' });
+    assert.deepEqual(await host.receive(), { via: 'tap' });
+    await host.send({ back: true });
+    assert.deepEqual(await dev.receive(), { back: true });
+  } finally {
+    host.close();
+    dev.close();
+    a.destroy();
+  }
+});
+
 test('a 5 MB frame through TLS in both directions', async () => {
   const [host, dev] = await pair();
   try {

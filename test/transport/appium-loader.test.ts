@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Runs `body` in a fresh node (empty module cache) and returns what it printed as JSON. */
+function fresh(body: string): Record<string, unknown> {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', body], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+const LOADED = `(name) => Object.keys(require.cache).some((f) => f.includes('/node_modules/' + name + '/'))`;
+
+test('the usbmux module loads without zip (archiver), mjpeg, image-util, net; they load when used', () => {
+  const r = fresh(`
+    const loaded = ${LOADED};
+    const { loadAppiumUsbmux } = require('./src/transport/appium-loader');
+    const mux = loadAppiumUsbmux();
+    const sub = (n) => Object.keys(require.cache).some((f) => f.endsWith('/@appium/support/build/lib/' + n + '.js'));
+    const state = () => ({ archiver: loaded('archiver'), zip: sub('zip'), mjpeg: sub('mjpeg'), imageUtil: sub('image-util'), net: sub('net') });
+    const before = state();
+    const support = require('@appium/support');
+    const zipFn = typeof support.zip.toInMemoryZip;
+    const netFn = typeof support.net.downloadFile;
+    const keys = Object.keys(support.mjpeg).length + Object.keys(support.imageUtil).length;
+    console.log(JSON.stringify({
+      usbmux: typeof mux.Usbmux, same: loadAppiumUsbmux() === mux, before,
+      after: state(), zipFn, netFn, keys,
+    }));
+  `);
+  assert.equal(r.usbmux, 'function');
+  assert.equal(r.same, true);
+  const none = { archiver: false, zip: false, mjpeg: false, imageUtil: false, net: false };
+  assert.deepEqual(r.before, none);
+  assert.equal(r.zipFn, 'function');
+  assert.equal(r.netFn, 'function');
+  assert.ok((r.keys as number) > 0);
+  assert.deepEqual(r.after, { archiver: true, zip: true, mjpeg: true, imageUtil: true, net: true });
+});
+
+test('the module loader is left as it was, and other requires are untouched', () => {
+  const r = fresh(`
+    const Module = require('node:module');
+    const original = Module._load;
+    const { loadAppiumUsbmux } = require('./src/transport/appium-loader');
+    loadAppiumUsbmux();
+    const loaded = ${LOADED};
+    require('archiver');
+    console.log(JSON.stringify({ restored: Module._load === original, archiver: loaded('archiver') }));
+  `);
+  assert.deepEqual(r, { restored: true, archiver: true });
+});
