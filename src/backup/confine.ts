@@ -77,7 +77,7 @@ export interface ConfinedEntry {
  * A backup of many small files resolves the same few hundred folders (`<udid>/Snapshot/xx`) once
  * per file, twice more for the final move. A folder checked once (lstat: a real folder, its real
  * path inside the root) is not checked again, so such a path costs one lstat, of its last
- * component, which is always checked. Only the engine changes the namespace under the root during
+ * component, which is always checked (except for a file renamed onto it: `resolveForReplace`). Only the engine changes the namespace under the root during
  * a run, and only a move, remove or copy can put something else where a checked folder was: the
  * caller calls `forgetAll()` before any of those touches a folder (`touchesFolders`). Creating
  * folders and files never creates links (THE RULE).
@@ -97,6 +97,23 @@ export class PathConfiner {
 
   /** resolve(), synchronously (throws instead of rejecting). */
   resolveSync(devicePath: string): string {
+    return this.resolveEntry(devicePath).path;
+  }
+
+  /**
+   * resolveSync() for a path a new file is renamed onto (TempFile): only its folder is checked,
+   * not its last component — the file is created beside it and rename(2) replaces a link there
+   * instead of following it, and fails on a folder. Saves an lstat per received file.
+   */
+  resolveForReplace(devicePath: string): string {
+    const segments = devicePathSegments(this.target.udid, devicePath);
+    const n = segments.length;
+    if (n > 1) {
+      this.deviceDir ??= path.join(this.target.root, this.target.udid);
+      let parent = this.deviceDir;
+      for (let i = 1; i < n - 1; i++) parent += path.sep + segments[i]!;
+      if (this.knownDirs.has(parent)) return parent + path.sep + segments[n - 1]!;
+    }
     return this.resolveEntry(devicePath).path;
   }
 

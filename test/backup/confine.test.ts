@@ -15,6 +15,7 @@ import {
   PathConfiner,
   touchesFolders,
 } from '../../src/backup/confine';
+import { TempFile } from '../../src/backup/atomic-file';
 
 const UDID = '00008030-001A2B3C4D5E6F70';
 let outer: string;
@@ -159,4 +160,33 @@ test('after forgetAll, a remembered folder that became a symlink is refused', as
   await fsp.symlink(path.join(outer, 'outside'), dir);
   c.forgetAll();
   assert.throws(() => c.resolveSync(`${UDID}/Snapshot/ef/secret`), unsafe);
+});
+
+test('resolveForReplace: a link as the last component is replaced by the new file, never followed', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  const dir = path.join(root, UDID, 'Snapshot', '0a');
+  await fsp.mkdir(dir);
+  c.resolveSync(`${UDID}/Snapshot/0a/first`); // the folder is now remembered
+  const secret = path.join(outer, 'outside', 'secret');
+  const before = await fsp.readFile(secret, 'utf8');
+  await fsp.symlink(secret, path.join(dir, 'link'));
+  const target = c.resolveForReplace(`${UDID}/Snapshot/0a/link`);
+  assert.equal(target, path.join(dir, 'link'));
+  // What the receive does with it: a new file beside it, renamed onto the name.
+  const sink = TempFile.besideSync(target);
+  sink.writeSync(Buffer.from('from the device'));
+  sink.commitSync();
+  assert.equal(await fsp.readFile(secret, 'utf8'), before, 'the link was followed');
+  assert.ok((await fsp.lstat(target)).isFile());
+  assert.equal(await fsp.readFile(target, 'utf8'), 'from the device');
+  // Folders are still checked: through a linked folder, or with lexical tricks, it is refused.
+  await fsp.symlink(path.join(outer, 'outside'), path.join(dir, 'linkdir'));
+  assert.throws(() => c.resolveForReplace(`${UDID}/Snapshot/0a/linkdir/x`), unsafe);
+  assert.throws(() => c.resolveForReplace(`${UDID}/Snapshot/0a/../../../outside/x`), unsafe);
+  assert.throws(() => c.resolveForReplace(`OTHER/Snapshot/0a/x`), unsafe);
+  // A folder not checked yet in this run is walked as before.
+  assert.throws(
+    () => new PathConfiner({ udid: UDID, root }).resolveForReplace(`${UDID}/Snapshot/0a/linkdir/y`),
+    unsafe,
+  );
 });
