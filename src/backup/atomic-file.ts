@@ -2,7 +2,10 @@
  * THE RULE that keeps hard-linked snapshots safe: the engine never opens an existing backup file for
  * writing. Every file is written to a fresh temp file in the same directory (O_EXCL: a new inode)
  * and renamed over its final name, so the inode an older snapshot shares is never touched, and a
- * reader never sees a half-written file.
+ * reader never sees a half-written file. One exception to the second half: a file the device
+ * uploads to a name where nothing exists yet is created under that name directly (still O_EXCL, a
+ * new inode), saving a rename per file; that only happens in a staging folder, which nothing reads
+ * before the verify has checked every file's size and digest.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import fs from 'node:fs';
@@ -65,6 +68,23 @@ export class TempFile {
     // 'wx' = O_CREAT|O_EXCL: fails rather than reuse anything that already exists.
     const fd = fs.openSync(tempPath, 'wx', 0o644);
     return new TempFile(tempPath, finalPath, fd, opts.hash ? createHash('sha1') : undefined);
+  }
+
+  /**
+   * A new file for `finalPath`: created under that very name when nothing is there (O_EXCL), so
+   * committing it needs no rename; beside it, as `besideSync`, when something is (a link to an
+   * older snapshot's file, an earlier upload, a folder). For a staging folder only: until the
+   * commit, `finalPath` holds a partial file (see THE RULE).
+   */
+  static freshSync(finalPath: string, opts: { hash?: boolean } = {}): TempFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(finalPath, 'wx', 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      return TempFile.besideSync(finalPath, opts);
+    }
+    return new TempFile(finalPath, finalPath, fd, opts.hash ? createHash('sha1') : undefined);
   }
 
   /** Writes all of `data` (awaited, so the caller's reads wait for the disk: backpressure). */
@@ -133,7 +153,7 @@ export class TempFile {
       // After the last write, before the rename: the rename keeps inode, size and mtime.
       const st = this.hash ? fs.fstatSync(this.fd) : undefined;
       this.close();
-      fs.renameSync(this.path, this.finalPath);
+      if (this.path !== this.finalPath) fs.renameSync(this.path, this.finalPath);
       if (st && this.hash) this.received = { file: st, sha1: this.hash.digest() };
     } catch (e) {
       try {

@@ -101,9 +101,11 @@ export class PathConfiner {
   }
 
   /**
-   * resolveSync() for a path a new file is renamed onto (TempFile): only its folder is checked,
-   * not its last component — the file is created beside it and rename(2) replaces a link there
-   * instead of following it, and fails on a folder. Saves an lstat per received file.
+   * resolveSync() for a path a new file is put at (TempFile.freshSync): only its folder is
+   * checked, not its last component — the file is created with O_EXCL, which fails on anything
+   * there (a link included, never followed), and is then written beside it and renamed onto it:
+   * rename(2) replaces a link instead of following it, and fails on a folder. Saves an lstat per
+   * received file.
    */
   resolveForReplace(devicePath: string): string {
     const segments = devicePathSegments(this.target.udid, devicePath);

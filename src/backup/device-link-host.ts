@@ -23,7 +23,14 @@ import { PathConfiner, touchesFolders, type ConfinedEntry } from './confine';
 import type { ReceivedDigests } from './received-digests';
 import { dlStatusForError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
-import { copyItem, createDirectory, listDirectory, moveItem, removeItem } from './folder-ops';
+import {
+  copyItem,
+  createDirectory,
+  listDirectory,
+  moveItem,
+  removeItem,
+  renameFileOnto,
+} from './folder-ops';
 import { withDeadline, type Interrupt } from './interrupt';
 import { TransferMeter, type TransferProgress } from './transfer-meter';
 import type { BackupTarget } from './target';
@@ -263,6 +270,13 @@ export class DeviceLinkHost {
       this.opts.interrupt.check();
       try {
         const source = this.resolveEntry(from);
+        // The usual move, a file onto a name: one rename, which replaces a file or link there and
+        // never follows a link, so only the name's folder needs confining. A folder in the way
+        // (rename refuses, nothing changed) takes the general path below.
+        if (source.kind === 'file') {
+          const onto = this.confiner.resolveForReplace(to);
+          if (onto === source.path || renameFileOnto(source.path, onto)) continue;
+        }
         const dest = this.resolveEntry(to);
         // A folder moved or replaced: the confiner's remembered folders may be gone.
         if (touchesFolders(source, dest)) this.confiner.forgetAll();

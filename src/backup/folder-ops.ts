@@ -131,18 +131,28 @@ export async function moveItem(src: string, dst: string): Promise<void> {
     lstatSync(src); // ENOENT for a missing source, as any other move
     return;
   }
-  try {
-    renameSync(src, dst);
-    return;
-  } catch (e) {
-    const errno = errnoOf(e);
-    if (errno !== 'EISDIR' && errno !== 'ENOTDIR' && errno !== 'ENOTEMPTY' && errno !== 'EEXIST')
-      throw e;
-  }
+  if (renameFileOnto(src, dst)) return;
   const s = lstatSync(src);
   const d = lstatSync(dst, { throwIfNoEntry: false });
   if (d && (d.isDirectory() || s.isDirectory())) await removeItem(dst);
   renameSync(src, dst);
+}
+
+/**
+ * One rename(src, dst): true when done. False, with nothing changed, when a folder is in the way
+ * (on either side), so the caller takes moveItem's general path; other errors (ENOENT for a
+ * missing source) are thrown. A link at `dst` is replaced, never followed.
+ */
+export function renameFileOnto(src: string, dst: string): boolean {
+  try {
+    renameSync(src, dst);
+    return true;
+  } catch (e) {
+    const errno = errnoOf(e);
+    if (errno === 'EISDIR' || errno === 'ENOTDIR' || errno === 'ENOTEMPTY' || errno === 'EEXIST')
+      return false;
+    throw e;
+  }
 }
 
 /**

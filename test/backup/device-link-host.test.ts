@@ -217,7 +217,7 @@ test('folder requests get the exact replies, and files are never written into', 
   );
 });
 
-test('UploadFiles: temp file + rename, 0x0B after data, device errors, refusals, errno status', async () => {
+test('UploadFiles: new names in place, existing ones by temp file + rename, 0x0B after data, device errors, refusals, errno status', async () => {
   const t = await newTarget();
   await fsp.mkdir(path.join(t.dir, 'Snapshot', 'cd'), { recursive: true });
   // Status.plist exists and is hard-linked from an older snapshot.
@@ -252,7 +252,8 @@ test('UploadFiles: temp file + rename, 0x0B after data, device errors, refusals,
     await peer.writeRaw(file('/var/tmp/e', `${UDID}/../../escaped`));
     await peer.writeRaw(encodeDlDataBlock(Buffer.from('evil')));
     await peer.writeRaw(encodeDlSuccessBlock());
-    // 6. A big file: written to disk while it streams (we see the partial temp file mid-way).
+    // 6. A big new file: written to disk while it streams (we see it partial mid-way, under its
+    // own name: nothing was there, so it is created in place).
     await peer.writeRaw(file('/var/tmp/f', `${UDID}/Snapshot/cd/cdbig`));
     for (let off = 0; off < big.length; off += 128 * 1024) {
       await peer.writeRaw(
@@ -261,7 +262,7 @@ test('UploadFiles: temp file + rename, 0x0B after data, device errors, refusals,
       if (off + 128 * 1024 === half) {
         for (let i = 0; i < 200 && sawPartial < half; i++) {
           const names = await fsp.readdir(path.join(t.dir, 'Snapshot', 'cd'));
-          for (const n of names.filter((x) => x.startsWith('.mooring-tmp-'))) {
+          for (const n of names.filter((x) => x === 'cdbig')) {
             sawPartial = Math.max(
               sawPartial,
               (await fsp.stat(path.join(t.dir, 'Snapshot', 'cd', n)).catch(() => ({ size: 0 })))
@@ -495,4 +496,33 @@ test('large blocks written behind: a device error after them leaves no file, the
   assert.equal(host.meter.filesReceived, 1);
   assert.deepEqual(await fsp.readdir(path.join(t.dir, 'Snapshot')), ['kept'], 'no temp files left');
   assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot', 'kept')), Buffer.concat(blocks));
+});
+
+test('a file moved onto a checked folder or onto a link: the folder is re-checked, the link replaced', async () => {
+  const t = await newTarget();
+  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  await fsp.writeFile(path.join(outside, 'secret'), 'keep');
+  await fsp.mkdir(path.join(t.dir, 'C'));
+  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
+  await fsp.symlink(path.join(outside, 'secret'), path.join(t.dir, 'link'));
+  const { end, host } = await session(t, async (peer) => {
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/one`), 0);
+    assert.equal(await uploadOne(peer, `${UDID}/x`), 0);
+    assert.equal(await uploadOne(peer, `${UDID}/y`), 0);
+    // A file onto the checked folder A: rename refuses, the general path replaces the folder.
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/x`]: `${UDID}/A` }))).code, 0);
+    // A file onto a link: the link itself is replaced, its target untouched.
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/y`]: `${UDID}/link` }))).code, 0);
+    // C (with its planted link B) takes A's place: A/B must be checked again, and refused.
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/C`]: `${UDID}/A` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/A/B/three`), 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [`${UDID}/A/B/three`]);
+  assert.deepEqual(await fsp.readdir(outside), ['secret'], 'nothing written through a link');
+  assert.equal(await fsp.readFile(path.join(outside, 'secret'), 'utf8'), 'keep');
+  assert.ok((await fsp.lstat(path.join(t.dir, 'link'))).isFile());
+  assert.ok((await fsp.lstat(path.join(t.dir, 'A'))).isDirectory());
 });

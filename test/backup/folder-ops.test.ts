@@ -202,3 +202,45 @@ test('a name or bundle id "__proto__" from the device stays an entry, not a prot
   assert.deepEqual(Object.keys(apps), ['__proto__']);
   assert.equal(Object.getPrototypeOf(apps), Object.prototype);
 });
+
+test('TempFile.freshSync: a new name is written in place; an existing name (a link) never is', async () => {
+  const d = await fresh();
+  // Nothing there: the file is created under its own name (O_EXCL), no temp name, no rename.
+  const target = path.join(d, 'new');
+  const t = TempFile.freshSync(target, { hash: true });
+  assert.equal(t.path, target);
+  t.writeSync(Buffer.from('hello'));
+  assert.deepEqual(await fsp.readdir(d), ['new'], 'no temp file beside it');
+  t.commitSync();
+  assert.equal(await fsp.readFile(target, 'utf8'), 'hello');
+  assert.equal(t.receivedDigest?.sha1.toString('hex'), 'aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d');
+  assert.equal(Number(t.receivedDigest?.file.ino), (await fsp.stat(target)).ino);
+
+  // A hard link to an older snapshot's file: written beside and renamed over, the old inode kept.
+  const older = path.join(d, 'older');
+  await fsp.writeFile(older, 'complete backup');
+  const linked = path.join(d, 'linked');
+  await fsp.link(older, linked);
+  const u = TempFile.freshSync(linked);
+  assert.notEqual(u.path, linked);
+  u.writeSync(Buffer.from('new content'));
+  u.commitSync();
+  assert.equal(await fsp.readFile(older, 'utf8'), 'complete backup');
+  assert.equal(await fsp.readFile(linked, 'utf8'), 'new content');
+
+  // A symlink (even dangling) is not followed: O_EXCL sees it, the rename replaces the link.
+  const outside = path.join(d, 'outside');
+  const link = path.join(d, 'link');
+  await fsp.symlink(outside, link);
+  const v = TempFile.freshSync(link);
+  v.writeSync(Buffer.from('x'));
+  v.commitSync();
+  assert.ok((await fsp.lstat(link)).isFile());
+  await assert.rejects(fsp.stat(outside), { code: 'ENOENT' });
+
+  // Discarded (the device gave up on the file): the partial file under the new name is removed.
+  const w = TempFile.freshSync(path.join(d, 'partial'));
+  w.writeSync(Buffer.from('half'));
+  await w.discard();
+  assert.deepEqual((await fsp.readdir(d)).sort(), ['link', 'linked', 'new', 'older']);
+});
