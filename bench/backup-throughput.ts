@@ -11,6 +11,8 @@
  * raw sink's speed shows whether the simulator could be the limit.
  *
  *   BENCH_SCALE=0.1 node --import tsx bench/backup-throughput.ts   (quick run: a tenth of the sizes)
+ *   BENCH_ROUNDS=3 …   (each host that many times, in rotating order; figures are the median run,
+ *                        with the spread: on two shared cores single runs vary by ±20 %)
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -44,6 +46,20 @@ interface Row {
   files: number;
   /** mooring: the engine's own transfer time (before verify + commit); raw sink: its session. */
   engineSeconds?: number;
+  /** With several rounds: the wall-time range of this host's runs. */
+  spread?: string;
+}
+
+function benchRounds(): number {
+  const n = Number(process.env.BENCH_ROUNDS ?? '1');
+  if (!Number.isInteger(n) || n < 1 || n > 20) throw new Error('BENCH_ROUNDS must be 1–20');
+  return n;
+}
+
+/** The run with the median wall time (the lower middle one for an even count). */
+function medianRow(runs: Row[]): Row {
+  const sorted = [...runs].sort((a, b) => a.run.wallSeconds - b.run.wallSeconds);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]! };
 }
 
 interface Shape {
@@ -163,7 +179,7 @@ function printRows(rows: Row[]): void {
     console.log(
       `  ${pad(r.transport, 9)} ${pad(r.host, 15)} ${lpad(s.toFixed(2), 7)} ${lpad((r.bytes / 1e6 / s).toFixed(1), 7)} ` +
         `${lpad((r.files / s).toFixed(0), 8)} ${lpad(cpu.toFixed(2), 6)} ${lpad(r.run.simCpuSeconds.toFixed(2), 9)} ` +
-        `${lpad(r.run.maxRssMiB.toFixed(0) + ' MiB', 9)}  ${ratios.join(', ')}`,
+        `${lpad(r.run.maxRssMiB.toFixed(0) + ' MiB', 9)}  ${ratios.join(', ')}${r.spread ? `  ${r.spread}` : ''}`,
     );
     if (r.engineSeconds !== undefined) {
       const what = r.host === 'raw sink' ? 'session alone' : 'engine alone';
@@ -224,7 +240,27 @@ async function benchShape(shape: Shape, tmp: string): Promise<void> {
       ['Wi-Fi', 'raw sink'],
       ['Wi-Fi', 'mooring backup'],
     ];
-    for (const [t, h] of plan) rows.push(await runHost(sim, log, h, t, work));
+    const rounds = benchRounds();
+    const all: Row[] = [];
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order so no host always runs right after the same other one.
+      const order = plan.map((_, i) => plan[(i + round) % plan.length]!);
+      for (const [t, h] of order) all.push(await runHost(sim, log, h, t, work));
+    }
+    if (rounds > 1) {
+      console.log(
+        `  ${rounds} rounds; each row is the median run of its host, spread in [min–max] wall s`,
+      );
+      for (const [t, h] of plan) {
+        const runs = all.filter((r) => r.transport === t && r.host === h);
+        const med = medianRow(runs);
+        const walls = runs.map((r) => r.run.wallSeconds);
+        med.spread = `[${Math.min(...walls).toFixed(2)}–${Math.max(...walls).toFixed(2)}]`;
+        rows.push(med);
+      }
+    } else {
+      rows.push(...all);
+    }
     printRows(rows);
     footer();
   } finally {
