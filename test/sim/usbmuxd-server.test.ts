@@ -166,6 +166,53 @@ test('plist Connect: PortNumber is ntohs-ed, Result 0 then a raw pipe; 3 and 2 o
   }
 });
 
+test('handOver: Connect gives the client socket itself to the device, early bytes first; refusals as before', async () => {
+  const dir = join(root, `s${n++}`);
+  mkdirSync(dir);
+  const taken: net.Socket[] = [];
+  const server = new UsbmuxdServer({
+    address: { kind: 'unix', path: join(dir, 'usbmuxd') },
+    pairRecordDir: join(dir, 'lockdown'),
+    connect: () => assert.fail('connect must not be used when handOver is given'),
+    handOver: (_id, port) =>
+      port === 5000
+        ? (sock) => {
+            taken.push(sock);
+            sock.pipe(sock); // the "device" echoes
+          }
+        : undefined,
+  });
+  await server.start();
+  try {
+    const id = server.attach({ serialNumber: SERIAL, connectionType: 'USB' });
+    const c = await raw(join(dir, 'usbmuxd'));
+    assert.deepEqual(
+      await c.request('Connect', { DeviceID: id, PortNumber: swapPortBytes(62078) }),
+      { MessageType: 'Result', Number: 3 },
+    );
+    // Connect and the first payload bytes in one write: the bytes must not be lost or reordered.
+    c.send(
+      Buffer.concat([
+        encodePlistMessage(
+          8,
+          buildRequest('Connect', { DeviceID: id, PortNumber: swapPortBytes(5000) }),
+        ),
+        Buffer.from('early+'),
+      ]),
+    );
+    const f = await c.frame();
+    assert.deepEqual(decodePlistMessage(f.payload), { MessageType: 'Result', Number: 0 });
+    c.send(Buffer.from('late'));
+    assert.equal((await c.reader.read(10, 5000, 'echo')).toString(), 'early+late');
+    assert.equal(taken.length, 1);
+    assert.ok(taken[0] instanceof net.Socket, 'the device side is the socket itself, no relay');
+    server.detach(id);
+    await c.closed();
+  } finally {
+    await server.stop();
+  }
+});
+
 test('binary protocol: LISTEN gets binary Result and DEVICE_ADD (USB only), CONNECT pipes', async () => {
   const { server, path } = await start();
   try {

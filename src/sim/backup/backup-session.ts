@@ -248,6 +248,7 @@ class Backup {
       async (keyBag) => (enc && sameKeyBag(enc, keyBag) ? enc.unlocked : undefined),
       { rows: false },
     );
+    this.log('previous-received'); // the host's files are here; reading them follows
     if (prev.manifestPlistBytes !== undefined && prev.manifestPlistBytes.length === 0) {
       // What real devices do with an empty Manifest.plist (reference §4.6 step 1, GH#1582).
       throw new BackupFailure(
@@ -260,7 +261,7 @@ class Backup {
     return ctx.store
       .withLock(async () => {
         // The content, its journal and the device's Manifest.db cache stay put from here on.
-        const entries = ctx.store.snapshot();
+        const entries = ctx.store.currentEntries();
         await readPreviousManifest(prev, cache);
         const why = forceFull ? 'ForceFullBackup requested' : previousBackupUsable(prev, udid, enc);
         this.isFull = why !== undefined;
@@ -268,7 +269,12 @@ class Backup {
           incremental: !this.isFull,
           reason: why ?? 'previous backup usable',
           problems: prev.problems,
-          ...(prev.manifestDelta ? { decodedRows: prev.manifestDelta.decodedRows } : {}),
+          ...(prev.manifestDelta
+            ? {
+                decodedRows: prev.manifestDelta.decodedRows,
+                hostManifestIdentical: prev.manifestDelta.identical,
+              }
+            : {}),
         });
         checkCancelled(ctx);
 
@@ -279,7 +285,11 @@ class Backup {
         const previous = prev.manifestDelta ?? prev.manifestRows;
         const plan = planUploads(entries, this.isFull ? undefined : previous);
         // A full backup over an older one still drops payloads that no longer exist.
-        const deleted = this.isFull ? planUploads(entries, previous).deleted : plan.deleted;
+        const deleted = !this.isFull
+          ? plan.deleted
+          : previous === undefined
+            ? [] // nothing on the host to drop (and no second pass over every entry)
+            : planUploads(entries, previous).deleted;
         const uploadBytes = plan.uploads.reduce((a, p) => a + p.entry.size, 0);
         this.log('plan', {
           files: plan.uploads.length,
@@ -310,7 +320,7 @@ class Backup {
           checkCancelled(ctx);
           const items: UploadItem[] = [];
           for (const p of batch) {
-            let source = ctx.store.blobPath(p.entry);
+            let source = ctx.store.blobPathOfId(p.fileId);
             if (enc) {
               // Encrypted on the way out, as a device does; Size in Manifest.db stays plaintext.
               const out = path.join(ctx.workDir, `enc-${p.fileId}`);

@@ -4,7 +4,8 @@
  * directions. The host is untrusted here too: every reply is parsed by D's DL codecs, every read
  * has a deadline, every length is bounded.
  */
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { MooringError } from '../../util/errors';
 import {
   DL_VERSIONS_OK,
@@ -15,9 +16,7 @@ import {
   dlProcessMessage,
   dlUploadFiles,
   dlVersionExchange,
-  encodeDlDataBlock,
   encodeDlErrorBlock,
-  encodeDlPath,
   encodeDlStreamEnd,
   encodeDlSuccessBlock,
   parseDlMultiStatus,
@@ -28,17 +27,25 @@ import {
 import type { PlistDict, PlistValue } from '../../protocol/plist';
 import type { PlistConnection } from '../../transport/plist-connection';
 import { ConnectionDropped } from './errors';
+import {
+  DL_BLOCK_HEADER_BYTES,
+  SlabWriter,
+  UPLOAD_BLOCK_BYTES,
+  writeDataBlockHeader,
+} from './slab-writer';
+
+export { UPLOAD_BLOCK_BYTES } from './slab-writer';
 
 /** The DL version the device announces: what LIMD's own device constant and SDM's docs say. */
 export const DEVICE_DL_VERSION: [major: number, minor: number] = [300, 0];
+/** Ends every uploaded file that was read whole (copied into the stream, never written to). */
+const SUCCESS_BLOCK = encodeDlSuccessBlock();
 /** How long the device waits for one host reply; hosts may be slow writing to disk. */
 export const DEFAULT_REPLY_TIMEOUT_MS = 120_000;
 /** How long the device waits for the host's next request before hanging up. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** Keep-alive pings tolerated while waiting for one status reply. */
 export const MAX_PINGS_PER_REPLY = 1_000;
-/** Data block size for uploads: bounded so memory does not grow with file size. */
-export const UPLOAD_BLOCK_BYTES = 128 * 1024;
 /** Largest block accepted in a download (hosts send 32 KiB). */
 export const MAX_DOWNLOAD_BLOCK_BYTES = 4 * 1024 * 1024;
 
@@ -97,6 +104,8 @@ export class DeviceLinkPeer {
   uploadedBytes = 0;
   /** Close the connection once this many payload bytes were sent (fault injection). */
   dropAfterBytes: number | undefined;
+  /** Upload streams are packed into large writes (slab-writer.ts); one per connection. */
+  private slabs: SlabWriter | undefined;
 
   constructor(
     readonly conn: PlistConnection,
@@ -233,100 +242,102 @@ export class DeviceLinkPeer {
     hooks: UploadHooks = {},
   ): Promise<StatusReply & { sent: number; unreadable: string[] }> {
     await this.send(dlUploadFiles(progress, totalBytes));
-    this.pending = []; // nothing left over from a stream that failed part-way
-    this.pendingBytes = 0;
+    const out = (this.slabs ??= new SlabWriter(
+      (b) => this.conn.writeRaw(b),
+      () => {
+        const s = this.conn.stream;
+        return s instanceof Socket && s.writableLength === 0;
+      },
+    ));
+    out.reset(); // nothing left over from a stream that failed part-way
     let sent = 0;
     const unreadable: string[] = [];
     for (const item of items) {
       if (hooks.cancelled?.()) break;
       // Open before announcing the file, so a read failure still leaves a well-formed stream.
-      let fh: fsp.FileHandle | undefined;
+      // Synchronous calls: a simulated phone's flash is the page cache; a thread-pool hop per
+      // open/read/close cost more than the read itself for small files.
+      let fd: number | undefined;
       let openError: string | undefined;
       if (item.source.kind === 'file') {
-        fh = await fsp.open(item.source.path, 'r').catch((e: Error) => {
-          openError = e.message;
-          return undefined;
-        });
+        try {
+          fd = openSync(item.source.path, 'r');
+        } catch (e) {
+          openError = (e as Error).message;
+        }
       }
-      await this.queue(Buffer.concat([encodeDlPath(item.devicePath), encodeDlPath(item.hostPath)]));
+      await out.putPath(item.devicePath);
+      await out.putPath(item.hostPath);
       if (openError !== undefined) {
-        await this.queue(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, openError));
+        await out.put(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, openError));
         unreadable.push(item.hostPath);
         continue;
       }
       if (item.source.kind === 'buffer') {
         const d = item.source.data;
         for (let off = 0; off < d.length; off += UPLOAD_BLOCK_BYTES) {
-          await this.sendBlock(
-            d.subarray(off, Math.min(d.length, off + UPLOAD_BLOCK_BYTES)),
-            hooks,
-          );
+          const end = Math.min(d.length, off + UPLOAD_BLOCK_BYTES);
+          await this.block(out, end - off, (dst, at) => d.copy(dst, at, off, end), hooks);
         }
-      } else if (fh) {
-        await this.streamFile(fh, hooks);
+      } else if (fd !== undefined) {
+        await this.streamFile(out, fd, hooks);
       }
-      await this.queue(encodeDlSuccessBlock());
+      await out.put(SUCCESS_BLOCK);
       sent++;
     }
-    await this.queue(encodeDlStreamEnd());
-    await this.flush();
+    await out.put(encodeDlStreamEnd());
+    await out.flush();
     const status = await this.readStatus('DLMessageUploadFiles');
     return { ...status, sent, unreadable };
   }
 
-  /**
-   * Small pieces of the upload stream (paths, small files' blocks, end markers) are gathered and
-   * written together: one socket write per file would make the simulator, not the host, the
-   * limit of a backup of many small files (bench/backup-throughput.ts).
-   */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-
-  private async queue(buf: Buffer): Promise<void> {
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.pendingBytes >= UPLOAD_BLOCK_BYTES) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.conn.writeRaw(out);
-  }
-
-  private async streamFile(fh: fsp.FileHandle, hooks: UploadHooks): Promise<void> {
+  /** One file's bytes as data blocks, read straight into the slab; a short read is its end. */
+  private async streamFile(out: SlabWriter, fd: number, hooks: UploadHooks): Promise<void> {
     try {
-      const buf = Buffer.allocUnsafe(UPLOAD_BLOCK_BYTES);
       while (true) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        // encodeDlDataBlock copies, so the read buffer can be reused.
-        await this.sendBlock(buf.subarray(0, bytesRead), hooks);
-        // A short read of a regular file is its end: saves one read per small file.
-        if (bytesRead < buf.length) break;
+        const n = await this.block(
+          out,
+          UPLOAD_BLOCK_BYTES,
+          (dst, at) => readSync(fd, dst, at, UPLOAD_BLOCK_BYTES, null),
+          hooks,
+        );
+        if (n < UPLOAD_BLOCK_BYTES) break;
       }
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
-  private async sendBlock(data: Buffer, hooks: UploadHooks): Promise<void> {
+  /**
+   * Appends one data block of at most `max` bytes, which `fill` writes into the slab at the given
+   * offset (returning how many). Returns the payload length; 0 adds no block.
+   */
+  private async block(
+    out: SlabWriter,
+    max: number,
+    fill: (dst: Buffer, at: number) => number,
+    hooks: UploadHooks,
+  ): Promise<number> {
+    const { buf, at } = await out.reserve(DL_BLOCK_HEADER_BYTES + max);
+    let n = fill(buf, at + DL_BLOCK_HEADER_BYTES);
+    if (n === 0) return 0;
     const limit = this.dropAfterBytes;
-    if (limit !== undefined && this.uploadedBytes + data.length >= limit) {
-      const part = data.subarray(0, Math.max(0, limit - this.uploadedBytes));
-      await this.flush();
-      if (part.length > 0) await this.conn.writeRaw(encodeDlDataBlock(part));
-      this.uploadedBytes += part.length;
+    const drop = limit !== undefined && this.uploadedBytes + n >= limit;
+    if (drop) n = Math.max(0, limit - this.uploadedBytes);
+    if (n > 0) {
+      writeDataBlockHeader(buf, at, n);
+      out.commit(DL_BLOCK_HEADER_BYTES + n);
+    }
+    this.uploadedBytes += n;
+    if (drop) {
+      await out.flush();
       this.conn.stream.destroy();
       throw new ConnectionDropped(
         `fault injection: connection dropped after ${this.uploadedBytes} upload bytes`,
       );
     }
-    await this.queue(encodeDlDataBlock(data));
-    this.uploadedBytes += data.length;
     hooks.onBytes?.(this.uploadedBytes);
+    return n;
   }
 }
 

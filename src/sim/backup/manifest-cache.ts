@@ -6,10 +6,12 @@
  * `state.json.generation` (ContentStore's change journal), built with the backup keys `keyId`.
  * - Building the next Manifest.db: the cached file, with only the rows the journal names since
  *   then deleted and re-inserted (instead of encoding every MBFile again), is what is uploaded.
- * - Reading the host's previous Manifest.db: the host's rows identical in every column to a
- *   cached row are the device's own; only the others are decoded and validated (in SQLite:
- *   ATTACH + NOT EXISTS on the cache's fileID key). The host file stays untrusted: its shape is
- *   checked (row count, duplicates), every row that differs is validated as readManifestDb does.
+ * - Reading the host's previous Manifest.db: when it is the cached file byte for byte (hosts keep
+ *   what the device sent), it is the device's own and only the journal's keys are looked at.
+ *   Otherwise the host's rows identical in every column to a cached row are the device's own; only
+ *   the others are decoded and validated (in SQLite: ATTACH + NOT EXISTS on the cache's fileID
+ *   key). The host file stays untrusted: its shape is checked (row count, duplicates), every row
+ *   that differs is validated as readManifestDb does.
  * Without a usable cache (first backup, a journal reset by a restore or wipe, other keys), both
  * fall back to the full work, and the cache is rebuilt.
  */
@@ -37,6 +39,8 @@ import type { ContentStore } from '../content/store';
 import type { SimEncryptionKeys } from './encryption';
 
 export const MANIFEST_CACHE_DIR = 'manifest-cache';
+/** Piece size when comparing the host's Manifest.db with the cache byte for byte. */
+const COMPARE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 interface CacheState {
   /** -1 while the file is being changed (a crash then leaves an unusable cache, not a wrong one). */
@@ -52,6 +56,8 @@ export interface ManifestDelta {
   previousRow(key: string): ManifestRow | undefined;
   /** Host rows decoded (the others were compared in SQLite only). */
   decodedRows: number;
+  /** The host's file was the cached one byte for byte (no row compared). */
+  identical: boolean;
 }
 
 export type RowsFor = (entries: readonly ContentEntry[]) => Array<Omit<ManifestRow, 'fileId'>>;
@@ -103,6 +109,9 @@ export class ManifestCache {
   async compareHost(hostDb: string): Promise<ManifestDelta | undefined> {
     const c = await this.changes();
     if (!c) return undefined;
+    // What hosts do: keep the file the device sent byte for byte. Then it is the device's own, and
+    // only the journal's keys can differ from what the device holds (no row needs reading).
+    if (await sameBytes(hostDb, this.dbFile)) return this.ownDelta(c.changed);
     const db = openManifestDb(hostDb);
     try {
       const count = checkManifestShape(db, hostDb, MAX_MANIFEST_ROWS);
@@ -154,10 +163,49 @@ export class ManifestCache {
         candidates,
         previousRow: (key) => hostRows.get(key) ?? fromCache.get(key),
         decodedRows: hostRows.size + fromCache.size,
+        identical: false,
       };
     } finally {
       db.close();
     }
+  }
+
+  /** The delta when the host holds exactly the cached file: the changed keys, rows from the cache. */
+  private ownDelta(changed: Set<string>): ManifestDelta {
+    const db = openManifestDb(this.dbFile);
+    try {
+      const cached = db.prepare(`SELECT ${manifestRowColumns()} FROM Files WHERE fileID = ?`);
+      const fromCache = new Map<string, ManifestRow>();
+      for (const key of changed) {
+        const [domain, relativePath] = key.split('\u0000') as [string, string];
+        const raw = cached.get(fileIdFor(domain, relativePath)) as
+          Record<string, unknown> | undefined;
+        if (!raw) continue;
+        const row = decodeManifestRow(raw);
+        if (isManifestRow(row)) fromCache.set(key, row);
+      }
+      return {
+        candidates: new Set(changed),
+        previousRow: (key) => fromCache.get(key),
+        decodedRows: fromCache.size,
+        identical: true,
+      };
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * Builds the cache now if it cannot be used (new content, other keys): at start-up, as a phone
+   * has its file database before any backup, so that a device's first backup does not spend
+   * seconds encoding every row while a host waits (and is measured: issue 6). True if built.
+   */
+  async prepare(rowsFor: RowsFor): Promise<boolean> {
+    return this.store.withLock(async () => {
+      if (await this.changes()) return false;
+      await this.build(this.store.currentEntries(), rowsFor);
+      return true;
+    });
   }
 
   /**
@@ -207,5 +255,31 @@ export class ManifestCache {
     } catch {
       return false;
     }
+  }
+}
+
+/** Whether two files hold the same bytes (read in large pieces; a size difference ends it at once). */
+export async function sameBytes(a: string, b: string): Promise<boolean> {
+  let fa: fsp.FileHandle | undefined;
+  let fb: fsp.FileHandle | undefined;
+  try {
+    fa = await fsp.open(a, 'r');
+    fb = await fsp.open(b, 'r');
+    const [sa, sb] = await Promise.all([fa.stat(), fb.stat()]);
+    if (sa.size !== sb.size) return false;
+    const ba = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);
+    const bb = Buffer.allocUnsafe(COMPARE_CHUNK_BYTES);
+    for (let off = 0; off < sa.size; off += COMPARE_CHUNK_BYTES) {
+      const n = Math.min(COMPARE_CHUNK_BYTES, sa.size - off);
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, n, off), fb.read(bb, 0, n, off)]);
+      if (ra.bytesRead !== n || rb.bytesRead !== n) return false;
+      if (!ba.subarray(0, n).equals(bb.subarray(0, n))) return false;
+    }
+    return true;
+  } catch {
+    return false; // a missing or unreadable cache: compare row by row instead
+  } finally {
+    await fa?.close();
+    await fb?.close();
   }
 }

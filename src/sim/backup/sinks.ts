@@ -1,6 +1,6 @@
 /** Download sinks: where bytes the host sends during DLMessageDownloadFiles end up. */
 import crypto from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, writeSync } from 'node:fs';
 import { encryptedPayloadSize } from '../../format/encryption';
 import { MooringError } from '../../util/errors';
 import type { BlobWriter } from '../content/blob';
@@ -33,9 +33,12 @@ export class MemorySink implements DownloadSink {
   }
 }
 
-/** Streams a download to a file on disk (Manifest.db can be large). */
+/**
+ * Streams a download to a file on disk (Manifest.db can be large). Synchronous writes: the host
+ * sends small blocks, and a thread-pool hop per block cost the device more than the write.
+ */
 export class FileSink implements DownloadSink {
-  private fh: fsp.FileHandle | undefined;
+  private fd: number | undefined;
   complete = false;
   error: string | undefined;
   size = 0;
@@ -46,26 +49,29 @@ export class FileSink implements DownloadSink {
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
-    this.fh ??= await fsp.open(this.file, 'w', 0o600);
+    this.fd ??= openSync(this.file, 'w', 0o600);
     this.size += chunk.length;
     let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
-    }
+    while (off < chunk.length) off += writeSync(this.fd, chunk, off, chunk.length - off);
   }
 
   async done(): Promise<void> {
-    this.fh ??= await fsp.open(this.file, 'w', 0o600);
-    await this.fh.close();
-    this.fh = undefined;
+    this.fd ??= openSync(this.file, 'w', 0o600);
+    closeSync(this.fd);
+    this.fd = undefined;
     this.complete = true;
   }
 
   async fail(reason: string): Promise<void> {
     this.error = reason;
-    if (this.fh) await this.fh.close().catch(() => undefined);
-    this.fh = undefined;
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already unusable: nothing to keep
+      }
+    }
+    this.fd = undefined;
     await fsp.rm(this.file, { force: true });
   }
 }

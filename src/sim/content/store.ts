@@ -205,14 +205,27 @@ export class ContentStore {
     return this.index.entries.map((e) => ({ ...e }));
   }
 
+  /**
+   * The current entries themselves, not copied: for readers holding the lock (a backup of
+   * 100,000 files spent ~60 ms copying them). Never changed in place — a mutation, wipe or
+   * restore replaces the array with new entry objects — and not to be changed by the reader.
+   */
+  currentEntries(): readonly ContentEntry[] {
+    return this.index.entries;
+  }
+
   apps(): AppInfo[] {
     return this.index.apps.map((a) => ({ ...a, GroupIdentifiers: [...a.GroupIdentifiers] }));
   }
 
   /** Where a regular file's bytes live. */
   blobPath(e: { domain: string; relativePath: string }): string {
-    const id = fileIdFor(e.domain, e.relativePath);
-    return path.join(this.dir, 'blobs', id.slice(0, 2), id);
+    return this.blobPathOfId(fileIdFor(e.domain, e.relativePath));
+  }
+
+  /** blobPath for a fileID already at hand (one SHA-1 fewer per file in a backup). */
+  blobPathOfId(fileId: string): string {
+    return path.join(this.dir, 'blobs', fileId.slice(0, 2), fileId);
   }
 
   /** Runs `fn` with the store's lock held (see the module comment). */

@@ -176,6 +176,8 @@ test('incrementals send exactly the changed files, decode only what differs, and
       const m = await r.store.mutate(change);
       const inc = await backup(r);
       assert.equal(inc.mode.incremental, true, JSON.stringify(inc.mode));
+      // The host kept the file the device sent: recognised whole, no row compared.
+      assert.equal(inc.mode.hostManifestIdentical, true, JSON.stringify(inc.mode));
       // The comparison with the cache decoded only the rows the journal names (none differ).
       const touched = m.added.length + m.modified.length + m.deleted.length;
       assert.ok(
@@ -237,6 +239,47 @@ test("a host copy that differs from the device's idea of it: the differing rows 
     assert.equal(full.mode.incremental, false);
     assert.match(JSON.stringify(full.mode.problems), /Manifest\.db/);
     assert.equal(full.sent.length, files.length + m.added.length);
+    await assertHostMatchesListing(r);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a host copy with the same rows but other bytes (rewritten by the host) is compared row by row', async () => {
+  const r = await rig();
+  try {
+    await backup(r);
+    const file = path.join(r.root, r.udid, 'Manifest.db');
+    const before = readFileSync(file);
+    // Same rows, other file bytes: a host that rewrote the file (here: a larger page size).
+    const db = new Database(file);
+    db.pragma('page_size = 8192');
+    db.exec('VACUUM');
+    db.close();
+    assert.notDeepEqual(readFileSync(file), before);
+    const m = await r.store.mutate({ modify: 2 });
+    const inc = await backup(r);
+    assert.equal(inc.mode.incremental, true, JSON.stringify(inc.mode));
+    assert.equal(inc.mode.hostManifestIdentical, false);
+    assert.deepEqual(inc.sent, m.modified.map(idOf).sort());
+    await assertHostMatchesListing(r);
+
+    // One row's MBFile changed (its size): not the device's file any more, and the row that
+    // differs decides (its size no longer matches, so that file is sent again).
+    const files = (await r.store.listing()).entries.filter((e) => e.type === 'file');
+    const target = files.find((e) => !m.modified.includes(`${e.domain}/${e.relativePath}`))!;
+    const w = new Database(file);
+    const row = readManifestDb(file).find(
+      (x) => x.domain === target.domain && x.relativePath === target.relativePath,
+    )!;
+    w.prepare('UPDATE Files SET file = ? WHERE fileID = ?').run(
+      encodeMbFile({ ...row.file, size: row.file.size ^ 1 }),
+      row.fileId,
+    );
+    w.close();
+    const again = await backup(r);
+    assert.equal(again.mode.hostManifestIdentical, false);
+    assert.deepEqual(again.sent, [idOf(`${target.domain}/${target.relativePath}`)]);
     await assertHostMatchesListing(r);
   } finally {
     await r.close();
