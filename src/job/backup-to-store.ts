@@ -337,7 +337,11 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     }
     let staging: Staging;
     try {
-      staging = await store.beginStaging(repair ? { fresh: true } : {});
+      // The hard links of the latest are made while the device's session opens (stagedBackup).
+      staging = await store.beginStaging({
+        ...(repair ? { fresh: true } : {}),
+        linkInBackground: true,
+      });
     } catch (e) {
       return fail('store', diskFullError(e, `start a backup in ${o.dest}`), extra);
     }
@@ -436,6 +440,8 @@ async function stagedBackup(
     result = await runBackup({
       session,
       target: staging,
+      // The engine handles no device message before the links are made (the device prepares).
+      targetReady: staging.ready,
       received,
       ...(o.full === undefined ? {} : { full: o.full }),
       ...(o.signal ? { signal: o.signal } : {}),
@@ -445,6 +451,13 @@ async function stagedBackup(
   } finally {
     await session.close();
   }
+  // A staged copy that failed (a full disk, a folder removed) is the store's failure.
+  const linked = await staging.ready.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (linked !== undefined)
+    return failed('store', diskFullError(linked, `start a backup in ${o.dest}`));
   const outcome: JobOutcome = {
     ok: false,
     udid,

@@ -117,7 +117,7 @@ const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV', 'E
 const MAX_SYNC_TURN_NS = 20_000_000n;
 
 /** Awaits a macrotask when the current synchronous run is long enough. */
-class TurnBudget {
+export class TurnBudget {
   private start = process.hrtime.bigint();
   private ops = 0;
 
@@ -135,15 +135,33 @@ class TurnBudget {
  * one inode, or no hard links at all), a copy-on-write clone is tried (APFS, Btrfs, XFS); if that
  * is refused too the copy fails with IO, rather than silently duplicating the bytes.
  */
-export async function linkTree(src: string, dst: string): Promise<LinkTreeStats> {
+export interface LinkTreeOptions {
+  /** Names directly under `src` left out (not linked, not copied). */
+  leaveOut?: readonly string[];
+  /** `dst` exists already (empty): only its contents are made. */
+  dstExists?: boolean;
+  /** Stops the copy between two entries (it then rejects: IO, detail ABORTED). */
+  signal?: AbortSignal;
+}
+
+export async function linkTree(
+  src: string,
+  dst: string,
+  opts: LinkTreeOptions = {},
+): Promise<LinkTreeStats> {
   const stats: LinkTreeStats = { dirs: 0, linked: 0, cloned: 0, symlinks: 0, skipped: 0 };
   const stack: Array<[string, string]> = [[src, dst]];
   const budget = new TurnBudget();
+  const leaveOut = new Set(opts.leaveOut ?? []);
   while (stack.length > 0) {
     const [from, to] = stack.pop()!;
-    mkdirSync(to);
+    const top = from === src;
+    if (!top || opts.dstExists !== true) mkdirSync(to);
     stats.dirs++;
     for (const e of readdirSync(from, { withFileTypes: true })) {
+      if (opts.signal?.aborted === true)
+        throw new MooringError('IO', `the copy of ${src} was stopped`, { detail: 'ABORTED' });
+      if (top && leaveOut.has(e.name)) continue;
       const f = path.join(from, e.name);
       const t = path.join(to, e.name);
       if (e.isDirectory()) stack.push([f, t]);

@@ -17,9 +17,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { MooringError } from '../util/errors';
-import { STATUS_PLIST } from '../format/layout';
+import { INFO_PLIST, STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
-import { exists, linkTree, mkdirOne, renameDurable, walkFiles } from './fs-util';
+import { exists, linkTree, mkdirOne, renameDurable } from './fs-util';
 import {
   clearJournal,
   readJournal,
@@ -46,7 +46,7 @@ import {
   type RetentionDecision,
   type RetentionPolicy,
 } from './retention';
-import { treeUsages } from './usage';
+import { stagedUsage, treeUsages, type VerifiedPayloads } from './usage';
 import { verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
 import {
   diffBackups,
@@ -89,6 +89,14 @@ export interface SnapshotInfo {
 export interface StagingOptions {
   /** Stage an empty folder instead of a hard-link copy of the latest (a full backup repairs). */
   fresh?: boolean;
+  /**
+   * Return once the staging folder exists and hard-link the latest into it meanwhile: the links
+   * of a large backup take a second or more, which a job overlaps with opening the device's
+   * session and the device's own preparation. `Staging.ready` settles when they are done; no one
+   * may read or write the staged folder before, except for writing a new `Info.plist` (left out
+   * of the links for that: every backup writes its own, before the device sends anything).
+   */
+  linkInBackground?: boolean;
 }
 
 export interface CommitMeta {
@@ -142,6 +150,9 @@ const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 
 export class Staging implements BackupTargetLike {
   private state: 'open' | 'committed' | 'discarded' | 'failed' = 'open';
+  private _verified: VerifiedPayloads | undefined;
+  private linking: Promise<void> = Promise.resolve();
+  private readonly stopLinking = new AbortController();
 
   /** @internal created by SnapshotStore.beginStaging */
   constructor(
@@ -153,6 +164,30 @@ export class Staging implements BackupTargetLike {
     /** The folder it was staged from by hard links (the latest snapshot), if any. */
     readonly baseDir?: string,
   ) {}
+
+  /**
+   * Settles when the staged folder holds its hard-link copy of the latest (at once unless it
+   * was begun with `linkInBackground`); rejects when that copy failed (the staging can then
+   * only be discarded).
+   */
+  get ready(): Promise<void> {
+    return this.linking;
+  }
+
+  /** @internal SnapshotStore.beginStaging: the links made in the background. */
+  _linkInBackground(link: (signal: AbortSignal) => Promise<void>): void {
+    this.linking = link(this.stopLinking.signal);
+    // Awaited by ready, commit and discard; never an unhandled rejection meanwhile.
+    this.linking.catch(() => undefined);
+  }
+
+  /** @internal commit and discard: no link is being made any more (stopped first on discard). */
+  async _linksSettled(stop: boolean): Promise<void> {
+    if (stop) this.stopLinking.abort();
+    await this.linking.catch((e: unknown) => {
+      if (!stop) throw e;
+    });
+  }
 
   /** The staged backup folder, `<root>/<udid>`. */
   get backupDir(): string {
@@ -170,6 +205,8 @@ export class Staging implements BackupTargetLike {
    */
   async commit(meta: CommitMeta = {}): Promise<SnapshotInfo> {
     this.assertOpen();
+    // A copy that failed leaves the staging open: the caller discards it.
+    await this._linksSettled(false);
     try {
       const info = await this.store._commit(this, meta);
       this.state = 'committed';
@@ -191,12 +228,29 @@ export class Staging implements BackupTargetLike {
    * With `hashOnlyUnshared` (the snapshot it was staged from was verified), the rows of
    * Manifest.db identical to that snapshot's are not decoded again (VerifyOptions.base).
    */
-  verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+  async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
     const withBase =
       opts.hashOnlyUnshared === true && opts.base === undefined && this.baseDir !== undefined
         ? { ...opts, base: this.baseDir }
         : opts;
-    return verifyBackupFolder(this.backupDir, this.udid, withBase);
+    this._verified = undefined;
+    const report = await verifyBackupFolder(this.backupDir, this.udid, withBase);
+    if (report.ok && report.contentsChecked && report.exclusiveBytes !== undefined)
+      this._verified = {
+        files: report.files,
+        bytes: report.bytes,
+        exclusiveBytes: report.exclusiveBytes,
+      };
+    return report;
+  }
+
+  /**
+   * @internal What the last verify found of the listed payloads (the commit records their sizes
+   * without a second walk); unset when it found problems or could not read Manifest.db. Nothing
+   * may write into the staging between that verify and the commit (the job does not).
+   */
+  get verifiedPayloads(): VerifiedPayloads | undefined {
+    return this._verified;
   }
 
   private assertOpen(): void {
@@ -460,11 +514,20 @@ export class SnapshotStore {
         await this.step('staging', 'created');
         const staged = path.join(root, this.udid);
         const base = !opts.fresh && (await isDir(this.latestDir)) ? this.latestDir : undefined;
-        if (base !== undefined) await linkTree(base, staged);
-        else await fsp.mkdir(staged);
-        await this.step('staging', 'linked');
+        const staging = new Staging(this, id, root, this.udid, base);
+        if (base !== undefined && opts.linkInBackground === true) {
+          await fsp.mkdir(staged);
+          staging._linkInBackground(async (signal) => {
+            await linkTree(base, staged, { dstExists: true, leaveOut: [INFO_PLIST], signal });
+            await this.step('staging', 'linked');
+          });
+        } else {
+          if (base !== undefined) await linkTree(base, staged);
+          else await fsp.mkdir(staged);
+          await this.step('staging', 'linked');
+        }
         this.activeStaging = id;
-        return new Staging(this, id, root, this.udid, base);
+        return staging;
       } catch (e) {
         await this.dropLock();
         throw e;
@@ -504,15 +567,13 @@ export class SnapshotStore {
           );
         }
         keepLock = false;
-        let files = 0;
-        let size = 0;
-        let exclusive = 0;
-        // One link means no other snapshot shares it: the new snapshot's own bytes.
-        await walkFiles(staged, (f) => {
-          size += f.size;
-          if (/^[0-9a-f]{2}\/[0-9a-f]{40}$/.test(f.rel)) files++;
-          if (f.nlink <= 1) exclusive += f.size;
-        });
+        // One link means no other snapshot shares it: the new snapshot's own bytes. The sizes of
+        // the payloads come from the verify that just checked them, when it did (stagedUsage).
+        const {
+          files,
+          size,
+          exclusiveBytes: exclusive,
+        } = await stagedUsage(staged, staging.verifiedPayloads);
         const current = await this.reconcile();
         const prevId = (await isDir(this.latestDir)) ? current.latest : null;
         const record: SnapshotRecord = {
@@ -564,6 +625,8 @@ export class SnapshotStore {
   async _discard(staging: Staging): Promise<void> {
     return this.serial(async () => {
       try {
+        // A copy still being made would go on creating names in the folder being removed.
+        await staging._linksSettled(true);
         await fsp.rm(staging.root, { recursive: true, force: true });
       } finally {
         if (this.activeStaging === staging.id) {

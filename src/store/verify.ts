@@ -48,7 +48,7 @@ import { payloadRelPath } from '../format/file-id';
 import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
-import { writeFileDurable } from './fs-util';
+import { TurnBudget, writeFileDurable } from './fs-util';
 
 export type VerifyProblemKind =
   | 'folder'
@@ -89,6 +89,11 @@ export interface VerifyReport {
   sharedNotHashed?: number;
   /** Manifest.db rows identical to the base's, not decoded again (VerifyOptions.base). */
   knownRows?: number;
+  /**
+   * Bytes of the listed payloads that have a single link (in no other snapshot); set when the
+   * contents were checked. With `files` and `bytes` it is what a commit records (Staging.verify).
+   */
+  exclusiveBytes?: number;
   /** Of `hashed`, files whose SHA-1 was taken while receiving them (VerifyOptions.received). */
   hashedWhileReceiving?: number;
   /** At most `maxProblems` of them; `problemCount` counts all. */
@@ -234,10 +239,8 @@ function hashModeOf(opts: VerifyOptions): HashMode {
   return opts.hashOnlyUnshared === true ? 'unshared' : 'all';
 }
 
-/** Manifest rows read before their payloads are checked. */
-const ROWS_PER_TURN = 512;
-/** Longest run of synchronous checks before yielding to the event loop. */
-const MAX_SYNC_TURN_NS = 20_000_000n;
+/** Large files queued for the asynchronous hashing slots before they are hashed. */
+const HASH_QUEUE = 64;
 /** Files up to this size are hashed with synchronous reads (one read, no thread-pool hops). */
 const SYNC_HASH_MAX_BYTES = 256 * 1024;
 
@@ -258,6 +261,12 @@ function hasDigest(r: Row): boolean {
   return isKnownRow(r) ? r.hasDigest : r.file.digest !== undefined && r.file.digest.length === 20;
 }
 
+/**
+ * Each row is checked as it is read and then dropped: no batch of rows (or of their Stats) lives
+ * across a yield to the event loop, so what 100,000 rows allocate dies young instead of being
+ * promoted to the old generation (that garbage was the peak RSS of many-file backups). Only large
+ * files wait, in a short queue, for the asynchronous hashing slots.
+ */
 async function checkPayloads(
   dir: string,
   mode: HashMode,
@@ -277,35 +286,28 @@ async function checkPayloads(
   );
   const problem = (r: Row, kind: VerifyProblemKind, text: string): void =>
     add({ kind, fileId: r.fileId, domain: r.domain, relativePath: r.relativePath, problem: text });
-  let batch: Row[] = [];
-  const flush = async (): Promise<void> => {
-    const toHash: Array<[Row, Buffer]> = [];
-    let turnStart = process.hrtime.bigint();
-    for (const r of batch) {
-      const st = statPayload(payloadOf, r, problem);
-      if (st && mode !== 'none' && hasDigest(r)) {
-        let digest: Buffer | undefined;
-        let taken: Buffer | undefined;
-        // Shared with the verified base by a hard link: its hash was checked then, unless its row
-        // differs from the base's (the base's verify does not vouch for a new digest).
-        if (mode === 'unshared' && st.nlink > 1 && (!baseCompared || isKnownRow(r)))
-          report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
-        else if ((digest = expectedDigest(r)) === undefined) {
-          // a known row whose archive no longer decodes: reported by expectedDigest
-        } else if (received !== undefined && (taken = received.lookup(st)) !== undefined) {
-          report.hashedWhileReceiving = (report.hashedWhileReceiving ?? 0) + 1;
-          checkDigest(r, digest, () => taken!);
-        } else if (sizeOf(r) > SYNC_HASH_MAX_BYTES) toHash.push([r, digest]);
-        else
-          checkDigest(r, digest, () => sha1FileSync(payloadOf(r.fileId), sizeOf(r), buffers[0]!));
-      }
-      if (process.hrtime.bigint() - turnStart > MAX_SYNC_TURN_NS) {
-        // Let timers and sockets run between runs of synchronous checks.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        turnStart = process.hrtime.bigint();
-      }
-    }
-    batch = [];
+  const toHash: Array<[Row, Buffer]> = [];
+  let exclusiveBytes = 0;
+  const check = (r: Row): void => {
+    const st = statPayload(payloadOf, r, problem);
+    if (!st) return;
+    if (st.nlink <= 1) exclusiveBytes += st.size;
+    if (mode === 'none' || !hasDigest(r)) return;
+    let digest: Buffer | undefined;
+    let taken: Buffer | undefined;
+    // Shared with the verified base by a hard link: its hash was checked then, unless its row
+    // differs from the base's (the base's verify does not vouch for a new digest).
+    if (mode === 'unshared' && st.nlink > 1 && (!baseCompared || isKnownRow(r)))
+      report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
+    else if ((digest = expectedDigest(r)) === undefined) {
+      // a known row whose archive no longer decodes: reported by expectedDigest
+    } else if (received !== undefined && (taken = received.lookup(st)) !== undefined) {
+      report.hashedWhileReceiving = (report.hashedWhileReceiving ?? 0) + 1;
+      checkDigest(r, digest, () => taken!);
+    } else if (sizeOf(r) > SYNC_HASH_MAX_BYTES) toHash.push([r, digest]);
+    else checkDigest(r, digest, () => sha1FileSync(payloadOf(r.fileId), sizeOf(r), buffers[0]!));
+  };
+  const hashQueued = async (): Promise<void> => {
     let next = 0;
     await Promise.all(
       buffers.map(async (buf) => {
@@ -321,7 +323,7 @@ async function checkPayloads(
         }
       }),
     );
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    toHash.length = 0;
   };
   const expectedDigest = (r: Row): Buffer | undefined => {
     try {
@@ -353,20 +355,25 @@ async function checkPayloads(
     onInvalid: (p: ManifestRowProblem) => add({ kind: 'manifest-row', ...p }),
     onBase: (attached: boolean) => (baseCompared = attached),
   };
+  // Let timers and sockets run between runs of synchronous checks.
+  const budget = new TurnBudget();
   try {
     for (const row of baseDb !== undefined
       ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
       : iterateManifestDb(db, iterateOpts)) {
       report.entries++;
       if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
-      if (row.flags !== MANIFEST_FLAG.file) continue;
-      report.files++;
-      report.bytes += sizeOf(row);
-      batch.push(row);
-      if (batch.length >= ROWS_PER_TURN) await flush();
+      if (row.flags === MANIFEST_FLAG.file) {
+        report.files++;
+        report.bytes += sizeOf(row);
+        check(row);
+        if (toHash.length >= HASH_QUEUE) await hashQueued();
+      }
+      await budget.tick();
     }
-    await flush();
+    await hashQueued();
     report.contentsChecked = true;
+    report.exclusiveBytes = exclusiveBytes;
   } catch (e) {
     add({
       kind: 'manifest-db',
