@@ -159,7 +159,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     let sink: TempFile | undefined;
     let error: DlErrorStatus | undefined;
     try {
-      sink = TempFile.besideSync(ctx.confiner.resolveForReplace(hostRelative), {
+      sink = TempFile.freshSync(ctx.confiner.resolveForReplace(hostRelative), {
         hash: ctx.received !== undefined,
       });
     } catch (e) {

@@ -67,6 +67,12 @@ export interface BackupOptions {
   timeouts?: Partial<BackupTimeouts>;
   /** Keeps the SHA-1 of every file received, so the verify need not read them back. */
   received?: ReceivedDigests;
+  /**
+   * Settles when the target holds the copy of the previous backup (the store may still be
+   * making it: StagingOptions.linkInBackground). Only Info.plist is written before; no device
+   * message is handled until then. Rejects when that copy failed.
+   */
+  targetReady?: Promise<void>;
 }
 
 /** Notifications observed during a backup (reference §6.1 step 2). */
@@ -157,31 +163,41 @@ class BackupRun {
     ir.check();
 
     this.setPhase('connecting');
-    this.np = new NotificationProxyClient(
-      await this.owned(session.startService(NOTIFICATION_PROXY_SERVICE_NAME), (c) => c.close()),
-    );
-    this.np.on('notification', (name) => this.onNotification(name));
-    for (const name of OBSERVED_NOTIFICATIONS) await ir.race(this.np.observe(name));
-    this.afc = new AfcClient(
-      await this.owned(session.startService(AFC_SERVICE_NAME), (c) => c.close()),
-      { timeoutMs: this.t.setupMs },
-    );
-    this.mb2 = await this.owned(
-      MobileBackup2Client.start(session, { timeoutMs: this.t.setupMs }),
-      (c) => void c.disconnect(),
-    );
+    // The three services start side by side (lockdown serialises the StartService requests; the
+    // connections, TLS handshakes and mobilebackup2's version exchange overlap). Each one that
+    // started is kept for cleanUp even when another failed; the first failure, in this order, is
+    // the one reported.
+    const [np, afc, mb2] = await Promise.allSettled([
+      this.owned(session.startService(NOTIFICATION_PROXY_SERVICE_NAME), (c) => c.close()),
+      this.owned(session.startService(AFC_SERVICE_NAME), (c) => c.close()),
+      this.owned(
+        MobileBackup2Client.start(session, { timeoutMs: this.t.setupMs }),
+        (c) => void c.disconnect(),
+      ),
+    ]);
+    if (np.status === 'fulfilled') this.np = new NotificationProxyClient(np.value);
+    if (afc.status === 'fulfilled')
+      this.afc = new AfcClient(afc.value, { timeoutMs: this.t.setupMs });
+    if (mb2.status === 'fulfilled') this.mb2 = mb2.value;
+    for (const r of [np, afc, mb2]) if (r.status === 'rejected') throw r.reason;
+    // All three started (the loop threw otherwise).
+    const npClient = this.np!;
+    const afcClient = this.afc!;
+    const mb2Client = this.mb2!;
+    npClient.on('notification', (name) => this.onNotification(name));
+    for (const name of OBSERVED_NOTIFICATIONS) await ir.race(npClient.observe(name));
 
     this.setPhase('locking');
-    await ir.race(this.np.post(Notifications.SYNC_WILL_START));
-    await ir.race(this.np.post(Notifications.SYNC_LOCK_REQUEST));
+    await ir.race(npClient.post(Notifications.SYNC_WILL_START));
+    await ir.race(npClient.post(Notifications.SYNC_LOCK_REQUEST));
     this.lock = await this.owned(
-      acquireSyncLock(this.afc, {
+      acquireSyncLock(afcClient, {
         attempts: Math.max(1, Math.ceil(this.t.lockWaitMs / AFC_LOCK_INTERVAL_MS)),
         intervalMs: AFC_LOCK_INTERVAL_MS,
       }),
       (l) => void l.release(),
     );
-    await ir.race(this.np.post(Notifications.SYNC_DID_START));
+    await ir.race(npClient.post(Notifications.SYNC_DID_START));
 
     this.setPhase('preparing');
     const gathered = await ir.race(
@@ -189,7 +205,7 @@ class BackupRun {
         udid: this.udid,
         lockdown: session,
         services: session,
-        afc: this.afc,
+        afc: afcClient,
         timeoutMs: this.t.setupMs,
       }),
     );
@@ -197,7 +213,7 @@ class BackupRun {
     await writeInfoPlist(this.o.target, gathered.info);
     ir.check();
 
-    const dl = this.mb2.deviceLink;
+    const dl = mb2Client.deviceLink;
     await ir.race(
       dl.sendProcessMessage({
         MessageName: 'Backup',
@@ -221,6 +237,8 @@ class BackupRun {
         if (!this.passcodeUp) this.setPhase('transferring');
       },
     });
+    // The device prepares its backup meanwhile; its first message may read the previous backup.
+    if (this.o.targetReady) await ir.race(this.o.targetReady);
     return await this.host.run();
   }
 

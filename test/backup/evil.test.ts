@@ -120,3 +120,18 @@ test('a symlinked Status.plist is neither read nor written through', async () =>
   assert.equal(mode?.incremental, false);
   assert.equal(mode?.reason, 'no readable Status.plist');
 });
+
+test('mobilebackup2 refused at its version exchange: a clear failure, and no connection left open', async () => {
+  const sockets = (): number =>
+    process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'PipeWrap')
+      .length;
+  const before = sockets();
+  const { result } = await evilBackup('version-wrong-name');
+  assert.equal(result.ok, false);
+  assert.match(result.message, /VersionExchange|version/i);
+  // notification_proxy and AFC started alongside it; no socket of the attempt may outlive it (the
+  // simulator runs in this process too, so both ends are counted).
+  const deadline = Date.now() + 5000;
+  while (sockets() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(sockets(), before, `open sockets: ${process.getActiveResourcesInfo().join(', ')}`);
+});
