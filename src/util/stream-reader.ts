@@ -43,6 +43,9 @@ export class StreamReader {
     source.on('end', this.onEnd);
     source.on('close', this.onEnd);
     source.on('error', this.onError);
+    // A stream that ended or was destroyed before we listened emits neither again: without this,
+    // a read would wait for its whole deadline (a simulated service's is 12 hours).
+    if (source.readableEnded || source.destroyed) this.ended = true;
   }
 
   /** Bytes received and not yet read. */
