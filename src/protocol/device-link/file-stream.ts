@@ -55,6 +55,27 @@ export function encodeDlDataBlock(data: Buffer): Buffer {
   return Buffer.concat([u32(data.length + 1), Buffer.from([DlFileCode.FILE_DATA]), data]);
 }
 
+/**
+ * `data` as consecutive data blocks of at most `chunk` bytes each, in one buffer: a sender reads
+ * a file in large pieces and writes each piece once, while the blocks on the wire keep the size
+ * devices expect.
+ */
+export function encodeDlDataBlocks(data: Buffer, chunk = DL_FILE_CHUNK_BYTES): Buffer {
+  if (!Number.isInteger(chunk) || chunk < 1 || chunk + 1 > MAX_DL_BLOCK_BYTES)
+    throw new MooringError('USAGE', `not a usable data block size: ${chunk}`);
+  const blocks = Math.ceil(data.length / chunk);
+  const out = Buffer.allocUnsafe(data.length + blocks * 5);
+  let o = 0;
+  for (let off = 0; off < data.length; off += chunk) {
+    const n = Math.min(chunk, data.length - off);
+    out.writeUInt32BE(n + 1, o);
+    out[o + 4] = DlFileCode.FILE_DATA;
+    data.copy(out, o + 5, off, off + n);
+    o += 5 + n;
+  }
+  return out;
+}
+
 /** `[00 00 00 01][00]`: the file ended well. */
 export function encodeDlSuccessBlock(): Buffer {
   return Buffer.from([0, 0, 0, 1, DlFileCode.SUCCESS]);

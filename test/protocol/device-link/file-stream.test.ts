@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { StreamReader } from '../../../src/util/stream-reader';
 import { isMooringError } from '../../../src/util/errors';
@@ -7,6 +8,7 @@ import {
   DlFileCode,
   DlFileStreamDecoder,
   encodeDlDataBlock,
+  encodeDlDataBlocks,
   encodeDlErrorBlock,
   encodeDlFile,
   encodeDlPath,
@@ -152,4 +154,35 @@ test('hostile: truncated streams end with CLOSED', async () => {
     code('CLOSED'),
   );
   await assert.rejects(decoderFor(u32(5)).readBlock(), code('CLOSED'));
+});
+
+test('encodeDlDataBlocks: one buffer of blocks no larger than the chunk, decoding to the data', async () => {
+  for (const size of [1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1, 1024 * 1024, 1_000_003]) {
+    const data = randomBytes(size);
+    const d = decoderFor(Buffer.concat([encodeDlDataBlocks(data), encodeDlSuccessBlock()]));
+    const parts: Buffer[] = [];
+    for (;;) {
+      const b = await d.readBlock();
+      if (b.kind !== 'data') {
+        assert.equal(b.kind, 'success');
+        break;
+      }
+      assert.ok(b.data.length > 0 && b.data.length <= 32 * 1024, `block of ${b.data.length}`);
+      parts.push(b.data);
+    }
+    assert.equal(parts.length, Math.ceil(size / (32 * 1024)));
+    assert.ok(Buffer.concat(parts).equals(data), `size ${size}`);
+  }
+  // The same bytes as the one-block encoder, block by block.
+  const small = Buffer.from('abcdefghij');
+  assert.deepEqual(
+    encodeDlDataBlocks(small, 4),
+    Buffer.concat([
+      encodeDlDataBlock(small.subarray(0, 4)),
+      encodeDlDataBlock(small.subarray(4, 8)),
+      encodeDlDataBlock(small.subarray(8)),
+    ]),
+  );
+  assert.equal(encodeDlDataBlocks(Buffer.alloc(0)).length, 0);
+  assert.throws(() => encodeDlDataBlocks(small, 0), code('USAGE'));
 });
