@@ -360,25 +360,13 @@ export class PlistConnection {
     opts: TlsClientOptions,
     mode: { downgradable?: boolean } = {},
   ): Promise<void> {
-    if (mode.downgradable === false && this.raw instanceof net.Socket) {
-      const direct = this.directTlsTransport();
-      if (direct) {
-        const socket = tls.connect({
-          socket: direct,
-          cert: opts.cert,
-          key: opts.key,
-          rejectUnauthorized: false,
-          minVersion: TLS_MIN_VERSION,
-          ciphers: TLS_CIPHERS,
-        });
-        await this.handshake(socket, 'secureConnect');
-        this.adopt(socket, undefined);
-        return;
-      }
-    }
-    const tap = this.plugTap();
+    const direct =
+      mode.downgradable === false && this.raw instanceof net.Socket
+        ? this.directTlsTransport()
+        : undefined;
+    const tap = direct ? undefined : this.plugTap();
     const socket = tls.connect({
-      socket: tap,
+      socket: direct ?? tap,
       cert: opts.cert,
       key: opts.key,
       rejectUnauthorized: false,

@@ -428,12 +428,17 @@ async function uploadOne(peer: PlistConnection, hostPath: string): Promise<numbe
   return r.type === 'StatusResponse' ? r.code : NaN;
 }
 
+/** Planted before a run: a real folder `C` whose child `B` is a symlink to a folder outside. */
+async function plantLinkedFolder(dir: string): Promise<string> {
+  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  await fsp.mkdir(path.join(dir, 'C'));
+  await fsp.symlink(outside, path.join(dir, 'C', 'B'));
+  return outside;
+}
+
 test('a folder the host already checked is checked again once a remove or move touched it', async () => {
   const t = await newTarget();
-  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
-  // Planted before the run: a real folder C whose child B is a symlink pointing outside.
-  await fsp.mkdir(path.join(t.dir, 'C'));
-  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
+  const outside = await plantLinkedFolder(t.dir);
   const { end, host } = await session(t, async (peer) => {
     assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
     // Two uploads into A/B: the second finds A and A/B already checked.
@@ -452,9 +457,7 @@ test('a folder the host already checked is checked again once a remove or move t
 
 test('a checked folder replaced by one move (folder over folder) is checked again', async () => {
   const t = await newTarget();
-  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
-  await fsp.mkdir(path.join(t.dir, 'C'));
-  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
+  const outside = await plantLinkedFolder(t.dir);
   const { end, host } = await session(t, async (peer) => {
     assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
     assert.equal(await uploadOne(peer, `${UDID}/A/B/one`), 0);
@@ -500,10 +503,8 @@ test('large blocks written behind: a device error after them leaves no file, the
 
 test('a file moved onto a checked folder or onto a link: the folder is re-checked, the link replaced', async () => {
   const t = await newTarget();
-  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  const outside = await plantLinkedFolder(t.dir);
   await fsp.writeFile(path.join(outside, 'secret'), 'keep');
-  await fsp.mkdir(path.join(t.dir, 'C'));
-  await fsp.symlink(outside, path.join(t.dir, 'C', 'B'));
   await fsp.symlink(path.join(outside, 'secret'), path.join(t.dir, 'link'));
   const { end, host } = await session(t, async (peer) => {
     assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);

@@ -149,16 +149,10 @@ export class ManifestCache {
       const cached = db.prepare(`SELECT ${manifestRowColumns()} FROM cache.Files WHERE fileID = ?`);
       // Rows of the cache the host has unchanged, for the (few) candidates: read now, while the
       // file is open and the cache cannot change.
-      const fromCache = new Map<string, ManifestRow>();
-      for (const key of c.changed) {
-        if (hostRows.has(key) || missing.has(key)) continue;
-        const [domain, relativePath] = key.split('\u0000') as [string, string];
-        const raw = cached.get(fileIdFor(domain, relativePath)) as
-          Record<string, unknown> | undefined;
-        if (!raw) continue;
-        const row = decodeManifestRow(raw);
-        if (isManifestRow(row)) fromCache.set(key, row);
-      }
+      const fromCache = cachedRows(
+        cached,
+        [...c.changed].filter((key) => !hostRows.has(key) && !missing.has(key)),
+      );
       return {
         candidates,
         previousRow: (key) => hostRows.get(key) ?? fromCache.get(key),
@@ -175,15 +169,7 @@ export class ManifestCache {
     const db = openManifestDb(this.dbFile);
     try {
       const cached = db.prepare(`SELECT ${manifestRowColumns()} FROM Files WHERE fileID = ?`);
-      const fromCache = new Map<string, ManifestRow>();
-      for (const key of changed) {
-        const [domain, relativePath] = key.split('\u0000') as [string, string];
-        const raw = cached.get(fileIdFor(domain, relativePath)) as
-          Record<string, unknown> | undefined;
-        if (!raw) continue;
-        const row = decodeManifestRow(raw);
-        if (isManifestRow(row)) fromCache.set(key, row);
-      }
+      const fromCache = cachedRows(cached, changed);
       return {
         candidates: new Set(changed),
         previousRow: (key) => fromCache.get(key),
@@ -282,4 +268,21 @@ export async function sameBytes(a: string, b: string): Promise<boolean> {
     await fa?.close();
     await fb?.close();
   }
+}
+
+/** The cache's rows for these `domain\0relativePath` keys (a statement selecting by fileID). */
+function cachedRows(
+  byFileId: Database.Statement,
+  keys: Iterable<string>,
+): Map<string, ManifestRow> {
+  const rows = new Map<string, ManifestRow>();
+  for (const key of keys) {
+    const [domain, relativePath] = key.split('\u0000') as [string, string];
+    const raw = byFileId.get(fileIdFor(domain, relativePath)) as
+      Record<string, unknown> | undefined;
+    if (!raw) continue;
+    const row = decodeManifestRow(raw);
+    if (isManifestRow(row)) rows.set(key, row);
+  }
+  return rows;
 }
