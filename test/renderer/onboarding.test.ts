@@ -317,7 +317,8 @@ describe(
       assert.equal(await box.isChecked(), false);
       await box.check();
       await until('Wi-Fi on again', async () => (await simStatus()).wifiConnections);
-      assert.equal((await device()).wifiBackups, true);
+      // The device takes the value before the agent has recorded its answer: wait for both, as above.
+      await until('Wi-Fi on in the status', async () => (await device()).wifiBackups === true);
       await enabled('.settings-page [data-setting="wifi"]');
 
       // Unplugged: the agent refuses; the box returns to what the device has, with the reason.
