@@ -7,11 +7,26 @@
  * new inode), saving a rename per file; that only happens in a staging folder, which nothing reads
  * before the verify has checked every file's size and digest.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { FileIdentity } from './received-digests';
+
+/** Takes the SHA-1 of what a TempFile writes (ReceivedDigests.sink). */
+export interface FileSha1 {
+  /** Every block written, in order; a promise asks the writer to wait before the next one. */
+  update(data: Buffer): Promise<void> | undefined;
+  /** Committed: `file` is what fstat said of it after the last write. */
+  committed(file: FileIdentity): void;
+  /** Not kept. */
+  discarded(): void;
+}
+
+export interface TempFileOptions {
+  /** Where the file's bytes are hashed (see ReceivedDigests). */
+  sha1?: FileSha1;
+}
 
 /** Names of our in-progress files; hidden from the device's directory listings. */
 export const TEMP_FILE_PREFIX = '.mooring-tmp-';
@@ -45,29 +60,25 @@ export class TempFile {
   /** A large block's write still running in the thread pool (append). */
   private behind: Promise<void> | undefined;
 
-  /** The file's SHA-1 and identity once committed (besideSync with `hash`). */
-  private received: { file: FileIdentity; sha1: Buffer } | undefined;
-
   private constructor(
     readonly path: string,
     readonly finalPath: string,
     private readonly fd: number,
-    private readonly hash: Hash | undefined,
+    private readonly sha1: FileSha1 | undefined,
   ) {}
 
   static async beside(finalPath: string): Promise<TempFile> {
     return TempFile.besideSync(finalPath);
   }
 
-  /** `hash`: take the SHA-1 of what is written (see `receivedDigest`). */
-  static besideSync(finalPath: string, opts: { hash?: boolean } = {}): TempFile {
+  static besideSync(finalPath: string, opts: TempFileOptions = {}): TempFile {
     const tempPath = path.join(
       path.dirname(finalPath),
       `${TEMP_FILE_PREFIX}${TEMP_NAME_RUN}${(tempNameCounter++).toString(36)}`,
     );
     // 'wx' = O_CREAT|O_EXCL: fails rather than reuse anything that already exists.
     const fd = fs.openSync(tempPath, 'wx', 0o644);
-    return new TempFile(tempPath, finalPath, fd, opts.hash ? createHash('sha1') : undefined);
+    return new TempFile(tempPath, finalPath, fd, opts.sha1);
   }
 
   /**
@@ -76,7 +87,7 @@ export class TempFile {
    * older snapshot's file, an earlier upload, a folder). For a staging folder only: until the
    * commit, `finalPath` holds a partial file (see THE RULE).
    */
-  static freshSync(finalPath: string, opts: { hash?: boolean } = {}): TempFile {
+  static freshSync(finalPath: string, opts: TempFileOptions = {}): TempFile {
     let fd: number;
     try {
       fd = fs.openSync(finalPath, 'wx', 0o644);
@@ -84,12 +95,12 @@ export class TempFile {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       return TempFile.besideSync(finalPath, opts);
     }
-    return new TempFile(finalPath, finalPath, fd, opts.hash ? createHash('sha1') : undefined);
+    return new TempFile(finalPath, finalPath, fd, opts.sha1);
   }
 
   /** Writes all of `data` (awaited, so the caller's reads wait for the disk: backpressure). */
   async write(data: Buffer): Promise<void> {
-    this.hash?.update(data);
+    const hashing = this.sha1?.update(data);
     let off = 0;
     while (off < data.length) {
       const n = data.length - off;
@@ -98,6 +109,7 @@ export class TempFile {
           ? fs.writeSync(this.fd, data, off, n)
           : (await writeAsync(this.fd, data, off, n)).bytesWritten;
     }
+    if (hashing) await hashing;
   }
 
   /**
@@ -109,10 +121,7 @@ export class TempFile {
    */
   append(data: Buffer): Promise<void> | undefined {
     if (this.behind) return this.flush().then(() => this.append(data));
-    if (data.length <= SYNC_WRITE_MAX_BYTES) {
-      this.writeSync(data);
-      return undefined;
-    }
+    if (data.length <= SYNC_WRITE_MAX_BYTES) return this.writeSync(data);
     const p = this.write(data);
     p.catch(() => undefined); // observed by flush()
     this.behind = p;
@@ -130,11 +139,15 @@ export class TempFile {
     }
   }
 
-  /** write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. */
-  writeSync(data: Buffer): void {
-    this.hash?.update(data);
+  /**
+   * write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. A promise when the hashing
+   * asks to wait before the next block.
+   */
+  writeSync(data: Buffer): Promise<void> | undefined {
+    const hashing = this.sha1?.update(data);
     let off = 0;
     while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
+    return hashing;
   }
 
   /** Closes and renames over the final name (replacing a file there, never writing into it). */
@@ -151,11 +164,12 @@ export class TempFile {
     this.finished = true;
     try {
       // After the last write, before the rename: the rename keeps inode, size and mtime.
-      const st = this.hash ? fs.fstatSync(this.fd) : undefined;
+      const st = this.sha1 ? fs.fstatSync(this.fd) : undefined;
       this.close();
       if (this.path !== this.finalPath) fs.renameSync(this.path, this.finalPath);
-      if (st && this.hash) this.received = { file: st, sha1: this.hash.digest() };
+      if (st) this.sha1?.committed(st);
     } catch (e) {
+      this.sha1?.discarded();
       try {
         fs.rmSync(this.path, { force: true });
       } catch {
@@ -165,15 +179,11 @@ export class TempFile {
     }
   }
 
-  /** After a commit of a file made with `hash`: its SHA-1, and what fstat said of it. */
-  get receivedDigest(): { file: FileIdentity; sha1: Buffer } | undefined {
-    return this.received;
-  }
-
   /** Closes and deletes the temp file; never throws. */
   async discard(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.sha1?.discarded();
     // Never close the fd under a running write: the number could be reused by the next open.
     await this.behind?.catch(() => undefined);
     this.behind = undefined;

@@ -163,9 +163,10 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     let sink: TempFile | undefined;
     let error: DlErrorStatus | undefined;
     try {
-      sink = TempFile.freshSync(ctx.confiner.resolveForReplace(hostRelative), {
-        hash: ctx.received !== undefined,
-      });
+      sink = TempFile.freshSync(
+        ctx.confiner.resolveForReplace(hostRelative),
+        ctx.received ? { sha1: ctx.received.sink() } : {},
+      );
     } catch (e) {
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
@@ -246,8 +247,6 @@ async function receiveBlocks(
     } catch (e) {
       return { kind: 'host-error', error: dlStatusForError(e) };
     }
-    const digest = sink.receivedDigest;
-    if (digest) ctx.received?.record(digest.file, digest.sha1);
     ctx.onFileReceived();
     return { kind: 'committed' };
   }

@@ -8,32 +8,62 @@
  * inode freed by a remove can be reused by a later file; one of ours gets its own entry, and a
  * copy (the only other way files appear under the backup folder during a run) forgets them all.
  *
+ * The hashing itself runs on a worker thread (sha1-off-thread.ts): a digest is recorded some time
+ * after its file is committed, always in the order the files were committed, and `settle` waits
+ * for the last one before the verify.
+ *
  * A phone has hundreds of thousands of files: each costs one Map entry (inode → slot) and a
  * 48-byte slot in shared chunks, not a key string and a Buffer object of its own.
  */
 import type { Stats } from 'node:fs';
+import type { FileSha1 } from './atomic-file';
+import { OffThreadSha1 } from './sha1-off-thread';
 
 export type FileIdentity = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
 
-const SLOT_BYTES = 48; // SHA-1 (20), padding (4), size, mtimeMs, dev (8 each, as doubles)
+// SHA-1 (20), whether it has come (1 byte), padding (3), size, mtimeMs, dev (8 each, as doubles)
+const SLOT_BYTES = 48;
+const HAS_DIGEST = 20;
 const SLOTS_PER_CHUNK = 8192;
 
 export class ReceivedDigests {
   private readonly slotOf = new Map<number, number>();
   private readonly chunks: Buffer[] = [];
   private used = 0;
+  /** Slots waiting for their digest, in the order their files were committed (-1: forgotten). */
+  private pending: number[] = [];
+  private pendingHead = 0;
+  private readonly hasher: OffThreadSha1;
 
+  /** `workerName`: see OffThreadSha1. */
+  constructor(opts: { workerName?: string } = {}) {
+    this.hasher = new OffThreadSha1(
+      { onDigest: (sha1) => this.arrived(sha1), onLost: () => this.lost() },
+      opts.workerName,
+    );
+  }
+
+  /** Hashing for one file about to be written; its digest is recorded once it is committed. */
+  sink(): FileSha1 {
+    return new ReceivingFile(this, this.hasher, this.hasher.begin());
+  }
+
+  /** Every committed file's digest has come (or is known lost). */
+  async settle(): Promise<void> {
+    await this.hasher.settle();
+  }
+
+  /** settle(), then stops the hashing thread (it starts again if more files come). */
+  async close(): Promise<void> {
+    await this.hasher.settle();
+    await this.hasher.close();
+  }
+
+  /** A digest taken elsewhere. */
   record(file: FileIdentity, sha1: Buffer): void {
-    let slot = this.slotOf.get(file.ino);
-    if (slot === undefined) {
-      slot = this.used++;
-      this.slotOf.set(file.ino, slot);
-    }
-    const [chunk, off] = this.place(slot, true);
+    const [chunk, off] = this.place(this.reserve(file), false);
     sha1.copy(chunk, off, 0, 20);
-    chunk.writeDoubleLE(file.size, off + 24);
-    chunk.writeDoubleLE(file.mtimeMs, off + 32);
-    chunk.writeDoubleLE(file.dev, off + 40);
+    chunk[off + HAS_DIGEST] = 1;
   }
 
   /** The SHA-1 taken while receiving the file lstat describes as `st`, if it is one of ours. */
@@ -42,6 +72,7 @@ export class ReceivedDigests {
     if (slot === undefined) return undefined;
     const [chunk, off] = this.place(slot, false);
     if (
+      chunk[off + HAS_DIGEST] !== 1 ||
       chunk.readDoubleLE(off + 24) !== st.size ||
       chunk.readDoubleLE(off + 32) !== st.mtimeMs ||
       chunk.readDoubleLE(off + 40) !== st.dev
@@ -51,6 +82,8 @@ export class ReceivedDigests {
   }
 
   forgetAll(): void {
+    // Digests still on their way belong to files that may no longer be what they were.
+    for (let i = this.pendingHead; i < this.pending.length; i++) this.pending[i] = -1;
     this.slotOf.clear();
     this.chunks.length = 0;
     this.used = 0;
@@ -60,10 +93,69 @@ export class ReceivedDigests {
     return this.slotOf.size;
   }
 
+  /** @internal ReceivingFile: a committed file waits for its digest. */
+  _committed(file: FileIdentity, id: number): void {
+    const slot = this.reserve(file);
+    if (this.hasher.end(id)) this.pending.push(slot);
+  }
+
+  /**
+   * A new slot for `file`, always: an inode used again by a later file of ours points to the
+   * later slot, and a digest still coming for the earlier file lands in the earlier one.
+   */
+  private reserve(file: FileIdentity): number {
+    const slot = this.used++;
+    this.slotOf.set(file.ino, slot);
+    const [chunk, off] = this.place(slot, true);
+    chunk[off + HAS_DIGEST] = 0;
+    chunk.writeDoubleLE(file.size, off + 24);
+    chunk.writeDoubleLE(file.mtimeMs, off + 32);
+    chunk.writeDoubleLE(file.dev, off + 40);
+    return slot;
+  }
+
+  private arrived(sha1: Buffer): void {
+    const slot = this.pending[this.pendingHead++];
+    if (this.pendingHead > 4096 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    if (slot === undefined || slot < 0) return;
+    const [chunk, off] = this.place(slot, false);
+    sha1.copy(chunk, off, 0, 20);
+    chunk[off + HAS_DIGEST] = 1;
+  }
+
+  private lost(): void {
+    this.pending = [];
+    this.pendingHead = 0;
+  }
+
   private place(slot: number, grow: boolean): [Buffer, number] {
     const i = Math.floor(slot / SLOTS_PER_CHUNK);
     if (grow && i === this.chunks.length)
       this.chunks.push(Buffer.alloc(SLOTS_PER_CHUNK * SLOT_BYTES));
     return [this.chunks[i]!, (slot % SLOTS_PER_CHUNK) * SLOT_BYTES];
+  }
+}
+
+/** One file's hashing, as TempFile sees it. */
+class ReceivingFile implements FileSha1 {
+  constructor(
+    private readonly owner: ReceivedDigests,
+    private readonly hasher: OffThreadSha1,
+    private readonly id: number,
+  ) {}
+
+  update(data: Buffer): Promise<void> | undefined {
+    return this.hasher.update(this.id, data);
+  }
+
+  committed(file: FileIdentity): void {
+    this.owner._committed(file, this.id);
+  }
+
+  discarded(): void {
+    this.hasher.drop(this.id);
   }
 }

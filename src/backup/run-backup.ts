@@ -153,6 +153,8 @@ class BackupRun {
       this.o.signal?.removeEventListener('abort', onAbort);
       clearTimeout(this.passcodeTimer);
       await this.cleanUp();
+      // The last files' digests, taken on a worker thread while we said goodbye; the verify next.
+      await this.o.received?.close();
     }
   }
 

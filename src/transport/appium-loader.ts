@@ -1,9 +1,10 @@
 /**
- * Loads appium-ios-device's usbmux module (D2) without paying for the parts of @appium/support
- * it never uses. That package's index requires every helper up front: zip (archiver), mjpeg,
- * image-util and net (axios) alone are ~0.4 s of every `mooring backup`'s start-up here. While
- * the usbmux module loads, the index gets stand-ins for those four that load the real module on
- * first use — deferred, not removed, so anything that does use them still works.
+ * Loads appium-ios-device's usbmux module (D2) without paying for the parts it never uses.
+ * @appium/support's index requires every helper up front (zip with archiver, mjpeg, image-util,
+ * net with axios, npm, doctor…), and appium-ios-device's utilities require its developer-image
+ * lister (axios again): ~0.5 s of every `mooring backup`'s start-up here. While the usbmux module
+ * loads, those requires get stand-ins that load the real module on first use — deferred, not
+ * removed, so anything that does use them still works.
  */
 import Module from 'node:module';
 
@@ -15,9 +16,32 @@ export const DEFERRED_SUPPORT_MODULES: ReadonlySet<string> = new Set([
   './mjpeg',
   './image-util',
   './net',
+  './console',
+  './doctor',
+  './env',
+  './node',
+  './npm',
+  './process',
+  './system',
+  './tempdir',
+  './timing',
 ]);
 
-const SUPPORT_INDEX = /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/;
+/** Requires deferred, by the module that makes them. */
+const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }> = [
+  {
+    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
+    requests: DEFERRED_SUPPORT_MODULES,
+  },
+  {
+    parent: /[\\/]appium-ios-device[\\/]build[\\/]lib[\\/]utilities\.js$/,
+    requests: new Set(['./imagemounter/utils/list_developer_image']),
+  },
+];
+
+function isDeferred(request: string, parentFile: string): boolean {
+  return DEFERRED.some((d) => d.requests.has(request) && d.parent.test(parentFile));
+}
 
 type LoadFn = (
   request: string,
@@ -35,7 +59,7 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
   const original = moduleInternals._load;
   if (typeof original === 'function') {
     moduleInternals._load = function (request, parent, isMain) {
-      if (DEFERRED_SUPPORT_MODULES.has(request) && SUPPORT_INDEX.test(parent?.filename ?? '')) {
+      if (isDeferred(request, parent?.filename ?? '')) {
         return deferred(() => original.call(Module, request, parent, isMain));
       }
       return original.call(Module, request, parent, isMain);
@@ -52,8 +76,8 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
 }
 
 /**
- * A module namespace that loads on first touch. `__esModule` is answered without loading (the
- * four are compiled ES modules), so the index's `__importStar` takes the stand-in as it is.
+ * A module namespace that loads on first touch. `__esModule` is answered without loading (all
+ * are compiled ES modules), so an `__importStar` takes the stand-in as it is.
  */
 function deferred(load: () => unknown): object {
   let real: object | undefined;

@@ -26,7 +26,7 @@ const FILES = ENTRIES.filter((e) => (e.type ?? 'file') === 'file');
 const payload = (dir: string, e: FakeEntry): string =>
   path.join(dir, payloadRelPath(fileIdFor(e.domain, e.relativePath)));
 
-/** A backup whose payloads were all "received": rewritten through TempFile with `hash`. */
+/** A backup whose payloads were all "received": rewritten through TempFile with a ReceivedDigests sink. */
 async function receivedBackup(): Promise<{ dir: string; received: ReceivedDigests }> {
   const dir = path.join(tmp(), UDID);
   await writeBackup(dir, ENTRIES);
@@ -34,11 +34,11 @@ async function receivedBackup(): Promise<{ dir: string; received: ReceivedDigest
   for (const e of FILES) {
     const file = payload(dir, e);
     const bytes = await fsp.readFile(file);
-    const t = TempFile.besideSync(file, { hash: true });
+    const t = TempFile.besideSync(file, { sha1: received.sink() });
     t.writeSync(bytes);
     await t.commit();
-    received.record(t.receivedDigest!.file, t.receivedDigest!.sha1);
   }
+  await received.close();
   return { dir, received };
 }
 

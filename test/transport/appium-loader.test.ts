@@ -16,31 +16,48 @@ function fresh(body: string): Record<string, unknown> {
 
 const LOADED = `(name) => Object.keys(require.cache).some((f) => f.includes('/node_modules/' + name + '/'))`;
 
-test('the usbmux module loads without zip (archiver), mjpeg, image-util, net; they load when used', () => {
+test('the usbmux module loads without zip (archiver), mjpeg, image-util, net, npm, doctor, env, the image lister (axios); they load when used', () => {
   const r = fresh(`
     const loaded = ${LOADED};
     const { loadAppiumUsbmux } = require('./src/transport/appium-loader');
     const mux = loadAppiumUsbmux();
     const sub = (n) => Object.keys(require.cache).some((f) => f.endsWith('/@appium/support/build/lib/' + n + '.js'));
-    const state = () => ({ archiver: loaded('archiver'), zip: sub('zip'), mjpeg: sub('mjpeg'), imageUtil: sub('image-util'), net: sub('net') });
+    const lister = () => Object.keys(require.cache).some((f) => f.endsWith('/imagemounter/utils/list_developer_image.js'));
+    const state = () => ({ archiver: loaded('archiver'), axios: loaded('axios'), zip: sub('zip'), mjpeg: sub('mjpeg'), imageUtil: sub('image-util'), net: sub('net'), npm: sub('npm'), doctor: sub('doctor'), env: sub('env'), lister: lister() });
     const before = state();
     const support = require('@appium/support');
     const zipFn = typeof support.zip.toInMemoryZip;
     const netFn = typeof support.net.downloadFile;
-    const keys = Object.keys(support.mjpeg).length + Object.keys(support.imageUtil).length;
+    const keys = Object.keys(support.mjpeg).length + Object.keys(support.imageUtil).length + Object.keys(support.doctor).length + Object.keys(support.env).length;
+    const npm = typeof support.npm;
     console.log(JSON.stringify({
       usbmux: typeof mux.Usbmux, same: loadAppiumUsbmux() === mux, before,
-      after: state(), zipFn, netFn, keys,
+      after: state(), zipFn, netFn, keys, npm,
     }));
   `);
   assert.equal(r.usbmux, 'function');
   assert.equal(r.same, true);
-  const none = { archiver: false, zip: false, mjpeg: false, imageUtil: false, net: false };
+  const none = {
+    archiver: false,
+    axios: false,
+    zip: false,
+    mjpeg: false,
+    imageUtil: false,
+    net: false,
+    npm: false,
+    doctor: false,
+    env: false,
+    lister: false,
+  };
   assert.deepEqual(r.before, none);
   assert.equal(r.zipFn, 'function');
   assert.equal(r.netFn, 'function');
+  assert.equal(r.npm, 'object');
   assert.ok((r.keys as number) > 0);
-  assert.deepEqual(r.after, { archiver: true, zip: true, mjpeg: true, imageUtil: true, net: true });
+  // The image lister is only reached through a download of a developer image, which a test
+  // cannot make; its stand-in is the same as the others'.
+  const all = Object.fromEntries(Object.keys(none).map((k) => [k, k !== 'lister']));
+  assert.deepEqual(r.after, all);
 });
 
 test('the module loader is left as it was, and other requires are untouched', () => {

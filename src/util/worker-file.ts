@@ -1,0 +1,29 @@
+/**
+ * Starts a worker thread on a `*.worker` module that sits next to the calling module.
+ *
+ * Two things stand between a module's path and a Worker:
+ * - Under the tests the sources run as TypeScript through tsx, whose hooks do not reach worker
+ *   threads, so a `.ts` worker registers tsx itself first (tsx is a dev dependency; a build runs
+ *   `.js` and never gets there).
+ * - In the packaged desktop app the code lives in app.asar, which a worker may not be able to
+ *   load; electron-builder.yml unpacks `*.worker.js` next to it (app.asar.unpacked). A worker
+ *   module therefore imports nothing but Node's own modules.
+ */
+import path from 'node:path';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/**
+ * `callerFile` is the caller's `__filename` (its extension says whether we run built code or
+ * TypeScript); `name` the worker's base name without extension, e.g. `sha1.worker`.
+ */
+export function startWorker(
+  callerFile: string,
+  name: string,
+  options: Pick<WorkerOptions, 'workerData' | 'resourceLimits'> = {},
+): Worker {
+  const ext = path.extname(callerFile);
+  let file = path.join(path.dirname(callerFile), `${name}${ext}`);
+  file = file.replace(`${path.sep}app.asar${path.sep}`, `${path.sep}app.asar.unpacked${path.sep}`);
+  const preload = ext === '.ts' ? `require(${JSON.stringify(require.resolve('tsx/cjs'))});` : '';
+  return new Worker(`${preload}require(${JSON.stringify(file)});`, { ...options, eval: true });
+}
