@@ -157,6 +157,18 @@ describe('electron-builder package (stand-in Electron)', () => {
     );
   });
 
+  it("unpacks the worker threads' modules beside app.asar, where util/worker-file starts them", () => {
+    const workers = [...files].filter((f) => /^\/dist\/.+\.worker\.js$/.test(f));
+    assert.ok(
+      workers.includes('/dist/store/link-tree.worker.js'),
+      `workers: ${workers.join(', ')}`,
+    );
+    for (const f of workers) {
+      const unpacked = path.join(tmp, 'out', 'linux-unpacked', 'resources', 'app.asar.unpacked', f);
+      assert.ok(existsSync(unpacked), `${f} unpacked`);
+    }
+  });
+
   it('leaves out the simulator, tests, benchmarks, sources and maps', () => {
     const out = [...files].filter(
       (f) =>
