@@ -81,6 +81,11 @@ export interface ConfinedEntry {
  * a run, and only a move, remove or copy can put something else where a checked folder was: the
  * caller calls `forgetAll()` before any of those touches a folder (`touchesFolders`). Creating
  * folders and files never creates links (THE RULE).
+ *
+ * Change tracking (BackupTarget.trackChanges): every resolution is taken as an intent to change
+ * the path and is reported to the target before it is returned (a refused path is not), except
+ * `resolveForRead` (listings, sources of copies) and `resolveForMkdir` of a folder that already
+ * exists. So an operation cannot change a path it did not report: it had to resolve it first.
  */
 export class PathConfiner {
   private realRoot: string | undefined;
@@ -88,9 +93,14 @@ export class PathConfiner {
   /** Host paths of folders checked during this run; with each, all its ancestors below root. */
   private readonly knownDirs = new Set<string>();
 
-  constructor(readonly target: BackupTarget) {}
+  /** The target's change recorder, if it keeps one. */
+  private readonly willChange: ((devicePath: string) => void) | undefined;
 
-  /** The host path for `devicePath`, or UNSAFE_PATH (detail: the device path). */
+  constructor(readonly target: BackupTarget) {
+    this.willChange = target.trackChanges?.();
+  }
+
+  /** The host path for `devicePath` (to be changed), or UNSAFE_PATH (detail: the device path). */
   async resolve(devicePath: string): Promise<string> {
     return this.resolveEntry(devicePath).path;
   }
@@ -98,6 +108,19 @@ export class PathConfiner {
   /** resolve(), synchronously (throws instead of rejecting). */
   resolveSync(devicePath: string): string {
     return this.resolveEntry(devicePath).path;
+  }
+
+  /** resolveEntry() for a path only read (listed, sent, copied from): not reported as changed. */
+  resolveForRead(devicePath: string): ConfinedEntry {
+    const segments = devicePathSegments(this.target.udid, devicePath);
+    return this.locate(devicePath, segments);
+  }
+
+  /** resolveEntry() for mkdir -p: an existing folder stays as it is, so it is not reported. */
+  resolveForMkdir(devicePath: string): ConfinedEntry {
+    const entry = this.resolveForRead(devicePath);
+    if (entry.kind !== 'dir') this.willChange?.(devicePath);
+    return entry;
   }
 
   /**
@@ -114,14 +137,27 @@ export class PathConfiner {
       this.deviceDir ??= path.join(this.target.root, this.target.udid);
       let parent = this.deviceDir;
       for (let i = 1; i < n - 1; i++) parent += path.sep + segments[i]!;
-      if (this.knownDirs.has(parent)) return parent + path.sep + segments[n - 1]!;
+      if (this.knownDirs.has(parent)) {
+        this.willChange?.(devicePath);
+        return parent + path.sep + segments[n - 1]!;
+      }
     }
     return this.resolveEntry(devicePath).path;
   }
 
-  /** resolveSync(), and what the path names now (a move or remove uses it: `touchesFolders`). */
+  /**
+   * resolveSync(), and what the path names now (a move or remove uses it: `touchesFolders`).
+   * Reported as changed.
+   */
   resolveEntry(devicePath: string): ConfinedEntry {
     const segments = devicePathSegments(this.target.udid, devicePath);
+    const entry = this.locate(devicePath, segments);
+    this.willChange?.(devicePath);
+    return entry;
+  }
+
+  /** The filesystem checks of a lexically checked path. */
+  private locate(devicePath: string, segments: string[]): ConfinedEntry {
     this.realRoot ??= realpathSync.native(this.target.root);
     this.deviceDir ??= path.join(this.target.root, this.target.udid);
     // Segments are lexically clean (no separators, "." or ".."), so concatenation gives what

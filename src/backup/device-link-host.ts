@@ -179,8 +179,17 @@ export class DeviceLinkHost {
     return this.resolveEntry(devicePath).path;
   }
 
-  private resolveEntry(devicePath: string): ConfinedEntry {
+  /**
+   * `intent` says how the path is resolved (confine.ts): to change it (reported to a target that
+   * tracks changes), only to read it, or for mkdir -p.
+   */
+  private resolveEntry(
+    devicePath: string,
+    intent: 'change' | 'read' | 'mkdir' = 'change',
+  ): ConfinedEntry {
     try {
+      if (intent === 'read') return this.confiner.resolveForRead(devicePath);
+      if (intent === 'mkdir') return this.confiner.resolveForMkdir(devicePath);
       return this.confiner.resolveEntry(devicePath);
     } catch (e) {
       if (e instanceof MooringError && e.code === 'UNSAFE_PATH') this.refused(devicePath, e);
@@ -240,7 +249,7 @@ export class DeviceLinkHost {
   ): Promise<undefined> {
     let listing: PlistDict;
     try {
-      listing = await listDirectory(await this.resolve(m.path));
+      listing = await listDirectory(this.resolveEntry(m.path, 'read').path);
     } catch (e) {
       await this.replyError(dlStatusForError(e));
       return undefined;
@@ -253,7 +262,7 @@ export class DeviceLinkHost {
     m: Extract<DeviceDlMessage, { type: 'CreateDirectory' }>,
   ): Promise<undefined> {
     try {
-      await createDirectory(this.confiner.target.root, await this.resolve(m.path));
+      await createDirectory(this.confiner.target.root, this.resolveEntry(m.path, 'mkdir').path);
     } catch (e) {
       await this.replyError(dlStatusForError(e));
       return undefined;
@@ -312,7 +321,7 @@ export class DeviceLinkHost {
 
   private async copyItem(m: Extract<DeviceDlMessage, { type: 'CopyItem' }>): Promise<undefined> {
     try {
-      const source = await this.resolve(m.source);
+      const source = this.resolveEntry(m.source, 'read').path;
       const dest = await this.resolve(m.destination);
       this.confiner.forgetAll(); // it replaces whatever is at dest, folders included
       // Its new files may reuse inodes of removed ones we hashed while receiving.

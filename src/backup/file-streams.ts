@@ -65,9 +65,12 @@ export async function sendFilesToDevice(
     await ctx.send(encodeDlPath(devicePath));
     let error: DlErrorStatus | undefined;
     try {
-      const hostPath = await ctx.confiner.resolve(devicePath).catch((e: unknown) => {
+      let hostPath: string;
+      try {
+        hostPath = ctx.confiner.resolveForRead(devicePath).path; // sent, not changed
+      } catch (e) {
         throw isMooringError(e, 'UNSAFE_PATH') ? e : new LocalFileError(e); // e.g. EACCES on lstat
-      });
+      }
       await sendOneFile(ctx, hostPath);
     } catch (e) {
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(devicePath, e);

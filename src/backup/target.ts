@@ -8,4 +8,11 @@ export interface BackupTarget {
   readonly udid: string;
   /** Directory the device's relative paths resolve against; it contains `<udid>/`. Only `<udid>/...` paths are allowed. */
   readonly root: string;
+  /**
+   * A target that keeps account of what the engine changes in it (the store's staging, whose
+   * verify then re-checks only that) hands out a recorder. Every PathConfiner on the target asks
+   * for it and calls it with a confined device path (`<udid>/…`) BEFORE anything there is
+   * written, removed, moved away or onto, copied onto or created: that path and all below it.
+   */
+  trackChanges?(): (devicePath: string) => void;
 }

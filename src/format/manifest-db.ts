@@ -240,6 +240,8 @@ export interface IterateManifestOptions {
   onInvalid?: (p: ManifestRowProblem) => void;
   /** iterateManifestDbAgainst: told once whether the base could be attached and compared. */
   onBase?: (attached: boolean) => void;
+  /** iterateManifestDb: only the rows of these rowids (compareManifestDbRows). */
+  rowids?: readonly number[];
 }
 
 /**
@@ -305,6 +307,65 @@ function attachBase(db: Database.Database, baseFile: string): Database.Statement
   }
 }
 
+/** One row as compareManifestDbRows sees it: rowid, fileID (unchecked), flags, and whether it is identical to the base's. */
+export type ComparedRow = [rowid: number, fileId: unknown, flags: unknown, same: boolean];
+
+/**
+ * Every row of `file` compared with the row of the same fileID in `baseFile` (a verified
+ * Manifest.db), inside SQLite: only the rowid, fileID, flags and the verdict reach JavaScript —
+ * an MBFile never does. Rows that differ are read afterwards by rowid (iterateManifestDb's
+ * `rowids`). Undefined when the base cannot be attached. The file is closed when the iteration
+ * ends or is abandoned; LIMIT and MALFORMED as iterateManifestDb.
+ */
+export function compareManifestDbRows(
+  file: string,
+  baseFile: string,
+  maxRows = MAX_MANIFEST_ROWS,
+): Generator<ComparedRow> | undefined {
+  const db = openManifestDb(file);
+  let stmt: Database.Statement;
+  try {
+    checkManifestShape(db, file, maxRows);
+    db.prepare('ATTACH DATABASE ? AS base').run(baseFile);
+    stmt = db.prepare(COMPARE_SELECT).raw(true);
+  } catch (e) {
+    db.close();
+    if (e instanceof MooringError) throw e;
+    return undefined;
+  }
+  return (function* (): Generator<ComparedRow> {
+    const it = stmt.iterate() as IterableIterator<unknown[]>;
+    try {
+      let n = 0;
+      while (true) {
+        let next: IteratorResult<unknown[]>;
+        try {
+          next = it.next();
+        } catch (cause) {
+          throw bad(file, `cannot be read: ${(cause as Error).message}`, cause);
+        }
+        if (next.done) break;
+        if (++n > maxRows)
+          throw new MooringError('LIMIT', `Manifest.db (${file}) lists more than ${maxRows} files`);
+        const [rowid, fileId, flags, same] = next.value;
+        yield [rowid as number, fileId, flags, same === 1];
+      }
+    } finally {
+      it.return?.();
+      db.close();
+    }
+  })();
+}
+
+/**
+ * compareManifestDbRows' query: SQLite builds an automatic index when the base has none on fileID.
+ * A NULL anywhere is not "the same". A base with a duplicated fileID would repeat a row; its
+ * verify refused it (checkManifestShape).
+ */
+const COMPARE_SELECT = `SELECT n.rowid, substr(n.fileID, 1, 41), n.flags,
+  coalesce(b.domain = n.domain AND b.relativePath = n.relativePath AND b.flags = n.flags
+  AND b.file = n.file, 0) FROM main.Files n LEFT JOIN base.Files b ON b.fileID = n.fileID`;
+
 /** The columns of KNOWN_SELECT, in order. */
 const KNOWN_COLUMNS = [
   'fileID',
@@ -354,8 +415,15 @@ function* iterateRows(
     const against =
       baseFile !== undefined && where === '' && order === '' ? attachBase(db, baseFile) : undefined;
     if (baseFile !== undefined) opts.onBase?.(against !== undefined);
-    const stmt = against ?? db.prepare(`SELECT ${MANIFEST_ROW_SELECT} FROM Files${where}${order}`);
-    const args = opts.domain !== undefined && !against ? [opts.domain] : [];
+    const only =
+      opts.rowids !== undefined
+        ? `${where === '' ? ' WHERE' : ' AND'} rowid IN (SELECT value FROM json_each(?))`
+        : '';
+    const stmt =
+      against ?? db.prepare(`SELECT ${MANIFEST_ROW_SELECT} FROM Files${where}${only}${order}`);
+    const args: unknown[] = [];
+    if (!against && opts.domain !== undefined) args.push(opts.domain);
+    if (!against && opts.rowids !== undefined) args.push(JSON.stringify(opts.rowids));
     it = stmt.iterate(...args) as IterableIterator<Record<string, unknown>>;
     let n = 0;
     let lastRow: unknown;

@@ -519,11 +519,22 @@ async function stagedBackup(
     return { ...outcome, message: error.message, error };
   }
   // H6: remember what was verified, for the next backup's plan (a lost record costs a full hash).
-  await recordStagingVerify(store.stateDir, outcome.snapshot.id, verifyPlan).catch(() => undefined);
+  await recordStagingVerify(
+    store.stateDir,
+    outcome.snapshot.id,
+    verifyPlan,
+    undefined,
+    report,
+  ).catch(() => undefined);
   outcome.ok = true;
   outcome.message =
     `Backup complete: ${result.filesReceived} files, ${formatBytes(result.bytesReceived)} received; ` +
-    `snapshot ${outcome.snapshot.id} verified (${report.files} files) in ${outcome.snapshot.path}`;
+    `snapshot ${outcome.snapshot.id} verified (${report.files} files` +
+    // D26: those the backup left as they were in the verified previous snapshot are not re-read.
+    (report.unchangedFiles
+      ? `, ${report.unchangedFiles} unchanged since the previous snapshot, not re-read`
+      : '') +
+    `) in ${outcome.snapshot.path}`;
   // H8b
   if (outcome.encryption?.opened) {
     outcome.message += `; encrypted, opens with the stored password (${outcome.encryption.decrypted} files decrypted)`;

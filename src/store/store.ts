@@ -48,6 +48,7 @@ import {
 } from './retention';
 import { stagedUsage, treeUsages, type VerifiedPayloads } from './usage';
 import { verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
+import { PayloadChangeRecord } from './payload-changes';
 import {
   diffBackups,
   extractFiles,
@@ -63,6 +64,8 @@ import {
 export interface BackupTargetLike {
   readonly udid: string;
   readonly root: string;
+  /** The engine reports what it changes (BackupTarget.trackChanges; Staging keeps a record). */
+  trackChanges?(): (devicePath: string) => void;
 }
 
 export interface SnapshotInfo {
@@ -151,6 +154,8 @@ const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 export class Staging implements BackupTargetLike {
   private state: 'open' | 'committed' | 'discarded' | 'failed' = 'open';
   private _verified: VerifiedPayloads | undefined;
+  /** What the engine changed since the links were made; none until an engine asks to track. */
+  private changes: PayloadChangeRecord | undefined;
   private linking: Promise<void> = Promise.resolve();
   private readonly stopLinking = new AbortController();
 
@@ -225,13 +230,31 @@ export class Staging implements BackupTargetLike {
   }
 
   /**
+   * BackupTarget.trackChanges: the engine (every PathConfiner on this folder) reports each path
+   * before it changes it. Without an engine asking, there is no record and the verify checks
+   * every payload.
+   */
+  trackChanges(): (devicePath: string) => void {
+    // Nothing to compare with (a first or fresh backup): every row is read anyway, keep no record.
+    if (this.baseDir === undefined) return () => undefined;
+    const record = (this.changes ??= new PayloadChangeRecord(this.udid));
+    return (devicePath) => record.note(devicePath);
+  }
+
+  /**
    * With `hashOnlyUnshared` (the snapshot it was staged from was verified), the rows of
-   * Manifest.db identical to that snapshot's are not decoded again (VerifyOptions.base).
+   * Manifest.db identical to that snapshot's are not decoded again (VerifyOptions.base); with
+   * `baseCheckedAt` too and the engine's record of what it changed, those whose payload it did
+   * not change are not read at all (VerifyOptions.changesSinceBase).
    */
   async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
     const withBase =
       opts.hashOnlyUnshared === true && opts.base === undefined && this.baseDir !== undefined
-        ? { ...opts, base: this.baseDir }
+        ? {
+            ...opts,
+            base: this.baseDir,
+            ...(this.changes && !this.changes.overflowed ? { changesSinceBase: this.changes } : {}),
+          }
         : opts;
     this._verified = undefined;
     const report = await verifyBackupFolder(this.backupDir, this.udid, withBase);

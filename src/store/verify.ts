@@ -13,7 +13,10 @@
  * verified snapshot it was staged from), Manifest.db rows identical to the base's are compared
  * inside SQLite and not decoded again: only their MBFile Size is read (mbFileSummary), so the
  * row work of an incremental follows what changed; a row that differs is decoded, validated and,
- * even when its payload is shared, hashed.
+ * even when its payload is shared, hashed. With `changesSinceBase` (the engine's record of the
+ * paths it changed in the staged folder) and `baseCheckedAt`, an identical row whose payload the
+ * engine did not touch is not even read: its payload is lstat'ed, and when it is still a regular
+ * file not modified since the base's verify checked it, that check stands (D26).
  */
 import { createHash } from 'node:crypto';
 import {
@@ -35,10 +38,12 @@ import {
   STATUS_PLIST,
 } from '../format/layout';
 import {
+  compareManifestDbRows,
   isKnownRow,
   iterateManifestDb,
   iterateManifestDbAgainst,
   MANIFEST_FLAG,
+  type IterateManifestOptions,
   type KnownManifestRow,
   type ManifestRow,
   type ManifestRowProblem,
@@ -49,6 +54,7 @@ import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
+import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
   | 'folder'
@@ -90,6 +96,14 @@ export interface VerifyReport {
   /** Manifest.db rows identical to the base's, not decoded again (VerifyOptions.base). */
   knownRows?: number;
   /**
+   * Of `files`, those identical to the base's whose payload neither this backup nor anything
+   * since the base's verify changed: their row not read, their payload only lstat'ed
+   * (VerifyOptions.changesSinceBase).
+   */
+  unchangedFiles?: number;
+  /** When the payload checks began (ISO; set when they ran): VerifyOptions.baseCheckedAt of the next. */
+  checkedAt?: string;
+  /**
    * Bytes of the listed payloads that have a single link (in no other snapshot); set when the
    * contents were checked. With `files` and `bytes` it is what a commit records (Staging.verify).
    */
@@ -122,6 +136,16 @@ export interface VerifyOptions {
    */
   base?: string;
   /**
+   * With `base`: the payloads the engine changed since the folder was linked from `base`
+   * (Staging's record). With `baseCheckedAt` too, a row identical to the base's whose payload is
+   * not among them is not read: its payload is still the very file (a hard link) the base's verify
+   * checked, size and digest, unless something outside Mooring changed it since — so it is
+   * lstat'ed, and checked in full if it is missing, no regular file, or modified since (D26).
+   */
+  changesSinceBase?: PayloadChanges;
+  /** When the base's verify began its payload checks (VerifyReport.checkedAt, epoch ms). */
+  baseCheckedAt?: number;
+  /**
    * SHA-1s taken while the files of this backup were received: a file found there (same inode,
    * size and mtime) is checked against its digest without being read back. The engine's
    * backup/received-digests fills one; the store sees only this lookup.
@@ -131,6 +155,8 @@ export interface VerifyOptions {
 }
 
 export const MAX_REPORTED_PROBLEMS = 10_000;
+/** Coarsest filesystem mtime granularity allowed for (FAT: 2 s), for D26's "modified since". */
+const MTIME_MARGIN_MS = 2_000;
 /** Payloads checked at once. */
 const CHECK_CONCURRENCY = 8;
 const HASH_CHUNK_BYTES = 1024 * 1024;
@@ -217,7 +243,15 @@ export async function verifyBackupFolder(
       opts.base !== undefined && opts.hashOnlyUnshared === true
         ? path.join(opts.base, MANIFEST_DB)
         : undefined;
-    await checkPayloads(dir, hashModeOf(opts), base, opts.received, report, add);
+    const unchanged =
+      base !== undefined &&
+      opts.changesSinceBase !== undefined &&
+      !opts.changesSinceBase.overflowed &&
+      opts.baseCheckedAt !== undefined &&
+      Number.isFinite(opts.baseCheckedAt)
+        ? { changes: opts.changesSinceBase, checkedAt: opts.baseCheckedAt }
+        : undefined;
+    await checkPayloads(dir, hashModeOf(opts), base, unchanged, opts.received, report, add);
   }
 
   try {
@@ -271,11 +305,13 @@ async function checkPayloads(
   dir: string,
   mode: HashMode,
   baseDb: string | undefined,
+  unchanged: { changes: PayloadChanges; checkedAt: number } | undefined,
   received: ReceivedDigestLookup | undefined,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
   const db = path.join(dir, MANIFEST_DB);
+  report.checkedAt = new Date().toISOString();
   // payloadPath without path.join's normalisation per file (a few µs × every row).
   const prefix = path.join(dir, '.') + path.sep;
   const payloadOf = (fileId: string): string => prefix + payloadRelPath(fileId);
@@ -296,8 +332,14 @@ async function checkPayloads(
     let digest: Buffer | undefined;
     let taken: Buffer | undefined;
     // Shared with the verified base by a hard link: its hash was checked then, unless its row
-    // differs from the base's (the base's verify does not vouch for a new digest).
-    if (mode === 'unshared' && st.nlink > 1 && (!baseCompared || isKnownRow(r)))
+    // differs from the base's (the base's verify does not vouch for a new digest). With the
+    // unchanged rows left out, a known row comes only when the engine changed its payload: the
+    // link may be another of the base's files now, so it is hashed.
+    if (
+      mode === 'unshared' &&
+      st.nlink > 1 &&
+      (!baseCompared || (isKnownRow(r) && unchanged === undefined))
+    )
       report.sharedNotHashed = (report.sharedNotHashed ?? 0) + 1;
     else if ((digest = expectedDigest(r)) === undefined) {
       // a known row whose archive no longer decodes: reported by expectedDigest
@@ -351,27 +393,94 @@ async function checkPayloads(
     }
   };
   let baseCompared = false;
-  const iterateOpts = {
+  /**
+   * With `unchanged`: the rowids of the rows read in full after the comparison — those that differ
+   * from the base's, whose payload the engine changed, or whose payload is not as the base's
+   * verify left it.
+   */
+  const whole: number[] = [];
+  /**
+   * An unchanged row's payload (D26): a regular file whose mtime is before the base's checks began
+   * has the size and bytes they found; anything else — removed, replaced, truncated, written — is
+   * checked in full. A whole-second mtime may come from a coarse filesystem clock (FAT: 2 s), so
+   * it must be that much earlier.
+   */
+  const since = unchanged?.checkedAt ?? 0;
+  const checkUnchanged = (rowid: number, fileId: string): void => {
+    const st = lstatSync(prefix + fileId.slice(0, 2) + path.sep + fileId, {
+      throwIfNoEntry: false,
+    });
+    const m = st?.mtimeMs ?? Infinity;
+    if (!st?.isFile() || m >= (m % 1000 === 0 ? since - MTIME_MARGIN_MS : since)) {
+      whole.push(rowid);
+      return;
+    }
+    report.files++;
+    report.bytes += st.size;
+    report.unchangedFiles = (report.unchangedFiles ?? 0) + 1;
+    if (st.nlink <= 1) exclusiveBytes += st.size;
+  };
+  const iterateOpts: IterateManifestOptions = {
     onInvalid: (p: ManifestRowProblem) => add({ kind: 'manifest-row', ...p }),
     onBase: (attached: boolean) => (baseCompared = attached),
   };
+  const { fileIds: changedIds, buckets: changedBuckets } = unchanged?.changes ?? {};
+  /** A row identical to the base's (so its fileID is valid) whose payload the engine left alone. */
+  const untouched = (fileId: unknown): fileId is string =>
+    typeof fileId === 'string' &&
+    !changedIds!.has(fileId) &&
+    !changedBuckets!.has(fileId.slice(0, 2));
   // Let timers and sockets run between runs of synchronous checks.
   const budget = new TurnBudget();
   try {
-    for (const row of baseDb !== undefined
-      ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
-      : iterateManifestDb(db, iterateOpts)) {
-      report.entries++;
-      if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
-      if (row.flags === MANIFEST_FLAG.file) {
-        report.files++;
-        report.bytes += sizeOf(row);
-        check(row);
-        if (toHash.length >= HASH_QUEUE) await hashQueued();
+    const compared =
+      unchanged !== undefined && baseDb !== undefined
+        ? compareManifestDbRows(db, baseDb)
+        : undefined;
+    if (compared !== undefined) {
+      // Only rowid, fileID, flags and SQLite's verdict come here; what differs is read after.
+      baseCompared = true;
+      for (const [rowid, fileId, flags, same] of compared) {
+        report.entries++;
+        if (same && untouched(fileId)) {
+          report.knownRows = (report.knownRows ?? 0) + 1;
+          if (flags === MANIFEST_FLAG.file) checkUnchanged(rowid, fileId);
+        } else whole.push(rowid);
+        await budget.tick();
       }
-      await budget.tick();
+      // Differing rows (decoded, validated, hashed even when shared) and payloads not as the
+      // base's verify left them.
+      if (whole.length > 0) {
+        for (const row of iterateManifestDb(db, {
+          rowids: whole,
+          onInvalid: iterateOpts.onInvalid,
+        })) {
+          if (row.flags === MANIFEST_FLAG.file) {
+            report.files++;
+            report.bytes += sizeOf(row);
+            check(row);
+            if (toHash.length >= HASH_QUEUE) await hashQueued();
+          }
+          await budget.tick();
+        }
+      }
+      await hashQueued();
+    } else {
+      for (const row of baseDb !== undefined
+        ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
+        : iterateManifestDb(db, iterateOpts)) {
+        report.entries++;
+        if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
+        if (row.flags === MANIFEST_FLAG.file) {
+          report.files++;
+          report.bytes += sizeOf(row);
+          check(row);
+          if (toHash.length >= HASH_QUEUE) await hashQueued();
+        }
+        await budget.tick();
+      }
+      await hashQueued();
     }
-    await hashQueued();
     report.contentsChecked = true;
     report.exclusiveBytes = exclusiveBytes;
   } catch (e) {
@@ -473,6 +582,8 @@ interface VerifyState {
   verifiedId: string;
   fullHashAt: string;
   backupsSinceFullHash: number;
+  /** When its verify began the payload checks (VerifyOptions.baseCheckedAt). */
+  checkedAt?: string;
 }
 
 export interface StagingVerifyPlan extends VerifyOptions {
@@ -491,8 +602,12 @@ async function readVerifyState(stateDir: string): Promise<VerifyState | undefine
       typeof v.fullHashAt === 'string' &&
       Number.isFinite(Date.parse(v.fullHashAt)) &&
       typeof v.backupsSinceFullHash === 'number'
-    )
-      return v as VerifyState;
+    ) {
+      const state = v as VerifyState;
+      if (typeof state.checkedAt !== 'string' || !Number.isFinite(Date.parse(state.checkedAt)))
+        delete state.checkedAt;
+      return state;
+    }
   } catch {
     // missing or unreadable: a full hash is due
   }
@@ -520,16 +635,21 @@ export async function planStagingVerify(
     return { why: `full re-hash every ${policy.maxAgeDays} days` };
   return {
     hashOnlyUnshared: true,
+    ...(state.checkedAt !== undefined ? { baseCheckedAt: Date.parse(state.checkedAt) } : {}),
     why: 'files shared with the verified previous snapshot: size checked, not re-hashed',
   };
 }
 
-/** After a commit: `snapshotId` verified with `plan` (best effort; a lost record only costs a full hash). */
+/**
+ * After a commit: `snapshotId` verified with `plan`, `report` what that verify found (best effort;
+ * a lost record only costs a full hash).
+ */
 export async function recordStagingVerify(
   stateDir: string,
   snapshotId: string,
   plan: VerifyOptions,
   now: Date = new Date(),
+  report?: Pick<VerifyReport, 'ok' | 'contentsChecked' | 'checkedAt'>,
 ): Promise<void> {
   const prev = await readVerifyState(stateDir);
   const partial = plan.hashOnlyUnshared === true && prev !== undefined;
@@ -539,5 +659,7 @@ export async function recordStagingVerify(
     fullHashAt: partial ? prev.fullHashAt : now.toISOString(),
     backupsSinceFullHash: partial ? prev.backupsSinceFullHash + 1 : 0,
   };
+  if (report?.ok === true && report.contentsChecked && report.checkedAt !== undefined)
+    state.checkedAt = report.checkedAt;
   await writeFileDurable(path.join(stateDir, VERIFY_STATE_FILE), `${JSON.stringify(state)}\n`);
 }

@@ -16,6 +16,7 @@ import { TcpEndpoint, UsbmuxEndpoint } from '../../src/lockdown/endpoint';
 import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
 import { openStore, readAttempts } from '../../src/store';
+import { stagedUsage } from '../../src/store/usage';
 import type { UsbmuxdClient } from '../../src/transport/usbmuxd-client';
 import { isMooringError } from '../../src/util/errors';
 import { muxFor, pairAndStore } from '../discovery/sim-helpers';
@@ -94,6 +95,16 @@ describe('backupToStore', () => {
     assert.notEqual(out.snapshot?.id, before);
     assert.equal(out.result.isFull, false);
     assert.equal(await latestId(), out.snapshot?.id);
+    // D26: the engine reported what it changed; the verify left the rest out (at least the two
+    // added and two modified files were checked), and the commit's sums are still a walk's.
+    const v = out.verify!;
+    assert.ok((v.unchangedFiles ?? 0) > 0 && v.unchangedFiles! <= v.files - 4, JSON.stringify(v));
+    assert.match(out.message, new RegExp(`${v.unchangedFiles} unchanged since the previous`));
+    const walked = await stagedUsage(path.join(dest, sim.udid));
+    assert.deepEqual(
+      [out.snapshot!.files, out.snapshot!.size, out.snapshot!.exclusiveBytes],
+      [walked.files, walked.size, walked.exclusiveBytes],
+    );
   });
 
   it('a cancel through the signal ends as a cancelled backup stage, latest untouched', async () => {
