@@ -18,7 +18,7 @@ import {
 import { encodeBinaryPlist, isPlistDict, type PlistDict } from '../../protocol/plist';
 import { fileIdFor, payloadRelPath } from '../../format/file-id';
 import { MANIFEST_FLAG, readManifestDb, type ManifestRow } from '../../format/manifest-db';
-import { entryKey } from '../content/model';
+import { entryIndex } from '../content/model';
 import { ManifestCache, type ManifestDelta } from './manifest-cache';
 import { encodeStatusPlist, type SnapshotState } from '../../format/status-plist';
 import type { ContentEntry } from '../content/model';
@@ -135,27 +135,34 @@ export function planUploads(
   return { uploads, deleted };
 }
 
-/** planUploads from a ManifestDelta: only the candidate keys are looked at. */
+/**
+ * planUploads from a ManifestDelta: only the candidate keys are looked at (found by binary search,
+ * not by a key built for every entry). Uploads keep the entries' order, deletions the candidates'.
+ */
 function planFromDelta(
   entries: readonly ContentEntry[],
   delta: ManifestDelta,
 ): { uploads: PayloadPlan[]; deleted: string[] } {
-  const uploads: PayloadPlan[] = [];
-  const currentFiles = new Set<string>();
-  for (const e of entries) {
-    if (e.type !== 'file') continue;
-    const key = entryKey(e.domain, e.relativePath);
-    if (!delta.candidates.has(key)) continue; // the host has it as the device last described it
-    currentFiles.add(key);
-    if (!unchangedSince(e, delta.previousRow(key)))
-      uploads.push({ entry: e, fileId: fileIdFor(e.domain, e.relativePath) });
-  }
+  const changed: number[] = [];
   const deleted: string[] = [];
   for (const key of delta.candidates) {
-    if (currentFiles.has(key)) continue;
+    const [domain, relativePath] = key.split('\u0000') as [string, string];
+    const i = entryIndex(entries, domain, relativePath);
+    const e = i >= 0 ? entries[i]! : undefined;
+    if (e !== undefined && e.type === 'file') {
+      if (!unchangedSince(e, delta.previousRow(key))) changed.push(i);
+      continue;
+    }
+    // No file at this key on the device now: the host's file there, if it has one, goes.
     const r = delta.previousRow(key);
     if (r !== undefined && r.flags === MANIFEST_FLAG.file) deleted.push(r.fileId);
   }
+  const uploads = changed
+    .sort((a, b) => a - b)
+    .map((i) => {
+      const e = entries[i]!;
+      return { entry: e, fileId: fileIdFor(e.domain, e.relativePath) };
+    });
   return { uploads, deleted };
 }
 
@@ -241,12 +248,15 @@ class Backup {
     checkCancelled(ctx);
 
     // 1. The previous backup, as the host has it (Manifest.db read below, with the lock held).
+    // While it arrives, the device reads ahead what comparing it with its own cache needs.
+    const cache = new ManifestCache(ctx.store, enc);
+    await cache.beginCompare();
     const prev = await fetchBackupFiles(
       ctx,
       udid,
       ['Status.plist', 'Manifest.plist', 'Manifest.db'],
       async (keyBag) => (enc && sameKeyBag(enc, keyBag) ? enc.unlocked : undefined),
-      { rows: false },
+      { rows: false, reference: cache.dbFile },
     );
     this.log('previous-received'); // the host's files are here; reading them follows
     if (prev.manifestPlistBytes !== undefined && prev.manifestPlistBytes.length === 0) {
@@ -256,7 +266,6 @@ class Backup {
         'Error reading backup properties (Manifest.plist is empty)',
       );
     }
-    const cache = new ManifestCache(ctx.store, enc);
 
     return ctx.store
       .withLock(async () => {
@@ -314,52 +323,22 @@ class Backup {
           await this.expectOk(dlCreateDirectory(`${udid}/Snapshot/${b}`), 'CreateDirectory');
         const evil = ctx.device.faults.evil;
         if (evil !== undefined) await runEvilUpload(ctx, evil);
-        let done = 0;
-        let uploadedFiles = 0;
-        for (const batch of batches(plan.uploads)) {
-          checkCancelled(ctx);
-          const items: UploadItem[] = [];
-          for (const p of batch) {
-            let source = ctx.store.blobPathOfId(p.fileId);
-            if (enc) {
-              // Encrypted on the way out, as a device does; Size in Manifest.db stays plaintext.
-              const out = path.join(ctx.workDir, `enc-${p.fileId}`);
-              await encryptFileTo(source, out, plainFileKey(enc, p.entry));
-              source = out;
-            }
-            items.push({
-              devicePath: `/var/mobile/.backup/${p.entry.domain}/${p.entry.relativePath}`,
-              hostPath: bucketPath(udid, p.fileId, true),
-              source: { kind: 'file', path: source },
-            });
-          }
-          const batchBytes = batch.reduce((a, p) => a + p.entry.size, 0);
-          const r = await ctx.dl.uploadFiles(items, progress(done, uploadBytes), batchBytes, {
-            cancelled: ctx.cancelled,
-          });
-          if (r.code !== 0) {
-            throw new BackupFailure(
-              MbError.UPLOAD_FAILED,
-              `Multiple errors uploading files (host: ${r.text ?? r.code})`,
-            );
-          }
-          if (r.unreadable.length > 0) {
-            throw new BackupFailure(
-              MbError.UPLOAD_FAILED,
-              `Multiple errors uploading files (the device could not read ${r.unreadable.length}, e.g. ${r.unreadable[0]!})`,
-            );
-          }
-          if (enc)
-            for (const it of items)
-              if (it.source.kind === 'file') await fsp.rm(it.source.path, { force: true });
-          uploadedFiles += r.sent;
-          done += batch.slice(0, r.sent).reduce((a, p) => a + p.entry.size, 0);
-          checkCancelled(ctx);
+        // The device's next Manifest.db is built beside the uploads: it depends on the entries
+        // only, and is sent after them, as before. Not beside the round trips above: its slices
+        // would delay every reply (the uploads' long streams leave the host work in the socket).
+        const dbBuilt = cache.build(entries, (es) => manifestRowsFor(es, enc));
+        let sent: { uploadedFiles: number; done: number };
+        try {
+          sent = await this.uploadPayloads(plan.uploads, uploadBytes, enc);
+        } catch (err) {
+          await dbBuilt.catch(() => undefined); // not left writing the cache after the lock
+          throw err;
         }
+        const { uploadedFiles, done } = sent;
         this.log('uploaded', { files: uploadedFiles, bytes: done });
 
         // Manifest.db and Manifest.plist, complete, into Snapshot/.
-        const dbFile = await cache.build(entries, (es) => manifestRowsFor(es, enc));
+        const dbFile = await dbBuilt;
         let dbUpload = dbFile;
         let manifestKey: Buffer | undefined;
         if (enc) {
@@ -441,6 +420,58 @@ class Backup {
           removedFiles: deleted.length,
         };
       });
+  }
+
+  /** Streams the payloads into Snapshot/ in batches; what was sent (files, bytes). */
+  private async uploadPayloads(
+    uploads: PayloadPlan[],
+    uploadBytes: number,
+    enc: SimEncryptionKeys | undefined,
+  ): Promise<{ uploadedFiles: number; done: number }> {
+    const { ctx, udid } = this;
+    let done = 0;
+    let uploadedFiles = 0;
+    for (const batch of batches(uploads)) {
+      checkCancelled(ctx);
+      const items: UploadItem[] = [];
+      for (const p of batch) {
+        let source = ctx.store.blobPathOfId(p.fileId);
+        if (enc) {
+          // Encrypted on the way out, as a device does; Size in Manifest.db stays plaintext.
+          const out = path.join(ctx.workDir, `enc-${p.fileId}`);
+          await encryptFileTo(source, out, plainFileKey(enc, p.entry));
+          source = out;
+        }
+        items.push({
+          devicePath: `/var/mobile/.backup/${p.entry.domain}/${p.entry.relativePath}`,
+          hostPath: bucketPath(udid, p.fileId, true),
+          source: { kind: 'file', path: source },
+        });
+      }
+      const batchBytes = batch.reduce((a, p) => a + p.entry.size, 0);
+      const r = await ctx.dl.uploadFiles(items, progress(done, uploadBytes), batchBytes, {
+        cancelled: ctx.cancelled,
+      });
+      if (r.code !== 0) {
+        throw new BackupFailure(
+          MbError.UPLOAD_FAILED,
+          `Multiple errors uploading files (host: ${r.text ?? r.code})`,
+        );
+      }
+      if (r.unreadable.length > 0) {
+        throw new BackupFailure(
+          MbError.UPLOAD_FAILED,
+          `Multiple errors uploading files (the device could not read ${r.unreadable.length}, e.g. ${r.unreadable[0]!})`,
+        );
+      }
+      if (enc)
+        for (const it of items)
+          if (it.source.kind === 'file') await fsp.rm(it.source.path, { force: true });
+      uploadedFiles += r.sent;
+      done += batch.slice(0, r.sent).reduce((a, p) => a + p.entry.size, 0);
+      checkCancelled(ctx);
+    }
+    return { uploadedFiles, done };
   }
 
   private tmpName(): string {
@@ -561,7 +592,11 @@ function* batches(plans: PayloadPlan[]): Generator<PayloadPlan[]> {
 async function readPreviousManifest(prev: HostBackupFiles, cache: ManifestCache): Promise<void> {
   if (prev.manifestDbFile === undefined) return;
   try {
-    const delta = await cache.compareHost(prev.manifestDbFile);
+    const delta = await cache.compareHost(prev.manifestDbFile, {
+      ...(prev.manifestDbSameAsReference !== undefined
+        ? { sameAsCache: prev.manifestDbSameAsReference }
+        : {}),
+    });
     if (delta) prev.manifestDelta = delta;
     else prev.manifestRows = readManifestDb(prev.manifestDbFile);
   } catch (err) {

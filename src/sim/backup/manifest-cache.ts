@@ -6,8 +6,11 @@
  * `state.json.generation` (ContentStore's change journal), built with the backup keys `keyId`.
  * - Building the next Manifest.db: the cached file, with only the rows the journal names since
  *   then deleted and re-inserted (instead of encoding every MBFile again), is what is uploaded.
+ *   A backup runs this in slices beside its uploads.
  * - Reading the host's previous Manifest.db: when it is the cached file byte for byte (hosts keep
  *   what the device sent), it is the device's own and only the journal's keys are looked at.
+ *   Both the byte comparison (FileSink, as the file arrives) and the journal keys' cached rows
+ *   (beginCompare) are done while the host is still sending.
  *   Otherwise the host's rows identical in every column to a cached row are the device's own; only
  *   the others are decoded and validated (in SQLite: ATTACH + NOT EXISTS on the cache's fileID
  *   key). The host file stays untrusted: its shape is checked (row count, duplicates), every row
@@ -18,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { fileIdFor } from '../../format/file-id';
 import {
@@ -34,13 +38,17 @@ import {
 } from '../../format/manifest-db';
 import { MooringError } from '../../util/errors';
 import type { ContentEntry } from '../content/model';
-import { entryKey } from '../content/model';
+import { entryIndexes, entryKey } from '../content/model';
 import type { ContentStore } from '../content/store';
 import type { SimEncryptionKeys } from './encryption';
 
 export const MANIFEST_CACHE_DIR = 'manifest-cache';
 /** Piece size when comparing the host's Manifest.db with the cache byte for byte. */
 const COMPARE_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Longest stretch of the cache's read-ahead or update without letting the event loop turn. */
+const UPDATE_SLICE_MS = 3;
+/** Changed entries encoded into rows at a time by the update. */
+const UPDATE_ROWS_AT_ONCE = 64;
 
 interface CacheState {
   /** -1 while the file is being changed (a crash then leaves an unusable cache, not a wrong one). */
@@ -71,6 +79,8 @@ export class ManifestCache {
   readonly dir: string;
   readonly dbFile: string;
   private readonly stateFile: string;
+  /** What beginCompare read ahead: valid for the cache state named by `stamp`. */
+  private early: Promise<{ stamp: string; rows: Map<string, ManifestRow> } | undefined> | undefined;
 
   constructor(
     private readonly store: ContentStore,
@@ -81,8 +91,13 @@ export class ManifestCache {
     this.stateFile = path.join(this.dir, 'state.json');
   }
 
-  /** Entry keys changed since the cache was built; undefined when the cache cannot be used. */
-  private async changes(): Promise<{ generation: number; changed: Set<string> } | undefined> {
+  /**
+   * Entry keys changed since the cache was built; undefined when the cache cannot be used. `stamp`
+   * names this state of the cache and content: equal stamps, nothing of either changed between.
+   */
+  private async changes(): Promise<
+    { generation: number; changed: Set<string>; stamp: string } | undefined
+  > {
     let state: Partial<CacheState>;
     try {
       state = JSON.parse(await fsp.readFile(this.stateFile, 'utf8')) as Partial<CacheState>;
@@ -91,7 +106,55 @@ export class ManifestCache {
     }
     if (typeof state.generation !== 'number' || state.keyId !== keyIdOf(this.enc)) return undefined;
     const changed = this.store.changedSince(state.generation);
-    return changed ? { generation: state.generation, changed } : undefined;
+    if (!changed) return undefined;
+    const st = await fsp.stat(this.dbFile, { bigint: true }).catch(() => undefined);
+    if (!st) return undefined;
+    const stamp = [state.generation, this.store.generation, st.size, st.mtimeNs, st.ino].join('/');
+    return { generation: state.generation, changed, stamp };
+  }
+
+  /**
+   * Call before asking the host for its Manifest.db (no lock needed): notes the cache's state and,
+   * on the next turn of the event loop, reads the cached rows of the changed keys, while the host
+   * is still sending. compareHost uses them if the cache and content have not moved since (the
+   * same stamp), so that the device answers at once when the host's file arrives. The device
+   * knows what it last sent before the host sends it back: no different on the wire.
+   */
+  async beginCompare(): Promise<void> {
+    const c = await this.changes().catch(() => undefined);
+    if (!c) return;
+    this.early = this.readAhead(c.changed)
+      .then((rows) => ({ stamp: c.stamp, rows }))
+      .catch(() => undefined); // e.g. another session is rewriting the cache: compare later
+  }
+
+  /**
+   * The cache's rows of `keys`, read in slices of a few ms from the next turn of the event loop
+   * on: the host's stream, arriving meanwhile, is still read as it comes.
+   */
+  private async readAhead(keys: Set<string>): Promise<Map<string, ManifestRow>> {
+    await nextTurn();
+    const db = openManifestDb(this.dbFile);
+    try {
+      const byId = db.prepare(`SELECT ${manifestRowColumns()} FROM Files WHERE fileID = ?`);
+      const rows = new Map<string, ManifestRow>();
+      let slice: string[] = [];
+      let lastTurn = performance.now();
+      for (const key of keys) {
+        slice.push(key);
+        if (slice.length < 16) continue;
+        for (const [k, r] of cachedRows(byId, slice)) rows.set(k, r);
+        slice = [];
+        if (performance.now() - lastTurn >= UPDATE_SLICE_MS) {
+          await nextTurn();
+          lastTurn = performance.now();
+        }
+      }
+      for (const [k, r] of cachedRows(byId, slice)) rows.set(k, r);
+      return rows;
+    } finally {
+      db.close();
+    }
   }
 
   private async writeState(generation: number): Promise<void> {
@@ -104,14 +167,27 @@ export class ManifestCache {
    * The host's Manifest.db (a plain, already opened-once copy) compared with the cache; undefined
    * when the cache cannot be used (the caller then reads every row). Throws MALFORMED / LIMIT on
    * what a device refuses: a bad shape, an invalid row among those that differ.
+   * `sameAsCache`: whether the file was found, as it arrived, to be the cache's bytes (a
+   * FileSink with the cache as reference, after beginCompare); trusted only if the cache has not
+   * moved since beginCompare, otherwise the files are compared here.
    * Call with the content store's lock held (the cache and the journal must not move).
    */
-  async compareHost(hostDb: string): Promise<ManifestDelta | undefined> {
+  async compareHost(
+    hostDb: string,
+    opts: { sameAsCache?: boolean } = {},
+  ): Promise<ManifestDelta | undefined> {
     const c = await this.changes();
     if (!c) return undefined;
+    const early = await this.early;
+    this.early = undefined;
+    const ahead = early !== undefined && early.stamp === c.stamp ? early : undefined;
     // What hosts do: keep the file the device sent byte for byte. Then it is the device's own, and
     // only the journal's keys can differ from what the device holds (no row needs reading).
-    if (await sameBytes(hostDb, this.dbFile)) return this.ownDelta(c.changed);
+    const same =
+      ahead !== undefined && opts.sameAsCache !== undefined
+        ? opts.sameAsCache
+        : await sameBytes(hostDb, this.dbFile);
+    if (same) return ahead ? ownDeltaOf(c.changed, ahead.rows) : this.ownDelta(c.changed);
     const db = openManifestDb(hostDb);
     try {
       const count = checkManifestShape(db, hostDb, MAX_MANIFEST_ROWS);
@@ -169,13 +245,7 @@ export class ManifestCache {
     const db = openManifestDb(this.dbFile);
     try {
       const cached = db.prepare(`SELECT ${manifestRowColumns()} FROM Files WHERE fileID = ?`);
-      const fromCache = cachedRows(cached, changed);
-      return {
-        candidates: new Set(changed),
-        previousRow: (key) => fromCache.get(key),
-        decodedRows: fromCache.size,
-        identical: true,
-      };
+      return ownDeltaOf(changed, cachedRows(cached, changed));
     } finally {
       db.close();
     }
@@ -203,7 +273,7 @@ export class ManifestCache {
     const c = await this.changes();
     await fsp.mkdir(this.dir, { recursive: true });
     await this.writeState(-1);
-    if (c && this.update(entries, c.changed, rowsFor)) {
+    if (c && (await this.update(entries, c.changed, rowsFor))) {
       // only the changed rows were written
     } else {
       await fsp.rm(this.dbFile, { force: true });
@@ -214,34 +284,70 @@ export class ManifestCache {
     return this.dbFile;
   }
 
-  /** Deletes the rows of `changed` keys and inserts the current ones; false if the file would not. */
-  private update(
+  /**
+   * Deletes the rows of `changed` keys and inserts the current ones; false if the file would not.
+   * In slices of a few ms: a backup runs it beside its uploads (which mostly wait on the host).
+   * No journal on disk and no fsync: state.json says -1 until it is done, so a crash mid-way
+   * leaves an unusable cache (rebuilt), never a wrong one.
+   */
+  private async update(
     entries: readonly ContentEntry[],
     changedKeys: Set<string>,
     rowsFor: RowsFor,
-  ): boolean {
-    const changed = entries.filter((e) => changedKeys.has(entryKey(e.domain, e.relativePath)));
+  ): Promise<boolean> {
+    // In the entries' order (the order rows were inserted in before, so the same file).
+    const changed = entryIndexes(entries, changedKeys).map((i) => entries[i]!);
+    let db: Database.Database;
     try {
-      const db = new Database(this.dbFile, { fileMustExist: true });
+      db = new Database(this.dbFile, { fileMustExist: true });
+    } catch {
+      return false;
+    }
+    let lastTurn = performance.now();
+    const pace = async (): Promise<void> => {
+      if (performance.now() - lastTurn < UPDATE_SLICE_MS) return;
+      await nextTurn();
+      lastTurn = performance.now();
+    };
+    try {
+      db.pragma('journal_mode = MEMORY');
+      db.pragma('synchronous = OFF');
+      const del = db.prepare('DELETE FROM Files WHERE fileID = ?');
+      const insert = prepareRowInsert(db);
+      db.exec('BEGIN');
       try {
-        db.pragma('journal_mode = DELETE');
-        const del = db.prepare('DELETE FROM Files WHERE fileID = ?');
-        const insert = prepareRowInsert(db);
-        db.transaction(() => {
-          for (const key of changedKeys) {
-            const [domain, relativePath] = key.split('\u0000') as [string, string];
-            del.run(fileIdFor(domain, relativePath));
+        for (const key of changedKeys) {
+          const [domain, relativePath] = key.split('\u0000') as [string, string];
+          del.run(fileIdFor(domain, relativePath));
+          await pace();
+        }
+        for (let i = 0; i < changed.length; i += UPDATE_ROWS_AT_ONCE) {
+          for (const r of rowsFor(changed.slice(i, i + UPDATE_ROWS_AT_ONCE))) {
+            insert(r);
+            await pace();
           }
-          for (const r of rowsFor(changed)) insert(r);
-        })();
+        }
+        db.exec('COMMIT');
       } finally {
-        db.close();
+        if (db.inTransaction) db.exec('ROLLBACK');
       }
       return true;
     } catch {
       return false;
+    } finally {
+      db.close();
     }
   }
+}
+
+/** The delta when the host holds exactly the cached file: the changed keys, rows from the cache. */
+function ownDeltaOf(changed: Set<string>, fromCache: Map<string, ManifestRow>): ManifestDelta {
+  return {
+    candidates: new Set(changed),
+    previousRow: (key) => fromCache.get(key),
+    decodedRows: fromCache.size,
+    identical: true,
+  };
 }
 
 /** Whether two files hold the same bytes (read in large pieces; a size difference ends it at once). */

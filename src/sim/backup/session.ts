@@ -70,6 +70,8 @@ export interface HostBackupFiles {
   manifestDelta?: ManifestDelta;
   /** With `rows: false`: the plain (decrypted) Manifest.db, opened once, its rows not yet read. */
   manifestDbFile?: string;
+  /** With `reference` (and a plain Manifest.db): whether it arrived as the reference's bytes. */
+  manifestDbSameAsReference?: boolean;
   /** Why a file that was sent could not be used. */
   problems: string[];
 }
@@ -77,18 +79,23 @@ export interface HostBackupFiles {
 /**
  * Downloads `<dir>/Status.plist`, `Manifest.plist`, `Manifest.db` (those asked for) in one
  * DLMessageDownloadFiles and parses what arrives. Missing or unreadable files are reported, not
- * thrown: the caller decides (a backup falls back to full, a restore fails).
+ * thrown: the caller decides (a backup falls back to full, a restore fails). `reference`: a file
+ * the Manifest.db is compared with as it arrives (manifestDbSameAsReference).
  */
 export async function fetchBackupFiles(
   ctx: SessionContext,
   dir: string,
   want: Array<'Status.plist' | 'Manifest.plist' | 'Manifest.db'>,
   unlock?: KeyBagUnlocker,
-  opts: { rows?: boolean } = {},
+  opts: { rows?: boolean; reference?: string } = {},
 ): Promise<HostBackupFiles> {
   const status = new MemorySink(MAX_SMALL_PLIST_BYTES);
   const manifest = new MemorySink(MAX_SMALL_PLIST_BYTES);
-  const db = new FileSink(path.join(ctx.workDir, 'host-Manifest.db'), MAX_MANIFEST_DB_BYTES);
+  const db = new FileSink(
+    path.join(ctx.workDir, 'host-Manifest.db'),
+    MAX_MANIFEST_DB_BYTES,
+    opts.reference,
+  );
   const sinkFor: Record<string, MemorySink | FileSink> = {
     [`${dir}/Status.plist`]: status,
     [`${dir}/Manifest.plist`]: manifest,
@@ -118,6 +125,9 @@ export async function fetchBackupFiles(
       if (opts.rows === false) {
         openManifestDb(dbFile).close();
         out.manifestDbFile = dbFile;
+        // Compared as received: meaningful only if what was received is the plain file.
+        if (dbFile === db.file && db.sameAsReference !== undefined)
+          out.manifestDbSameAsReference = db.sameAsReference;
       } else out.manifestRows = readManifestDb(dbFile);
     } catch (err) {
       out.problems.push(`Manifest.db: ${(err as Error).message}`);

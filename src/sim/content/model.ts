@@ -102,3 +102,61 @@ export function buildListing(entries: readonly ContentEntry[]): ListingJson {
   }
   return { files, directories, symlinks, bytes, entries: sorted.map(toListingEntry) };
 }
+
+/** Entry arrays already seen to be in compareEntries order (checked once per array). */
+const sortedArrays = new WeakSet<readonly ContentEntry[]>();
+
+/**
+ * Whether `entries` are in compareEntries order (what entryIndex's binary search needs); checked
+ * once per array. The store checks an index it opens at start-up, so a backup never pays for it.
+ */
+export function inKeyOrder(entries: readonly ContentEntry[]): boolean {
+  if (sortedArrays.has(entries)) return true;
+  for (let i = 1; i < entries.length; i++)
+    if (compareEntries(entries[i - 1]!, entries[i]!) >= 0) return false;
+  sortedArrays.add(entries);
+  return true;
+}
+
+/** Sorts `entries` in place into compareEntries order, and remembers that it is. */
+export function sortEntries(entries: ContentEntry[]): ContentEntry[] {
+  entries.sort(compareEntries);
+  sortedArrays.add(entries);
+  return entries;
+}
+
+/**
+ * Position of the entry (domain, relativePath) in `entries`, or -1: a binary search when the
+ * array is in compareEntries order (the store keeps it so), a scan otherwise. Lets a backup look
+ * up the few keys that changed instead of building a key for each of 100,000 entries.
+ */
+export function entryIndex(
+  entries: readonly ContentEntry[],
+  domain: string,
+  relativePath: string,
+): number {
+  const key = { domain, relativePath };
+  if (!inKeyOrder(entries))
+    return entries.findIndex((e) => e.domain === domain && e.relativePath === relativePath);
+  let lo = 0;
+  let hi = entries.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareEntries(entries[mid]!, key);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Positions in `entries` of the existing entries among `keys` (entryKey form), ascending. */
+export function entryIndexes(entries: readonly ContentEntry[], keys: Iterable<string>): number[] {
+  const out: number[] = [];
+  for (const key of keys) {
+    const [domain, relativePath] = key.split('\u0000') as [string, string];
+    const i = entryIndex(entries, domain, relativePath);
+    if (i >= 0) out.push(i);
+  }
+  return out.sort((a, b) => a - b);
+}

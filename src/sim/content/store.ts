@@ -25,6 +25,8 @@ import {
   MOBILE_UID,
   buildListing,
   compareEntries,
+  inKeyOrder,
+  sortEntries,
   entryKey,
   type ContentEntry,
   type ContentKind,
@@ -136,6 +138,7 @@ export class ContentStore {
     index: IndexFile,
   ) {
     this.index = index;
+    inKeyOrder(index.entries); // noted once here, so that a backup's lookups never check it
   }
 
   /**
@@ -338,7 +341,7 @@ export class ContentStore {
         touched.push(entryKey(domain, relativePath));
         result.added.push(`${domain}/${relativePath}`);
       }
-      idx.entries = [...byKey.values()].sort(compareEntries);
+      idx.entries = sortEntries([...byKey.values()]);
       idx.step = step;
       this.journalChange(touched);
       await this.save();
@@ -390,7 +393,7 @@ export class ContentStore {
         const now = next.get(entryKey(e.domain, e.relativePath));
         if (!now || now.type !== 'file') await fsp.rm(this.blobPath(e), { force: true });
       }
-      this.index.entries = [...next.values()].sort(compareEntries);
+      this.index.entries = sortEntries([...next.values()]);
       this.journalChange(undefined); // a restore may touch everything: the next backup rescans
       await this.save();
       await this.clearStaging();

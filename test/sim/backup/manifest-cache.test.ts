@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import { PlistConnection } from '../../../src/transport/plist-connection';
 import { mobilebackup2Service } from '../../../src/sim/backup/mobilebackup2';
 import { manifestRowsFor } from '../../../src/sim/backup/backup-session';
-import { MANIFEST_CACHE_DIR } from '../../../src/sim/backup/manifest-cache';
+import { MANIFEST_CACHE_DIR, ManifestCache } from '../../../src/sim/backup/manifest-cache';
 import { readManifestDb, writeManifestDb } from '../../../src/format/manifest-db';
 import { encodeMbFile } from '../../../src/format/mbfile';
 import { ContentStore } from '../../../src/sim/content/store';
@@ -304,4 +304,41 @@ test('after a restore or wipe resets the journal, the next backup rebuilds the c
   } finally {
     await r.close();
   }
+});
+
+test("what the device read ahead of the host's Manifest.db is used only while its cache has not moved", async () => {
+  const store = await ContentStore.open(tmp(), { files: 40, bytes: 200_000, seed: 4 });
+  const rowsFor = (es: Parameters<typeof manifestRowsFor>[0]) => manifestRowsFor(es);
+  const cache = new ManifestCache(store, undefined);
+  await cache.prepare(rowsFor);
+  // The host kept the file the device sent.
+  const hostCopy = path.join(tmp(), 'Manifest.db');
+  await fsp.copyFile(cache.dbFile, hostCopy);
+  const first = await store.mutate({ modify: 2, delete: 1 });
+  const firstKeys = [...first.modified, ...first.deleted].sort();
+  const keysOf = (d: { candidates: Set<string> } | undefined): string[] =>
+    [...(d?.candidates ?? [])].map((k) => k.replace('\u0000', '/')).sort();
+
+  // Read ahead, cache unchanged: the sink's word is taken, rows come from the read-ahead.
+  await cache.beginCompare();
+  const same = await store.withLock(() => cache.compareHost(hostCopy, { sameAsCache: true }));
+  assert.equal(same?.identical, true);
+  assert.deepEqual(keysOf(same), firstKeys);
+  assert.equal(same?.previousRow(same.candidates.values().next().value!)?.flags, 1);
+
+  // The sink says the host's file is not the cache's: compared row by row (nothing differs).
+  await cache.beginCompare();
+  const other = await store.withLock(() => cache.compareHost(hostCopy, { sameAsCache: false }));
+  assert.equal(other?.identical, false);
+  assert.deepEqual(keysOf(other), firstKeys);
+
+  // The cache moves between the read-ahead and the comparison (another change, a new build):
+  // a stale "same" must not be believed, or the first change would look like the host's.
+  await cache.beginCompare();
+  const second = await store.mutate({ modify: 1 });
+  await store.withLock(() => cache.build(store.currentEntries(), rowsFor));
+  const moved = await store.withLock(() => cache.compareHost(hostCopy, { sameAsCache: true }));
+  assert.equal(moved?.identical, false);
+  for (const k of [...firstKeys, ...second.modified])
+    assert.ok(keysOf(moved).includes(k), `${k} is a candidate`);
 });
