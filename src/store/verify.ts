@@ -430,6 +430,14 @@ async function checkPayloads(
     typeof fileId === 'string' &&
     !changedIds!.has(fileId) &&
     !changedBuckets!.has(fileId.slice(0, 2));
+  /** A file row counted and checked; a promise when the hashing queue is full (await it). */
+  const checkFileRow = (row: Row): Promise<void> | undefined => {
+    if (row.flags !== MANIFEST_FLAG.file) return undefined;
+    report.files++;
+    report.bytes += sizeOf(row);
+    check(row);
+    return toHash.length >= HASH_QUEUE ? hashQueued() : undefined;
+  };
   // Let timers and sockets run between runs of synchronous checks.
   const budget = new TurnBudget();
   try {
@@ -455,12 +463,8 @@ async function checkPayloads(
           rowids: whole,
           onInvalid: iterateOpts.onInvalid,
         })) {
-          if (row.flags === MANIFEST_FLAG.file) {
-            report.files++;
-            report.bytes += sizeOf(row);
-            check(row);
-            if (toHash.length >= HASH_QUEUE) await hashQueued();
-          }
+          const queueFull = checkFileRow(row);
+          if (queueFull) await queueFull;
           await budget.tick();
         }
       }
@@ -471,12 +475,8 @@ async function checkPayloads(
         : iterateManifestDb(db, iterateOpts)) {
         report.entries++;
         if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
-        if (row.flags === MANIFEST_FLAG.file) {
-          report.files++;
-          report.bytes += sizeOf(row);
-          check(row);
-          if (toHash.length >= HASH_QUEUE) await hashQueued();
-        }
+        const queueFull = checkFileRow(row);
+        if (queueFull) await queueFull;
         await budget.tick();
       }
       await hashQueued();
