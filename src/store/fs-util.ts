@@ -190,18 +190,19 @@ export async function linkTree(
     // A phone's tree is hundreds of folders named by hash, alike in size: one tells the total.
     const sample = folders.length === 0 ? 0 : readdirSync(path.join(src, folders[0]!)).length;
     const inThread = folders.length * sample >= limit ? 0 : limit;
-    while (folders.length > 0 && countEntries(counts) < inThread) {
-      const name = folders.shift()!;
+    /** Links the folder `name` in this thread, letting the event loop turn, stopping on abort. */
+    const linkHere = async (name: string): Promise<void> => {
       for (const _ of linkFolder(path.join(src, name), path.join(dst, name), counts)) {
         if (opts.signal?.aborted === true) throw stopped();
         await budget.tick();
       }
-    }
+    };
+    while (folders.length > 0 && countEntries(counts) < inThread) await linkHere(folders.shift()!);
     let workers = 0;
     if (folders.length > 0) {
       if (opts.signal?.aborted === true) throw stopped();
       workers = Math.min(folders.length, MAX_LINK_WORKERS, os.availableParallelism());
-      await linkInWorkers(src, dst, folders, workers, counts, opts, budget, stopped);
+      await linkInWorkers(src, dst, folders, workers, counts, opts, linkHere, stopped);
     }
     return { ...counts, workers };
   } catch (e) {
@@ -232,7 +233,7 @@ async function linkInWorkers(
   count: number,
   counts: LinkCounts,
   opts: LinkTreeOptions,
-  budget: TurnBudget,
+  linkHere: (name: string) => Promise<void>,
   stopped: () => MooringError,
 ): Promise<void> {
   const { signal } = opts;
@@ -255,10 +256,7 @@ async function linkInWorkers(
     while (!running && !failed) {
       const i = Atomics.add(next, 0, 1);
       if (i >= names.length) break;
-      for (const _ of linkFolder(path.join(src, names[i]!), path.join(dst, names[i]!), counts)) {
-        if (signal?.aborted === true) throw stopped();
-        await budget.tick();
-      }
+      await linkHere(names[i]!);
     }
     for (const c of await reports) addCounts(counts, c);
   } catch (e) {

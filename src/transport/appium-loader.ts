@@ -10,28 +10,26 @@ import Module from 'node:module';
 
 type AppiumUsbmuxModule = typeof import('appium-ios-device/build/lib/usbmux');
 
-/** @appium/support submodules usbmuxd never needs, as its index requires them. */
-export const DEFERRED_SUPPORT_MODULES: ReadonlySet<string> = new Set([
-  './zip',
-  './mjpeg',
-  './image-util',
-  './net',
-  './console',
-  './doctor',
-  './env',
-  './node',
-  './npm',
-  './process',
-  './system',
-  './tempdir',
-  './timing',
-]);
-
 /** Requires deferred, by the module that makes them. */
 const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }> = [
   {
+    // The @appium/support helpers usbmuxd never needs, as its index requires them.
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
-    requests: DEFERRED_SUPPORT_MODULES,
+    requests: new Set([
+      './zip',
+      './mjpeg',
+      './image-util',
+      './net',
+      './console',
+      './doctor',
+      './env',
+      './node',
+      './npm',
+      './process',
+      './system',
+      './tempdir',
+      './timing',
+    ]),
   },
   {
     parent: /[\\/]appium-ios-device[\\/]build[\\/]lib[\\/]utilities\.js$/,
