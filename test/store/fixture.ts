@@ -13,6 +13,8 @@ import Database from 'better-sqlite3';
 import { encodeMbFile, S_IFDIR, S_IFLNK, S_IFREG } from '../../src/format/mbfile';
 import { MANIFEST_FLAG, writeManifestDb, type ManifestRow } from '../../src/format/manifest-db';
 import { encodeStatusPlist, type SnapshotState } from '../../src/format/status-plist';
+import { walkFiles } from '../../src/store/fs-util';
+import type { TreeUsage } from '../../src/store/usage';
 
 export const UDID = '00008110-000A1B2C3D4E5F60';
 
@@ -202,4 +204,15 @@ export function insertRawFileRow(backupDir: string, domain: string, relativePath
   } finally {
     db.close();
   }
+}
+
+/** A folder's usage counted independently of store/usage: every regular file, payload names, single-link bytes. */
+export async function walkedUsage(dir: string): Promise<TreeUsage> {
+  const u: TreeUsage = { files: 0, size: 0, exclusiveBytes: 0 };
+  await walkFiles(dir, (f) => {
+    u.size += f.size;
+    if (/^[0-9a-f]{2}\/[0-9a-f]{40}$/.test(f.rel)) u.files++;
+    if (f.nlink <= 1) u.exclusiveBytes += f.size;
+  });
+  return u;
 }

@@ -8,23 +8,11 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { openStore } from '../../src/store';
-import { walkFiles } from '../../src/store/fs-util';
-import { stagedUsage, type TreeUsage } from '../../src/store/usage';
-import { sampleEntries, tempDirs, UDID, writeBackup } from './fixture';
+import { stagedUsage } from '../../src/store/usage';
+import { sampleEntries, tempDirs, UDID, walkedUsage, writeBackup } from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-staged-usage-');
 after(cleanup);
-
-/** Usage counted independently: every regular file, payload names, single-link bytes. */
-async function walked(dir: string): Promise<TreeUsage> {
-  const u: TreeUsage = { files: 0, size: 0, exclusiveBytes: 0 };
-  await walkFiles(dir, (f) => {
-    u.size += f.size;
-    if (/^[0-9a-f]{2}\/[0-9a-f]{40}$/.test(f.rel)) u.files++;
-    if (f.nlink <= 1) u.exclusiveBytes += f.size;
-  });
-  return u;
-}
 
 test("a verified staging's commit records what a walk of it finds (full, then incremental)", async () => {
   const store = await openStore(tmp(), UDID);
@@ -34,7 +22,7 @@ test("a verified staging's commit records what a walk of it finds (full, then in
   const r1 = await s1.verify();
   assert.ok(r1.ok);
   assert.equal(r1.exclusiveBytes, r1.bytes); // nothing shared yet
-  const expected1 = await walked(s1.backupDir);
+  const expected1 = await walkedUsage(s1.backupDir);
   const c1 = await s1.commit();
   assert.deepEqual(
     [c1.files, c1.size, c1.exclusiveBytes],
@@ -49,7 +37,7 @@ test("a verified staging's commit records what a walk of it finds (full, then in
   const r2 = await s2.verify({ hashOnlyUnshared: true });
   assert.ok(r2.ok);
   assert.equal(r2.exclusiveBytes, 'changed, longer content'.length);
-  const expected2 = await walked(s2.backupDir);
+  const expected2 = await walkedUsage(s2.backupDir);
   assert.ok(expected2.exclusiveBytes < expected2.size); // shares most files with the first
   const c2 = await s2.commit();
   assert.deepEqual(
@@ -71,7 +59,7 @@ test('a file Manifest.db does not list (in a bucket or another folder) is counte
   await fsp.writeFile(path.join(s.backupDir, 'ab', 'ab'.padEnd(40, '0')), 'stray payload');
   await fsp.mkdir(path.join(s.backupDir, 'Snapshot'));
   await fsp.writeFile(path.join(s.backupDir, 'Snapshot', 'left-over'), 'twelve bytes');
-  const expected = await walked(s.backupDir);
+  const expected = await walkedUsage(s.backupDir);
   const c = await s.commit();
   assert.deepEqual(
     [c.files, c.size, c.exclusiveBytes],
@@ -87,7 +75,7 @@ test('stagedUsage takes the verified sums only when the buckets hold exactly tha
   assert.ok(r.ok);
   const verified = s.verifiedPayloads!;
   assert.deepEqual(verified, { files: r.files, bytes: r.bytes, exclusiveBytes: r.exclusiveBytes });
-  const walk = await walked(s.backupDir);
+  const walk = await walkedUsage(s.backupDir);
   assert.deepEqual(await stagedUsage(s.backupDir, verified), walk);
   // Sums that are not the tree's show which source was used: the listing, for the payloads...
   const fake = { ...verified, bytes: verified.bytes + 1000, exclusiveBytes: 7 };

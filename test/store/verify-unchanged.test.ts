@@ -15,9 +15,8 @@ import path from 'node:path';
 import { fileIdFor, payloadRelPath } from '../../src/format/file-id';
 import { readManifestDb, writeManifestDb, type ManifestRow } from '../../src/format/manifest-db';
 import { openStore } from '../../src/store';
-import { linkTree, walkFiles } from '../../src/store/fs-util';
+import { linkTree } from '../../src/store/fs-util';
 import { PayloadChangeRecord } from '../../src/store/payload-changes';
-import type { TreeUsage } from '../../src/store/usage';
 import {
   planStagingVerify,
   recordStagingVerify,
@@ -25,7 +24,7 @@ import {
   type VerifyOptions,
   type VerifyReport,
 } from '../../src/store/verify';
-import { sampleEntries, tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
+import { sampleEntries, tempDirs, UDID, walkedUsage, writeBackup, type FakeEntry } from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-verify-unchanged-');
 after(cleanup);
@@ -203,17 +202,6 @@ test("without a usable record or the base's check time, every row is read", asyn
   assert.deepEqual(problems(await tracked(s2)), [['digest', FILES[7]!.relativePath]]);
 });
 
-/** Usage counted independently: every regular file, payload names, single-link bytes. */
-async function walked(dir: string): Promise<TreeUsage> {
-  const u: TreeUsage = { files: 0, size: 0, exclusiveBytes: 0 };
-  await walkFiles(dir, (f) => {
-    u.size += f.size;
-    if (/^[0-9a-f]{2}\/[0-9a-f]{40}$/.test(f.rel)) u.files++;
-    if (f.nlink <= 1) u.exclusiveBytes += f.size;
-  });
-  return u;
-}
-
 test('through the store: the plan carries the base check time, the staging its record; the commit records what a walk finds', async () => {
   const dest = tmp();
   const store = await openStore(dest, UDID);
@@ -240,7 +228,7 @@ test('through the store: the plan carries the base check time, the staging its r
   assert.ok(r2.ok, JSON.stringify(r2.problems));
   // Changed, removed, and the last one, whose row (its MBFile InodeNumber) moved up a place.
   assert.equal(r2.unchangedFiles, FILES.length - 3);
-  const expected = await walked(s2.backupDir);
+  const expected = await walkedUsage(s2.backupDir);
   const c2 = await s2.commit();
   assert.deepEqual(
     [c2.files, c2.size, c2.exclusiveBytes],
