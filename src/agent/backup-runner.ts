@@ -174,6 +174,9 @@ export class BackupRunner {
     // H8c: whether the latest backup opens; a streak of unopened backups is told once.
     const toldUnopened = ctx.encryption?.status(udid).latestOpens === false;
     ctx.encryption?.afterJob(udid, outcome);
+    // The new snapshot is in the device's status before the attempt that made it is recorded: a
+    // client that sees the success then sees its snapshot too.
+    if (outcome.ok) await this.refreshSnapshot(udid);
     const announce = this.finishJob(udid, attemptId, transport, outcome);
     const enc = outcome.ok ? outcome.encryption : undefined;
     if (enc && !enc.opened && enc.problem !== undefined && !toldUnopened) {
