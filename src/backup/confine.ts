@@ -35,20 +35,25 @@ export function devicePathSegments(udid: string, devicePath: string): string[] {
     throw unsafe(String(devicePath), 'it is empty');
   }
   if (devicePath.includes('\0')) throw unsafe(devicePath, 'it contains a NUL character');
-  if (Buffer.byteLength(devicePath, 'utf8') > MAX_CONFINED_PATH_BYTES) {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: only a path that long can be over the bound.
+  if (
+    devicePath.length * 3 > MAX_CONFINED_PATH_BYTES &&
+    Buffer.byteLength(devicePath, 'utf8') > MAX_CONFINED_PATH_BYTES
+  ) {
     throw unsafe(devicePath, `it is longer than ${MAX_CONFINED_PATH_BYTES} bytes`);
   }
   // A backslash is a separator on Windows; no real device path contains one.
   if (devicePath.includes('\\')) throw unsafe(devicePath, 'it contains a backslash');
-  if (
-    path.posix.isAbsolute(devicePath) ||
-    path.win32.isAbsolute(devicePath) ||
-    /^[A-Za-z]:/.test(devicePath)
-  ) {
+  // Without backslashes, absolute on either system means a leading "/" or a drive ("C:").
+  if (devicePath.startsWith('/') || /^[A-Za-z]:/.test(devicePath)) {
     throw unsafe(devicePath, 'it is absolute');
   }
-  const segments = devicePath.split('/').filter((s) => s !== '' && s !== '.');
-  if (segments.includes('..')) throw unsafe(devicePath, 'it contains a ".." segment');
+  // This runs for every file and every move a device sends: one pass, no filtered copy.
+  const segments: string[] = [];
+  for (const s of devicePath.split('/')) {
+    if (s === '..') throw unsafe(devicePath, 'it contains a ".." segment');
+    if (s !== '' && s !== '.') segments.push(s);
+  }
   if (segments.length > MAX_CONFINED_PATH_DEPTH) {
     throw unsafe(devicePath, `it is deeper than ${MAX_CONFINED_PATH_DEPTH} levels`);
   }

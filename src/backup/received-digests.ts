@@ -12,11 +12,12 @@
  * after its file is committed, always in the order the files were committed, and `settle` waits
  * for the last one before the verify.
  *
- * A phone has hundreds of thousands of files: each costs one Map entry (inode → slot) and a
- * 48-byte slot in shared chunks, not a key string and a Buffer object of its own.
+ * A phone has hundreds of thousands of files: each costs an entry in a typed-array index (inode →
+ * slot, inode-slots.ts) and a 48-byte slot in shared chunks, nothing on V8's heap.
  */
 import type { Stats } from 'node:fs';
 import type { FileSha1 } from './atomic-file';
+import { InodeSlots } from './inode-slots';
 import { OffThreadSha1 } from './sha1-off-thread';
 
 export type FileIdentity = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
@@ -27,7 +28,7 @@ const HAS_DIGEST = 20;
 const SLOTS_PER_CHUNK = 8192;
 
 export class ReceivedDigests {
-  private readonly slotOf = new Map<number, number>();
+  private readonly slotOf = new InodeSlots();
   private readonly chunks: Buffer[] = [];
   private used = 0;
   /** Slots waiting for their digest, in the order their files were committed (-1: forgotten). */
