@@ -1,7 +1,6 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { fileIdFor } from '../../src/format/file-id';
@@ -20,16 +19,9 @@ import {
   type ManifestRowProblem,
 } from '../../src/format/manifest-db';
 import { isMooringError } from '../../src/util/errors';
+import { tempDirs } from '../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-manifestdb-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-manifestdb-');
 
 const REC: MbFileRecord = {
   relativePath: 'Library/SMS/sms.db',

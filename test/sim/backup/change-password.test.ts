@@ -4,11 +4,10 @@
  * the domain_changed notification, keys kept across a restart (0600 state file), an incremental
  * backup under the same keybag, and a Restore refused without / with a wrong password.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { decodePlist, isPlistDict } from '../../../src/protocol/plist';
 import { PlistConnection } from '../../../src/transport/plist-connection';
@@ -32,16 +31,9 @@ import {
   unlockBackupKeyBag,
 } from '../../../src/format/encryption';
 import { MiniHost } from './mini-host';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-chpw-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-chpw-');
 
 const ROUNDS = { dpic: 20, iter: 5 };
 let identityTemplate: Buffer | undefined;

@@ -5,12 +5,11 @@
  * the deleted ones, and leaves a Manifest.db equal to the device's listing. A host copy that
  * differs from the device's idea of it (a row altered or lost) is caught by the comparison.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PlistConnection } from '../../../src/transport/plist-connection';
@@ -25,16 +24,9 @@ import { SimDevice } from '../../../src/sim/device';
 import { HostPairings } from '../../../src/sim/host-pairings';
 import { loadOrCreateIdentity } from '../../../src/sim/identity';
 import { MiniHost } from './mini-host';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-mcache-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-mcache-');
 
 interface Rig {
   store: ContentStore;

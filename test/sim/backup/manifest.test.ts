@@ -1,8 +1,6 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { decodePlist, encodeBinaryPlist, isPlistDict } from '../../../src/protocol/plist';
 import { ContentStore } from '../../../src/sim/content/store';
@@ -13,16 +11,9 @@ import { encodeStatusPlist } from '../../../src/format/status-plist';
 import { parseKeyBag } from '../../../src/format/keybag';
 import { manifestRowsFor, planUploads } from '../../../src/sim/backup/backup-session';
 import { buildManifestPlist, buildUnencryptedKeyBag } from '../../../src/sim/backup/plists';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-manifest-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-manifest-');
 
 test('Manifest.db has the real schema and is readable by the sqlite3 CLI and plistutil', async () => {
   const dir = tmp();

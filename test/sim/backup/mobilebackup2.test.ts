@@ -3,12 +3,11 @@
  * small host (mini-host.ts) against a real backup folder. The real-tool test (idevicebackup2
  * through the full simulator) lives in idevicebackup2.test.ts.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { decodePlist, isPlistDict, type PlistDict } from '../../../src/protocol/plist';
 import { PlistConnection } from '../../../src/transport/plist-connection';
@@ -28,16 +27,9 @@ import { IDENTITY_FILE, loadOrCreateIdentity } from '../../../src/sim/identity';
 import { encodeDlPath, encodeDlStreamEnd } from '../../../src/protocol/device-link';
 import { isMooringError } from '../../../src/util/errors';
 import { MiniHost, type MiniHostOptions } from './mini-host';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-mb2-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-mb2-');
 
 let identityTemplate: Promise<Buffer> | undefined;
 

@@ -4,23 +4,15 @@
  * the download was that file exactly (how the device recognises its own Manifest.db as it
  * arrives) — a change of one byte, a missing or extra byte, or no reference at all is not.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { FileSink } from '../../../src/sim/backup/sinks';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-sinks-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-sinks-');
 
 /** Feeds `data` to a fresh sink in blocks of `block` bytes; returns the sink and its file. */
 async function receive(

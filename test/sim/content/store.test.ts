@@ -1,8 +1,7 @@
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { decodePlist, isPlistDict } from '../../../src/protocol/plist';
@@ -11,16 +10,9 @@ import type { ListingJson } from '../../../src/sim/content/model';
 import { targetStaysInDomain } from '../../../src/format/file-id';
 import { S_IFMT, S_IFREG } from '../../../src/format/mbfile';
 import { isMooringError } from '../../../src/util/errors';
+import { tempDirs } from '../../helpers/temp-dirs';
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'mooring-content-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs('mooring-content-');
 
 const SMALL = { files: 60, bytes: 2_000_000, seed: 7 };
 
