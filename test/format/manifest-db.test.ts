@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,7 +21,8 @@ import {
 import { isMooringError } from '../../src/util/errors';
 import { tempDirs } from '../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-manifestdb-');
+const { tmp, cleanup } = tempDirs('mooring-manifestdb-');
+after(cleanup);
 
 const REC: MbFileRecord = {
   relativePath: 'Library/SMS/sms.db',

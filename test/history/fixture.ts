@@ -1,23 +1,8 @@
-/** Temp folders for history tests, removed after the file's tests. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+/** Shared pieces of the history tests. */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
-export function tempDirs(prefix: string): { tmp: () => string; cleanup: () => void } {
-  const made: string[] = [];
-  return {
-    tmp: () => {
-      const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-      made.push(d);
-      return d;
-    },
-    cleanup: () => {
-      for (const d of made) rmSync(d, { recursive: true, force: true });
-    },
-  };
-}
+export { tempDirs } from '../helpers/temp-dirs';
 
 export function sha256File(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');

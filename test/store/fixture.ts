@@ -4,8 +4,7 @@
  * so snapshots that share files by hard links stay intact.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
-import os from 'node:os';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { encodeBinaryPlist, encodeXmlPlist } from '../../src/protocol/plist';
 import { fileIdFor, payloadRelPath } from '../../src/format/file-id';
@@ -37,19 +36,7 @@ export interface FakeBackupOptions {
   udid?: string;
 }
 
-export function tempDirs(prefix: string): { tmp(): string; cleanup(): void } {
-  const dirs: string[] = [];
-  return {
-    tmp() {
-      const d = mkdtempSync(path.join(os.tmpdir(), prefix));
-      dirs.push(d);
-      return d;
-    },
-    cleanup() {
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    },
-  };
-}
+export { tempDirs } from '../helpers/temp-dirs';
 
 async function replaceFile(file: string, data: string | Buffer): Promise<void> {
   const tmp = `${file}.new-${randomUUID()}`;

@@ -4,7 +4,7 @@
  * the domain_changed notification, keys kept across a restart (0600 state file), an incremental
  * backup under the same keybag, and a Restore refused without / with a wrong password.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
@@ -33,7 +33,8 @@ import {
 import { MiniHost } from './mini-host';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-chpw-');
+const { tmp, cleanup } = tempDirs('mooring-chpw-');
+after(cleanup);
 
 const ROUNDS = { dpic: 20, iter: 5 };
 let identityTemplate: Buffer | undefined;

@@ -5,7 +5,7 @@
  * the deleted ones, and leaves a Manifest.db equal to the device's listing. A host copy that
  * differs from the device's idea of it (a row altered or lost) is caught by the comparison.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -26,7 +26,8 @@ import { loadOrCreateIdentity } from '../../../src/sim/identity';
 import { MiniHost } from './mini-host';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-mcache-');
+const { tmp, cleanup } = tempDirs('mooring-mcache-');
+after(cleanup);
 
 interface Rig {
   store: ContentStore;

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -13,7 +13,8 @@ import { manifestRowsFor, planUploads } from '../../../src/sim/backup/backup-ses
 import { buildManifestPlist, buildUnencryptedKeyBag } from '../../../src/sim/backup/plists';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-manifest-');
+const { tmp, cleanup } = tempDirs('mooring-manifest-');
+after(cleanup);
 
 test('Manifest.db has the real schema and is readable by the sqlite3 CLI and plistutil', async () => {
   const dir = tmp();

@@ -3,7 +3,7 @@
  * small host (mini-host.ts) against a real backup folder. The real-tool test (idevicebackup2
  * through the full simulator) lives in idevicebackup2.test.ts.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -29,7 +29,8 @@ import { isMooringError } from '../../../src/util/errors';
 import { MiniHost, type MiniHostOptions } from './mini-host';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-mb2-');
+const { tmp, cleanup } = tempDirs('mooring-mb2-');
+after(cleanup);
 
 let identityTemplate: Promise<Buffer> | undefined;
 

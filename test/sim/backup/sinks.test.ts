@@ -4,7 +4,7 @@
  * the download was that file exactly (how the device recognises its own Manifest.db as it
  * arrives) — a change of one byte, a missing or extra byte, or no reference at all is not.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -12,7 +12,8 @@ import path from 'node:path';
 import { FileSink } from '../../../src/sim/backup/sinks';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-sinks-');
+const { tmp, cleanup } = tempDirs('mooring-sinks-');
+after(cleanup);
 
 /** Feeds `data` to a fresh sink in blocks of `block` bytes; returns the sink and its file. */
 async function receive(

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -12,7 +12,8 @@ import { S_IFMT, S_IFREG } from '../../../src/format/mbfile';
 import { isMooringError } from '../../../src/util/errors';
 import { tempDirs } from '../../helpers/temp-dirs';
 
-const tmp = tempDirs('mooring-content-');
+const { tmp, cleanup } = tempDirs('mooring-content-');
+after(cleanup);
 
 const SMALL = { files: 60, bytes: 2_000_000, seed: 7 };
 
