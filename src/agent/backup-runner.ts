@@ -13,14 +13,14 @@ import {
   type AttemptTrigger,
   type Transport,
 } from '../history';
-import { backupToStore, type JobEvent, type JobOutcome } from '../job';
+import { runBackupJob, type JobEvent, type JobOutcome } from '../job';
 import { decide } from '../scheduler';
 import { dateOfSnapshotId } from '../store';
 import { readMetadata } from '../store/metadata';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
 import { pruneByRetention } from './auto-prune';
-import type { DeviceContact } from './device-contact';
+import { CONTACT_READS, type DeviceContact } from './device-contact';
 import { classifyOutcome } from './outcome-notice';
 
 /** MooringError detail: the chosen backup folder is not there. */
@@ -137,7 +137,7 @@ export class BackupRunner {
       if (!endpoint) throw new MooringError('CLOSED', `${udid} is no longer reachable`);
       await this.checkChosenFolder();
       const record = await this.contact.pairRecord(udid);
-      outcome = await backupToStore({
+      outcome = await runBackupJob({
         endpoint,
         record,
         dest: ctx.backupDir,
@@ -145,6 +145,8 @@ export class BackupRunner {
         ...(ctx.backupTimeouts ? { timeouts: ctx.backupTimeouts } : {}),
         onEvent: (e) => this.onJobEvent(udid, attemptId, e),
         onSession: (s) => this.contact.readValues(udid, s),
+        sessionReads: CONTACT_READS,
+        log: (line) => ctx.log(line),
         // H8c: every encrypted backup is opened with the stored passwords after verify.
         ...(ctx.encryption ? { encryption: ctx.encryption.jobEncryption(udid) } : {}),
       });

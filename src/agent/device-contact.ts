@@ -5,7 +5,14 @@
  */
 import type { DevicePresence } from '../discovery/registry';
 import { pairingInvalid } from '../history';
-import { DeviceSession, findPairRecord, WIRELESS_LOCKDOWN_DOMAIN } from '../lockdown';
+import { BACKUP_DOMAIN } from '../backup/change-password';
+import {
+  DeviceSession,
+  findPairRecord,
+  WIRELESS_LOCKDOWN_DOMAIN,
+  type ValueQuery,
+  type ValueReader,
+} from '../lockdown';
 import type { PairRecord } from '../pairing/pair-record';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
@@ -128,7 +135,7 @@ export class DeviceContact {
    * Lockdown values at contact: name, model, version, Wi-Fi MAC, whether backups ask for the
    * passcode, and whether Wi-Fi connections are on.
    */
-  async readValues(udid: string, session: DeviceSession): Promise<void> {
+  async readValues(udid: string, session: ValueReader): Promise<void> {
     const { ctx } = this;
     const values = await session.getDomain();
     if (ctx.stopping) return;
@@ -159,8 +166,18 @@ export class DeviceContact {
   }
 }
 
+/**
+ * Every lockdown value readValues reads. A backup on its own thread reads these for it from the
+ * backup's session (JobOptions.sessionReads); a read missing here fails there.
+ */
+export const CONTACT_READS: readonly ValueQuery[] = [
+  {}, // the default domain: name, version, passcode (deviceFacts)
+  { domain: WIRELESS_LOCKDOWN_DOMAIN, key: 'EnableWifiConnections' },
+  { domain: BACKUP_DOMAIN, key: 'WillEncrypt' },
+];
+
 /** EnableWifiConnections as the device has it (a device that never had it set answers nothing: off). */
-export async function readWifiConnections(session: DeviceSession): Promise<boolean> {
+export async function readWifiConnections(session: ValueReader): Promise<boolean> {
   const v = await session.getValue(WIRELESS_LOCKDOWN_DOMAIN, 'EnableWifiConnections');
   return v === true;
 }

@@ -10,7 +10,7 @@
  * crash between the two never loses a password the device already uses; a refusal puts the store
  * back. Passwords are never logged; they reach the device inside the lockdown TLS session only.
  */
-import type { DeviceSession } from '../lockdown';
+import type { ValueReader } from '../lockdown';
 import { changeBackupPassword, readWillEncrypt } from '../backup/change-password';
 import type { JobEncryption, JobOutcome } from '../job/backup-to-store';
 import {
@@ -88,7 +88,7 @@ export class AgentEncryption {
   }
 
   /** At every contact (first contact and each backup's session): WillEncrypt as the device says. */
-  async readAtContact(udid: string, session: DeviceSession): Promise<void> {
+  async readAtContact(udid: string, session: ValueReader): Promise<void> {
     try {
       this.entry(udid).on = await readWillEncrypt(session);
     } catch (e) {

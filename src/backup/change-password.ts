@@ -24,6 +24,7 @@ import { MobileBackup2Client } from '../services/mobilebackup2/client';
 import { DeviceLinkHost } from './device-link-host';
 import { Interrupt, BackupStopped, withDeadline } from './interrupt';
 import type { BackupSession } from './run-backup';
+import type { LockdownValues } from './info-plist';
 
 export type ChangePasswordAction = 'enable' | 'change' | 'disable';
 
@@ -79,7 +80,7 @@ export interface ChangePasswordResult {
 }
 
 /** The device's backup encryption setting (false when it does not say). */
-export async function readWillEncrypt(session: BackupSession): Promise<boolean> {
+export async function readWillEncrypt(session: LockdownValues): Promise<boolean> {
   return (await session.getValue(BACKUP_DOMAIN, 'WillEncrypt')) === true;
 }
 

@@ -19,7 +19,7 @@ import {
   type BackupResult,
   type BackupTimeouts,
 } from '../backup';
-import { DeviceSession, type DeviceEndpoint } from '../lockdown';
+import { DeviceSession, type DeviceEndpoint, type ValueQuery, type ValueReader } from '../lockdown';
 import type { PairRecord } from '../pairing/pair-record';
 import {
   appendAttempt,
@@ -59,7 +59,12 @@ export interface JobOptions {
    * device's values there (name, version, passcode) and notes the successful contact. Errors
    * it throws are ignored.
    */
-  onSession?: (session: DeviceSession) => Promise<void> | void;
+  onSession?: (values: ValueReader) => Promise<void> | void;
+  /**
+   * Every value onSession reads. A job on its own thread (job-thread) reads exactly these from
+   * the session and hands onSession a reader that answers them; another read fails there.
+   */
+  sessionReads?: readonly ValueQuery[];
   /** Lockdown label (default 'mooring'). */
   label?: string;
   /** H8b: how an encrypted backup is opened after verify (see checkEncryptedStaging). */

@@ -12,3 +12,10 @@ export {
   type JobEncryption, // H8b
   type EncryptionCheck, // H8b
 } from './backup-to-store';
+export {
+  runBackupJob,
+  JOB_THREAD_ENV,
+  JOB_YOUNG_GENERATION_MB,
+  type RunJobOptions,
+} from './job-thread';
+export { CRASH_AT_ENV, crashTestStoreOptions } from './crash-test';

@@ -24,7 +24,7 @@ export interface MuxConnector {
 /** A device behind usbmuxd: every port is reached with a usbmuxd Connect. */
 export class UsbmuxEndpoint implements DeviceEndpoint {
   constructor(
-    private readonly mux: MuxConnector,
+    readonly mux: MuxConnector,
     readonly deviceId: number,
     readonly udid: string,
     /** usbmuxd also lists Wi-Fi devices (macOS, usbmuxd2) as connection type "Network". */
@@ -54,7 +54,7 @@ export class TcpEndpoint implements DeviceEndpoint {
   readonly udid: string;
   readonly host: string;
   readonly lockdownPort: number;
-  private readonly connectTimeoutMs: number;
+  readonly connectTimeoutMs: number;
 
   constructor(opts: TcpEndpointOptions) {
     this.udid = opts.udid;

@@ -4,3 +4,4 @@ export * from './client';
 export * from './endpoint';
 export * from './session';
 export * from './pair-records';
+export * from './values';

@@ -4,12 +4,13 @@
  * whatever the transport. Several services can be started in one session.
  */
 import { MooringError } from '../util/errors';
-import { isPlistDict, type PlistDict, type PlistValue } from '../protocol/plist/types';
+import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import { PlistConnection } from '../transport/plist-connection';
 import type { PairRecord } from '../pairing/pair-record';
 import { LockdownClient, tlsClientIdentity, type SessionInfo } from './client';
 import { LOCKDOWN_PORT, LOCKDOWN_TYPE } from './constants';
 import type { DeviceEndpoint, DeviceTransport } from './endpoint';
+import { asDomain, type ValueReader } from './values';
 
 export interface StartServiceOptions {
   /** Send the pair record's EscrowBag (true) or this bag; mobilebackup2 needs it. */
@@ -65,7 +66,7 @@ export interface DeviceSessionOptions extends OpenLockdownOptions {
   presentRootCertificate?: boolean;
 }
 
-export class DeviceSession implements ServiceProvider {
+export class DeviceSession implements ServiceProvider, ValueReader {
   private constructor(
     readonly endpoint: DeviceEndpoint,
     readonly lockdown: LockdownClient,
@@ -110,12 +111,7 @@ export class DeviceSession implements ServiceProvider {
 
   /** The whole default domain (or `domain`) as a dict. */
   async getDomain(domain?: string): Promise<PlistDict> {
-    const v = await this.lockdown.getValue(domain);
-    if (v === undefined) return {};
-    if (!isPlistDict(v)) {
-      throw new MooringError('MALFORMED', `lockdown domain ${domain ?? '(default)'} is not a dict`);
-    }
-    return v;
+    return asDomain(domain, await this.lockdown.getValue(domain));
   }
 
   async startService(name: string, opts: StartServiceOptions = {}): Promise<PlistConnection> {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
+import { threadId } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
 import { tempName } from './fs-util';
 
@@ -15,6 +16,8 @@ interface LockContent {
   /** ms since the epoch when the machine booted (± a few ms between readings). */
   boot: number;
   token: string;
+  /** The thread that holds it (a backup job runs on a worker thread: job/job-thread). */
+  thread?: number;
   since: string;
   purpose: string;
 }
@@ -82,8 +85,13 @@ function staleReason(l: { content?: LockContent; mtimeMs: number }): string | un
   if (!c) return Date.now() - l.mtimeMs > UNREADABLE_STALE_MS ? 'unreadable and old' : undefined;
   if (c.host !== os.hostname()) return undefined; // another machine (a shared drive): cannot tell
   if (Math.abs(c.boot - bootTime()) > BOOT_TOLERANCE_MS) return 'left from before a reboot';
-  if (c.pid === process.pid)
-    return heldTokens.has(c.token) ? undefined : 'left by this process (a failed release)';
+  if (c.pid === process.pid) {
+    if (heldTokens.has(c.token)) return undefined;
+    // Another thread of ours holds it: live while that thread runs (its host clears the lock
+    // of a thread that ended: releaseLockOfThread).
+    if (c.thread !== undefined && c.thread !== threadId) return undefined;
+    return 'left by this process (a failed release)';
+  }
   return pidAlive(c.pid) ? undefined : `process ${c.pid} is gone`;
 }
 
@@ -110,6 +118,7 @@ export class DeviceLock {
         host: os.hostname(),
         boot: bootTime(),
         token,
+        thread: threadId,
         since: new Date().toISOString(),
         purpose,
       };
@@ -175,6 +184,33 @@ export class DeviceLock {
     const l = await readLock(this.file);
     return l?.content?.token === this.token;
   }
+}
+
+/**
+ * Removes the lock at `file` if thread `thread` of this process holds it: called when that
+ * thread has ended, whatever way (a worker that died mid-backup never released it). Returns
+ * whether a lock was removed.
+ */
+export async function releaseLockOfThread(file: string, thread: number): Promise<boolean> {
+  const l = await readLock(file);
+  const c = l?.content;
+  if (!c || c.pid !== process.pid || c.host !== os.hostname() || c.thread !== thread) return false;
+  // Moved aside first, so a lock another thread takes meanwhile is not the one removed.
+  const aside = tempName(`${file}.ended`);
+  try {
+    await fsp.rename(file, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  const moved = await readLock(aside);
+  if (moved?.content?.token !== c.token) {
+    await fsp.link(aside, file).catch(() => undefined);
+    await fsp.rm(aside, { force: true });
+    return false;
+  }
+  await fsp.rm(aside, { force: true });
+  return true;
 }
 
 function busy(file: string, c: LockContent | undefined): MooringError {

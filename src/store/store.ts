@@ -148,6 +148,11 @@ export interface PruneResult {
   kept: RetentionDecision[];
 }
 
+/** The file that says who is working on a device's backups (store/lock). */
+export function deviceLockFile(dest: string, udid: string): string {
+  return path.join(path.resolve(dest), '.mooring', udid, 'lock');
+}
+
 /** UDIDs as used in backup folder names: hex with an optional dash, nothing path-like. */
 const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 
@@ -315,7 +320,7 @@ export class SnapshotStore {
     this.trashDir = path.join(this.stateDir, 'trash');
     this.journalFile = path.join(this.stateDir, 'journal.json');
     this.metadataFile = path.join(this.stateDir, 'snapshots.json');
-    this.lockFile = path.join(this.stateDir, 'lock');
+    this.lockFile = deviceLockFile(this.dest, udid);
     this.now = opts.now ?? (() => new Date());
     this.hooks = opts.hooks ?? {};
   }

@@ -7,7 +7,9 @@
  *   `.js` and never gets there).
  * - In the packaged desktop app the code lives in app.asar, which a worker may not be able to
  *   load; electron-builder.yml unpacks `*.worker.js` next to it (app.asar.unpacked). A worker
- *   module therefore imports nothing but Node's own modules.
+ *   module therefore imports nothing but Node's own modules. The one exception is the backup
+ *   job's thread (job/job-thread), which needs the whole backup stack and loads it from app.asar
+ *   (Electron 18 and later read asar in worker threads); it runs in-process where that fails.
  */
 import path from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
@@ -20,10 +22,15 @@ export function startWorker(
   callerFile: string,
   name: string,
   options: Pick<WorkerOptions, 'workerData' | 'resourceLimits'> = {},
+  /** Load it from app.asar itself rather than app.asar.unpacked (see above). */
+  fromAsar = false,
 ): Worker {
   const ext = path.extname(callerFile);
   let file = path.join(path.dirname(callerFile), `${name}${ext}`);
-  file = file.replace(`${path.sep}app.asar${path.sep}`, `${path.sep}app.asar.unpacked${path.sep}`);
+  if (!fromAsar) {
+    const asar = `${path.sep}app.asar${path.sep}`;
+    file = file.replace(asar, `${path.sep}app.asar.unpacked${path.sep}`);
+  }
   const preload = ext === '.ts' ? `require(${JSON.stringify(require.resolve('tsx/cjs'))});` : '';
   return new Worker(`${preload}require(${JSON.stringify(file)});`, { ...options, eval: true });
 }

@@ -4,6 +4,7 @@
  * with a safety timeout (the timeout only turns a missing event into a failure; it is not what a
  * test measures).
  */
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,7 +30,11 @@ export interface SimFixture {
    * system pair records and the UTC time zone; `extra` overrides any of them.
    */
   agentOptions(extra?: Partial<AgentOptions>): AgentOptions;
-  /** Stops the simulator and removes the folder (stop the agent first). */
+  /**
+   * Stops the simulator and removes the folder (stop the agent first). Throws if the agent logged
+   * that a backup left its own thread or that the backup's session lacked a value the agent reads
+   * (CONTACT_READS): with the default `log`, every agent test checks both.
+   */
   close(): Promise<void>;
 }
 
@@ -44,9 +49,14 @@ export async function simFixture(
 ): Promise<SimFixture> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), prefix));
   let sim: RunningSim | undefined;
+  const wrong: string[] = [];
+  const log = (line: string): void => {
+    if (/runs in-process|not among the reads asked for/.test(line)) wrong.push(line);
+  };
   const close = async (): Promise<void> => {
     await sim?.stop();
     await rm(tmp, { recursive: true, force: true });
+    assert.deepEqual(wrong, [], 'the agent logged a backup off its thread or a value not read');
   };
   try {
     const dataDir = path.join(tmp, 'data');
@@ -68,6 +78,7 @@ export async function simFixture(
         mdns: null,
         systemPairRecordDir: null,
         timeZone: 'UTC',
+        log,
         ...extra,
       }),
       close,

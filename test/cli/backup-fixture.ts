@@ -89,6 +89,13 @@ export function runMooring(args: string[], o: RunOptions = {}): Promise<RunResul
       clearTimeout(timer);
       children.delete(child);
       const result = events.find((e) => e.type === 'result');
+      // Every CLI backup in these tests runs on the job's own thread (job/job-thread): one
+      // that fell back to the in-process job would leave that path untested.
+      const fellBack = /the backup of \S+ runs in-process: .*/.exec(err.join(''));
+      if (fellBack) {
+        reject(new Error(`the backup did not run on its own thread: ${fellBack[0]}`));
+        return;
+      }
       resolve({
         code,
         signal,

@@ -6,7 +6,8 @@ import { promises as fsp, utimesSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../src/store';
-import { DeviceLock } from '../../src/store/lock';
+import { Worker } from 'node:worker_threads';
+import { DeviceLock, releaseLockOfThread } from '../../src/store/lock';
 import { isMooringError, type MooringError } from '../../src/util/errors';
 import { sampleEntries, tempDirs, UDID, writeBackup } from './fixture';
 
@@ -99,4 +100,36 @@ test('stale locks are broken; live, foreign-host and freshly written ones are no
   assert.ok(await e.stillHeld());
   await e.release();
   assert.equal(await e.stillHeld(), false);
+});
+
+test("another thread's lock is live; once that thread is gone its host removes it", async () => {
+  const file = path.join(tmp(), 'lock');
+  // A real worker thread takes the lock and ends without releasing it (a backup job's thread
+  // that died: job/job-thread).
+  const code = `
+    require(${JSON.stringify(require.resolve('tsx/cjs'))});
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { DeviceLock } = require(${JSON.stringify(require.resolve('../../src/store/lock'))});
+    DeviceLock.acquire(workerData, 'backup').then(() => parentPort.postMessage('held'));
+  `;
+  const w = new Worker(code, { eval: true, workerData: file });
+  const thread = w.threadId; // -1 once it has ended
+  const ended = new Promise((resolve) => w.once('exit', resolve));
+  assert.equal(await new Promise((resolve) => w.once('message', resolve)), 'held');
+  const held = JSON.parse(await fsp.readFile(file, 'utf8')) as { pid: number; thread: number };
+  assert.deepEqual([held.pid, held.thread], [process.pid, thread]);
+  // Same process, another thread: not "a failed release of ours", so never broken.
+  await assert.rejects(DeviceLock.acquire(file, 'verify'), locked);
+  await w.terminate();
+  await ended;
+  // Only the lock of the thread named is removed.
+  assert.equal(await releaseLockOfThread(file, thread + 1), false);
+  await assert.rejects(DeviceLock.acquire(file, 'verify'), locked);
+  assert.equal(await releaseLockOfThread(file, thread), true);
+  await assert.rejects(fsp.access(file));
+  const mine = await DeviceLock.acquire(file, 'verify');
+  assert.equal(mine.brokeStale, undefined);
+  assert.equal(await releaseLockOfThread(file, thread), false, "ours is not that thread's");
+  assert.ok(await mine.stillHeld());
+  await mine.release();
 });

@@ -3,8 +3,7 @@
  * staged copy of the latest backup; only a backup the device finished and that verifies is
  * committed, atomically. Anything else leaves the latest complete backup exactly as it was.
  */
-import { backupToStore, type JobEncryption, type JobOutcome } from '../../job';
-import type { StoreOptions } from '../../store';
+import { runBackupJob, type JobEncryption, type JobOutcome } from '../../job';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { humanProgress, jsonProgress, type ProgressSink } from '../progress';
 import { destination } from '../store-access';
@@ -27,28 +26,6 @@ export const EXIT_BACKUP_FAILED = 1;
 
 export const EXIT_CANCELLED = 130;
 
-/**
- * TEST FAULT HOOK, used only by the crash-safety tests (test/cli/backup-crash*.test.ts):
- * `MOORING_CRASH_AT=commit:<step>` (a CommitStep, e.g. `commit:moved-latest`; or `prune:<step>`,
- * `open:locked|recovered`, `staging:created|linked` — the fault matrix, test/reliability)
- * makes this process SIGKILL itself right after that durable step of the store (StoreHooks.afterStep,
- * also during the recovery of an earlier interrupted commit). Those steps emit no events, so an
- * outside kill cannot be aimed at them. Unset (always, in normal use) it changes nothing.
- */
-export const CRASH_AT_ENV = 'MOORING_CRASH_AT';
-
-export function crashTestStoreOptions(env: NodeJS.ProcessEnv = process.env): StoreOptions {
-  const at = env[CRASH_AT_ENV];
-  if (!at) return {};
-  return {
-    hooks: {
-      afterStep: (op, step) => {
-        if (`${op}:${step}` === at) process.kill(process.pid, 'SIGKILL');
-      },
-    },
-  };
-}
-
 /** H8b: the stored passwords, and the era of the one that opens a new backup remembered. */
 export function encryptionCheck(dataDir: string, udid: string): JobEncryption {
   const secrets = new FileSecretStore(secretsDir(dataDir));
@@ -65,14 +42,15 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
   const endpoint = await resolveEndpoint(ctx, a.udid, a.via);
   const { record } = await requirePairRecord(ctx, endpoint.udid);
   const dest = destination(a.dest, ctx.dataDir);
-  const outcome = await backupToStore({
+  // On a thread of its own when it can (job/job-thread); the crash-test hook goes with it.
+  const outcome = await runBackupJob({
     endpoint,
     record,
     dest,
     full: a.full,
     ...(a.signal ? { signal: a.signal } : {}),
     onEvent: (e) => progress.event(e),
-    storeOptions: crashTestStoreOptions(),
+    log: (line) => process.stderr.write(`mooring: ${line}\n`),
     // H8b: an encrypted backup is opened with the stored password after verify.
     encryption: encryptionCheck(ctx.dataDir, endpoint.udid),
   });

@@ -1,0 +1,212 @@
+/**
+ * Runs a backup job on a worker thread of its own, with a small young generation.
+ *
+ * Why a thread: a backup of many small files makes V8 grow the young generation of whatever
+ * heap it runs on to its 32 MiB maximum, and its promoted garbage doubles the old space before a
+ * full collection (docs/BENCHMARKS.md, seventh pass). V8 fixes a heap's young generation when
+ * the heap is created, so the process's own heap cannot be made smaller once Node runs, but a
+ * worker's can (`resourceLimits`). The thread also keeps the agent's loop (its web UI, its
+ * history) free while a backup runs, and a backup that runs out of memory fails alone, with a
+ * reason, instead of taking the agent down.
+ *
+ * A job whose endpoint cannot be described as data, or whose thread cannot start (a packaged app
+ * whose Electron cannot load modules from app.asar in a worker), runs in-process as before.
+ */
+import type { Worker } from 'node:worker_threads';
+import { RecordedValues } from '../lockdown/values';
+import { deviceLockFile, releaseLockOfThread } from '../store';
+import { MooringError } from '../util/errors';
+import { fromWireError, toWireError } from '../util/error-wire';
+import { startWorker } from '../util/worker-file';
+import {
+  backupToStore,
+  freeBytesAt,
+  type JobOptions,
+  type JobOutcome,
+  type JobStage,
+} from './backup-to-store';
+import { crashTestStoreOptions } from './crash-test';
+import { describeEndpoint } from './endpoint-spec';
+import type { FromJob, JobSpec, ToJob } from './job-messages';
+
+/**
+ * The job thread's young generation, in MiB: V8 splits it into two semi-spaces and a large
+ * object space of a third each, so 12 gives 4 MiB semi-spaces (`--max-semi-space-size=4`, which
+ * measured the same CPU as the default 16 and ~55 MiB less peak RSS: docs/BENCHMARKS.md).
+ */
+export const JOB_YOUNG_GENERATION_MB = 12;
+
+/** `MOORING_JOB_THREAD=0` runs every job in-process (to compare, or to debug with one stack). */
+export const JOB_THREAD_ENV = 'MOORING_JOB_THREAD';
+
+export interface RunJobOptions extends JobOptions {
+  /** Told why a job ran in-process after all (its thread could not start). */
+  log?: (line: string) => void;
+  /** false: in-process whatever the endpoint (default: a thread when it can). */
+  thread?: boolean;
+  /** The thread's module (tests name a missing one to see the in-process fallback). */
+  workerName?: string;
+}
+
+/** One backup of one device, on its own thread when it can be (see above). */
+export async function runBackupJob(o: RunJobOptions): Promise<JobOutcome> {
+  const { log, thread, workerName = 'job.worker', ...job } = o;
+  const spec = thread === false || process.env[JOB_THREAD_ENV] === '0' ? undefined : jobSpec(job);
+  if (spec) {
+    const r = await onThread(job, spec, workerName);
+    if (r.outcome) return r.outcome;
+    log?.(`the backup of ${job.endpoint.udid} runs in-process: ${r.notStarted}`);
+  }
+  return backupToStore({ storeOptions: crashTestStoreOptions(), ...job });
+}
+
+/** The job as data, or undefined when part of it cannot cross to a thread. */
+function jobSpec(o: JobOptions): JobSpec | undefined {
+  const endpoint = describeEndpoint(o.endpoint);
+  if (!endpoint || o.storeOptions) return undefined;
+  if (o.onSession && !o.sessionReads) return undefined;
+  const spec: JobSpec = { endpoint, record: o.record, dest: o.dest };
+  if (o.full !== undefined) spec.full = o.full;
+  if (o.timeouts) spec.timeouts = o.timeouts;
+  if (o.label !== undefined) spec.label = o.label;
+  if (o.onSession && o.sessionReads) spec.sessionReads = [...o.sessionReads];
+  const e = o.encryption;
+  if (e) {
+    spec.encryption = {
+      passwords: typeof e.passwords === 'function' ? 'ask' : [...e.passwords],
+      onOpened: e.onOpened !== undefined,
+      ...(e.sample === undefined ? {} : { sample: e.sample }),
+    };
+  }
+  return spec;
+}
+
+type ThreadResult = { outcome: JobOutcome } | { outcome?: undefined; notStarted: string };
+
+function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<ThreadResult> {
+  let worker: Worker;
+  try {
+    worker = startWorker(
+      __filename,
+      workerName,
+      { workerData: spec, resourceLimits: { maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB } },
+      true,
+    );
+  } catch (e) {
+    return Promise.resolve({ notStarted: (e as Error).message });
+  }
+  const threadId = worker.threadId; // -1 once the thread has ended
+  const send = (m: ToJob): void => worker.postMessage(m);
+  const onAbort = (): void => send({ t: 'abort' });
+  let ready = false;
+  let stage: JobStage = 'connect';
+  // The caller's own work for the session's values finishes before the outcome is returned,
+  // as it does in-process (where it runs before the backup starts).
+  let sessionWork: Promise<unknown> = Promise.resolve();
+
+  return new Promise<ThreadResult>((resolve) => {
+    let settled = false;
+    const settle = (r: ThreadResult): void => {
+      if (settled) return;
+      settled = true;
+      o.signal?.removeEventListener('abort', onAbort);
+      // The outcome is final once posted; the thread is ended rather than left to wind down.
+      void worker
+        .terminate()
+        .then(() => releaseLockOfThread(deviceLockFile(o.dest, o.endpoint.udid), threadId))
+        .catch(() => false)
+        .then(() => sessionWork)
+        .then(() => resolve(r));
+    };
+    const failed = async (why: string, cause: unknown): Promise<void> => {
+      if (settled) return; // the thread's end after its outcome, or its error then its exit
+      const message = `the backup stopped: ${why}; the previous backup is kept unchanged`;
+      const error = new MooringError('IO', message, { cause });
+      const free = await freeBytesAt(o.dest);
+      settle({
+        outcome: {
+          ok: false,
+          udid: o.endpoint.udid,
+          message,
+          stage,
+          error,
+          result: {
+            ok: false,
+            failure: 'internal',
+            message,
+            bytesReceived: 0,
+            filesReceived: 0,
+            refusedPaths: [],
+            durationMs: 0,
+            warnings: [],
+          },
+          ...(free === undefined ? {} : { freeBytes: free }),
+        },
+      });
+    };
+
+    worker.on('message', (m: FromJob) => {
+      switch (m.t) {
+        case 'ready':
+          ready = true;
+          if (o.signal?.aborted) onAbort();
+          else o.signal?.addEventListener('abort', onAbort, { once: true });
+          break;
+        case 'events':
+          for (const e of m.list) {
+            if (e.type === 'phase') stage = 'backup';
+            try {
+              o.onEvent?.(e);
+            } catch {
+              // a failing listener must not break the backup
+            }
+          }
+          break;
+        case 'session':
+          stage = 'backup';
+          sessionWork = Promise.resolve()
+            .then(() => o.onSession?.(new RecordedValues(m.answers)))
+            .catch(() => undefined);
+          break;
+        case 'call':
+          void answer(o, m).then(send);
+          break;
+        case 'outcome': {
+          const { error, ...rest } = m.outcome;
+          settle({ outcome: error ? { ...rest, error: fromWireError(error) } : rest });
+          break;
+        }
+      }
+    });
+    worker.on('error', (e: Error & { code?: string }) => {
+      if (!ready) return settle({ notStarted: e.message });
+      const why =
+        e.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? 'it ran out of memory'
+          : `its thread failed (${e.message})`;
+      void failed(why, e);
+    });
+    worker.on('exit', (code) => {
+      if (!ready) settle({ notStarted: `its thread ended before it started (exit code ${code})` });
+      else void failed(`its thread ended before the backup did (exit code ${code})`, undefined);
+    });
+  });
+}
+
+/** The caller's answer to one of the job's calls. */
+async function answer(o: JobOptions, m: Extract<FromJob, { t: 'call' }>): Promise<ToJob> {
+  try {
+    if (m.fn === 'passwords') {
+      const p = o.encryption?.passwords ?? [];
+      return {
+        t: 'reply',
+        id: m.id,
+        passwords: typeof p === 'function' ? await p(m.keyBagId) : [...p],
+      };
+    }
+    await o.encryption?.onOpened?.(m.keyBagId, m.password);
+    return { t: 'reply', id: m.id };
+  } catch (e) {
+    return { t: 'reply', id: m.id, error: toWireError(e) };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * A backup job on its own thread (started by job-thread). It connects to the device itself
+ * (from the endpoint's spec), runs backupToStore and posts back what the caller's callbacks
+ * would have been told. Unlike the other workers it loads the whole backup stack.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { readAnswers } from '../lockdown/values';
+import { fromWireError, toWireError } from '../util/error-wire';
+import {
+  backupToStore,
+  type JobEncryption,
+  type JobEvent,
+  type JobOptions,
+} from './backup-to-store';
+import { crashTestStoreOptions } from './crash-test';
+import { endpointFromSpec } from './endpoint-spec';
+import { reviveRecord, type FromJob, type JobSpec, type ToJob } from './job-messages';
+
+const port = parentPort;
+if (!port) throw new Error('job.worker runs only as a worker thread');
+const spec = workerData as JobSpec;
+
+// Events emitted together (a passcode request and the phase it puts the backup in) cross as one
+// message, so the caller applies them together, as it would in-process: a message a time would
+// let its other work see the first without the second.
+let events: JobEvent[] = [];
+const flush = (): void => {
+  if (events.length === 0) return;
+  port.postMessage({ t: 'events', list: events } satisfies FromJob);
+  events = [];
+};
+const emit = (e: JobEvent): void => {
+  if (events.length === 0) queueMicrotask(flush);
+  events.push(e);
+};
+const post = (m: FromJob): void => {
+  flush();
+  port.postMessage(m);
+};
+
+const abort = new AbortController();
+const pending = new Map<number, { resolve: (v: string[]) => void; reject: (e: Error) => void }>();
+let nextId = 1;
+
+port.on('message', (m: ToJob) => {
+  if (m.t === 'abort') {
+    abort.abort();
+    return;
+  }
+  const p = pending.get(m.id);
+  if (!p) return;
+  pending.delete(m.id);
+  if (m.error) p.reject(fromWireError(m.error));
+  else p.resolve(m.passwords ?? []);
+});
+
+function ask(
+  call:
+    { fn: 'passwords'; keyBagId: string } | { fn: 'opened'; keyBagId: string; password: string },
+): Promise<string[]> {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    post({ t: 'call', id, ...call });
+  });
+}
+
+function encryption(): JobEncryption | undefined {
+  const e = spec.encryption;
+  if (!e) return undefined;
+  return {
+    passwords:
+      e.passwords === 'ask' ? (keyBagId) => ask({ fn: 'passwords', keyBagId }) : e.passwords,
+    ...(e.sample === undefined ? {} : { sample: e.sample }),
+    ...(e.onOpened
+      ? {
+          onOpened: async (keyBagId: string, password: string) => {
+            await ask({ fn: 'opened', keyBagId, password });
+          },
+        }
+      : {}),
+  };
+}
+
+async function main(): Promise<void> {
+  const reads = spec.sessionReads;
+  const enc = encryption();
+  const o: JobOptions = {
+    endpoint: endpointFromSpec(spec.endpoint),
+    record: reviveRecord(spec.record),
+    dest: spec.dest,
+    signal: abort.signal,
+    storeOptions: crashTestStoreOptions(),
+    onEvent: emit,
+    ...(spec.full === undefined ? {} : { full: spec.full }),
+    ...(spec.timeouts ? { timeouts: spec.timeouts } : {}),
+    ...(spec.label === undefined ? {} : { label: spec.label }),
+    ...(reads
+      ? {
+          onSession: async (session) => {
+            post({ t: 'session', answers: await readAnswers(session, reads) });
+          },
+        }
+      : {}),
+    ...(enc ? { encryption: enc } : {}),
+  };
+  const { error, ...rest } = await backupToStore(o);
+  post({ t: 'outcome', outcome: error ? { ...rest, error: toWireError(error) } : rest });
+}
+
+post({ t: 'ready' });
+void main();

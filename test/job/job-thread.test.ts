@@ -1,0 +1,187 @@
+/**
+ * runBackupJob: a backup on its own worker thread, against an in-process simulator over its
+ * usbmuxd. The job really runs on another thread (the device's lock file names it), ends with
+ * the same backup as an in-process job, hands the caller the session's values and its events,
+ * stops on the caller's abort; a thread that dies mid-commit fails the job with a reason, leaves
+ * no lock behind and the next job finishes the commit; a thread that cannot start falls back to
+ * the in-process job.
+ */
+import assert from 'node:assert/strict';
+import { promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { threadId } from 'node:worker_threads';
+import { CRASH_AT_ENV, runBackupJob, type JobEvent, type JobOutcome } from '../../src/job';
+import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
+import type { PairRecord } from '../../src/pairing/pair-record';
+import { startSim, type RunningSim } from '../../src/sim/index';
+import { deviceLockFile, openStore } from '../../src/store';
+import { isMooringError } from '../../src/util/errors';
+import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+import { tempDirs } from '../helpers/temp-dirs';
+
+const { tmp, cleanup } = tempDirs('mooring-job-thread-');
+after(cleanup);
+
+/** The payload files of a backup folder, by relative path, with their sizes. */
+async function payloads(dir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const top of await fsp.readdir(dir)) {
+    if (!/^[0-9a-f]{2}$/.test(top)) continue;
+    for (const f of await fsp.readdir(path.join(dir, top))) {
+      out.set(`${top}/${f}`, (await fsp.stat(path.join(dir, top, f))).size);
+    }
+  }
+  return out;
+}
+
+describe('runBackupJob', () => {
+  let root: string;
+  let sim: RunningSim;
+  let record: PairRecord;
+  let endpoint: UsbmuxEndpoint;
+
+  before(async () => {
+    root = tmp();
+    sim = await startSim({
+      stateDir: path.join(root, 'sim'),
+      usbmuxd: `UNIX:${path.join(root, 'usbmuxd.sock')}`,
+      files: 40,
+      bytes: 2_000_000,
+      seed: 73,
+      name: 'Thread phone',
+    });
+    const mux = muxFor(sim);
+    record = await pairAndStore(sim, path.join(root, 'pair-records'), mux);
+    const dev = await mux.findDevice(sim.udid);
+    endpoint = new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid);
+  });
+  after(async () => {
+    await sim?.stop();
+  });
+
+  const latestId = async (dest: string): Promise<string | undefined> => {
+    const store = await openStore(dest, sim.udid);
+    return (await store.list()).find((s) => s.isLatest)?.id;
+  };
+
+  it('runs on its own thread and makes the same backup as the in-process job', async () => {
+    const dest = path.join(root, 'thread');
+    const lockFile = deviceLockFile(dest, sim.udid);
+    const events: JobEvent[] = [];
+    let holder: unknown;
+    let values: ValueReader | undefined;
+    const logged: string[] = [];
+    const out = await runBackupJob({
+      endpoint,
+      record,
+      dest,
+      full: true,
+      log: (l) => logged.push(l),
+      onEvent: (e) => {
+        events.push(e);
+        // While the device sends, the device's lock names the thread that holds it.
+        if (e.type === 'progress' && holder === undefined) {
+          holder = (JSON.parse(readFileSync(lockFile, 'utf8')) as { thread?: unknown }).thread;
+        }
+      },
+      sessionReads: [{}, { domain: 'com.apple.mobile.backup', key: 'WillEncrypt' }],
+      onSession: (v) => {
+        values = v;
+      },
+    });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(out.stage, 'commit');
+    assert.deepEqual(logged, [], 'no fallback');
+    assert.equal(typeof holder, 'number');
+    assert.notEqual(holder, threadId, 'the lock was taken on another thread');
+    assert.ok(out.snapshot && out.snapshot.date instanceof Date, 'the snapshot crossed whole');
+    assert.equal(out.verify?.ok, true);
+    assert.ok(events.some((e) => e.type === 'phase' && e.phase === 'transferring'));
+    await assert.rejects(fsp.stat(lockFile), { code: 'ENOENT' }, 'the lock was released');
+
+    // The session's values, read on the job's thread, answered here as a session would.
+    assert.ok(values);
+    assert.equal((await values.getDomain()).DeviceName, 'Thread phone');
+    assert.equal(await values.getValue('com.apple.mobile.backup', 'WillEncrypt'), false);
+    await assert.rejects(values.getValue('com.apple.mobile.backup', 'RequiresEncrypt'), (e) =>
+      isMooringError(e, 'USAGE'),
+    );
+
+    const inProcessDest = path.join(root, 'in-process');
+    const same = await runBackupJob({
+      endpoint,
+      record,
+      dest: inProcessDest,
+      full: true,
+      thread: false,
+    });
+    assert.equal(same.ok, true, same.message);
+    assert.equal(same.result.filesReceived, out.result.filesReceived);
+    assert.deepEqual(
+      await payloads(path.join(dest, sim.udid)),
+      await payloads(path.join(inProcessDest, sim.udid)),
+    );
+  });
+
+  it("the caller's abort stops the job on its thread; the latest stays", async () => {
+    const dest = path.join(root, 'thread');
+    const before = await latestId(dest);
+    assert.ok(before);
+    const ac = new AbortController();
+    const out = await runBackupJob({
+      endpoint,
+      record,
+      dest,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === 'phase' && e.phase === 'locking') ac.abort();
+      },
+    });
+    assert.equal(out.ok, false);
+    assert.equal(out.result.cancelled, true);
+    assert.equal(out.result.cancelledBy, 'user');
+    assert.equal(await latestId(dest), before);
+    await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+  });
+
+  it('a thread that dies mid-commit fails the job and leaves no lock; the next job finishes it', async () => {
+    const dest = path.join(root, 'thread');
+    const before = await latestId(dest);
+    let out: JobOutcome;
+    process.env[CRASH_AT_ENV] = 'thread-exit:commit:moved-latest';
+    try {
+      out = await runBackupJob({ endpoint, record, dest });
+    } finally {
+      delete process.env[CRASH_AT_ENV];
+    }
+    assert.equal(out.ok, false);
+    assert.match(out.message, /its thread ended before the backup did.*previous backup is kept/);
+    assert.ok(isMooringError(out.error, 'IO'));
+    // Its lock names a thread that is gone: removed, so the next job is not locked out.
+    await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+
+    const next = await runBackupJob({ endpoint, record, dest });
+    assert.equal(next.ok, true, next.message);
+    assert.match(next.recovered ?? '', /finished an interrupted commit/);
+    const list = await (await openStore(dest, sim.udid)).list();
+    assert.equal(list.length, 3, 'the first, the one the dead thread committed, and this one');
+    assert.equal(list.find((s) => s.isLatest)?.id, next.snapshot?.id);
+    assert.ok(list.some((s) => s.id === before));
+  });
+
+  it('a thread that cannot start: the job runs in-process and says so', async () => {
+    const dest = path.join(root, 'fallback');
+    const logged: string[] = [];
+    const out = await runBackupJob({
+      endpoint,
+      record,
+      dest,
+      workerName: 'no-such.worker',
+      log: (l) => logged.push(l),
+    });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0]!, new RegExp(`the backup of ${sim.udid} runs in-process: `));
+  });
+});
