@@ -14,16 +14,23 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { RecordedValues } from '../lockdown/values';
-import { deviceLockFile, releaseLockOfThread } from '../store';
+import {
+  breakOwnStaleLock,
+  deviceLockFile,
+  noteJobThread,
+  openStore,
+  releaseLockOfThread,
+  type RecoveryReport,
+} from '../store';
 import { MooringError } from '../util/errors';
 import { fromWireError, toWireError } from '../util/error-wire';
 import { startWorker } from '../util/worker-file';
 import {
   backupToStore,
+  describeRecovery,
   freeBytesAt,
   type JobOptions,
   type JobOutcome,
-  type JobStage,
 } from './backup-to-store';
 import { crashTestStoreOptions } from './crash-test';
 import { describeEndpoint } from './endpoint-spec';
@@ -40,7 +47,10 @@ export const JOB_YOUNG_GENERATION_MB = 12;
 export const JOB_THREAD_ENV = 'MOORING_JOB_THREAD';
 
 export interface RunJobOptions extends JobOptions {
-  /** Told why a job ran in-process after all (its thread could not start). */
+  /**
+   * Told why a job ran in-process after all, of a stale lock removed, and of the caller's own
+   * onSession failing.
+   */
   log?: (line: string) => void;
   /** false: in-process whatever the endpoint (default: a thread when it can). */
   thread?: boolean;
@@ -50,21 +60,26 @@ export interface RunJobOptions extends JobOptions {
 
 /** One backup of one device, on its own thread when it can be (see above). */
 export async function runBackupJob(o: RunJobOptions): Promise<JobOutcome> {
-  const { log, thread, workerName = 'job.worker', ...job } = o;
-  const spec = thread === false || process.env[JOB_THREAD_ENV] === '0' ? undefined : jobSpec(job);
-  if (spec) {
-    const r = await onThread(job, spec, workerName);
+  const { log = () => undefined, thread, workerName = 'job.worker', ...job } = o;
+  const udid = job.endpoint.udid;
+  const asked = thread !== false && process.env[JOB_THREAD_ENV] !== '0';
+  const spec = asked ? jobSpec(job) : undefined;
+  if (typeof spec === 'string') {
+    log(`the backup of ${udid} runs in-process: ${spec}`);
+  } else if (spec) {
+    const r = await onThread(job, spec, workerName, log);
     if (r.outcome) return r.outcome;
-    log?.(`the backup of ${job.endpoint.udid} runs in-process: ${r.notStarted}`);
+    log(`the backup of ${udid} runs in-process: ${r.notStarted}`);
   }
   return backupToStore({ storeOptions: crashTestStoreOptions(), ...job });
 }
 
-/** The job as data, or undefined when part of it cannot cross to a thread. */
-function jobSpec(o: JobOptions): JobSpec | undefined {
+/** The job as data, or why part of it cannot cross to a thread. */
+function jobSpec(o: JobOptions): JobSpec | string {
   const endpoint = describeEndpoint(o.endpoint);
-  if (!endpoint || o.storeOptions) return undefined;
-  if (o.onSession && !o.sessionReads) return undefined;
+  if (!endpoint) return 'its endpoint cannot be handed to a thread';
+  if (o.storeOptions) return 'it was given store options, which cannot cross to a thread';
+  if (o.onSession && !o.sessionReads) return 'its onSession names no sessionReads';
   const spec: JobSpec = { endpoint, record: o.record, dest: o.dest };
   if (o.full !== undefined) spec.full = o.full;
   if (o.timeouts) spec.timeouts = o.timeouts;
@@ -83,7 +98,20 @@ function jobSpec(o: JobOptions): JobSpec | undefined {
 
 type ThreadResult = { outcome: JobOutcome } | { outcome?: undefined; notStarted: string };
 
-function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<ThreadResult> {
+async function onThread(
+  o: JobOptions,
+  spec: JobSpec,
+  workerName: string,
+  log: (line: string) => void,
+): Promise<ThreadResult> {
+  const udid = o.endpoint.udid;
+  const lockFile = deviceLockFile(o.dest, udid);
+  // A lock an earlier job's thread (or a failed release of ours) left would refuse this job:
+  // only this, the main thread, can tell it from a live one.
+  await breakOwnStaleLock(lockFile).then(
+    (why) => why && log(`removed the stale lock of ${udid} (${why})`),
+    () => undefined,
+  );
   let worker: Worker;
   try {
     worker = startWorker(
@@ -93,56 +121,36 @@ function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<Thr
       true,
     );
   } catch (e) {
-    return Promise.resolve({ notStarted: (e as Error).message });
+    return { notStarted: (e as Error).message };
   }
   const threadId = worker.threadId; // -1 once the thread has ended
+  noteJobThread(threadId, true);
   const send = (m: ToJob): void => worker.postMessage(m);
   const onAbort = (): void => send({ t: 'abort' });
   let ready = false;
-  let stage: JobStage = 'connect';
-  // The caller's own work for the session's values finishes before the outcome is returned,
-  // as it does in-process (where it runs before the backup starts).
-  let sessionWork: Promise<unknown> = Promise.resolve();
+  // The caller's own work for the session's values finishes before the outcome is returned, as
+  // it does in-process (where it runs before the backup starts). A repair round opens a second
+  // session, hence a list.
+  const sessionWork: Array<Promise<unknown>> = [];
 
   return new Promise<ThreadResult>((resolve) => {
     let settled = false;
-    const settle = (r: ThreadResult): void => {
+    const settle = (r: ThreadResult | (() => Promise<ThreadResult>)): void => {
       if (settled) return;
       settled = true;
       o.signal?.removeEventListener('abort', onAbort);
       // The outcome is final once posted; the thread is ended rather than left to wind down.
       void worker
         .terminate()
-        .then(() => releaseLockOfThread(deviceLockFile(o.dest, o.endpoint.udid), threadId))
-        .catch(() => false)
-        .then(() => sessionWork)
-        .then(() => resolve(r));
-    };
-    const failed = async (why: string, cause: unknown): Promise<void> => {
-      if (settled) return; // the thread's end after its outcome, or its error then its exit
-      const message = `the backup stopped: ${why}; the previous backup is kept unchanged`;
-      const error = new MooringError('IO', message, { cause });
-      const free = await freeBytesAt(o.dest);
-      settle({
-        outcome: {
-          ok: false,
-          udid: o.endpoint.udid,
-          message,
-          stage,
-          error,
-          result: {
-            ok: false,
-            failure: 'internal',
-            message,
-            bytesReceived: 0,
-            filesReceived: 0,
-            refusedPaths: [],
-            durationMs: 0,
-            warnings: [],
-          },
-          ...(free === undefined ? {} : { freeBytes: free }),
-        },
-      });
+        .catch(() => undefined)
+        .then(async () => {
+          noteJobThread(threadId, false);
+          await releaseLockOfThread(lockFile, threadId).catch((e: unknown) => {
+            log(`could not remove the lock of ${udid} left by its backup's thread: ${String(e)}`);
+          });
+          await Promise.all(sessionWork);
+          resolve(typeof r === 'function' ? await r() : r);
+        });
     };
 
     worker.on('message', (m: FromJob) => {
@@ -154,7 +162,6 @@ function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<Thr
           break;
         case 'events':
           for (const e of m.list) {
-            if (e.type === 'phase') stage = 'backup';
             try {
               o.onEvent?.(e);
             } catch {
@@ -163,10 +170,13 @@ function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<Thr
           }
           break;
         case 'session':
-          stage = 'backup';
-          sessionWork = Promise.resolve()
-            .then(() => o.onSession?.(new RecordedValues(m.answers)))
-            .catch(() => undefined);
+          sessionWork.push(
+            Promise.resolve()
+              .then(() => o.onSession?.(new RecordedValues(m.answers)))
+              .catch((e: unknown) => {
+                log(`reading the values of ${udid} at its backup's session failed: ${String(e)}`);
+              }),
+          );
           break;
         case 'call':
           void answer(o, m).then(send);
@@ -184,13 +194,58 @@ function onThread(o: JobOptions, spec: JobSpec, workerName: string): Promise<Thr
         e.code === 'ERR_WORKER_OUT_OF_MEMORY'
           ? 'it ran out of memory'
           : `its thread failed (${e.message})`;
-      void failed(why, e);
+      settle(() => threadDied(o, why, e));
     });
     worker.on('exit', (code) => {
       if (!ready) settle({ notStarted: `its thread ended before it started (exit code ${code})` });
-      else void failed(`its thread ended before the backup did (exit code ${code})`, undefined);
+      else
+        settle(() => threadDied(o, `its thread ended before the backup did (exit code ${code})`));
     });
   });
+}
+
+/**
+ * The outcome of a job whose thread died (settle runs it once the thread is gone and its lock
+ * removed): the store's recovery runs now rather than at the next backup, so the latest backup
+ * is whole again at once (a thread that died mid-commit leaves the device folder moved aside),
+ * and the message says which backup that is.
+ */
+async function threadDied(o: JobOptions, why: string, cause?: unknown): Promise<ThreadResult> {
+  const udid = o.endpoint.udid;
+  let recovery: RecoveryReport | undefined;
+  try {
+    recovery = (await openStore(o.dest, udid)).recovery;
+  } catch {
+    // the next backup's recovery will try again
+  }
+  const committed = recovery?.journal === 'commit';
+  const message = committed
+    ? `the backup stopped: ${why} while committing it; the store finished the commit, so this backup is the latest`
+    : `the backup stopped: ${why}; the previous backup is kept unchanged`;
+  const recovered = recovery ? describeRecovery(recovery) : undefined;
+  const free = await freeBytesAt(o.dest);
+  return {
+    outcome: {
+      ok: false,
+      udid,
+      message,
+      // Not 'connect': a failure of ours, not of the device's connection.
+      stage: committed ? 'commit' : 'backup',
+      error: new MooringError('IO', message, cause === undefined ? {} : { cause }),
+      result: {
+        ok: false,
+        failure: 'internal',
+        message,
+        bytesReceived: 0,
+        filesReceived: 0,
+        refusedPaths: [],
+        durationMs: 0,
+        warnings: [],
+      },
+      ...(recovered ? { recovered } : {}),
+      ...(free === undefined ? {} : { freeBytes: free }),
+    },
+  };
 }
 
 /** The caller's answer to one of the job's calls. */

@@ -7,4 +7,4 @@ export { isSnapshotId, dateOfSnapshotId, formatSnapshotId } from './ids';
 export type { SnapshotDamage, SnapshotRecord, SnapshotStatus } from './metadata';
 export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';
-export { releaseLockOfThread } from './lock';
+export { breakOwnStaleLock, noteJobThread, releaseLockOfThread } from './lock';

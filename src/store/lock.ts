@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
-import { threadId } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
 import { tempName } from './fs-util';
 
@@ -79,6 +79,18 @@ async function readLock(
  */
 const heldTokens = new Set<string>();
 
+/**
+ * The backup job threads of this process that are running now, kept on the main thread by
+ * job/job-thread (noteJobThread): the main thread tells another thread's live lock from one a
+ * thread that has ended left behind.
+ */
+const liveThreads = new Set<number>();
+
+export function noteJobThread(thread: number, running: boolean): void {
+  if (running) liveThreads.add(thread);
+  else liveThreads.delete(thread);
+}
+
 /** Why the lock's owner is gone, or undefined when it may still be running. */
 function staleReason(l: { content?: LockContent; mtimeMs: number }): string | undefined {
   const c = l.content;
@@ -87,10 +99,12 @@ function staleReason(l: { content?: LockContent; mtimeMs: number }): string | un
   if (Math.abs(c.boot - bootTime()) > BOOT_TOLERANCE_MS) return 'left from before a reboot';
   if (c.pid === process.pid) {
     if (heldTokens.has(c.token)) return undefined;
-    // Another thread of ours holds it: live while that thread runs (its host clears the lock
-    // of a thread that ended: releaseLockOfThread).
-    if (c.thread !== undefined && c.thread !== threadId) return undefined;
-    return 'left by this process (a failed release)';
+    const owner = c.thread ?? threadId;
+    if (owner === threadId) return 'left by this process (a failed release)';
+    // Another thread's: only the main thread knows which of them run (a job thread meeting one
+    // waits for its host, which clears such locks before each job: breakOwnStaleLock).
+    if (!isMainThread || liveThreads.has(owner)) return undefined;
+    return `left by thread ${owner} of this process, which has ended`;
   }
   return pidAlive(c.pid) ? undefined : `process ${c.pid} is gone`;
 }
@@ -195,6 +209,25 @@ export async function releaseLockOfThread(file: string, thread: number): Promise
   const l = await readLock(file);
   const c = l?.content;
   if (!c || c.pid !== process.pid || c.host !== os.hostname() || c.thread !== thread) return false;
+  return removeIfToken(file, c.token);
+}
+
+/**
+ * Removes a stale lock this process left (a failed release, or a thread that has ended), as
+ * acquire would break it; a live one, or another process's, is left alone. Returns why it was
+ * stale, or undefined. Called on the main thread before each backup job starts its thread.
+ */
+export async function breakOwnStaleLock(file: string): Promise<string | undefined> {
+  const l = await readLock(file);
+  const c = l?.content;
+  if (!l || !c || c.pid !== process.pid || c.host !== os.hostname()) return undefined;
+  const why = staleReason(l);
+  if (why === undefined) return undefined;
+  return (await removeIfToken(file, c.token)) ? why : undefined;
+}
+
+/** Removes the lock at `file` if it is still the one with `token`. */
+async function removeIfToken(file: string, token: string): Promise<boolean> {
   // Moved aside first, so a lock another thread takes meanwhile is not the one removed.
   const aside = tempName(`${file}.ended`);
   try {
@@ -204,7 +237,7 @@ export async function releaseLockOfThread(file: string, thread: number): Promise
     throw e;
   }
   const moved = await readLock(aside);
-  if (moved?.content?.token !== c.token) {
+  if (moved?.content?.token !== token) {
     await fsp.link(aside, file).catch(() => undefined);
     await fsp.rm(aside, { force: true });
     return false;

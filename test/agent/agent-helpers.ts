@@ -51,7 +51,8 @@ export async function simFixture(
   let sim: RunningSim | undefined;
   const wrong: string[] = [];
   const log = (line: string): void => {
-    if (/runs in-process|not among the reads asked for/.test(line)) wrong.push(line);
+    if (/runs in-process|not among the reads asked for|at its backup's session failed/.test(line))
+      wrong.push(line);
   };
   const close = async (): Promise<void> => {
     await sim?.stop();

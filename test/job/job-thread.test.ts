@@ -2,16 +2,16 @@
  * runBackupJob: a backup on its own worker thread, against an in-process simulator over its
  * usbmuxd. The job really runs on another thread (the device's lock file names it), ends with
  * the same backup as an in-process job, hands the caller the session's values and its events,
- * stops on the caller's abort; a thread that dies mid-commit fails the job with a reason, leaves
- * no lock behind and the next job finishes the commit; a thread that cannot start falls back to
- * the in-process job.
+ * stops on the caller's abort; a thread that dies fails the job with a reason (before the commit:
+ * the latest stays; mid-commit: the commit is finished at once) and leaves no lock behind; a
+ * thread that cannot start falls back to the in-process job.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { threadId } from 'node:worker_threads';
-import { CRASH_AT_ENV, runBackupJob, type JobEvent, type JobOutcome } from '../../src/job';
+import { CRASH_AT_ENV, runBackupJob, type JobEvent } from '../../src/job';
 import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
 import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
@@ -33,6 +33,16 @@ async function payloads(dir: string): Promise<Map<string, number>> {
     }
   }
   return out;
+}
+
+/** Runs `fn` with the job's test fault hook set (a thread copies the environment as it starts). */
+async function withCrashAt<T>(at: string, fn: () => Promise<T>): Promise<T> {
+  process.env[CRASH_AT_ENV] = at;
+  try {
+    return await fn();
+  } finally {
+    delete process.env[CRASH_AT_ENV];
+  }
 }
 
 describe('runBackupJob', () => {
@@ -145,29 +155,43 @@ describe('runBackupJob', () => {
     await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
   });
 
-  it('a thread that dies mid-commit fails the job and leaves no lock; the next job finishes it', async () => {
+  it('a thread that dies before its commit fails the job, not the connection; the latest stays', async () => {
     const dest = path.join(root, 'thread');
     const before = await latestId(dest);
-    let out: JobOutcome;
-    process.env[CRASH_AT_ENV] = 'thread-exit:commit:moved-latest';
-    try {
-      out = await runBackupJob({ endpoint, record, dest });
-    } finally {
-      delete process.env[CRASH_AT_ENV];
-    }
+    const out = await withCrashAt('thread-exit:staging:created', () =>
+      runBackupJob({ endpoint, record, dest }),
+    );
     assert.equal(out.ok, false);
+    assert.equal(out.stage, 'backup', 'a failure of ours, not of the device connection');
+    assert.equal(out.result.failure, 'internal');
     assert.match(out.message, /its thread ended before the backup did.*previous backup is kept/);
     assert.ok(isMooringError(out.error, 'IO'));
-    // Its lock names a thread that is gone: removed, so the next job is not locked out.
+    assert.match(out.recovered ?? '', /discarded 1 unfinished backup/, 'its staging is gone now');
+    assert.equal(await latestId(dest), before);
     await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+  });
+
+  it('a thread that dies mid-commit: its commit is finished at once and no lock is left', async () => {
+    const dest = path.join(root, 'thread');
+    const before = await latestId(dest);
+    const out = await withCrashAt('thread-exit:commit:moved-latest', () =>
+      runBackupJob({ endpoint, record, dest }),
+    );
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'commit');
+    assert.match(out.message, /while committing it; the store finished the commit/);
+    assert.match(out.recovered ?? '', /finished an interrupted commit/);
+    // Its lock named a thread that is gone: removed, so the next job is not locked out.
+    await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+    // The device folder the commit had moved aside is whole again before any next backup.
+    const list = await (await openStore(dest, sim.udid)).list();
+    const latest = list.find((s) => s.isLatest);
+    assert.ok(latest && latest.id !== before && list.some((s) => s.id === before));
+    assert.equal((await fsp.stat(path.join(dest, sim.udid, 'Manifest.db'))).isFile(), true);
 
     const next = await runBackupJob({ endpoint, record, dest });
     assert.equal(next.ok, true, next.message);
-    assert.match(next.recovered ?? '', /finished an interrupted commit/);
-    const list = await (await openStore(dest, sim.udid)).list();
-    assert.equal(list.length, 3, 'the first, the one the dead thread committed, and this one');
-    assert.equal(list.find((s) => s.isLatest)?.id, next.snapshot?.id);
-    assert.ok(list.some((s) => s.id === before));
+    assert.equal(next.recovered, undefined, 'nothing was left for it to recover');
   });
 
   it('a thread that cannot start: the job runs in-process and says so', async () => {

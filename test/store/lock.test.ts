@@ -7,7 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../src/store';
 import { Worker } from 'node:worker_threads';
-import { DeviceLock, releaseLockOfThread } from '../../src/store/lock';
+import {
+  breakOwnStaleLock,
+  DeviceLock,
+  noteJobThread,
+  releaseLockOfThread,
+} from '../../src/store/lock';
 import { isMooringError, type MooringError } from '../../src/util/errors';
 import { sampleEntries, tempDirs, UDID, writeBackup } from './fixture';
 
@@ -102,10 +107,10 @@ test('stale locks are broken; live, foreign-host and freshly written ones are no
   assert.equal(await e.stillHeld(), false);
 });
 
-test("another thread's lock is live; once that thread is gone its host removes it", async () => {
+test("another thread's lock is live while it runs; once it has ended, its lock is removed", async () => {
   const file = path.join(tmp(), 'lock');
   // A real worker thread takes the lock and ends without releasing it (a backup job's thread
-  // that died: job/job-thread).
+  // that died: job/job-thread, which registers its threads with noteJobThread).
   const code = `
     require(${JSON.stringify(require.resolve('tsx/cjs'))});
     const { parentPort, workerData } = require('node:worker_threads');
@@ -114,22 +119,69 @@ test("another thread's lock is live; once that thread is gone its host removes i
   `;
   const w = new Worker(code, { eval: true, workerData: file });
   const thread = w.threadId; // -1 once it has ended
+  noteJobThread(thread, true);
   const ended = new Promise((resolve) => w.once('exit', resolve));
   assert.equal(await new Promise((resolve) => w.once('message', resolve)), 'held');
   const held = JSON.parse(await fsp.readFile(file, 'utf8')) as { pid: number; thread: number };
   assert.deepEqual([held.pid, held.thread], [process.pid, thread]);
-  // Same process, another thread: not "a failed release of ours", so never broken.
+  // Same process, a running thread: not "a failed release of ours", so never broken.
   await assert.rejects(DeviceLock.acquire(file, 'verify'), locked);
+  assert.equal(await breakOwnStaleLock(file), undefined);
   await w.terminate();
   await ended;
-  // Only the lock of the thread named is removed.
+  // Its host removes exactly that thread's lock.
   assert.equal(await releaseLockOfThread(file, thread + 1), false);
   await assert.rejects(DeviceLock.acquire(file, 'verify'), locked);
   assert.equal(await releaseLockOfThread(file, thread), true);
+  noteJobThread(thread, false);
   await assert.rejects(fsp.access(file));
   const mine = await DeviceLock.acquire(file, 'verify');
   assert.equal(mine.brokeStale, undefined);
   assert.equal(await releaseLockOfThread(file, thread), false, "ours is not that thread's");
+  assert.equal(await breakOwnStaleLock(file), undefined, 'ours is live');
   assert.ok(await mine.stillHeld());
   await mine.release();
+});
+
+test('a lock an ended thread or a failed release of ours left is broken; live ones are not', async () => {
+  const file = path.join(tmp(), 'lock');
+  const boot = Date.now() - os.uptime() * 1000;
+  const write = (c: Record<string, unknown>): Promise<void> =>
+    fsp.writeFile(
+      file,
+      JSON.stringify({
+        pid: process.pid,
+        host: os.hostname(),
+        boot,
+        since: 'x',
+        purpose: 'p',
+        ...c,
+      }),
+    );
+  // A thread of ours that has ended (the disk was away when its host tried to remove it).
+  await write({ token: 'a', thread: 4242 });
+  const a = await DeviceLock.acquire(file, 'test');
+  assert.match(a.brokeStale ?? '', /thread 4242 of this process, which has ended/);
+  await a.release();
+  await write({ token: 'b', thread: 4242 });
+  assert.match((await breakOwnStaleLock(file)) ?? '', /which has ended/);
+  await assert.rejects(fsp.access(file));
+  // The same thread while it runs: live.
+  noteJobThread(4242, true);
+  try {
+    await write({ token: 'c', thread: 4242 });
+    await assert.rejects(DeviceLock.acquire(file, 'test'), locked);
+    assert.equal(await breakOwnStaleLock(file), undefined);
+  } finally {
+    noteJobThread(4242, false);
+  }
+  // This thread's own failed release, and a lock from before locks named their thread.
+  await write({ token: 'd', thread: 0 });
+  assert.match((await breakOwnStaleLock(file)) ?? '', /failed release/);
+  await write({ token: 'e' });
+  assert.match((await breakOwnStaleLock(file)) ?? '', /failed release/);
+  // Another live process's lock is never ours to break.
+  await write({ token: 'f', pid: process.ppid, thread: 7 });
+  assert.equal(await breakOwnStaleLock(file), undefined);
+  await assert.rejects(DeviceLock.acquire(file, 'test'), locked);
 });
