@@ -258,7 +258,8 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
-function emptyResult(message: string): BackupResult {
+/** The engine's result for a job that failed before or without the engine. */
+export function emptyResult(message: string): BackupResult {
   return {
     ok: false,
     message,

@@ -28,6 +28,7 @@ import { startWorker } from '../util/worker-file';
 import {
   backupToStore,
   describeRecovery,
+  emptyResult,
   freeBytesAt,
   type JobOptions,
   type JobOutcome,
@@ -232,16 +233,7 @@ async function threadDied(o: JobOptions, why: string, cause?: unknown): Promise<
       // Not 'connect': a failure of ours, not of the device's connection.
       stage: committed ? 'commit' : 'backup',
       error: new MooringError('IO', message, cause === undefined ? {} : { cause }),
-      result: {
-        ok: false,
-        failure: 'internal',
-        message,
-        bytesReceived: 0,
-        filesReceived: 0,
-        refusedPaths: [],
-        durationMs: 0,
-        warnings: [],
-      },
+      result: { ...emptyResult(message), failure: 'internal' },
       ...(recovered ? { recovered } : {}),
       ...(free === undefined ? {} : { freeBytes: free }),
     },
