@@ -15,6 +15,7 @@ import {
   InstallationProxyClient,
 } from '../services/installation-proxy';
 import type { ServiceProvider } from '../lockdown/session';
+import type { ValueReader } from '../lockdown/values';
 import { writeFileAtomic } from './atomic-file';
 import { PathConfiner } from './confine';
 import { createDirectory } from './folder-ops';
@@ -43,10 +44,8 @@ export const MAX_INFO_FILE_BYTES = 16 * 1024 * 1024;
 /** App attributes installation_proxy is asked for. */
 export const APP_ATTRIBUTES = ['CFBundleIdentifier', 'ApplicationSINF', 'iTunesMetadata'];
 
-/** The lockdown part of a session (DeviceSession has it). */
-export interface LockdownValues {
-  getValue(domain?: string, key?: string): Promise<PlistValue | undefined>;
-}
+/** The lockdown part of a session this needs (a DeviceSession, or recorded values, has it). */
+export type LockdownValues = Pick<ValueReader, 'getValue'>;
 
 export interface InfoPlistMaterial {
   udid: string;

@@ -258,8 +258,33 @@ function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
 }
 
+/**
+ * A job that stopped before or outside the engine, told by `error` (its message is the outcome's),
+ * with the free space on the destination's disk.
+ */
+export async function failedOutcome(
+  o: Pick<JobOptions, 'endpoint' | 'dest'>,
+  stage: JobStage,
+  error: unknown,
+  extra: Partial<JobOutcome> = {},
+): Promise<JobOutcome> {
+  const err = asError(error);
+  const out: JobOutcome = {
+    ok: false,
+    udid: o.endpoint.udid,
+    message: err.message,
+    result: emptyResult(err.message),
+    stage,
+    error: err,
+    ...extra,
+  };
+  const free = await freeBytesAt(o.dest);
+  if (free !== undefined) out.freeBytes = free;
+  return out;
+}
+
 /** The engine's result for a job that failed before or without the engine. */
-export function emptyResult(message: string): BackupResult {
+function emptyResult(message: string): BackupResult {
   return {
     ok: false,
     message,
@@ -300,31 +325,12 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
       // a failing listener must not break the backup
     }
   };
-  const fail = async (
-    stage: JobStage,
-    error: unknown,
-    extra: Partial<JobOutcome> = {},
-  ): Promise<JobOutcome> => {
-    const err = asError(error);
-    const out: JobOutcome = {
-      ok: false,
-      udid,
-      message: err.message,
-      result: emptyResult(err.message),
-      stage,
-      error: err,
-      ...extra,
-    };
-    const free = await freeBytesAt(o.dest);
-    if (free !== undefined) out.freeBytes = free;
-    return out;
-  };
 
   let store: SnapshotStore;
   try {
     store = await openStore(o.dest, udid, o.storeOptions ?? {});
   } catch (e) {
-    return fail('store', diskFullError(e, `open the backup folder ${o.dest}`));
+    return failedOutcome(o, 'store', diskFullError(e, `open the backup folder ${o.dest}`));
   }
   const recovered = describeRecovery(store.recovery);
   if (recovered) emit({ type: 'store', message: recovered });
@@ -349,7 +355,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
         linkInBackground: true,
       });
     } catch (e) {
-      return fail('store', diskFullError(e, `start a backup in ${o.dest}`), extra);
+      return failedOutcome(o, 'store', diskFullError(e, `start a backup in ${o.dest}`), extra);
     }
     try {
       const r = await stagedBackup(repair ? { ...o, full: true } : o, staging, emit, store);
@@ -357,7 +363,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
       else outcome = r;
     } catch (e) {
       // Only bugs and our own disk get here (the engine itself never throws for the device).
-      outcome = await fail('backup', e, extra);
+      outcome = await failedOutcome(o, 'backup', e, extra);
     } finally {
       if (!outcome?.ok) {
         await staging.discard().catch(() => undefined);
@@ -366,7 +372,8 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     if (outcome === undefined && repair === undefined) break;
   }
   if (outcome === undefined) {
-    outcome = await fail(
+    outcome = await failedOutcome(
+      o,
       'verify',
       new MooringError('IO', 'the latest backup is damaged and could not be repaired'),
       extra,

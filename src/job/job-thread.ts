@@ -28,8 +28,7 @@ import { startWorker } from '../util/worker-file';
 import {
   backupToStore,
   describeRecovery,
-  emptyResult,
-  freeBytesAt,
+  failedOutcome,
   type JobOptions,
   type JobOutcome,
 } from './backup-to-store';
@@ -224,20 +223,15 @@ async function threadDied(o: JobOptions, why: string, cause?: unknown): Promise<
     ? `the backup stopped: ${why} while committing it; the store finished the commit, so this backup is the latest`
     : `the backup stopped: ${why}; the previous backup is kept unchanged`;
   const recovered = recovery ? describeRecovery(recovery) : undefined;
-  const free = await freeBytesAt(o.dest);
-  return {
-    outcome: {
-      ok: false,
-      udid,
-      message,
-      // Not 'connect': a failure of ours, not of the device's connection.
-      stage: committed ? 'commit' : 'backup',
-      error: new MooringError('IO', message, cause === undefined ? {} : { cause }),
-      result: { ...emptyResult(message), failure: 'internal' },
-      ...(recovered ? { recovered } : {}),
-      ...(free === undefined ? {} : { freeBytes: free }),
-    },
-  };
+  const outcome = await failedOutcome(
+    o,
+    // Not 'connect': a failure of ours, not of the device's connection.
+    committed ? 'commit' : 'backup',
+    new MooringError('IO', message, cause === undefined ? {} : { cause }),
+    recovered ? { recovered } : {},
+  );
+  outcome.result.failure = 'internal';
+  return { outcome };
 }
 
 /** The caller's answer to one of the job's calls. */

@@ -54,19 +54,12 @@ export async function readAnswers(
   return answers;
 }
 
-const sameQuery = (a: ValueQuery, b: ValueQuery): boolean =>
-  a.domain === b.domain && a.key === b.key;
-
 /** Answers from a recording; a read that was not recorded is a bug in the list of reads. */
 export class RecordedValues implements ValueReader {
   constructor(private readonly answers: readonly ValueAnswer[]) {}
 
   getValue(domain?: string, key?: string): Promise<PlistValue | undefined> {
-    const q: ValueQuery = {
-      ...(domain === undefined ? {} : { domain }),
-      ...(key === undefined ? {} : { key }),
-    };
-    const a = this.answers.find((x) => sameQuery(x.query, q));
+    const a = this.answers.find((x) => x.query.domain === domain && x.query.key === key);
     if (!a) {
       const what = `${domain ?? '(default domain)'}${key === undefined ? '' : ` ${key}`}`;
       return Promise.reject(
