@@ -327,7 +327,9 @@ export function compareManifestDbRows(
   try {
     checkManifestShape(db, file, maxRows);
     db.prepare('ATTACH DATABASE ? AS base').run(baseFile);
-    stmt = db.prepare(COMPARE_SELECT).raw(true);
+    stmt = db
+      .prepare(compareStrategy(db) === 'rowid' ? COMPARE_BY_ROWID : COMPARE_BY_JOIN)
+      .raw(true);
   } catch (e) {
     db.close();
     if (e instanceof MooringError) throw e;
@@ -357,14 +359,42 @@ export function compareManifestDbRows(
   })();
 }
 
+/** Whether the row `x` of the base is the row `n` of the new file in every column (NULL: not). */
+const sameRow = (x: string): string =>
+  `${x}.domain = n.domain AND ${x}.relativePath = n.relativePath AND ${x}.flags = n.flags AND ${x}.file = n.file`;
+
 /**
- * compareManifestDbRows' query: SQLite builds an automatic index when the base has none on fileID.
- * A NULL anywhere is not "the same". A base with a duplicated fileID would repeat a row; its
- * verify refused it (checkManifestShape).
+ * compareManifestDbRows' query, by rowid first. A device rewrites its Manifest.db with most rows
+ * where they were, so each row is paired with the base's row of the same rowid (one B-tree
+ * descent, in the order the scan reads them), and looked up by fileID only when that row is
+ * another file: with 100,000 rows ~35 % less time than a join on fileID (docs/BENCHMARKS.md,
+ * ninth pass). The verdict is the same: fileID is the base's primary key, so the row of that
+ * rowid and fileID is the one a join finds. A NULL anywhere is not "the same".
  */
-const COMPARE_SELECT = `SELECT n.rowid, substr(n.fileID, 1, 41), n.flags,
-  coalesce(b.domain = n.domain AND b.relativePath = n.relativePath AND b.flags = n.flags
-  AND b.file = n.file, 0) FROM main.Files n LEFT JOIN base.Files b ON b.fileID = n.fileID`;
+const COMPARE_BY_ROWID = `SELECT n.rowid, substr(n.fileID, 1, 41), n.flags, coalesce(CASE
+  WHEN b.fileID = n.fileID THEN ${sameRow('b')}
+  ELSE (SELECT ${sameRow('c')} FROM base.Files c WHERE c.fileID = n.fileID) END, 0)
+  FROM main.Files n LEFT JOIN base.Files b ON b.rowid = n.rowid`;
+
+/**
+ * The same verdicts by a join on fileID, for a base without an index on it (a Manifest.db
+ * without its primary key): SQLite then builds one for the join, where the lookup above would
+ * scan the base once per row. A base with a duplicated fileID would repeat a row; its verify
+ * refused it (checkManifestShape).
+ */
+const COMPARE_BY_JOIN = `SELECT n.rowid, substr(n.fileID, 1, 41), n.flags,
+  coalesce(${sameRow('b')}, 0) FROM main.Files n LEFT JOIN base.Files b ON b.fileID = n.fileID`;
+
+/**
+ * How compareManifestDbRows compares with the base attached to `db`: by rowid first, unless
+ * SQLite's plan for that would scan the base once per row (no index on its fileID).
+ */
+export function compareStrategy(db: Database.Database): 'rowid' | 'join' {
+  const plan = db.prepare(`EXPLAIN QUERY PLAN ${COMPARE_BY_ROWID}`).all() as Array<{
+    detail: string;
+  }>;
+  return plan.some((step) => /^SCAN c\b/.test(step.detail)) ? 'join' : 'rowid';
+}
 
 /** The columns of KNOWN_SELECT, in order. */
 const KNOWN_COLUMNS = [

@@ -12,6 +12,8 @@ import {
   type MbFileRecord,
 } from '../../src/format/mbfile';
 import {
+  compareManifestDbRows,
+  compareStrategy,
   iterateManifestDb,
   readManifestDb,
   writeManifestDb,
@@ -238,4 +240,83 @@ test('duplicate fileIDs (a table without its primary key) are refused', () => {
     () => [...iterateManifestDb(truncated)],
     (e) => isMooringError(e, 'MALFORMED') && e.message.includes(truncated),
   );
+});
+
+test('compareManifestDbRows: the same verdicts whether rows kept their rowids or not, and without an index on the base', () => {
+  const dir = tmp();
+  const rows = goodRows(40);
+  const base = path.join(dir, 'base.db');
+  writeManifestDb(base, rows);
+  const changed = (i: number): boolean => i % 10 === 3;
+  // The new file: rows 3, 13, 23, 33 changed (Size), one row left out, one added; and a copy of it
+  // whose rows are in reverse order, so no row keeps its rowid.
+  const next = rows
+    .filter((_, i) => i !== 7)
+    .map((r, i0) => {
+      const i = i0 >= 7 ? i0 + 1 : i0;
+      return changed(i) ? { ...r, file: { ...r.file, size: r.file.size + 1 } } : r;
+    });
+  next.push({
+    ...rows[0]!,
+    relativePath: 'Media/new.JPG',
+    file: { ...REC, relativePath: 'Media/new.JPG' },
+  });
+  const same = path.join(dir, 'same-order.db');
+  writeManifestDb(same, next);
+  const reversed = path.join(dir, 'reversed.db');
+  writeManifestDb(reversed, [...next].reverse());
+  // The base without its primary key (nor any index on fileID).
+  const bare = path.join(dir, 'bare.db');
+  const db = new Database(bare);
+  db.exec(
+    'CREATE TABLE Files (fileID TEXT, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)',
+  );
+  db.exec(
+    `ATTACH DATABASE '${base}' AS b; INSERT INTO Files SELECT * FROM b.Files ORDER BY rowid DESC`,
+  );
+  db.close();
+
+  const verdicts = (file: string, against: string): Map<string, boolean> => {
+    const out = new Map<string, boolean>();
+    for (const [, fileId, , isSame] of compareManifestDbRows(file, against)!) {
+      assert.equal(typeof fileId, 'string');
+      assert.ok(!out.has(fileId as string), 'one verdict per row');
+      out.set(fileId as string, isSame);
+    }
+    return out;
+  };
+  const expected = new Map(
+    next.map((r) => {
+      const i = rows.indexOf(r);
+      return [fileIdFor(r.domain, r.relativePath), i >= 0 && !changed(i)] as [string, boolean];
+    }),
+  );
+  assert.equal(expected.size, rows.length);
+  assert.equal([...expected.values()].filter((v) => !v).length, 5); // 4 changed, 1 new
+  for (const [file, against] of [
+    [same, base],
+    [reversed, base],
+    [same, bare],
+    [reversed, bare],
+  ] as const) {
+    assert.deepEqual(
+      verdicts(file, against),
+      expected,
+      `${path.basename(file)} against ${path.basename(against)}`,
+    );
+  }
+
+  // Which way it went: by rowid against an indexed base, by a join against the bare one (a
+  // lookup by fileID there would scan the base once per row).
+  const strategy = (against: string): string => {
+    const d = new Database(same, { readonly: true });
+    try {
+      d.prepare('ATTACH DATABASE ? AS base').run(against);
+      return compareStrategy(d);
+    } finally {
+      d.close();
+    }
+  };
+  assert.equal(strategy(base), 'rowid');
+  assert.equal(strategy(bare), 'join');
 });
