@@ -12,6 +12,7 @@ import {
   type PlistDict,
   type PlistValue,
 } from '../protocol/plist';
+import { decodeMbFileDirect } from './mbfile-direct';
 
 /** st_mode type bits, as MBFile `Mode` carries them. */
 export const S_IFREG = 0o100000;
@@ -114,7 +115,17 @@ function intField(root: PlistDict, key: string, required: boolean): number {
   throw bad(`${key} is not an integer`);
 }
 
+/**
+ * The MBFile record of an archive; MALFORMED or LIMIT when it is not one. The usual archive is
+ * read directly from its bytes (mbfile-direct.ts); anything else goes through the plist parser,
+ * which has the last word.
+ */
 export function decodeMbFile(buf: Buffer): MbFileRecord {
+  return decodeMbFileDirect(buf) ?? decodeMbFileByParser(buf);
+}
+
+/** decodeMbFile through the generic binary-plist parser (the direct path's reference). */
+export function decodeMbFileByParser(buf: Buffer): MbFileRecord {
   if (buf.length > MAX_MBFILE_BYTES) {
     throw new MooringError(
       'LIMIT',
