@@ -6,6 +6,13 @@
  * time, bytes moved, the ratio to the full backup, and the snapshot creation alone (stage a
  * hard-linked copy of 100,000 files + commit it) timed through the store API.
  *
+ * The reference client does the same on the same device in the same run: `idevicebackup2 backup
+ * --full` into a folder of its own right after Mooring's full backup, and `idevicebackup2 backup`
+ * (its incremental) right after Mooring's, so both incrementals find the same 1 % changed since
+ * their previous backup. Its ratio says how much of the incremental is the device's and the
+ * protocol's (the simulated device compares the host's previous Manifest.db and sends a new one of
+ * ~100 MB), whatever the host.
+ *
  *   BENCH_SCALE=0.1 node --import tsx bench/incremental.ts
  */
 import { promises as fsp } from 'node:fs';
@@ -23,6 +30,7 @@ import {
   scaled,
   syncDisks,
   type ChildRun,
+  timedChild,
   timedMooringBackup,
 } from './lib/measure';
 
@@ -122,15 +130,47 @@ async function main(): Promise<void> {
       console.log(`    ${b.phases}`);
     };
 
+    const idbDest = path.join(tmp, 'idevicebackup2');
+    await fsp.mkdir(idbDest);
+    /** idevicebackup2 into its own folder: `--full` the first time, then its incremental. */
+    const reference = async (full: boolean): Promise<ChildRun> => {
+      await syncDisks();
+      const run = await timedChild(
+        'idevicebackup2',
+        ['-u', sim.udid, 'backup', ...(full ? ['--full'] : []), idbDest],
+        { USBMUXD_SOCKET_ADDRESS: sim.usbmuxdAddress },
+      );
+      if (run.code !== 0 || !/Backup Successful/.test(run.stdout + run.stderr)) {
+        throw new Error(`idevicebackup2 failed:\n${run.stdout.slice(-2000)}\n${run.stderr}`);
+      }
+      return run;
+    };
+    const showReference = (what: string, r: ChildRun): void => {
+      console.log(
+        `  ${what}: ${r.wallSeconds.toFixed(2)} s wall, CPU ${(r.userSeconds + r.sysSeconds).toFixed(2)} s ` +
+          `(simulator ${r.simCpuSeconds.toFixed(2)} s), peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+      );
+    };
+
     const full = await backup();
     show('full backup       ', full);
+    const idbFull = await reference(true);
+    showReference('idevicebackup2 --full', idbFull);
     const m = (await sim.ctl('mutate', { modify: changed })) as { modified: string[] };
     const inc = await backup();
     show(`after ${m.modified.length} files changed`, inc);
     if (inc.isFull) throw new Error('the second backup was not incremental');
+    const idbInc = await reference(false);
+    showReference('idevicebackup2 incremental', idbInc);
+    const pct = (a: number, b: number): string => `${((a / b) * 100).toFixed(1)} %`;
     console.log(
-      `  incremental / full: ${((inc.run.wallSeconds / full.run.wallSeconds) * 100).toFixed(1)} % of the wall time, ` +
-        `${((inc.bytesReceived / full.bytesReceived) * 100).toFixed(1)} % of the bytes received`,
+      `  incremental / full: ${pct(inc.run.wallSeconds, full.run.wallSeconds)} of the wall time, ` +
+        `${pct(inc.bytesReceived, full.bytesReceived)} of the bytes received; idevicebackup2 ` +
+        `${pct(idbInc.wallSeconds, idbFull.wallSeconds)} of its own full backup's time`,
+    );
+    console.log(
+      `  against idevicebackup2 on the same device: full ${(idbFull.wallSeconds / full.run.wallSeconds).toFixed(2)}×, ` +
+        `incremental ${(idbInc.wallSeconds / inc.run.wallSeconds).toFixed(2)}× its speed`,
     );
 
     // Where an incremental's host time goes besides the transfer: the whole-snapshot verify.
