@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import {
   fileIdFor,
@@ -18,6 +19,18 @@ test('fileID is SHA-1(domain-relativePath): the reference examples', () => {
     fileIdFor('CameraRollDomain', 'Media/PhotoData/Thumbnails/V2/DCIM/102APPLE'),
     'ae94e0607ca39a88c18aca095cb5b4f8471291a0',
   );
+});
+
+test('fileID hashes the UTF-8 of non-ASCII paths', () => {
+  // 'é' is two bytes in UTF-8 (one in Latin-1), '履' three, '😀' four (a surrogate pair in UTF-16).
+  for (const rel of ['Documents/Résumé.pdf', 'Documents/履歴書.pdf', 'Media/😀.jpg']) {
+    const bytes = Buffer.from(`AppDomain-com.example-${rel}`, 'utf8');
+    assert.equal(
+      fileIdFor('AppDomain-com.example', rel),
+      createHash('sha1').update(bytes).digest('hex'),
+      rel,
+    );
+  }
 });
 
 test('pathProblem refuses what could escape or confuse', () => {
