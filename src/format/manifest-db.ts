@@ -386,14 +386,17 @@ const COMPARE_BY_JOIN = `SELECT n.rowid, substr(n.fileID, 1, 41), n.flags,
   coalesce(${sameRow('b')}, 0) FROM main.Files n LEFT JOIN base.Files b ON b.fileID = n.fileID`;
 
 /**
- * How compareManifestDbRows compares with the base attached to `db`: by rowid first, unless
- * SQLite's plan for that would scan the base once per row (no index on its fileID).
+ * How compareManifestDbRows compares with the base attached to `db`: by rowid first only when
+ * SQLite's plan looks the fileID up in an index of the base; otherwise (no such index: it would
+ * scan the base once per row) by the join.
  */
 export function compareStrategy(db: Database.Database): 'rowid' | 'join' {
   const plan = db.prepare(`EXPLAIN QUERY PLAN ${COMPARE_BY_ROWID}`).all() as Array<{
     detail: string;
   }>;
-  return plan.some((step) => /^SCAN c\b/.test(step.detail)) ? 'join' : 'rowid';
+  // "SEARCH c USING INDEX …" (older SQLite: "SEARCH TABLE Files AS c USING …"), not an automatic one.
+  const indexed = /^SEARCH (TABLE \S+ AS )?c USING (?!AUTOMATIC)/;
+  return plan.some((step) => indexed.test(step.detail)) ? 'rowid' : 'join';
 }
 
 /** The columns of KNOWN_SELECT, in order. */
