@@ -4,13 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { fileIdFor } from '../../src/format/file-id';
-import {
-  encodeMbFile,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFREG,
-  type MbFileRecord,
-} from '../../src/format/mbfile';
+import { encodeMbFile, S_IFDIR, S_IFLNK, S_IFREG } from '../../src/format/mbfile';
 import {
   compareManifestDbRows,
   compareStrategy,
@@ -22,24 +16,12 @@ import {
 } from '../../src/format/manifest-db';
 import { isMooringError } from '../../src/util/errors';
 import { tempDirs } from '../helpers/temp-dirs';
+import { SAMPLE_MBFILE } from './samples';
 
 const { tmp, cleanup } = tempDirs('mooring-manifestdb-');
 after(cleanup);
 
-const REC: MbFileRecord = {
-  relativePath: 'Library/SMS/sms.db',
-  lastModified: 1_710_000_000,
-  lastStatusChange: 1_710_000_001,
-  birth: 1_700_000_000,
-  size: 40960,
-  mode: S_IFREG | 0o644,
-  userId: 501,
-  groupId: 501,
-  inode: 123456,
-  protectionClass: 4,
-  flags: 0,
-  digest: Buffer.alloc(20, 7),
-};
+const REC = SAMPLE_MBFILE;
 
 function corruptDb(
   dir: string,

@@ -11,26 +11,14 @@ import {
   decodeMbFileByParser,
   encodeMbFile,
   S_IFLNK,
-  S_IFREG,
   type MbFileRecord,
 } from '../../src/format/mbfile';
 import { decodeMbFileDirect } from '../../src/format/mbfile-direct';
 import { isMooringError } from '../../src/util/errors';
+import { handBuilt } from '../protocol/plist/samples';
+import { SAMPLE_MBFILE } from './samples';
 
-const REC: MbFileRecord = {
-  relativePath: 'Library/SMS/sms.db',
-  lastModified: 1_710_000_000,
-  lastStatusChange: 1_710_000_001,
-  birth: 1_700_000_000,
-  size: 40960,
-  mode: S_IFREG | 0o644,
-  userId: 501,
-  groupId: 501,
-  inode: 123456,
-  protectionClass: 4,
-  flags: 0,
-  digest: Buffer.alloc(20, 7),
-};
+const REC = SAMPLE_MBFILE;
 
 /** Records of every shape an MBFile takes: sizes of integers, UTF-16 paths, links, keys. */
 const RECORDS: MbFileRecord[] = [
@@ -182,28 +170,6 @@ const arr = (refs: number[]): Obj => Buffer.from([0xa0 | refs.length, ...refs]);
 const dict = (pairs: Array<[number, number]>): Obj =>
   Buffer.from([0xd0 | pairs.length, ...pairs.map((p) => p[0]), ...pairs.map((p) => p[1])]);
 
-/** A bplist00 of `objects` (1-byte refs, 2-byte offsets), object 0 the top. */
-function bplist(objects: Obj[]): Buffer {
-  const parts: Buffer[] = [Buffer.from('bplist00', 'latin1')];
-  const offsets: number[] = [];
-  let at = 8;
-  for (const o of objects) {
-    offsets.push(at);
-    parts.push(o);
-    at += o.length;
-  }
-  const table = at;
-  const t = Buffer.alloc(offsets.length * 2);
-  offsets.forEach((o, i) => t.writeUInt16BE(o, i * 2));
-  const trailer = Buffer.alloc(32);
-  trailer[6] = 2;
-  trailer[7] = 1;
-  trailer.writeUInt32BE(objects.length, 12);
-  trailer.writeUInt32BE(0, 20);
-  trailer.writeUInt32BE(table, 28);
-  return Buffer.concat([...parts, t, trailer]);
-}
-
 /**
  * An MBFile archive, object by object: `rootExtra` adds [key, value] objects to the root dict
  * (each appended to the object list), `sizeValue` is the Size object.
@@ -244,7 +210,7 @@ function archive(
   objs[topDict] = dict([[kRoot, add(uid(1))]]);
   objs[root] = dict(rootPairs);
   objs[cls] = dict([[kClassname, vMbFile]]);
-  return bplist(objs);
+  return handBuilt(objs);
 }
 
 test('built archives: both read the same record, or the direct path leaves it to the parser', () => {

@@ -1,23 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PlistUid, decodePlist, encodeBinaryPlist, isPlistDict } from '../../src/protocol/plist';
-import { decodeMbFile, encodeMbFile, S_IFREG, type MbFileRecord } from '../../src/format/mbfile';
+import { decodeMbFile, encodeMbFile } from '../../src/format/mbfile';
 import { isMooringError } from '../../src/util/errors';
+import { SAMPLE_MBFILE } from './samples';
 
-const REC: MbFileRecord = {
-  relativePath: 'Library/SMS/sms.db',
-  lastModified: 1_710_000_000,
-  lastStatusChange: 1_710_000_001,
-  birth: 1_700_000_000,
-  size: 40960,
-  mode: S_IFREG | 0o644,
-  userId: 501,
-  groupId: 501,
-  inode: 123456,
-  protectionClass: 4,
-  flags: 0,
-  digest: Buffer.alloc(20, 7),
-};
+const REC = SAMPLE_MBFILE;
 
 test('MBFile is a real NSKeyedArchiver archive and round-trips', () => {
   const buf = encodeMbFile(REC);
