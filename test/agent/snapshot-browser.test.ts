@@ -25,7 +25,7 @@ import { startSim, type RunningSim } from '../../src/sim/index';
 import { openStore, type BackupFileEntry } from '../../src/store';
 import { isMooringError, type MooringError } from '../../src/util/errors';
 import { mooring } from '../cli/run-cli';
-import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+import { pairedEndpoint } from '../discovery/sim-helpers';
 import { sampleEntries, UDID as FAKE_UDID, writeBackup } from '../store/fixture';
 
 const key = (e: { domain: string; relativePath: string }): string =>
@@ -71,10 +71,7 @@ describe('SnapshotBrowser', () => {
       seed: 606,
       name: 'Browse phone',
     });
-    const mux = muxFor(sim);
-    record = await pairAndStore(sim, path.join(tmp, 'pair-records'), mux);
-    const dev = await mux.findDevice(sim.udid);
-    endpoint = new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid);
+    ({ record, endpoint } = await pairedEndpoint(sim, path.join(tmp, 'pair-records')));
     const one = await backupToStore({ endpoint, record, dest });
     assert.ok(one.ok && one.snapshot, one.message);
     first = one.snapshot.id;

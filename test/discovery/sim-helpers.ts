@@ -46,6 +46,18 @@ export async function pairAndStore(
   return record;
 }
 
+/** Pairs as pairAndStore does, and the simulator's endpoint through its usbmuxd. */
+export async function pairedEndpoint(
+  sim: RunningSim,
+  storeDir: string,
+): Promise<{ record: PairRecord; endpoint: UsbmuxEndpoint }> {
+  const mux = muxFor(sim);
+  const record = await pairAndStore(sim, storeDir, mux);
+  const dev = await mux.findDevice(sim.udid);
+  if (!dev) throw new Error(`${sim.udid} is not attached to its usbmuxd`);
+  return { record, endpoint: new UsbmuxEndpoint(mux, dev.deviceId, dev.udid) };
+}
+
 /** Opens a session through the endpoint and returns the UDID the device reports. */
 export async function udidThrough(endpoint: DeviceEndpoint, record: PairRecord): Promise<string> {
   const session = await DeviceSession.open(endpoint, record, { timeoutMs: 5000 });

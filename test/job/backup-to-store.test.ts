@@ -17,14 +17,12 @@ import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
 import { openStore, readAttempts } from '../../src/store';
 import { stagedUsage } from '../../src/store/usage';
-import type { UsbmuxdClient } from '../../src/transport/usbmuxd-client';
 import { isMooringError } from '../../src/util/errors';
-import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+import { pairedEndpoint } from '../discovery/sim-helpers';
 
 describe('backupToStore', () => {
   let tmp: string;
   let sim: RunningSim;
-  let mux: UsbmuxdClient;
   let record: PairRecord;
   let dest: string;
   let endpoint: UsbmuxEndpoint;
@@ -40,10 +38,7 @@ describe('backupToStore', () => {
       seed: 71,
       name: 'Job phone',
     });
-    mux = muxFor(sim);
-    record = await pairAndStore(sim, path.join(tmp, 'pair-records'), mux);
-    const dev = await mux.findDevice(sim.udid);
-    endpoint = new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid);
+    ({ record, endpoint } = await pairedEndpoint(sim, path.join(tmp, 'pair-records')));
   });
   after(async () => {
     await sim?.stop();

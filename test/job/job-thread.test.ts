@@ -17,7 +17,7 @@ import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
 import { deviceLockFile, openStore } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
-import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+import { pairedEndpoint } from '../discovery/sim-helpers';
 import { tempDirs } from '../helpers/temp-dirs';
 
 const { tmp, cleanup } = tempDirs('mooring-job-thread-');
@@ -61,10 +61,7 @@ describe('runBackupJob', () => {
       seed: 73,
       name: 'Thread phone',
     });
-    const mux = muxFor(sim);
-    record = await pairAndStore(sim, path.join(root, 'pair-records'), mux);
-    const dev = await mux.findDevice(sim.udid);
-    endpoint = new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid);
+    ({ record, endpoint } = await pairedEndpoint(sim, path.join(root, 'pair-records')));
   });
   after(async () => {
     await sim?.stop();

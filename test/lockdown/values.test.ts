@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { DeviceSession, UsbmuxEndpoint } from '../../src/lockdown';
+import { DeviceSession } from '../../src/lockdown';
 import {
   readAnswers,
   RecordedValues,
@@ -16,7 +16,7 @@ import {
 import { PlistUid, type PlistDict, type PlistValue } from '../../src/protocol/plist/types';
 import { startSim } from '../../src/sim/index';
 import { isMooringError, MooringError } from '../../src/util/errors';
-import { muxFor, pairAndStore } from '../discovery/sim-helpers';
+import { pairedEndpoint } from '../discovery/sim-helpers';
 import { tempDirs } from '../helpers/temp-dirs';
 
 const { tmp, cleanup } = tempDirs('mooring-values-');
@@ -94,14 +94,8 @@ test('against the simulator the recording answers as the session does', async ()
     name: 'Values phone',
   });
   try {
-    const mux = muxFor(sim);
-    const record = await pairAndStore(sim, path.join(root, 'pair-records'), mux);
-    const dev = await mux.findDevice(sim.udid);
-    const session = await DeviceSession.open(
-      new UsbmuxEndpoint(mux, dev!.deviceId, dev!.udid),
-      record,
-      {},
-    );
+    const { record, endpoint } = await pairedEndpoint(sim, path.join(root, 'pair-records'));
+    const session = await DeviceSession.open(endpoint, record, {});
     try {
       const queries: ValueQuery[] = [
         {},
