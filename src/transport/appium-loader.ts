@@ -10,35 +10,64 @@ import Module from 'node:module';
 
 type AppiumUsbmuxModule = typeof import('appium-ios-device/build/lib/usbmux');
 
+/**
+ * Exports a parent reads while it loads (index.js builds its default export from `fs_1.fs` and
+ * `mkdirp_1.mkdirp`), with what each is: it gets a stand-in of its own, so that read does not
+ * load the module either.
+ */
+type Members = Readonly<Record<string, 'object' | 'function'>>;
+
 /** Requires deferred, by the module that makes them. */
-const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }> = [
+const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlyMap<string, Members> }> = [
   {
-    // The @appium/support helpers usbmuxd never needs, as its index requires them.
+    // The @appium/support helpers usbmuxd never needs, as its index requires them. Its fs
+    // (glob, klaw, which, package.json readers: ~0.15 s) serves only file helpers; the usbmux
+    // module touches it to test a default socket path, which Mooring never leaves it to pick.
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
-    requests: new Set([
-      './zip',
-      './mjpeg',
-      './image-util',
-      './net',
-      './console',
-      './doctor',
-      './env',
-      './node',
-      './npm',
-      './process',
-      './system',
-      './tempdir',
-      './timing',
+    requests: new Map([
+      ...[
+        './zip',
+        './mjpeg',
+        './image-util',
+        './net',
+        './console',
+        './doctor',
+        './env',
+        './node',
+        './npm',
+        './process',
+        './system',
+        './tempdir',
+        './timing',
+      ].map((r): [string, Members] => [r, {}]),
+      ['./fs', { fs: 'object' }],
+      ['./mkdirp', { mkdirp: 'function' }],
+      ['./util', { cancellableDelay: 'function' }],
+    ]),
+  },
+  {
+    // The same fs, and the package.json readers, as util and plist require them: used only
+    // inside their file helpers.
+    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/](util|plist)\.js$/,
+    requests: new Map([
+      ['./fs', {}],
+      ['./internal', {}],
+      ['./util', {}],
     ]),
   },
   {
     parent: /[\\/]appium-ios-device[\\/]build[\\/]lib[\\/]utilities\.js$/,
-    requests: new Set(['./imagemounter/utils/list_developer_image']),
+    requests: new Map([['./imagemounter/utils/list_developer_image', {}]]),
   },
 ];
 
-function isDeferred(request: string, parentFile: string): boolean {
-  return DEFERRED.some((d) => d.requests.has(request) && d.parent.test(parentFile));
+/** The members to stand in for, when this require is deferred. */
+function deferredMembers(request: string, parentFile: string): Members | undefined {
+  for (const d of DEFERRED) {
+    const members = d.requests.get(request);
+    if (members && d.parent.test(parentFile)) return members;
+  }
+  return undefined;
 }
 
 type LoadFn = (
@@ -57,9 +86,8 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
   const original = moduleInternals._load;
   if (typeof original === 'function') {
     moduleInternals._load = function (request, parent, isMain) {
-      if (isDeferred(request, parent?.filename ?? '')) {
-        return deferred(() => original.call(Module, request, parent, isMain));
-      }
+      const members = deferredMembers(request, parent?.filename ?? '');
+      if (members) return deferred(() => original.call(Module, request, parent, isMain), members);
       return original.call(Module, request, parent, isMain);
     };
   }
@@ -74,23 +102,36 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
 }
 
 /**
- * A module namespace that loads on first touch. `__esModule` is answered without loading (all
- * are compiled ES modules), so an `__importStar` takes the stand-in as it is.
+ * A module namespace (or one of its `members`) that loads on first touch. `__esModule` is
+ * answered without loading (all are compiled ES modules), so an `__importStar` takes the stand-in
+ * as it is. A function's stand-in can be called.
  */
-function deferred(load: () => unknown): object {
+function deferred(
+  load: () => unknown,
+  members: Members = {},
+  kind: keyof Members = 'object',
+): object {
   let real: object | undefined;
   const get = (): object => (real ??= load() as object);
-  return new Proxy(
-    {},
-    {
-      get: (_t, key) => (key === '__esModule' ? true : Reflect.get(get(), key)),
-      has: (_t, key) => Reflect.has(get(), key),
-      ownKeys: () => Reflect.ownKeys(get()),
-      getOwnPropertyDescriptor: (_t, key) => {
-        const d = Reflect.getOwnPropertyDescriptor(get(), key);
-        // A proxy may not report a property as non-configurable that its target lacks.
-        return d && { ...d, configurable: true };
-      },
-    },
+  const memberStandIns = new Map(
+    Object.entries(members).map(
+      ([m, k]) => [m, deferred(() => Reflect.get(get(), m) as unknown, {}, k)] as const,
+    ),
   );
+  return new Proxy(kind === 'function' ? function standIn() {} : {}, {
+    apply: (_t, self, args) => Reflect.apply(get() as (...a: unknown[]) => unknown, self, args),
+    get: (_t, key) =>
+      key === '__esModule'
+        ? true
+        : typeof key === 'string' && memberStandIns.has(key)
+          ? memberStandIns.get(key)
+          : Reflect.get(get(), key),
+    has: (_t, key) => Reflect.has(get(), key),
+    ownKeys: () => Reflect.ownKeys(get()),
+    getOwnPropertyDescriptor: (_t, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(get(), key);
+      // A proxy may not report a property as non-configurable that its target lacks.
+      return d && { ...d, configurable: true };
+    },
+  });
 }
