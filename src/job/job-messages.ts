@@ -1,6 +1,6 @@
 /**
  * What the agent (or the CLI) and a backup job on its own thread say to each other. The job
- * gets everything it needs as data (`JobSpec`); the caller's callbacks become messages: events
+ * gets everything it needs as data (`JobSpec`, in its start message); the caller's callbacks become messages: events
  * and the session's values one way, an abort the other, and two calls the job waits on (the
  * passwords for a keybag, and "this password opened it").
  */
@@ -30,10 +30,15 @@ export interface JobSpec {
   };
 }
 
+/** A job thread's workerData: what it may load while it waits for its job (job/thread-start). */
+export interface JobThreadData {
+  preloadUsbmuxd?: boolean;
+}
+
 export type WireOutcome = Omit<JobOutcome, 'error'> & { error?: WireError };
 
 export type FromJob =
-  /** The job's modules loaded: from here on, a thread that fails is a failed backup. */
+  /** The job has come and its modules loaded: from here on, a thread that fails is a failed backup. */
   | { t: 'ready' }
   /** Every event the job emitted in one turn of its loop, in order. */
   | { t: 'events'; list: JobEvent[] }
@@ -43,7 +48,10 @@ export type FromJob =
   | { t: 'outcome'; outcome: WireOutcome };
 
 export type ToJob =
-  { t: 'abort' } | { t: 'reply'; id: number; passwords?: string[]; error?: WireError };
+  /** The job, once per thread (a thread may have started before its job was known). */
+  | { t: 'start'; spec: JobSpec }
+  | { t: 'abort' }
+  | { t: 'reply'; id: number; passwords?: string[]; error?: WireError };
 
 /** A pair record after a structured clone: its data fields back as Buffers. */
 export function reviveRecord(r: PairRecord): PairRecord {

@@ -10,9 +10,9 @@
  * reason, instead of taking the agent down.
  *
  * A job whose endpoint cannot be described as data, or whose thread cannot start (a packaged app
- * whose Electron cannot load modules from app.asar in a worker), runs in-process as before.
+ * whose Electron cannot load modules from app.asar in a worker), runs in-process as before. The
+ * thread may have been started before the job was known (thread-start).
  */
-import type { Worker } from 'node:worker_threads';
 import { RecordedValues } from '../lockdown/values';
 import {
   breakOwnStaleLock,
@@ -24,7 +24,6 @@ import {
 } from '../store';
 import { MooringError } from '../util/errors';
 import { fromWireError, toWireError } from '../util/error-wire';
-import { startWorker } from '../util/worker-file';
 import {
   backupToStore,
   describeRecovery,
@@ -35,16 +34,14 @@ import {
 import { crashTestStoreOptions } from './crash-test';
 import { describeEndpoint } from './endpoint-spec';
 import type { FromJob, JobSpec, ToJob } from './job-messages';
+import {
+  DEFAULT_JOB_WORKER,
+  discardPrestartedThread,
+  JOB_THREAD_ENV,
+  takeJobThread,
+} from './thread-start';
 
-/**
- * The job thread's young generation, in MiB: V8 splits it into two semi-spaces and a large
- * object space of a third each, so 12 gives 4 MiB semi-spaces (`--max-semi-space-size=4`, which
- * measured the same CPU as the default 16 and ~55 MiB less peak RSS: docs/BENCHMARKS.md).
- */
-export const JOB_YOUNG_GENERATION_MB = 12;
-
-/** `MOORING_JOB_THREAD=0` runs every job in-process (to compare, or to debug with one stack). */
-export const JOB_THREAD_ENV = 'MOORING_JOB_THREAD';
+export { JOB_THREAD_ENV, JOB_YOUNG_GENERATION_MB } from './thread-start';
 
 export interface RunJobOptions extends JobOptions {
   /**
@@ -60,10 +57,11 @@ export interface RunJobOptions extends JobOptions {
 
 /** One backup of one device, on its own thread when it can be (see above). */
 export async function runBackupJob(o: RunJobOptions): Promise<JobOutcome> {
-  const { log = () => undefined, thread, workerName = 'job.worker', ...job } = o;
+  const { log = () => undefined, thread, workerName = DEFAULT_JOB_WORKER, ...job } = o;
   const udid = job.endpoint.udid;
   const asked = thread !== false && process.env[JOB_THREAD_ENV] !== '0';
   const spec = asked ? jobSpec(job) : undefined;
+  if (typeof spec !== 'object') discardPrestartedThread();
   if (typeof spec === 'string') {
     log(`the backup of ${udid} runs in-process: ${spec}`);
   } else if (spec) {
@@ -112,20 +110,13 @@ async function onThread(
     (why) => why && log(`removed the stale lock of ${udid} (${why})`),
     () => undefined,
   );
-  let worker: Worker;
-  try {
-    worker = startWorker(
-      __filename,
-      workerName,
-      { workerData: spec, resourceLimits: { maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB } },
-      true,
-    );
-  } catch (e) {
-    return { notStarted: (e as Error).message };
-  }
+  const taken = takeJobThread(workerName);
+  if (taken.notStarted !== undefined) return { notStarted: taken.notStarted };
+  const { worker } = taken;
   const threadId = worker.threadId; // -1 once the thread has ended
   noteJobThread(threadId, true);
   const send = (m: ToJob): void => worker.postMessage(m);
+  send({ t: 'start', spec });
   const onAbort = (): void => send({ t: 'abort' });
   let ready = false;
   // The caller's own work for the session's values finishes before the outcome is returned, as

@@ -1,10 +1,12 @@
 /**
- * A backup job on its own thread (started by job-thread). It connects to the device itself
- * (from the endpoint's spec), runs backupToStore and posts back what the caller's callbacks
- * would have been told. Unlike the other workers it loads the whole backup stack.
+ * A backup job on its own thread (started by job-thread, or earlier by thread-start). It waits
+ * for its job (a `start` message), connects to the device itself (from the endpoint's spec), runs
+ * backupToStore and posts back what the caller's callbacks would have been told. Unlike the
+ * other workers it loads the whole backup stack.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readAnswers } from '../lockdown/values';
+import { loadAppiumUsbmux } from '../transport/appium-loader';
 import { fromWireError, toWireError } from '../util/error-wire';
 import {
   backupToStore,
@@ -14,11 +16,17 @@ import {
 } from './backup-to-store';
 import { crashTestStoreOptions } from './crash-test';
 import { endpointFromSpec } from './endpoint-spec';
-import { reviveRecord, type FromJob, type JobSpec, type ToJob } from './job-messages';
+import {
+  reviveRecord,
+  type FromJob,
+  type JobSpec,
+  type JobThreadData,
+  type ToJob,
+} from './job-messages';
 
 const port = parentPort;
 if (!port) throw new Error('job.worker runs only as a worker thread');
-const spec = workerData as JobSpec;
+const data = (workerData ?? {}) as JobThreadData;
 
 // Events emitted together (a passcode request and the phase it puts the backup in) cross as one
 // message, so the caller applies them together, as it would in-process: a message a time would
@@ -42,7 +50,15 @@ const abort = new AbortController();
 const pending = new Map<number, { resolve: (v: string[]) => void; reject: (e: Error) => void }>();
 let nextId = 1;
 
+let started = false;
 port.on('message', (m: ToJob) => {
+  if (m.t === 'start') {
+    if (started) return;
+    started = true;
+    post({ t: 'ready' });
+    void main(m.spec);
+    return;
+  }
   if (m.t === 'abort') {
     abort.abort();
     return;
@@ -65,7 +81,7 @@ function ask(
   });
 }
 
-function encryption(): JobEncryption | undefined {
+function encryption(spec: JobSpec): JobEncryption | undefined {
   const e = spec.encryption;
   if (!e) return undefined;
   return {
@@ -82,9 +98,9 @@ function encryption(): JobEncryption | undefined {
   };
 }
 
-async function main(): Promise<void> {
+async function main(spec: JobSpec): Promise<void> {
   const reads = spec.sessionReads;
-  const enc = encryption();
+  const enc = encryption(spec);
   const o: JobOptions = {
     endpoint: endpointFromSpec(spec.endpoint),
     record: reviveRecord(spec.record),
@@ -108,5 +124,12 @@ async function main(): Promise<void> {
   post({ t: 'outcome', outcome: error ? { ...rest, error: toWireError(error) } : rest });
 }
 
-post({ t: 'ready' });
-void main();
+// While it waits for its job (a thread started early): the usbmuxd client's modules, which the
+// job would otherwise load as it connects. A failure here is the job's to meet, with its context.
+if (data.preloadUsbmuxd) {
+  try {
+    loadAppiumUsbmux();
+  } catch {
+    // the job's own connection reports it
+  }
+}

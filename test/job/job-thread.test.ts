@@ -4,14 +4,17 @@
  * the same backup as an in-process job, hands the caller the session's values and its events,
  * stops on the caller's abort; a thread that dies fails the job with a reason (before the commit:
  * the latest stays; mid-commit: the commit is finished at once) and leaves no lock behind; a
- * thread that cannot start falls back to the in-process job.
+ * thread that cannot start falls back to the in-process job. A thread started before its job
+ * (thread-start) runs it, or is ended when the job does not take it, and never holds the process.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import { threadId } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { CRASH_AT_ENV, runBackupJob, type JobEvent } from '../../src/job';
+import { prestartJobThread } from '../../src/job/thread-start';
 import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
 import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
@@ -205,4 +208,84 @@ describe('runBackupJob', () => {
     assert.equal(logged.length, 1);
     assert.match(logged[0]!, new RegExp(`the backup of ${sim.udid} runs in-process: `));
   });
+
+  /** The thread that held the device's lock while the device sent. */
+  const lockHolder = (dest: string) => {
+    const seen: { thread?: unknown } = {};
+    return {
+      seen,
+      onEvent: (e: JobEvent): void => {
+        if (e.type === 'progress' && !('thread' in seen)) {
+          seen.thread = (
+            JSON.parse(readFileSync(deviceLockFile(dest, sim.udid), 'utf8')) as { thread?: unknown }
+          ).thread;
+        }
+      },
+    };
+  };
+
+  it('a thread started before its job is known runs the job', async () => {
+    const dest = path.join(root, 'prestarted');
+    const id = prestartJobThread({ usbmuxd: true });
+    assert.equal(typeof id, 'number');
+    const holder = lockHolder(dest);
+    const logged: string[] = [];
+    const out = await runBackupJob({
+      endpoint,
+      record,
+      dest,
+      full: true,
+      onEvent: holder.onEvent,
+      log: (l) => logged.push(l),
+    });
+    assert.equal(out.ok, true, out.message);
+    assert.deepEqual(logged, []);
+    assert.equal(holder.seen.thread, id, 'the prestarted thread held the lock');
+  });
+
+  it('a prestarted thread a job does not take is ended; the next job gets a thread of its own', async () => {
+    const dest = path.join(root, 'prestarted');
+    const unused = prestartJobThread();
+    assert.equal(typeof unused, 'number');
+    const inProcess = await runBackupJob({ endpoint, record, dest, thread: false });
+    assert.equal(inProcess.ok, true, inProcess.message);
+    const holder = lockHolder(dest);
+    const out = await runBackupJob({ endpoint, record, dest, onEvent: holder.onEvent });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(typeof holder.seen.thread, 'number');
+    assert.notEqual(holder.seen.thread, unused);
+    assert.notEqual(holder.seen.thread, threadId);
+  });
+
+  it('a prestarted thread that cannot load: the job runs in-process and says why', async () => {
+    const dest = path.join(root, 'prestarted-missing');
+    assert.equal(typeof prestartJobThread({ workerName: 'no-such.worker' }), 'number');
+    const logged: string[] = [];
+    const out = await runBackupJob({
+      endpoint,
+      record,
+      dest,
+      workerName: 'no-such.worker',
+      log: (l) => logged.push(l),
+    });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0]!, /runs in-process: .*no-such\.worker/);
+  });
+});
+
+test('a prestarted thread no job takes does not keep the process alive', () => {
+  const ROOT = path.resolve(__dirname, '..', '..');
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `const id = require('./src/job/thread-start').prestartJobThread({ usbmuxd: true });
+       console.log(typeof id);`,
+    ],
+    { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+  );
+  assert.equal(out.trim(), 'number');
 });
