@@ -15,6 +15,7 @@
  */
 import { RecordedValues } from '../lockdown/values';
 import {
+  appendAttempt,
   breakOwnStaleLock,
   deviceLockFile,
   noteJobThread,
@@ -94,6 +95,9 @@ function jobSpec(o: JobOptions): JobSpec | string {
   return spec;
 }
 
+/** Refused device paths a dead thread's record keeps (the record itself keeps 20 of a long list). */
+const MAX_KEPT_REFUSED = 1000;
+
 type ThreadResult = { outcome: JobOutcome } | { outcome?: undefined; notStarted: string };
 
 async function onThread(
@@ -114,6 +118,9 @@ async function onThread(
   if (taken.notStarted !== undefined) return { notStarted: taken.notStarted };
   const { worker } = taken;
   const threadId = worker.threadId; // -1 once the thread has ended
+  const startedAt = new Date().toISOString();
+  // What the job had received and refused when it last said, for the record of a thread that dies.
+  const received = { bytesReceived: 0, filesReceived: 0, refusedPaths: [] as string[] };
   noteJobThread(threadId, true);
   const send = (m: ToJob): void => worker.postMessage(m);
   send({ t: 'start', spec });
@@ -153,6 +160,15 @@ async function onThread(
           break;
         case 'events':
           for (const e of m.list) {
+            if (e.type === 'progress') {
+              received.bytesReceived = e.bytesReceived;
+              received.filesReceived = e.filesReceived;
+            } else if (
+              e.type === 'refused-path' &&
+              received.refusedPaths.length < MAX_KEPT_REFUSED
+            ) {
+              received.refusedPaths.push(e.path);
+            }
             try {
               o.onEvent?.(e);
             } catch {
@@ -185,12 +201,18 @@ async function onThread(
         e.code === 'ERR_WORKER_OUT_OF_MEMORY'
           ? 'it ran out of memory'
           : `its thread failed (${e.message})`;
-      settle(() => threadDied(o, why, e));
+      settle(() => threadDied(o, { why, startedAt, received }, e));
     });
     worker.on('exit', (code) => {
       if (!ready) settle({ notStarted: `its thread ended before it started (exit code ${code})` });
       else
-        settle(() => threadDied(o, `its thread ended before the backup did (exit code ${code})`));
+        settle(() =>
+          threadDied(o, {
+            why: `its thread ended before the backup did (exit code ${code})`,
+            startedAt,
+            received,
+          }),
+        );
     });
   });
 }
@@ -199,13 +221,24 @@ async function onThread(
  * The outcome of a job whose thread died (settle runs it once the thread is gone and its lock
  * removed): the store's recovery runs now rather than at the next backup, so the latest backup
  * is whole again at once (a thread that died mid-commit leaves the device folder moved aside),
- * and the message says which backup that is.
+ * and the message says which backup that is. The attempt goes on the store's record as the
+ * thread would have put it there.
  */
-async function threadDied(o: JobOptions, why: string, cause?: unknown): Promise<ThreadResult> {
+async function threadDied(
+  o: JobOptions,
+  d: {
+    why: string;
+    startedAt: string;
+    received: { bytesReceived: number; filesReceived: number; refusedPaths: string[] };
+  },
+  cause?: unknown,
+): Promise<ThreadResult> {
+  const { why } = d;
   const udid = o.endpoint.udid;
   let recovery: RecoveryReport | undefined;
+  let stateDir: string | undefined;
   try {
-    recovery = (await openStore(o.dest, udid)).recovery;
+    ({ recovery, stateDir } = await openStore(o.dest, udid));
   } catch {
     // the next backup's recovery will try again
   }
@@ -222,6 +255,27 @@ async function threadDied(o: JobOptions, why: string, cause?: unknown): Promise<
     recovered ? { recovered } : {},
   );
   outcome.result.failure = 'internal';
+  Object.assign(outcome.result, d.received);
+  if (stateDir !== undefined) {
+    await appendAttempt(stateDir, {
+      startedAt: d.startedAt,
+      endedAt: new Date().toISOString(),
+      ok: false,
+      message: outcome.message,
+      failure: 'internal',
+      ...d.received,
+      transport: o.endpoint.transport,
+    }).catch((e: unknown) => {
+      try {
+        o.onEvent?.({
+          type: 'warning',
+          message: `could not record this attempt in the store: ${(e as Error).message}`,
+        });
+      } catch {
+        // a failing listener must not break the outcome
+      }
+    });
+  }
   return { outcome };
 }
 

@@ -3,9 +3,10 @@
  * usbmuxd. The job really runs on another thread (the device's lock file names it), ends with
  * the same backup as an in-process job, hands the caller the session's values and its events,
  * stops on the caller's abort; a thread that dies fails the job with a reason (before the commit:
- * the latest stays; mid-commit: the commit is finished at once) and leaves no lock behind; a
- * thread that cannot start falls back to the in-process job. A thread started before its job
- * (thread-start) runs it, or is ended when the job does not take it, and never holds the process.
+ * the latest stays; mid-commit: the commit is finished at once), on the store's record of
+ * attempts too, and leaves no lock behind; a thread that cannot start falls back to the
+ * in-process job. A thread started before its job (thread-start) runs it, or is ended when the
+ * job does not take it, and never holds the process.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { prestartJobThread } from '../../src/job/thread-start';
 import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
 import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
-import { deviceLockFile, openStore } from '../../src/store';
+import { deviceLockFile, openStore, readAttempts } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
 import { pairedEndpoint } from '../discovery/sim-helpers';
 import { tempDirs } from '../helpers/temp-dirs';
@@ -69,6 +70,10 @@ describe('runBackupJob', () => {
   after(async () => {
     await sim?.stop();
   });
+
+  /** The store's record of the last attempt, which the thread did not live to write. */
+  const lastAttempt = async (dest: string) =>
+    (await readAttempts((await openStore(dest, sim.udid)).stateDir)).at(-1);
 
   const latestId = async (dest: string): Promise<string | undefined> => {
     const store = await openStore(dest, sim.udid);
@@ -168,6 +173,12 @@ describe('runBackupJob', () => {
     assert.ok(isMooringError(out.error, 'IO'));
     assert.match(out.recovered ?? '', /discarded 1 unfinished backup/, 'its staging is gone now');
     assert.equal(await latestId(dest), before);
+    const attempt = await lastAttempt(dest);
+    assert.ok(attempt);
+    assert.equal(attempt.ok, false);
+    assert.equal(attempt.failure, 'internal');
+    assert.equal(attempt.message, out.message);
+    assert.equal(attempt.transport, 'usb');
     await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
   });
 
@@ -181,6 +192,15 @@ describe('runBackupJob', () => {
     assert.equal(out.stage, 'commit');
     assert.match(out.message, /while committing it; the store finished the commit/);
     assert.match(out.recovered ?? '', /finished an interrupted commit/);
+    const attempt = await lastAttempt(dest);
+    assert.ok(attempt);
+    assert.deepEqual(
+      [attempt.ok, attempt.failure, attempt.message],
+      [false, 'internal', out.message],
+    );
+    // It died after the device had sent everything: what it had received is on the record.
+    assert.ok(attempt.filesReceived > 0 && attempt.bytesReceived > 0);
+    assert.equal(out.result.filesReceived, attempt.filesReceived);
     // Its lock named a thread that is gone: removed, so the next job is not locked out.
     await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
     // The device folder the commit had moved aside is whole again before any next backup.
