@@ -80,11 +80,26 @@ describe('runBackupJob', () => {
     return (await store.list()).find((s) => s.isLatest)?.id;
   };
 
+  /** The thread that held the device's lock while the device sent. */
+  const lockHolder = (dest: string) => {
+    const seen: { thread?: unknown } = {};
+    return {
+      seen,
+      onEvent: (e: JobEvent): void => {
+        if (e.type === 'progress' && !('thread' in seen)) {
+          seen.thread = (
+            JSON.parse(readFileSync(deviceLockFile(dest, sim.udid), 'utf8')) as { thread?: unknown }
+          ).thread;
+        }
+      },
+    };
+  };
+
   it('runs on its own thread and makes the same backup as the in-process job', async () => {
     const dest = path.join(root, 'thread');
     const lockFile = deviceLockFile(dest, sim.udid);
     const events: JobEvent[] = [];
-    let holder: unknown;
+    const holder = lockHolder(dest);
     let values: ValueReader | undefined;
     const logged: string[] = [];
     const out = await runBackupJob({
@@ -95,10 +110,7 @@ describe('runBackupJob', () => {
       log: (l) => logged.push(l),
       onEvent: (e) => {
         events.push(e);
-        // While the device sends, the device's lock names the thread that holds it.
-        if (e.type === 'progress' && holder === undefined) {
-          holder = (JSON.parse(readFileSync(lockFile, 'utf8')) as { thread?: unknown }).thread;
-        }
+        holder.onEvent(e);
       },
       sessionReads: [{}, { domain: 'com.apple.mobile.backup', key: 'WillEncrypt' }],
       onSession: (v) => {
@@ -108,8 +120,8 @@ describe('runBackupJob', () => {
     assert.equal(out.ok, true, out.message);
     assert.equal(out.stage, 'commit');
     assert.deepEqual(logged, [], 'no fallback');
-    assert.equal(typeof holder, 'number');
-    assert.notEqual(holder, threadId, 'the lock was taken on another thread');
+    assert.equal(typeof holder.seen.thread, 'number');
+    assert.notEqual(holder.seen.thread, threadId, 'the lock was taken on another thread');
     assert.ok(out.snapshot && out.snapshot.date instanceof Date, 'the snapshot crossed whole');
     assert.equal(out.verify?.ok, true);
     assert.ok(events.some((e) => e.type === 'phase' && e.phase === 'transferring'));
@@ -214,36 +226,6 @@ describe('runBackupJob', () => {
     assert.equal(next.recovered, undefined, 'nothing was left for it to recover');
   });
 
-  it('a thread that cannot start: the job runs in-process and says so', async () => {
-    const dest = path.join(root, 'fallback');
-    const logged: string[] = [];
-    const out = await runBackupJob({
-      endpoint,
-      record,
-      dest,
-      workerName: 'no-such.worker',
-      log: (l) => logged.push(l),
-    });
-    assert.equal(out.ok, true, out.message);
-    assert.equal(logged.length, 1);
-    assert.match(logged[0]!, new RegExp(`the backup of ${sim.udid} runs in-process: `));
-  });
-
-  /** The thread that held the device's lock while the device sent. */
-  const lockHolder = (dest: string) => {
-    const seen: { thread?: unknown } = {};
-    return {
-      seen,
-      onEvent: (e: JobEvent): void => {
-        if (e.type === 'progress' && !('thread' in seen)) {
-          seen.thread = (
-            JSON.parse(readFileSync(deviceLockFile(dest, sim.udid), 'utf8')) as { thread?: unknown }
-          ).thread;
-        }
-      },
-    };
-  };
-
   it('a thread started before its job is known runs the job', async () => {
     const dest = path.join(root, 'prestarted');
     const id = prestartJobThread({ usbmuxd: true });
@@ -277,21 +259,27 @@ describe('runBackupJob', () => {
     assert.notEqual(holder.seen.thread, threadId);
   });
 
-  it('a prestarted thread that cannot load: the job runs in-process and says why', async () => {
-    const dest = path.join(root, 'prestarted-missing');
-    assert.equal(typeof prestartJobThread({ workerName: 'no-such.worker' }), 'number');
-    const logged: string[] = [];
-    const out = await runBackupJob({
-      endpoint,
-      record,
-      dest,
-      workerName: 'no-such.worker',
-      log: (l) => logged.push(l),
+  for (const prestarted of [false, true]) {
+    it(`a thread that cannot load${prestarted ? ', started before its job' : ''}: the job runs in-process and says why`, async () => {
+      const dest = path.join(root, prestarted ? 'prestarted-missing' : 'fallback');
+      if (prestarted)
+        assert.equal(typeof prestartJobThread({ workerName: 'no-such.worker' }), 'number');
+      const logged: string[] = [];
+      const out = await runBackupJob({
+        endpoint,
+        record,
+        dest,
+        workerName: 'no-such.worker',
+        log: (l) => logged.push(l),
+      });
+      assert.equal(out.ok, true, out.message);
+      assert.equal(logged.length, 1);
+      assert.match(
+        logged[0]!,
+        new RegExp(`the backup of ${sim.udid} runs in-process: .*no-such\\.worker`),
+      );
     });
-    assert.equal(out.ok, true, out.message);
-    assert.equal(logged.length, 1);
-    assert.match(logged[0]!, /runs in-process: .*no-such\.worker/);
-  });
+  }
 });
 
 test('a prestarted thread no job takes does not keep the process alive', () => {
