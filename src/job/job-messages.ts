@@ -1,8 +1,8 @@
 /**
  * What the agent (or the CLI) and a backup job on its own thread say to each other. The job
- * gets everything it needs as data (`JobSpec`, in its start message); the caller's callbacks become messages: events
- * and the session's values one way, an abort the other, and two calls the job waits on (the
- * passwords for a keybag, and "this password opened it").
+ * gets everything it needs as data (`JobSpec`, in its start message); the caller's callbacks
+ * become messages: events and the session's values one way, an abort the other, and two calls
+ * the job waits on (the passwords for a keybag, and "this password opened it").
  */
 import type { BackupTimeouts } from '../backup';
 import type { ValueAnswer, ValueQuery } from '../lockdown/values';
@@ -38,7 +38,7 @@ export interface JobThreadData {
 export type WireOutcome = Omit<JobOutcome, 'error'> & { error?: WireError };
 
 export type FromJob =
-  /** The job has come and its modules loaded: from here on, a thread that fails is a failed backup. */
+  /** The job has come, its modules loaded: from here on, a thread that fails is a failed backup. */
   | { t: 'ready' }
   /** Every event the job emitted in one turn of its loop, in order. */
   | { t: 'events'; list: JobEvent[] }

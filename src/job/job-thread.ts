@@ -95,7 +95,7 @@ function jobSpec(o: JobOptions): JobSpec | string {
   return spec;
 }
 
-/** Refused device paths a dead thread's record keeps (the record itself keeps 20 of a long list). */
+/** Refused device paths kept for the record of a thread that dies (a long list keeps 20). */
 const MAX_KEPT_REFUSED = 1000;
 
 type ThreadResult = { outcome: JobOutcome } | { outcome?: undefined; notStarted: string };

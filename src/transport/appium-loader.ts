@@ -21,8 +21,9 @@ type Members = Readonly<Record<string, 'object' | 'function'>>;
 const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlyMap<string, Members> }> = [
   {
     // The @appium/support helpers usbmuxd never needs, as its index requires them. Its fs
-    // (glob, klaw, which, package.json readers: ~0.15 s) serves only file helpers; the usbmux
-    // module touches it to test a default socket path, which Mooring never leaves it to pick.
+    // (glob, klaw, which, package.json readers) serves only file helpers, and util (bluebird,
+    // semver, lockfile) only the frame splitter's error messages: ~0.08 s between them. The
+    // usbmux module touches fs to test a default socket path, which Mooring never leaves to it.
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
     requests: new Map([
       ...[
@@ -46,8 +47,8 @@ const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlyMap<string, Me
     ]),
   },
   {
-    // The same fs, and the package.json readers, as util and plist require them: used only
-    // inside their file helpers.
+    // The same fs and util, and the package.json readers, as util and plist require them: used
+    // only inside their file helpers and messages, not by the plist parsing usbmuxd needs.
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/](util|plist)\.js$/,
     requests: new Map([
       ['./fs', {}],
