@@ -2,7 +2,7 @@
  * Starts a backup job's thread (job-thread.ts), early when the caller knows a job is coming.
  *
  * A job thread loads the whole backup stack before it can begin (~0.1 s here), and the usbmuxd
- * client's modules when the job reaches its device by USB (~0.1 s more). Started after the
+ * client's modules when the job reaches its device by USB (~0.15 s more). Started after the
  * command line has loaded its own modules and found the device, all of that is on the way of every
  * `mooring backup`; started as the process starts (`prestartJobThread`, from bin/mooring), it
  * loads on the other core while the main thread does that. The job itself crosses later, as a

@@ -10,65 +10,35 @@ import Module from 'node:module';
 
 type AppiumUsbmuxModule = typeof import('appium-ios-device/build/lib/usbmux');
 
-/**
- * Exports a parent reads while it loads (index.js builds its default export from `fs_1.fs` and
- * `mkdirp_1.mkdirp`), with what each is: it gets a stand-in of its own, so that read does not
- * load the module either.
- */
-type Members = Readonly<Record<string, 'object' | 'function'>>;
-
 /** Requires deferred, by the module that makes them. */
-const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlyMap<string, Members> }> = [
+const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }> = [
   {
-    // The @appium/support helpers usbmuxd never needs, as its index requires them. Its fs
-    // (glob, klaw, which, package.json readers) serves only file helpers, and util (bluebird,
-    // semver, lockfile) only the frame splitter's error messages: ~0.08 s between them. The
-    // usbmux module touches fs to test a default socket path, which Mooring never leaves to it.
+    // The @appium/support helpers usbmuxd never needs, as its index requires them.
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
-    requests: new Map([
-      ...[
-        './zip',
-        './mjpeg',
-        './image-util',
-        './net',
-        './console',
-        './doctor',
-        './env',
-        './node',
-        './npm',
-        './process',
-        './system',
-        './tempdir',
-        './timing',
-      ].map((r): [string, Members] => [r, {}]),
-      ['./fs', { fs: 'object' }],
-      ['./mkdirp', { mkdirp: 'function' }],
-      ['./util', { cancellableDelay: 'function' }],
-    ]),
-  },
-  {
-    // The same fs and util, and the package.json readers, as util and plist require them: used
-    // only inside their file helpers and messages, not by the plist parsing usbmuxd needs.
-    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/](util|plist)\.js$/,
-    requests: new Map([
-      ['./fs', {}],
-      ['./internal', {}],
-      ['./util', {}],
+    requests: new Set([
+      './zip',
+      './mjpeg',
+      './image-util',
+      './net',
+      './console',
+      './doctor',
+      './env',
+      './node',
+      './npm',
+      './process',
+      './system',
+      './tempdir',
+      './timing',
     ]),
   },
   {
     parent: /[\\/]appium-ios-device[\\/]build[\\/]lib[\\/]utilities\.js$/,
-    requests: new Map([['./imagemounter/utils/list_developer_image', {}]]),
+    requests: new Set(['./imagemounter/utils/list_developer_image']),
   },
 ];
 
-/** The members to stand in for, when this require is deferred. */
-function deferredMembers(request: string, parentFile: string): Members | undefined {
-  for (const d of DEFERRED) {
-    const members = d.requests.get(request);
-    if (members && d.parent.test(parentFile)) return members;
-  }
-  return undefined;
+function isDeferred(request: string, parentFile: string): boolean {
+  return DEFERRED.some((d) => d.requests.has(request) && d.parent.test(parentFile));
 }
 
 type LoadFn = (
@@ -87,8 +57,9 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
   const original = moduleInternals._load;
   if (typeof original === 'function') {
     moduleInternals._load = function (request, parent, isMain) {
-      const members = deferredMembers(request, parent?.filename ?? '');
-      if (members) return deferred(() => original.call(Module, request, parent, isMain), members);
+      if (isDeferred(request, parent?.filename ?? '')) {
+        return deferred(() => original.call(Module, request, parent, isMain));
+      }
       return original.call(Module, request, parent, isMain);
     };
   }
@@ -103,36 +74,23 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
 }
 
 /**
- * A module namespace (or one of its `members`) that loads on first touch. `__esModule` is
- * answered without loading (all are compiled ES modules), so an `__importStar` takes the stand-in
- * as it is. A function's stand-in can be called.
+ * A module namespace that loads on first touch. `__esModule` is answered without loading (all
+ * are compiled ES modules), so an `__importStar` takes the stand-in as it is.
  */
-function deferred(
-  load: () => unknown,
-  members: Members = {},
-  kind: keyof Members = 'object',
-): object {
+function deferred(load: () => unknown): object {
   let real: object | undefined;
   const get = (): object => (real ??= load() as object);
-  const memberStandIns = new Map(
-    Object.entries(members).map(
-      ([m, k]) => [m, deferred(() => Reflect.get(get(), m) as unknown, {}, k)] as const,
-    ),
-  );
-  return new Proxy(kind === 'function' ? function standIn() {} : {}, {
-    apply: (_t, self, args) => Reflect.apply(get() as (...a: unknown[]) => unknown, self, args),
-    get: (_t, key) =>
-      key === '__esModule'
-        ? true
-        : typeof key === 'string' && memberStandIns.has(key)
-          ? memberStandIns.get(key)
-          : Reflect.get(get(), key),
-    has: (_t, key) => Reflect.has(get(), key),
-    ownKeys: () => Reflect.ownKeys(get()),
-    getOwnPropertyDescriptor: (_t, key) => {
-      const d = Reflect.getOwnPropertyDescriptor(get(), key);
-      // A proxy may not report a property as non-configurable that its target lacks.
-      return d && { ...d, configurable: true };
+  return new Proxy(
+    {},
+    {
+      get: (_t, key) => (key === '__esModule' ? true : Reflect.get(get(), key)),
+      has: (_t, key) => Reflect.has(get(), key),
+      ownKeys: () => Reflect.ownKeys(get()),
+      getOwnPropertyDescriptor: (_t, key) => {
+        const d = Reflect.getOwnPropertyDescriptor(get(), key);
+        // A proxy may not report a property as non-configurable that its target lacks.
+        return d && { ...d, configurable: true };
+      },
     },
-  });
+  );
 }

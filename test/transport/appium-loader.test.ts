@@ -60,36 +60,6 @@ test('the usbmux module loads without zip (archiver), mjpeg, image-util, net, np
   assert.deepEqual(r.after, all);
 });
 
-test("@appium/support's fs, util and package readers (glob, bluebird, semver, normalize-package-data) load only when used, and then work", () => {
-  const r = fresh(`
-    (async () => {
-      const loaded = ${LOADED};
-      const { loadAppiumUsbmux } = require('./src/transport/appium-loader');
-      loadAppiumUsbmux();
-      const state = () => ({ glob: loaded('glob'), bluebird: loaded('bluebird'),
-        readers: loaded('normalize-package-data'), semver: Object.keys(require.cache).some((f) => f.includes('/semver/')) });
-      const before = state();
-      const support = require('@appium/support');
-      const exists = await support.fs.exists(${JSON.stringify(__filename)});
-      const missing = await support.default.fs.exists('/no/such/file');
-      const dir = require('node:os').tmpdir() + '/mooring-loader-' + process.pid + '/a/b';
-      await support.mkdirp(dir);
-      const made = require('node:fs').statSync(dir).isDirectory();
-      require('node:fs').rmSync(require('node:path').resolve(dir, '..', '..'), { recursive: true });
-      const delay = typeof support.util.cancellableDelay;
-      const size = support.util.toReadableSizeString(2048);
-      console.log(JSON.stringify({ before, after: state(), exists, missing, made, delay, size }));
-    })();
-  `);
-  assert.deepEqual(r.before, { glob: false, bluebird: false, readers: false, semver: false });
-  assert.deepEqual(r.after, { glob: true, bluebird: true, readers: true, semver: true });
-  assert.equal(r.exists, true);
-  assert.equal(r.missing, false);
-  assert.equal(r.made, true, 'the deferred mkdirp (a function) can be called');
-  assert.equal(r.delay, 'function');
-  assert.equal(r.size, '2.00 KB');
-});
-
 test('the module loader is left as it was, and other requires are untouched', () => {
   const r = fresh(`
     const Module = require('node:module');
