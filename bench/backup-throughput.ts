@@ -32,6 +32,7 @@ import {
   syncDisks,
   timedChild,
   type ChildRun,
+  jobGc,
   timedMooringBackup,
 } from './lib/measure';
 
@@ -184,10 +185,11 @@ function printRows(rows: Row[]): void {
     if (r.engineSeconds !== undefined) {
       const what = r.host === 'raw sink' ? 'session alone' : 'engine alone';
       const rest = r.host === 'raw sink' ? 'start-up' : 'verify + commit + start-up';
+      const gc = jobGc(r.run);
       console.log(
         `  ${pad('', 9)} ${pad('', 15)} ${what} ${r.engineSeconds.toFixed(2)} s = ` +
           `${(r.bytes / 1e6 / r.engineSeconds).toFixed(1)} MB/s, ${(r.files / r.engineSeconds).toFixed(0)} files/s; ` +
-          `${rest} ${(s - r.engineSeconds).toFixed(2)} s`,
+          `${rest} ${(s - r.engineSeconds).toFixed(2)} s${gc ? `; job thread GC: ${gc}` : ''}`,
       );
     }
   }

@@ -31,6 +31,7 @@ import {
   syncDisks,
   type ChildRun,
   timedChild,
+  jobGc,
   timedMooringBackup,
 } from './lib/measure';
 
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
           `(simulator ${b.run.simCpuSeconds.toFixed(2)} s), ` +
           `peak RSS ${b.run.maxRssMiB.toFixed(0)} MiB${b.isFull ? ' (full)' : ' (incremental)'}`,
       );
-      console.log(`    ${b.phases}`);
+      console.log(`    ${b.phases}${jobGc(b.run) ? `; job thread GC: ${jobGc(b.run)}` : ''}`);
     };
 
     const idbDest = path.join(tmp, 'idevicebackup2');

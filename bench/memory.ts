@@ -19,6 +19,7 @@ import {
   mb,
   scaled,
   syncDisks,
+  jobGc,
   timedMooringBackup,
 } from './lib/measure';
 
@@ -53,7 +54,8 @@ async function measure(name: string, files: number, bytes: number): Promise<numb
     console.log(
       `  ${name.padEnd(18)} ${String(l.files).padStart(6)} files, ${mb(l.bytes).padStart(5)} MB (largest file ${mb(largest)} MB): ` +
         `peak RSS ${run.maxRssMiB.toFixed(0)} MiB, ${run.wallSeconds.toFixed(1)} s, ` +
-        `${(l.bytes / 1e6 / run.wallSeconds).toFixed(0)} MB/s`,
+        `${(l.bytes / 1e6 / run.wallSeconds).toFixed(0)} MB/s` +
+        (jobGc(run) ? `; job thread GC: ${jobGc(run)}` : ''),
     );
     return run.maxRssMiB;
   } finally {

@@ -175,21 +175,35 @@ export function timedMooringBackup(o: {
   dest: string;
   full?: boolean;
 }): Promise<ChildRun> {
-  return timedChild(process.execPath, [
-    MOORING_BIN,
-    'backup',
-    '--udid',
-    o.udid,
-    '--via',
-    o.via,
-    ...o.reach,
-    '--data',
-    o.dataDir,
-    '--dest',
-    o.dest,
-    ...(o.full === true ? ['--full'] : []),
-    '--json',
-  ]);
+  return timedChild(
+    process.execPath,
+    [
+      MOORING_BIN,
+      'backup',
+      '--udid',
+      o.udid,
+      '--via',
+      o.via,
+      ...o.reach,
+      '--data',
+      o.dataDir,
+      '--dest',
+      o.dest,
+      ...(o.full === true ? ['--full'] : []),
+      '--json',
+    ],
+    // The job thread's garbage collections, on stderr (job/gc-count): see jobGc.
+    { MOORING_GC_STATS: '1' },
+  );
+}
+
+/**
+ * What `mooring backup` said of its job thread's garbage collections, e.g. "3 full (14 ms), 70
+ * young (40 ms)"; a run of full collections is the small-heap trap of docs/BENCHMARKS.md (tenth
+ * pass). Undefined when the job ran in-process.
+ */
+export function jobGc(run: ChildRun): string | undefined {
+  return /the backup's thread collected garbage: ([^\n]+)/.exec(run.stderr)?.[1];
 }
 
 /** The agent's first stdout line: a one-time browser sign-in link (the token is in agent.json). */

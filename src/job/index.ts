@@ -19,3 +19,4 @@ export {
   type RunJobOptions,
 } from './job-thread';
 export { CRASH_AT_ENV, crashTestStoreOptions } from './crash-test';
+export { GC_STATS_ENV } from './gc-count';

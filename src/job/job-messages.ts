@@ -10,6 +10,7 @@ import type { PairRecord } from '../pairing/pair-record';
 import type { WireError } from '../util/error-wire';
 import type { JobEvent, JobOutcome } from './backup-to-store';
 import type { EndpointSpec } from './endpoint-spec';
+import type { GcCount } from './gc-count';
 
 export interface JobSpec {
   endpoint: EndpointSpec;
@@ -45,6 +46,8 @@ export type FromJob =
   | { t: 'session'; answers: ValueAnswer[] }
   | { t: 'call'; id: number; fn: 'passwords'; keyBagId: string }
   | { t: 'call'; id: number; fn: 'opened'; keyBagId: string; password: string }
+  /** Just before the outcome, when `MOORING_GC_STATS=1`: the thread's garbage collections. */
+  | { t: 'gc'; count: GcCount }
   | { t: 'outcome'; outcome: WireOutcome };
 
 export type ToJob =

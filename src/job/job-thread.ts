@@ -34,6 +34,7 @@ import {
 } from './backup-to-store';
 import { crashTestStoreOptions } from './crash-test';
 import { describeEndpoint } from './endpoint-spec';
+import { describeGcCount } from './gc-count';
 import type { FromJob, JobSpec, ToJob } from './job-messages';
 import {
   DEFAULT_JOB_WORKER,
@@ -187,6 +188,9 @@ async function onThread(
           break;
         case 'call':
           void answer(o, m).then(send);
+          break;
+        case 'gc':
+          log(`the backup's thread collected garbage: ${describeGcCount(m.count)}`);
           break;
         case 'outcome': {
           const { error, ...rest } = m.outcome;

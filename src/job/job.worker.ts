@@ -16,6 +16,7 @@ import {
 } from './backup-to-store';
 import { crashTestStoreOptions } from './crash-test';
 import { endpointFromSpec } from './endpoint-spec';
+import { countGarbageCollections, GC_STATS_ENV } from './gc-count';
 import {
   reviveRecord,
   type FromJob,
@@ -99,6 +100,7 @@ function encryption(spec: JobSpec): JobEncryption | undefined {
 }
 
 async function main(spec: JobSpec): Promise<void> {
+  const gcCount = process.env[GC_STATS_ENV] === '1' ? countGarbageCollections() : undefined;
   const reads = spec.sessionReads;
   const enc = encryption(spec);
   const o: JobOptions = {
@@ -121,6 +123,7 @@ async function main(spec: JobSpec): Promise<void> {
     ...(enc ? { encryption: enc } : {}),
   };
   const { error, ...rest } = await backupToStore(o);
+  if (gcCount) post({ t: 'gc', count: await gcCount() });
   post({ t: 'outcome', outcome: error ? { ...rest, error: toWireError(error) } : rest });
 }
 

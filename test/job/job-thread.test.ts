@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { threadId } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
-import { CRASH_AT_ENV, runBackupJob, type JobEvent } from '../../src/job';
+import { CRASH_AT_ENV, GC_STATS_ENV, runBackupJob, type JobEvent } from '../../src/job';
 import { prestartJobThread } from '../../src/job/thread-start';
 import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
 import type { PairRecord } from '../../src/pairing/pair-record';
@@ -39,14 +39,19 @@ async function payloads(dir: string): Promise<Map<string, number>> {
   return out;
 }
 
-/** Runs `fn` with the job's test fault hook set (a thread copies the environment as it starts). */
-async function withCrashAt<T>(at: string, fn: () => Promise<T>): Promise<T> {
-  process.env[CRASH_AT_ENV] = at;
+/** Runs `fn` with `name` set in the environment (a thread copies the environment as it starts). */
+async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
+  process.env[name] = value;
   try {
     return await fn();
   } finally {
-    delete process.env[CRASH_AT_ENV];
+    delete process.env[name];
   }
+}
+
+/** Runs `fn` with the job's test fault hook set. */
+function withCrashAt<T>(at: string, fn: () => Promise<T>): Promise<T> {
+  return withEnv(CRASH_AT_ENV, at, fn);
 }
 
 describe('runBackupJob', () => {
@@ -224,6 +229,19 @@ describe('runBackupJob', () => {
     const next = await runBackupJob({ endpoint, record, dest });
     assert.equal(next.ok, true, next.message);
     assert.equal(next.recovered, undefined, 'nothing was left for it to recover');
+  });
+
+  it(`${GC_STATS_ENV}=1: the thread reports its garbage collections, once, before its outcome`, async () => {
+    const logged: string[] = [];
+    const out = await withEnv(GC_STATS_ENV, '1', () =>
+      runBackupJob({ endpoint, record, dest: path.join(root, 'gc'), log: (l) => logged.push(l) }),
+    );
+    assert.equal(out.ok, true, out.message);
+    assert.equal(logged.length, 1, logged.join('\n'));
+    assert.match(
+      logged[0]!,
+      /^the backup's thread collected garbage: \d+ full \(\d+ ms\), \d+ young \(\d+ ms\)$/,
+    );
   });
 
   it('a thread started before its job is known runs the job', async () => {
