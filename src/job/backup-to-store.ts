@@ -393,27 +393,40 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     if (free !== undefined) outcome.freeBytes = free;
   }
   if (outcome.stage !== 'store' && outcome.stage !== 'connect' && outcome.stage !== 'session') {
-    // On a full disk the record itself may not fit: that must not hide the outcome.
-    await appendAttempt(store.stateDir, {
-      startedAt,
-      endedAt: new Date().toISOString(),
-      ok: outcome.ok,
-      message: outcome.message,
-      ...(outcome.result.failure ? { failure: outcome.result.failure } : {}),
-      ...(outcome.result.errorCode === undefined ? {} : { errorCode: outcome.result.errorCode }),
-      bytesReceived: outcome.result.bytesReceived,
-      filesReceived: outcome.result.filesReceived,
-      refusedPaths: outcome.result.refusedPaths,
-      ...(outcome.snapshot ? { snapshot: outcome.snapshot.id } : {}),
-      transport: o.endpoint.transport,
-    }).catch((e: unknown) => {
-      emit({
-        type: 'warning',
-        message: `could not record this attempt in the store: ${(e as Error).message}`,
-      });
-    });
+    await recordAttempt(store.stateDir, o, startedAt, outcome, emit);
   }
   return outcome;
+}
+
+/**
+ * Puts one attempt on the store's record (attempts.jsonl). On a full disk the record itself may
+ * not fit: that must not hide the outcome, so a failure is only a warning.
+ */
+export async function recordAttempt(
+  stateDir: string,
+  o: Pick<JobOptions, 'endpoint'>,
+  startedAt: string,
+  outcome: JobOutcome,
+  warn: (e: JobEvent) => void,
+): Promise<void> {
+  await appendAttempt(stateDir, {
+    startedAt,
+    endedAt: new Date().toISOString(),
+    ok: outcome.ok,
+    message: outcome.message,
+    ...(outcome.result.failure ? { failure: outcome.result.failure } : {}),
+    ...(outcome.result.errorCode === undefined ? {} : { errorCode: outcome.result.errorCode }),
+    bytesReceived: outcome.result.bytesReceived,
+    filesReceived: outcome.result.filesReceived,
+    refusedPaths: outcome.result.refusedPaths,
+    ...(outcome.snapshot ? { snapshot: outcome.snapshot.id } : {}),
+    transport: o.endpoint.transport,
+  }).catch((e: unknown) => {
+    warn({
+      type: 'warning',
+      message: `could not record this attempt in the store: ${(e as Error).message}`,
+    });
+  });
 }
 
 /** Session → engine → verify → commit, inside an open staging. */

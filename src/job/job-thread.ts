@@ -15,7 +15,6 @@
  */
 import { RecordedValues } from '../lockdown/values';
 import {
-  appendAttempt,
   breakOwnStaleLock,
   deviceLockFile,
   noteJobThread,
@@ -29,6 +28,7 @@ import {
   backupToStore,
   describeRecovery,
   failedOutcome,
+  recordAttempt,
   type JobOptions,
   type JobOutcome,
 } from './backup-to-store';
@@ -261,20 +261,9 @@ async function threadDied(
   outcome.result.failure = 'internal';
   Object.assign(outcome.result, d.received);
   if (stateDir !== undefined) {
-    await appendAttempt(stateDir, {
-      startedAt: d.startedAt,
-      endedAt: new Date().toISOString(),
-      ok: false,
-      message: outcome.message,
-      failure: 'internal',
-      ...d.received,
-      transport: o.endpoint.transport,
-    }).catch((e: unknown) => {
+    await recordAttempt(stateDir, o, d.startedAt, outcome, (e) => {
       try {
-        o.onEvent?.({
-          type: 'warning',
-          message: `could not record this attempt in the store: ${(e as Error).message}`,
-        });
+        o.onEvent?.(e);
       } catch {
         // a failing listener must not break the outcome
       }

@@ -89,12 +89,12 @@ export function takeJobThread(
   workerName: string,
 ): { worker: Worker; notStarted?: undefined } | { notStarted: string } {
   const p = prestarted;
-  prestarted = undefined;
   if (p && p.workerName === workerName) {
+    prestarted = undefined;
     p.claim();
     return p.failed === undefined ? { worker: p.worker } : { notStarted: p.failed };
   }
-  if (p) void p.worker.terminate().catch(() => undefined);
+  discardPrestartedThread(); // one for another worker
   try {
     return { worker: launch(workerName, {}) };
   } catch (e) {
