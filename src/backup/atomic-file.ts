@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import type { FileIdentity } from './received-digests';
+import { TEMP_FILE_PREFIX } from './sha1.worker';
 
 /** Takes the SHA-1 of what a TempFile writes (ReceivedDigests.sink). */
 export interface FileSha1 {
@@ -28,8 +29,9 @@ export interface TempFileOptions {
   sha1?: FileSha1;
 }
 
-/** Names of our in-progress files; hidden from the device's directory listings. */
-export const TEMP_FILE_PREFIX = '.mooring-tmp-';
+// Names of our in-progress files, hidden from the device's directory listings; defined where the
+// thread that writes received files (which imports only Node's modules) can see it too.
+export { TEMP_FILE_PREFIX };
 
 export function isTempFileName(name: string): boolean {
   return name.startsWith(TEMP_FILE_PREFIX);

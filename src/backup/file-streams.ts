@@ -6,7 +6,7 @@
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { isMooringError } from '../util/errors';
-import type { ReceivedDigests } from './received-digests';
+import type { OffThreadEnd, OffThreadFile, ReceivedDigests } from './received-digests';
 import {
   DlFileCode,
   DlFileStreamDecoder,
@@ -46,7 +46,10 @@ export interface FileStreamContext {
   onBytes(n: number): void;
   /** One uploaded file was committed. */
   onFileReceived(): void;
-  /** Where to keep the SHA-1 of each file received, for the verify (none: not taken). */
+  /**
+   * Where to keep the SHA-1 of each file received, for the verify (none: not taken); its thread
+   * also writes the files (D30). Without it, or once that thread is gone, they are written here.
+   */
   received?: ReceivedDigests;
 }
 
@@ -146,7 +149,9 @@ export interface UploadOutcome {
 /**
  * UploadFiles: per file `[device path][host path]` then blocks, until a zero length where the next
  * device path would be. Each file goes to a temp file beside its target, renamed over it on success
- * (THE RULE). A failing file is drained and discarded; the stream stays in step.
+ * (THE RULE). A failing file is drained and discarded; the stream stays in step. With
+ * `ctx.received`, its thread writes the files (D30), and the outcome is complete once every one
+ * of them has ended (settle).
  */
 export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<UploadOutcome> {
   const dec = new DlFileStreamDecoder(ctx.dl.reader, {
@@ -159,45 +164,91 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     diskFull: false,
     deviceFailures: 0,
   };
+  const failed = (error: DlErrorStatus): void => {
+    outcome.firstError ??= error;
+    outcome.filesFailed++;
+    if (isDiskFullStatus(error)) outcome.diskFull = true;
+  };
+  // A file written off-thread tells how it went later, at the latest in settle().
+  const offThreadEnd = (end: OffThreadEnd): void => {
+    if (end.ok) ctx.onFileReceived();
+    else failed(dlStatusForError(end.error));
+  };
   for (;;) {
     const devicePath = await ctx.interrupt.race(dec.readPath('device-side file name'));
-    if (devicePath === null) return outcome;
+    if (devicePath === null) {
+      await ctx.received?.settle();
+      return outcome;
+    }
     const hostRelative = await ctx.interrupt.race(dec.readRequiredPath('host-side file name'));
-    let sink: TempFile | undefined;
+    let target: string | undefined;
     let error: DlErrorStatus | undefined;
     try {
-      sink = TempFile.freshSync(
-        ctx.confiner.resolveForReplace(hostRelative),
-        ctx.received ? { sha1: ctx.received.sink() } : {},
-      );
+      target = ctx.confiner.resolveForReplace(hostRelative);
     } catch (e) {
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
     }
+    const offThread =
+      target === undefined ? undefined : ctx.received?.writeOffThread(target, offThreadEnd);
+    let sink: TempFile | undefined;
+    if (target !== undefined && offThread === undefined) {
+      try {
+        sink = TempFile.freshSync(target);
+      } catch (e) {
+        error = dlStatusForError(e);
+      }
+    }
     let end: FileEnd;
     try {
-      end = await receiveBlocks(ctx, dec, sink);
+      end = offThread
+        ? await receiveOffThread(ctx, dec, offThread)
+        : await receiveBlocks(ctx, dec, sink);
     } catch (e) {
+      offThread?.drop();
       await sink?.discard();
       throw e;
     }
     if (end.kind === 'host-error') error ??= end.error;
-    if (error) {
-      outcome.firstError ??= error;
-      outcome.filesFailed++;
-      if (isDiskFullStatus(error)) outcome.diskFull = true;
-    } else if (end.kind === 'device-error') {
-      outcome.deviceFailures++;
-    }
+    if (error) failed(error);
+    else if (end.kind === 'device-error') outcome.deviceFailures++;
   }
 }
 
 type FileEnd =
   | { kind: 'committed' }
+  /** Handed to the thread that writes it; its OffThreadEnd says how it went. */
+  | { kind: 'ended' }
   | { kind: 'host-error'; error: DlErrorStatus }
   | { kind: 'device-error' }
   /** Drained without a place to write (refused or unopenable path). */
   | { kind: 'drained' };
+
+/** Blocks of one file, copied to the thread that writes and hashes it (D30). */
+async function receiveOffThread(
+  ctx: FileStreamContext,
+  dec: DlFileStreamDecoder,
+  file: OffThreadFile,
+): Promise<FileEnd> {
+  let sawData = false;
+  for (;;) {
+    const block = await ctx.interrupt.race(dec.readBlock());
+    if (block.kind === 'data') {
+      sawData = true;
+      ctx.onBytes(block.data.length);
+      const wait = file.write(block.data);
+      if (wait) await wait;
+      continue;
+    }
+    // A 0x0B right after data is an end marker (LIMD; seen from iOS 17 betas), not a failure.
+    if (block.kind === 'success' || (block.kind === 'remote-error' && sawData)) {
+      file.end();
+      return { kind: 'ended' };
+    }
+    file.drop();
+    return { kind: 'device-error' };
+  }
+}
 
 /** Blocks of one file, written to `sinkIn` (or drained when there is none). */
 async function receiveBlocks(

@@ -10,17 +10,38 @@
  *
  * The hashing itself runs on a worker thread (sha1-off-thread.ts): a digest is recorded some time
  * after its file is committed, always in the order the files were committed, and `settle` waits
- * for the last one before the verify.
+ * for the last one before the verify. That thread also writes the files it hashes when asked
+ * (`writeOffThread`, D30): it then reports each file's identity with its digest.
  *
  * A phone has hundreds of thousands of files: each costs an entry in a typed-array index (inode →
  * slot, inode-slots.ts) and a 48-byte slot in shared chunks, nothing on V8's heap.
  */
 import type { Stats } from 'node:fs';
 import type { FileSha1 } from './atomic-file';
+import { errnoError } from './dl-status';
 import { InodeSlots } from './inode-slots';
-import { OffThreadSha1 } from './sha1-off-thread';
+import { OffThreadSha1, type WrittenFile } from './sha1-off-thread';
 
 export type FileIdentity = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
+
+/** How a file written off-thread ended: committed, or not (and why). */
+export type OffThreadEnd = { ok: true } | { ok: false; error: NodeJS.ErrnoException };
+
+/** A received file that the hashing thread also writes (ReceivedDigests.writeOffThread). */
+export interface OffThreadFile {
+  /** Adds a block (copied at once). A promise: wait for it before the next block. */
+  write(data: Buffer): Promise<void> | undefined;
+  /** Every byte is in: the file is committed, and its `onEnd` called, later. */
+  end(): void;
+  /** Not kept: the file is deleted; `onEnd` is never called. */
+  drop(): void;
+}
+
+// Pending entries besides a slot number (≥ 0): a digest no longer wanted, a written file's, and
+// a written file's no longer wanted (its onEnd is still called).
+const FORGOTTEN = -1;
+const WRITTEN = -2;
+const WRITTEN_FORGOTTEN = -3;
 
 // SHA-1 (20), whether it has come (1 byte), padding (3), size, mtimeMs, dev (8 each, as doubles)
 const SLOT_BYTES = 48;
@@ -31,15 +52,18 @@ export class ReceivedDigests {
   private readonly slotOf = new InodeSlots();
   private readonly chunks: Buffer[] = [];
   private used = 0;
-  /** Slots waiting for their digest, in the order their files were committed (-1: forgotten). */
+  /** Slots waiting for their digest, in the order their files were ended (see FORGOTTEN). */
   private pending: number[] = [];
   private pendingHead = 0;
+  /** The onEnd of each written file ended and not yet answered, in order. */
+  private writtenEnds: Array<(end: OffThreadEnd) => void> = [];
+  private writtenHead = 0;
   private readonly hasher: OffThreadSha1;
 
   /** `workerName`: see OffThreadSha1. */
   constructor(opts: { workerName?: string } = {}) {
     this.hasher = new OffThreadSha1(
-      { onDigest: (sha1) => this.arrived(sha1), onLost: () => this.lost() },
+      { onDigest: (sha1, written) => this.arrived(sha1, written), onLost: () => this.lost() },
       opts.workerName,
     );
   }
@@ -47,6 +71,30 @@ export class ReceivedDigests {
   /** Hashing for one file about to be written; its digest is recorded once it is committed. */
   sink(): FileSha1 {
     return new ReceivingFile(this, this.hasher, this.hasher.begin());
+  }
+
+  /**
+   * A file the hashing thread writes as well, to `finalPath` by THE RULE, so the thread reading
+   * the device's stream makes no file system call for it (D30). Undefined when that thread is
+   * gone: the caller writes the file itself. `onEnd` comes after `end`, in the order files were
+   * ended; at the latest in `settle`.
+   */
+  writeOffThread(finalPath: string, onEnd: (end: OffThreadEnd) => void): OffThreadFile | undefined {
+    const id = this.hasher.open(finalPath);
+    if (id === undefined) return undefined;
+    const hasher = this.hasher;
+    return {
+      write: (data) => hasher.update(id, data),
+      end: () => {
+        if (!hasher.end(id)) {
+          onEnd({ ok: false, error: threadGone() });
+          return;
+        }
+        this.pending.push(WRITTEN);
+        this.writtenEnds.push(onEnd);
+      },
+      drop: () => hasher.drop(id),
+    };
   }
 
   /** Every committed file's digest has come (or is known lost). */
@@ -84,7 +132,8 @@ export class ReceivedDigests {
 
   forgetAll(): void {
     // Digests still on their way belong to files that may no longer be what they were.
-    for (let i = this.pendingHead; i < this.pending.length; i++) this.pending[i] = -1;
+    for (let i = this.pendingHead; i < this.pending.length; i++)
+      this.pending[i] = this.pending[i] === WRITTEN ? WRITTEN_FORGOTTEN : FORGOTTEN;
     this.slotOf.clear();
     this.chunks.length = 0;
     this.used = 0;
@@ -115,11 +164,25 @@ export class ReceivedDigests {
     return slot;
   }
 
-  private arrived(sha1: Buffer): void {
+  private arrived(sha1: Buffer, written?: WrittenFile): void {
     const slot = this.pending[this.pendingHead++];
     if (this.pendingHead > 4096 && this.pendingHead * 2 > this.pending.length) {
       this.pending = this.pending.slice(this.pendingHead);
       this.pendingHead = 0;
+    }
+    if (written) {
+      const onEnd = this.writtenEnds[this.writtenHead++]!;
+      if (this.writtenHead > 4096 && this.writtenHead * 2 > this.writtenEnds.length) {
+        this.writtenEnds = this.writtenEnds.slice(this.writtenHead);
+        this.writtenHead = 0;
+      }
+      if (!written.ok) {
+        onEnd({ ok: false, error: errnoError(written.code, written.message) });
+        return;
+      }
+      if (slot === WRITTEN) this.record(written, sha1);
+      onEnd({ ok: true });
+      return;
     }
     if (slot === undefined || slot < 0) return;
     const [chunk, off] = this.place(slot, false);
@@ -130,6 +193,11 @@ export class ReceivedDigests {
   private lost(): void {
     this.pending = [];
     this.pendingHead = 0;
+    // Written files whose end did not come back: whether they are complete is unknown.
+    const ends = this.writtenEnds.slice(this.writtenHead);
+    this.writtenEnds = [];
+    this.writtenHead = 0;
+    for (const onEnd of ends) onEnd({ ok: false, error: threadGone() });
   }
 
   private place(slot: number, grow: boolean): [Buffer, number] {
@@ -138,6 +206,10 @@ export class ReceivedDigests {
       this.chunks.push(Buffer.alloc(SLOTS_PER_CHUNK * SLOT_BYTES));
     return [this.chunks[i]!, (slot % SLOTS_PER_CHUNK) * SLOT_BYTES];
   }
+}
+
+function threadGone(): NodeJS.ErrnoException {
+  return errnoError('EIO', 'the thread writing received files stopped');
 }
 
 /** One file's hashing, as TempFile sees it. */

@@ -1,6 +1,7 @@
 /**
  * The SHA-1 of received files, taken on a worker thread (D26 needs every byte hashed; on the main
- * thread that was ~1 s of CPU per GB, a sixth of a backup's, while the second core sat half idle).
+ * thread that was ~1 s of CPU per GB, a sixth of a backup's, while the second core sat half idle),
+ * and, for files opened with a path, the writing of them too (D30).
  *
  * The main thread copies each block into a batch and posts full batches; the worker hashes them
  * in order and sends the digests back, in the order the files were ended. Nothing waits for a
@@ -9,11 +10,23 @@
  * so memory stays bounded when the disk outruns the hashing.
  *
  * A worker that cannot start, or dies, loses digests, never corrupts them: `onLost` says from
- * which file on, and those files are read back by the verify.
+ * which file on, and those files are read back by the verify. A file it was writing is then not
+ * known to be complete: ReceivedDigests reports it failed, so the device and the verify hear of it.
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker-file';
-import { DROP, END, SERVE, SHA1_BYTES, type Sha1Batch, type Sha1Results } from './sha1.worker';
+import {
+  DROP,
+  END,
+  FAILED,
+  FILE_FIELDS,
+  OPEN,
+  SERVE,
+  SHA1_BYTES,
+  WRITTEN,
+  type Sha1Batch,
+  type Sha1Results,
+} from './sha1.worker';
 
 export const BATCH_BYTES = 256 * 1024;
 export const MAX_IN_FLIGHT = 8;
@@ -21,9 +34,17 @@ export const MAX_IN_FLIGHT = 8;
 /** A worker's own heap is small: it holds a hash state per open file and one batch's results. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 };
 
+/** What became of a file opened with a path (`open`): committed, with what fstat said, or not. */
+export type WrittenFile =
+  | { ok: true; dev: number; ino: number; size: number; mtimeMs: number }
+  | { ok: false; code: string; message: string };
+
 export interface Sha1Delivery {
-  /** The digest of the next file ended (in the order of `end` calls). */
-  onDigest(sha1: Buffer): void;
+  /**
+   * The digest of the next file ended (in the order of `end` calls); for one opened with a path,
+   * also what became of its file (its digest is then meaningful only when `written.ok`).
+   */
+  onDigest(sha1: Buffer, written?: WrittenFile): void;
   /** The worker is gone: no digest comes for any file ended and not yet delivered. */
   onLost(): void;
 }
@@ -35,6 +56,7 @@ export class OffThreadSha1 {
   private batch: { buf: ArrayBuffer; view: Buffer } | undefined;
   private used = 0;
   private ops: number[] = [];
+  private paths: string[] = [];
   private readonly spare: ArrayBuffer[] = [];
   private inFlight = 0;
   private roomWaiters: Array<() => void> = [];
@@ -49,6 +71,19 @@ export class OffThreadSha1 {
   /** A new file: its id for update, end and drop. */
   begin(): number {
     return this.nextId++;
+  }
+
+  /**
+   * A new file that the worker also writes, to `finalPath` by THE RULE (atomic-file.ts): its id
+   * for update, end and drop, or undefined when the worker is gone (the caller writes it itself).
+   * `end` commits it, `drop` deletes it; onDigest says how it went.
+   */
+  open(finalPath: string): number | undefined {
+    if (this.failed) return undefined;
+    const id = this.nextId++;
+    this.ops.push(id, this.paths.length, OPEN);
+    this.paths.push(finalPath);
+    return id;
   }
 
   /** Adds `data` to file `id` (copied at once). A promise: wait for it before the next block. */
@@ -98,6 +133,7 @@ export class OffThreadSha1 {
     this.batch = undefined;
     this.used = 0;
     this.ops = [];
+    this.paths = [];
     this.spare.length = 0;
     if (this.inFlight > 0) this.fail();
     this.failed = false;
@@ -108,10 +144,11 @@ export class OffThreadSha1 {
     if (this.ops.length === 0 || this.failed) return;
     // Only ends and drops since the last batch: an empty buffer carries them.
     const buf = this.batch?.buf ?? new ArrayBuffer(0);
-    const batch: Sha1Batch = { buf, ops: Float64Array.from(this.ops) };
+    const batch: Sha1Batch = { buf, ops: Float64Array.from(this.ops), paths: this.paths };
     this.batch = undefined;
     this.used = 0;
     this.ops = [];
+    this.paths = [];
     this.inFlight++;
     this.workerNow().postMessage(batch, [buf]);
   }
@@ -135,11 +172,30 @@ export class OffThreadSha1 {
     return w;
   }
 
-  private received({ buf, digests }: Sha1Results): void {
+  private received({ buf, digests, files, errors }: Sha1Results): void {
     if (buf.byteLength === BATCH_BYTES) this.spare.push(buf);
     const all = Buffer.from(digests);
-    for (let off = 0; off < all.length; off += SHA1_BYTES)
-      this.delivery.onDigest(all.subarray(off, off + SHA1_BYTES));
+    let failures = 0;
+    for (let off = 0, f = 0; off < all.length; off += SHA1_BYTES, f += FILE_FIELDS) {
+      const sha1 = all.subarray(off, off + SHA1_BYTES);
+      const status = files[f];
+      if (status === WRITTEN) {
+        this.delivery.onDigest(sha1, {
+          ok: true,
+          dev: files[f + 1]!,
+          ino: files[f + 2]!,
+          size: files[f + 3]!,
+          mtimeMs: files[f + 4]!,
+        });
+      } else if (status === FAILED) {
+        const code = errors[2 * failures] ?? 'EIO';
+        const message = errors[2 * failures + 1] ?? 'write failed';
+        failures++;
+        this.delivery.onDigest(sha1, { ok: false, code, message });
+      } else {
+        this.delivery.onDigest(sha1);
+      }
+    }
     this.inFlight--;
     if (this.inFlight < MAX_IN_FLIGHT) this.release('room');
     if (this.inFlight === 0) this.release('idle');

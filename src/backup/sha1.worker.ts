@@ -1,59 +1,190 @@
 /**
  * The worker thread of OffThreadSha1 (sha1-off-thread.ts): takes the SHA-1 of many files' bytes,
- * in the order they were written, so the main thread only copies them. Imports nothing but Node's
- * own modules (util/worker-file.ts says why).
+ * in the order they were written, so the main thread only copies them; and for a file opened with
+ * a path, writes it too (D30): creating a file is the largest cost of a small one (`open` with
+ * O_CREAT alone is tens of microseconds of kernel time), and here it runs beside the thread that
+ * reads the device's stream instead of inside it. Imports nothing but Node's own modules
+ * (util/worker-file.ts says why).
  *
- * In: a batch `{ buf, ops }`: `ops` holds triples (stream id, offset in buf, length); a length of
- * END asks for the stream's digest, DROP forgets the stream.
- * Out: `{ buf, digests }`: the batch's buffer back for reuse, and the digests of the files ended
- * in it, 20 bytes each, in the order they were ended.
+ * In: a batch `{ buf, ops, paths }`: `ops` holds triples (stream id, offset in buf, length); a
+ * length of OPEN opens the stream's file (offset: its index in `paths`), END asks for the stream's
+ * digest (and commits its file), DROP forgets the stream (and deletes its file).
+ * Out: `{ buf, digests, files, errors }`: the batch's buffer back for reuse; per stream ended in
+ * it, in the order they were ended, a 20-byte digest and FILE_FIELDS numbers (status, then the
+ * written file's dev, ino, size, mtimeMs); and a code and a message per FAILED stream.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 
+export const OPEN = -3;
 export const END = -1;
 export const DROP = -2;
 export const SHA1_BYTES = 20;
 
+/** Status of an ended stream: hashed only, written and committed, or its file failed. */
+export const HASHED = 0;
+export const WRITTEN = 1;
+export const FAILED = 2;
+export const FILE_FIELDS = 5;
+
+/** Names of our in-progress files; hidden from the device's directory listings (atomic-file). */
+export const TEMP_FILE_PREFIX = '.mooring-tmp-';
+
 export interface Sha1Batch {
   buf: ArrayBuffer;
   ops: Float64Array;
+  /** Final paths of the files opened in this batch (OPEN ops index them). */
+  paths: string[];
 }
 
 export interface Sha1Results {
   buf: ArrayBuffer;
   digests: ArrayBuffer;
+  files: Float64Array;
+  /** Code, message, code, message, … of the FAILED streams, in order. */
+  errors: string[];
+}
+
+// Temp names: random per thread, then a counter; O_EXCL refuses any name that exists anyway.
+const TEMP_NAME_RUN = `${randomBytes(6).toString('hex')}-w`;
+let tempNameCounter = 0;
+
+interface Stream {
+  hash: Hash;
+  /** The file being written (OPEN), until it is committed or deleted. */
+  fd?: number;
+  /** Where the bytes go: the final name, or a temp file beside it when something was there. */
+  writing?: string;
+  final?: string;
+  /** The file failed: its bytes are still hashed (cheap) but go nowhere. */
+  error?: NodeJS.ErrnoException;
+}
+
+/**
+ * THE RULE (atomic-file.ts), as TempFile.freshSync keeps it: a new inode under the final name when
+ * nothing is there, else a temp file beside it, renamed over it at the end.
+ */
+function openFile(s: Stream, final: string): void {
+  s.final = final;
+  try {
+    s.fd = fs.openSync(final, 'wx', 0o644);
+    s.writing = final;
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+      s.error = e as NodeJS.ErrnoException;
+      return;
+    }
+  }
+  const temp = path.join(
+    path.dirname(final),
+    `${TEMP_FILE_PREFIX}${TEMP_NAME_RUN}${(tempNameCounter++).toString(36)}`,
+  );
+  try {
+    s.fd = fs.openSync(temp, 'wx', 0o644);
+    s.writing = temp;
+  } catch (e) {
+    s.error = e as NodeJS.ErrnoException;
+  }
+}
+
+function writeAll(s: Stream, data: Buffer): void {
+  if (s.fd === undefined) return;
+  try {
+    let off = 0;
+    while (off < data.length) off += fs.writeSync(s.fd, data, off, data.length - off);
+  } catch (e) {
+    s.error = e as NodeJS.ErrnoException;
+    deleteFile(s);
+  }
+}
+
+/** Closes and deletes the stream's file, if it has one; never throws. */
+function deleteFile(s: Stream): void {
+  if (s.fd === undefined) return;
+  try {
+    fs.closeSync(s.fd);
+  } catch {
+    // deleting anyway
+  }
+  s.fd = undefined;
+  try {
+    if (s.writing) fs.rmSync(s.writing, { force: true });
+  } catch {
+    // best effort: a stray file is hidden (temp) or fails the verify (final name)
+  }
+}
+
+/** Closes and renames into place; fstat before the rename, which keeps inode, size and mtime. */
+function commitFile(s: Stream): fs.Stats | undefined {
+  if (s.fd === undefined) return undefined;
+  try {
+    const st = fs.fstatSync(s.fd);
+    const fd = s.fd;
+    s.fd = undefined;
+    fs.closeSync(fd);
+    if (s.writing !== s.final) fs.renameSync(s.writing!, s.final!);
+    return st;
+  } catch (e) {
+    s.error = e as NodeJS.ErrnoException;
+    s.fd = undefined;
+    try {
+      fs.rmSync(s.writing!, { force: true });
+    } catch {
+      // the error that matters is s.error
+    }
+    return undefined;
+  }
 }
 
 function serve(port: NonNullable<typeof parentPort>): void {
-  const open = new Map<number, Hash>();
-  port.on('message', ({ buf, ops }: Sha1Batch) => {
+  const open = new Map<number, Stream>();
+  port.on('message', ({ buf, ops, paths }: Sha1Batch) => {
     const data = Buffer.from(buf);
     const digests: Buffer[] = [];
+    const files: number[] = [];
+    const errors: string[] = [];
     for (let i = 0; i < ops.length; i += 3) {
       const id = ops[i]!;
       const len = ops[i + 2]!;
+      let s = open.get(id);
       if (len === DROP) {
+        if (s) deleteFile(s);
         open.delete(id);
         continue;
       }
-      let h = open.get(id);
-      if (h === undefined) {
-        h = createHash('sha1');
-        open.set(id, h);
+      if (s === undefined) {
+        s = { hash: createHash('sha1') };
+        open.set(id, s);
       }
-      if (len === END) {
+      if (len === OPEN) {
+        openFile(s, paths[ops[i + 1]!]!);
+      } else if (len === END) {
         open.delete(id);
-        digests.push(h.digest());
+        const st = s.final !== undefined && !s.error ? commitFile(s) : undefined;
+        digests.push(s.hash.digest());
+        if (s.final === undefined) {
+          files.push(HASHED, 0, 0, 0, 0);
+        } else if (st && !s.error) {
+          files.push(WRITTEN, st.dev, st.ino, st.size, st.mtimeMs);
+        } else {
+          files.push(FAILED, 0, 0, 0, 0);
+          errors.push(s.error?.code ?? 'EIO', s.error?.message ?? 'write failed');
+        }
       } else {
-        const off = ops[i + 1]!;
-        h.update(data.subarray(off, off + len));
+        const block = data.subarray(ops[i + 1]!, ops[i + 1]! + len);
+        s.hash.update(block);
+        if (!s.error) writeAll(s, block);
       }
     }
     const out = new Uint8Array(new ArrayBuffer(digests.length * SHA1_BYTES));
     digests.forEach((d, i) => out.set(d, i * SHA1_BYTES));
-    const results: Sha1Results = { buf, digests: out.buffer };
-    port.postMessage(results, [buf, out.buffer]);
+    const fileFields = new Float64Array(new ArrayBuffer(files.length * 8));
+    fileFields.set(files);
+    const results: Sha1Results = { buf, digests: out.buffer, files: fileFields, errors };
+    port.postMessage(results, [buf, out.buffer, fileFields.buffer as ArrayBuffer]);
   });
 }
 

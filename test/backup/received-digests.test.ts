@@ -1,16 +1,28 @@
 /**
  * The SHA-1 taken while a file is received (TempFile with a ReceivedDigests sink, hashed on a
  * worker thread) is found again by what lstat says of the committed file, also after a move;
- * another file, even of the same size and content, is not taken for it.
+ * another file, even of the same size and content, is not taken for it. Files the hashing thread
+ * writes as well (writeOffThread) land by THE RULE, say how they ended, and leave nothing behind
+ * when they fail.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TempFile } from '../../src/backup/atomic-file';
-import { ReceivedDigests } from '../../src/backup/received-digests';
+import { TempFile, isTempFileName } from '../../src/backup/atomic-file';
+import { ReceivedDigests, type OffThreadEnd } from '../../src/backup/received-digests';
 import { BATCH_BYTES, MAX_IN_FLIGHT, OffThreadSha1 } from '../../src/backup/sha1-off-thread';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'mooring-received-'));
@@ -159,5 +171,137 @@ test('many files: each finds its own digest; another size, mtime or device finds
   assert.equal(received.lookup(id(5)), undefined);
   assert.deepEqual(received.lookup({ ...id(5), size: 99 }), digest(99));
   assert.equal(received.size, N);
+  await received.close();
+});
+
+// --- Files written by the hashing thread (writeOffThread, D30) ---
+
+/** Writes `content` as one received file, in blocks of `block` bytes; resolves with its end. */
+function writeOne(
+  received: ReceivedDigests,
+  file: string,
+  content: Buffer,
+  block = 64 * 1024,
+): { ended: Promise<OffThreadEnd>; done: Promise<void> } {
+  let settleEnd!: (e: OffThreadEnd) => void;
+  const ended = new Promise<OffThreadEnd>((r) => (settleEnd = r));
+  const w = received.writeOffThread(file, settleEnd);
+  assert.ok(w, 'the hashing thread should take the file');
+  const done = (async () => {
+    for (let off = 0; off < content.length; off += block) {
+      const wait = w.write(content.subarray(off, off + block));
+      if (wait) await wait;
+    }
+    w.end();
+  })();
+  return { ended, done };
+}
+
+test('written off-thread: each file is on disk with its bytes, its digest is kept, ends come in order', async () => {
+  const dir = mkdtempSync(path.join(root, 'off-'));
+  const received = new ReceivedDigests();
+  const order: number[] = [];
+  const contents = Array.from({ length: 200 }, (_, i) => Buffer.alloc((i * 7919) % 70_000, i));
+  contents.push(Buffer.alloc(BATCH_BYTES * 3 + 5, 3)); // larger than a batch, in many blocks
+  for (const [i, c] of contents.entries()) {
+    const { ended, done } = writeOne(received, path.join(dir, `f${i}`), c, 10_000);
+    await done;
+    void ended.then((e) => {
+      assert.deepEqual(e, { ok: true });
+      order.push(i);
+    });
+  }
+  await received.settle();
+  assert.deepEqual(
+    order,
+    contents.map((_, i) => i),
+  );
+  for (const [i, c] of contents.entries()) {
+    const file = path.join(dir, `f${i}`);
+    assert.deepEqual(readFileSync(file), c, `f${i}'s bytes`);
+    assert.deepEqual(received.lookup(lstatSync(file)), sha1(c), `f${i}'s digest`);
+  }
+  assert.equal(received.size, contents.length);
+  await received.close();
+  assert.deepEqual(readdirSync(dir).filter(isTempFileName), []);
+});
+
+test('written off-thread onto an existing name: a new inode replaces it, the old inode (an older snapshot’s link) is untouched', async () => {
+  const dir = mkdtempSync(path.join(root, 'rule-'));
+  const older = path.join(dir, 'older');
+  writeFileSync(older, 'the previous backup');
+  const target = path.join(dir, 'target');
+  linkSync(older, target); // as a staging folder links the latest snapshot's files
+  const received = new ReceivedDigests();
+  const { ended, done } = writeOne(received, target, Buffer.from('the new version'));
+  await done;
+  await received.settle();
+  assert.deepEqual(await ended, { ok: true });
+  assert.equal(readFileSync(target, 'utf8'), 'the new version');
+  assert.equal(readFileSync(older, 'utf8'), 'the previous backup');
+  assert.notEqual(lstatSync(target).ino, lstatSync(older).ino);
+  assert.deepEqual(received.lookup(lstatSync(target)), sha1(Buffer.from('the new version')));
+  await received.close();
+  assert.deepEqual(readdirSync(dir).sort(), ['older', 'target']);
+});
+
+test('written off-thread: a file that cannot be created says why, a dropped one leaves nothing, the others are kept', async () => {
+  const dir = mkdtempSync(path.join(root, 'fail-'));
+  const received = new ReceivedDigests();
+  const missing = writeOne(received, path.join(dir, 'no-such-folder', 'f'), Buffer.from('x'));
+  const folder = path.join(dir, 'a-folder');
+  mkdirSync(folder);
+  const ontoFolder = writeOne(received, folder, Buffer.from('y')); // rename(2) refuses a folder
+  const dropped = received.writeOffThread(path.join(dir, 'dropped'), () =>
+    assert.fail('a dropped file has no end'),
+  );
+  assert.ok(dropped);
+  await dropped.write(Buffer.alloc(1000, 1));
+  dropped.drop();
+  const kept = writeOne(received, path.join(dir, 'kept'), Buffer.from('kept'));
+  await Promise.all([missing.done, ontoFolder.done, kept.done]);
+  await received.settle();
+  const m = await missing.ended;
+  assert.equal(m.ok, false);
+  assert.equal(!m.ok && m.error.code, 'ENOENT');
+  const f = await ontoFolder.ended;
+  assert.equal(f.ok, false);
+  assert.match(!f.ok ? String(f.error.code) : '', /^(EISDIR|ENOTEMPTY|EEXIST)$/);
+  assert.deepEqual(await kept.ended, { ok: true });
+  await received.close();
+  // Nothing half-written stays: no temp file beside the folder, no dropped file.
+  assert.deepEqual(readdirSync(dir).sort(), ['a-folder', 'kept']);
+  assert.deepEqual(readdirSync(folder), []);
+});
+
+test('written off-thread while forgetAll runs: the end still comes, the digest is not kept', async () => {
+  const dir = mkdtempSync(path.join(root, 'forget-'));
+  const received = new ReceivedDigests();
+  const before = writeOne(received, path.join(dir, 'before'), Buffer.from('before'));
+  await before.done;
+  received.forgetAll(); // its digest may still be on its way
+  const after = writeOne(received, path.join(dir, 'after'), Buffer.from('after'));
+  await after.done;
+  await received.settle();
+  assert.deepEqual(await before.ended, { ok: true });
+  assert.deepEqual(await after.ended, { ok: true });
+  assert.equal(received.lookup(lstatSync(path.join(dir, 'before'))), undefined);
+  assert.deepEqual(received.lookup(lstatSync(path.join(dir, 'after'))), sha1(Buffer.from('after')));
+  await received.close();
+});
+
+test('a writing thread that cannot start: its files end as failed (never as written), and the next file is the caller’s to write', async () => {
+  const dir = mkdtempSync(path.join(root, 'gone-'));
+  const received = new ReceivedDigests({ workerName: 'no-such.worker' });
+  const first = writeOne(received, path.join(dir, 'first'), Buffer.from('lost'));
+  await first.done;
+  await received.settle();
+  const e = await first.ended;
+  assert.equal(e.ok, false);
+  assert.equal(!e.ok && e.error.code, 'EIO');
+  assert.equal(
+    received.writeOffThread(path.join(dir, 'next'), () => undefined),
+    undefined,
+  );
   await received.close();
 });
