@@ -15,7 +15,6 @@
  *                        with the spread: on two shared cores single runs vary by ±20 %)
  */
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startSim, type RunningSim } from '../src/sim/index';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
@@ -34,6 +33,8 @@ import {
   type ChildRun,
   jobGc,
   timedMooringBackup,
+  benchWorkDir,
+  probeFileCreation,
 } from './lib/measure';
 
 type HostName = 'raw sink' | 'mooring backup' | 'idevicebackup2';
@@ -95,12 +96,17 @@ async function runHost(
   host: HostName,
   transport: Transport,
   work: string,
+  round: number,
 ): Promise<Row> {
-  // One folder per run, all removed with the shape. Deleting tens of thousands of files right
-  // before a run made creating the next ones several times slower (ext4 without a journal, as on
-  // the CI machines, skips inodes freed in the last minute(s) and reads each one's inode block to
-  // find out: recently_deleted in `perf`), a cost that fell on whichever host ran next.
-  const dest = await freshDir(work, `dest-${transport}-${host}`.replace(/[^A-Za-z0-9-]/g, '_'));
+  // One folder per run (and round), all removed with the shape. Deleting tens of thousands of
+  // files right before a run made creating the next ones several times slower (ext4 without a
+  // journal, as on the CI machines, skips inodes freed in the last minutes and reads each one's
+  // inode block to find out: recently_deleted in `perf`), a cost that fell on whichever host ran
+  // next (probeFileCreation).
+  const dest = await freshDir(
+    work,
+    `dest-${transport}-${host}-${round}`.replace(/[^A-Za-z0-9-]/g, '_'),
+  );
   await syncDisks();
   log.length = 0;
   const via =
@@ -234,6 +240,7 @@ async function benchShape(shape: Shape, tmp: string): Promise<void> {
     );
     await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
     const work = path.join(tmp, 'work');
+    probeFileCreation(tmp);
     const rows: Row[] = [];
     const plan: Array<[Transport, HostName]> = [
       ['USB', 'raw sink'],
@@ -247,7 +254,7 @@ async function benchShape(shape: Shape, tmp: string): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       // Rotate the order so no host always runs right after the same other one.
       const order = plan.map((_, i) => plan[(i + round) % plan.length]!);
-      for (const [t, h] of order) all.push(await runHost(sim, log, h, t, work));
+      for (const [t, h] of order) all.push(await runHost(sim, log, h, t, work, round));
     }
     if (rounds > 1) {
       console.log(
@@ -275,7 +282,7 @@ async function main(): Promise<void> {
   header('Mooring full-backup throughput (issue 6 §1)');
   checkBuild();
   for (const shape of shapes()) {
-    const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-tp-'));
+    const tmp = await benchWorkDir('mooring-bench-tp-');
     await benchShape(shape, tmp);
   }
 }

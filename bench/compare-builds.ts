@@ -12,11 +12,18 @@
  * Each bin/mooring.js must sit beside its own dist/ (bin/load.js loads ../dist).
  */
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startSim } from '../src/sim/index';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
-import { footer, header, scaled, syncDisks, timedChild, type ChildRun } from './lib/measure';
+import {
+  footer,
+  header,
+  scaled,
+  syncDisks,
+  timedChild,
+  type ChildRun,
+  benchWorkDir,
+} from './lib/measure';
 
 interface Build {
   name: string;
@@ -64,7 +71,7 @@ async function main(): Promise<void> {
   const large = process.env.SHAPE === 'large';
   const files = large ? scaled(500, 20) : scaled(50_000, 500);
   const bytes = large ? scaled(2e9, 2e7) : scaled(4e8, 4e6);
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-cmp-'));
+  const tmp = await benchWorkDir('mooring-bench-cmp-');
   const sim = await startSim({ stateDir: path.join(tmp, 'sim'), files, bytes, seed: 11 });
   try {
     await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);

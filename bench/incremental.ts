@@ -16,7 +16,6 @@
  *   BENCH_SCALE=0.1 node --import tsx bench/incremental.ts
  */
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startSim } from '../src/sim/index';
 import { openStore } from '../src/store';
@@ -33,6 +32,8 @@ import {
   timedChild,
   jobGc,
   timedMooringBackup,
+  benchWorkDir,
+  probeFileCreation,
 } from './lib/measure';
 
 interface BackupRun {
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const files = scaled(100_000, 1000);
   const bytes = scaled(1e9, 1e7);
   const changed = Math.max(1, Math.round(files / 100));
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-inc-'));
+  const tmp = await benchWorkDir('mooring-bench-inc-');
   const finished: Array<Record<string, unknown>> = [];
   const t0 = Date.now();
   const sim = await startSim({
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
       `device: ${listing.files} files, ${mb(listing.bytes)} MB (generated in ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
     );
     await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
+    probeFileCreation(tmp);
     const backup = async (): Promise<BackupRun> => {
       await syncDisks();
       finished.length = 0;

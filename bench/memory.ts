@@ -7,7 +7,6 @@
  *   BENCH_SCALE=0.1 node --import tsx bench/memory.ts
  */
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startSim } from '../src/sim/index';
 import { planTree } from '../src/sim/content/plan';
@@ -21,6 +20,8 @@ import {
   syncDisks,
   jobGc,
   timedMooringBackup,
+  benchWorkDir,
+  probeFileCreation,
 } from './lib/measure';
 
 const SEED = 9;
@@ -31,7 +32,7 @@ function fixedFileCount(): number {
 }
 
 async function measure(name: string, files: number, bytes: number): Promise<number> {
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-mem-'));
+  const tmp = await benchWorkDir('mooring-bench-mem-');
   const sim = await startSim({ stateDir: path.join(tmp, 'sim'), files, bytes, seed: SEED });
   try {
     const l = (await sim.ctl('listing')) as {
@@ -41,6 +42,7 @@ async function measure(name: string, files: number, bytes: number): Promise<numb
     };
     const largest = Math.max(...l.entries.map((e) => e.size));
     await pairWithIdevicepair(sim.usbmuxdAddress, sim.udid);
+    probeFileCreation(tmp);
     await syncDisks();
     const run = await timedMooringBackup({
       udid: sim.udid,

@@ -10,12 +10,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { encodeStatusPlist } from '../src/format/status-plist';
-import { footer, header, syncDisks } from './lib/measure';
+import { footer, header, syncDisks, benchWorkDir } from './lib/measure';
 
 interface StoreApi {
   openStore(
@@ -43,7 +42,7 @@ async function main(): Promise<void> {
   const files = Number(process.env.FILES ?? '100000');
   const rounds = Number(process.env.ROUNDS ?? '3');
   const all = builds();
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-snap-'));
+  const tmp = await benchWorkDir('mooring-bench-snap-');
   try {
     const dests = all.map((b) => path.join(tmp, b.name));
     const t0 = Date.now();

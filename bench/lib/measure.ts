@@ -4,7 +4,16 @@
  * of that child, not from sampling), and the simulator's own CPU time (it runs in the bench process).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, promises as fsp, readdirSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  readdirSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -151,6 +160,42 @@ export function pad(s: string, n: number): string {
 
 export function lpad(s: string, n: number): string {
   return s.length >= n ? s : ' '.repeat(n - s.length) + s;
+}
+
+/**
+ * A bench's working folder, under BENCH_DIR (default: the system's temp folder). Backups go there,
+ * so that disk's state is part of every figure: see probeFileCreation.
+ */
+export async function benchWorkDir(prefix: string): Promise<string> {
+  const parent = process.env.BENCH_DIR ?? os.tmpdir();
+  await fsp.mkdir(parent, { recursive: true });
+  return fsp.mkdtemp(path.join(parent, prefix));
+}
+
+const PROBE_FILES = 2000;
+
+/**
+ * Prints what creating a small file costs in `dir` right now. On ext4 without a journal (these
+ * machines) it is several times more for minutes after many files nearby were deleted (the
+ * kernel skips recently freed inodes one by one: `recently_deleted` in perf), which moves every
+ * small-file figure: docs/BENCHMARKS.md, eleventh pass. The probe's files stay until the bench
+ * removes `dir`, so the probe itself frees nothing.
+ */
+export function probeFileCreation(dir: string): void {
+  const root = path.join(dir, 'creation-probe');
+  const data = Buffer.alloc(8192, 1);
+  for (let b = 0; b < 16; b++) mkdirSync(path.join(root, b.toString(16)), { recursive: true });
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < PROBE_FILES; i++) {
+    const fd = openSync(path.join(root, (i % 16).toString(16), `f${i}`), 'wx');
+    writeSync(fd, data);
+    closeSync(fd);
+  }
+  const us = Number(process.hrtime.bigint() - t0) / 1e3 / PROBE_FILES;
+  console.log(
+    `  creating a file of 8 KiB in ${dir}: ${us.toFixed(0)} µs (${PROBE_FILES} files; ` +
+      `~20–50 µs on a quiet disk here)`,
+  );
 }
 
 export async function freshDir(parent: string, name: string): Promise<string> {
