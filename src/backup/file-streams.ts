@@ -164,17 +164,18 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     diskFull: false,
     deviceFailures: 0,
   };
-  const failed = (error: DlErrorStatus): void => {
-    outcome.firstError ??= error;
+  // The reply names the first file that failed in the stream's order, also when a file written
+  // off-thread says so after later ones failed here.
+  let firstErrorAt = Infinity;
+  const failed = (error: DlErrorStatus, at: number): void => {
+    if (at < firstErrorAt) {
+      firstErrorAt = at;
+      outcome.firstError = error;
+    }
     outcome.filesFailed++;
     if (isDiskFullStatus(error)) outcome.diskFull = true;
   };
-  // A file written off-thread tells how it went later, at the latest in settle().
-  const offThreadEnd = (end: OffThreadEnd): void => {
-    if (end.ok) ctx.onFileReceived();
-    else failed(dlStatusForError(end.error));
-  };
-  for (;;) {
+  for (let at = 0; ; at++) {
     const devicePath = await ctx.interrupt.race(dec.readPath('device-side file name'));
     if (devicePath === null) {
       await ctx.received?.settle();
@@ -189,8 +190,14 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
     }
+    // A file written off-thread tells how it went later, at the latest in settle().
     const offThread =
-      target === undefined ? undefined : ctx.received?.writeOffThread(target, offThreadEnd);
+      target === undefined
+        ? undefined
+        : ctx.received?.writeOffThread(target, (end: OffThreadEnd) => {
+            if (end.ok) ctx.onFileReceived();
+            else failed(dlStatusForError(end.error), at);
+          });
     let sink: TempFile | undefined;
     if (target !== undefined && offThread === undefined) {
       try {
@@ -210,7 +217,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
       throw e;
     }
     if (end.kind === 'host-error') error ??= end.error;
-    if (error) failed(error);
+    if (error) failed(error, at);
     else if (end.kind === 'device-error') outcome.deviceFailures++;
   }
 }

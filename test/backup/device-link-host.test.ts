@@ -40,6 +40,8 @@ import { DeviceLinkConnection } from '../../src/services/device-link/connection'
 import { DeviceLinkHost, type DeviceLinkEnd } from '../../src/backup/device-link-host';
 import { BackupStopped, Interrupt } from '../../src/backup/interrupt';
 import type { BackupTarget } from '../../src/backup/target';
+import { ReceivedDigests } from '../../src/backup/received-digests';
+import { BATCH_BYTES } from '../../src/backup/sha1-off-thread';
 import { withPlistPeer } from '../services/plist-peer';
 
 const UDID = '00008030-001A2B3C4D5E6F70';
@@ -75,6 +77,8 @@ async function session(
   target: BackupTarget,
   device: (peer: PlistConnection) => Promise<void>,
   interrupt = new Interrupt(),
+  /** Given: received files are written by its thread (D30), and it is closed at the end, as runBackup does. */
+  received?: ReceivedDigests,
 ): Promise<{ end: DeviceLinkEnd | Error; host: DeviceLinkHost }> {
   let host: DeviceLinkHost | undefined;
   let end: DeviceLinkEnd | Error | undefined;
@@ -86,11 +90,24 @@ async function session(
       interrupt,
       blockReadMs: 5000,
       nextMessage: () => dl.receive(5000),
+      ...(received ? { received } : {}),
     });
     end = await host.run().catch((e: Error) => e);
   });
+  await received?.close();
   return { end: end!, host: host! };
 }
+
+/** The upload tests run both ways: files written on the stream's thread, and by the hashing thread. */
+const WRITERS = [
+  { name: 'written on the stream thread', received: (): undefined => undefined, lag: 0 },
+  {
+    name: 'written off-thread (D30)',
+    received: (): ReceivedDigests => new ReceivedDigests(),
+    // Bytes go to that thread a batch at a time: the file on disk may trail the stream by one.
+    lag: BATCH_BYTES,
+  },
+];
 
 const finish = (peer: PlistConnection): Promise<void> =>
   peer.send(dlProcessMessage({ MessageName: 'Response', ErrorCode: 0 }), 'binary');
@@ -217,89 +234,98 @@ test('folder requests get the exact replies, and files are never written into', 
   );
 });
 
-test('UploadFiles: new names in place, existing ones by temp file + rename, 0x0B after data, device errors, refusals, errno status', async () => {
-  const t = await newTarget();
-  await fsp.mkdir(path.join(t.dir, 'Snapshot', 'cd'), { recursive: true });
-  // Status.plist exists and is hard-linked from an older snapshot.
-  await fsp.writeFile(path.join(t.dir, 'Status.plist'), 'old status');
-  const older = path.join(outer, `older-status-${path.basename(t.root)}`);
-  await fsp.link(path.join(t.dir, 'Status.plist'), older);
-  const big = randomBytes(6 * 1024 * 1024 + 123);
-  const half = 3 * 1024 * 1024;
-  let sawPartial = 0;
+for (const writer of WRITERS)
+  test(`UploadFiles, ${writer.name}: new names in place, existing ones by temp file + rename, 0x0B after data, device errors, refusals, errno status`, async () => {
+    const t = await newTarget();
+    await fsp.mkdir(path.join(t.dir, 'Snapshot', 'cd'), { recursive: true });
+    // Status.plist exists and is hard-linked from an older snapshot.
+    await fsp.writeFile(path.join(t.dir, 'Status.plist'), 'old status');
+    const older = path.join(outer, `older-status-${path.basename(t.root)}`);
+    await fsp.link(path.join(t.dir, 'Status.plist'), older);
+    const big = randomBytes(6 * 1024 * 1024 + 123);
+    const half = 3 * 1024 * 1024;
+    let sawPartial = 0;
 
-  const { end, host } = await session(t, async (peer) => {
-    await peer.send(dlUploadFiles(12.5, big.length + 30), 'binary');
-    const file = (devicePath: string, hostPath: string): Buffer =>
-      Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
-    // 1. Status.plist replaced by rename: the older snapshot's inode keeps "old status".
-    await peer.writeRaw(file('/var/tmp/a', `${UDID}/Status.plist`));
-    await peer.writeRaw(encodeDlDataBlock(Buffer.from('new ')));
-    await peer.writeRaw(encodeDlDataBlock(Buffer.from('status')));
-    await peer.writeRaw(encodeDlSuccessBlock());
-    // 2. Missing parent folder: ENOENT → the status reports −6; the stream stays in step.
-    await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/zz/zz01`));
-    await peer.writeRaw(encodeDlDataBlock(Buffer.from('lost')));
-    await peer.writeRaw(encodeDlSuccessBlock());
-    // 3. Data then 0x0B: an end marker, the file is kept.
-    await peer.writeRaw(file('/var/tmp/c', `${UDID}/Snapshot/cd/cd01`));
-    await peer.writeRaw(encodeDlDataBlock(Buffer.from('kept')));
-    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'end marker'));
-    // 4. The device could not read its file: nothing is created, and it is not our error.
-    await peer.writeRaw(file('/var/tmp/d', `${UDID}/Snapshot/cd/cd02`));
-    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'Permission denied'));
-    // 5. Outside the folder: refused, drained, recorded.
-    await peer.writeRaw(file('/var/tmp/e', `${UDID}/../../escaped`));
-    await peer.writeRaw(encodeDlDataBlock(Buffer.from('evil')));
-    await peer.writeRaw(encodeDlSuccessBlock());
-    // 6. A big new file: written to disk while it streams (we see it partial mid-way, under its
-    // own name: nothing was there, so it is created in place).
-    await peer.writeRaw(file('/var/tmp/f', `${UDID}/Snapshot/cd/cdbig`));
-    for (let off = 0; off < big.length; off += 128 * 1024) {
-      await peer.writeRaw(
-        encodeDlDataBlock(big.subarray(off, Math.min(big.length, off + 128 * 1024))),
-      );
-      if (off + 128 * 1024 === half) {
-        for (let i = 0; i < 200 && sawPartial < half; i++) {
-          const names = await fsp.readdir(path.join(t.dir, 'Snapshot', 'cd'));
-          for (const n of names.filter((x) => x === 'cdbig')) {
-            sawPartial = Math.max(
-              sawPartial,
-              (await fsp.stat(path.join(t.dir, 'Snapshot', 'cd', n)).catch(() => ({ size: 0 })))
-                .size,
-            );
+    const { end, host } = await session(
+      t,
+      async (peer) => {
+        await peer.send(dlUploadFiles(12.5, big.length + 30), 'binary');
+        const file = (devicePath: string, hostPath: string): Buffer =>
+          Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
+        // 1. Status.plist replaced by rename: the older snapshot's inode keeps "old status".
+        await peer.writeRaw(file('/var/tmp/a', `${UDID}/Status.plist`));
+        await peer.writeRaw(encodeDlDataBlock(Buffer.from('new ')));
+        await peer.writeRaw(encodeDlDataBlock(Buffer.from('status')));
+        await peer.writeRaw(encodeDlSuccessBlock());
+        // 2. Missing parent folder: ENOENT → the status reports −6; the stream stays in step.
+        await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/zz/zz01`));
+        await peer.writeRaw(encodeDlDataBlock(Buffer.from('lost')));
+        await peer.writeRaw(encodeDlSuccessBlock());
+        // 3. Data then 0x0B: an end marker, the file is kept.
+        await peer.writeRaw(file('/var/tmp/c', `${UDID}/Snapshot/cd/cd01`));
+        await peer.writeRaw(encodeDlDataBlock(Buffer.from('kept')));
+        await peer.writeRaw(encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'end marker'));
+        // 4. The device could not read its file: nothing is created, and it is not our error.
+        await peer.writeRaw(file('/var/tmp/d', `${UDID}/Snapshot/cd/cd02`));
+        await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'Permission denied'));
+        // 5. Outside the folder: refused, drained, recorded.
+        await peer.writeRaw(file('/var/tmp/e', `${UDID}/../../escaped`));
+        await peer.writeRaw(encodeDlDataBlock(Buffer.from('evil')));
+        await peer.writeRaw(encodeDlSuccessBlock());
+        // 6. A big new file: written to disk while it streams (we see it partial mid-way, under its
+        // own name: nothing was there, so it is created in place).
+        await peer.writeRaw(file('/var/tmp/f', `${UDID}/Snapshot/cd/cdbig`));
+        for (let off = 0; off < big.length; off += 128 * 1024) {
+          await peer.writeRaw(
+            encodeDlDataBlock(big.subarray(off, Math.min(big.length, off + 128 * 1024))),
+          );
+          if (off + 128 * 1024 === half) {
+            for (let i = 0; i < 200 && sawPartial < half - writer.lag; i++) {
+              const names = await fsp.readdir(path.join(t.dir, 'Snapshot', 'cd'));
+              for (const n of names.filter((x) => x === 'cdbig')) {
+                sawPartial = Math.max(
+                  sawPartial,
+                  (await fsp.stat(path.join(t.dir, 'Snapshot', 'cd', n)).catch(() => ({ size: 0 })))
+                    .size,
+                );
+              }
+              if (sawPartial < half - writer.lag) await new Promise((r) => setTimeout(r, 25));
+            }
           }
-          if (sawPartial < half) await new Promise((r) => setTimeout(r, 25));
         }
-      }
-    }
-    await peer.writeRaw(encodeDlSuccessBlock());
-    await peer.writeRaw(encodeDlStreamEnd());
-    const r = parseHostDlMessage(await peer.receive());
-    assert.equal(r.type, 'StatusResponse');
-    if (r.type === 'StatusResponse') {
-      assert.deepEqual([r.code, r.text, r.payload], [-6, 'No such file or directory', {}]);
-    }
-    await finish(peer);
+        await peer.writeRaw(encodeDlSuccessBlock());
+        await peer.writeRaw(encodeDlStreamEnd());
+        const r = parseHostDlMessage(await peer.receive());
+        assert.equal(r.type, 'StatusResponse');
+        if (r.type === 'StatusResponse') {
+          assert.deepEqual([r.code, r.text, r.payload], [-6, 'No such file or directory', {}]);
+        }
+        await finish(peer);
+      },
+      new Interrupt(),
+      writer.received(),
+    );
+    assert.ok(!(end instanceof Error), String(end));
+    assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'new status');
+    assert.equal(await fsp.readFile(older, 'utf8'), 'old status');
+    assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cd01'), 'utf8'), 'kept');
+    await assert.rejects(fsp.stat(path.join(t.dir, 'Snapshot/cd/cd02')));
+    assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cdbig')), big);
+    assert.ok(
+      sawPartial >= half - writer.lag,
+      `the big file was on disk mid-stream (${sawPartial} bytes)`,
+    );
+    assert.deepEqual(host.refusedPaths, [`${UDID}/../../escaped`]);
+    assert.equal(host.meter.filesReceived, 3);
+    assert.equal(host.meter.bytesReceived, 10 + 4 + 4 + 4 + big.length);
+    assert.equal(host.meter.percent, 12.5);
+    assert.deepEqual(
+      (await fsp.readdir(path.join(t.dir, 'Snapshot/cd'))).sort(),
+      ['cd01', 'cdbig'],
+      'no temp files left',
+    );
+    await assert.rejects(fsp.stat(path.join(t.root, '..', 'escaped')));
   });
-  assert.ok(!(end instanceof Error), String(end));
-  assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'new status');
-  assert.equal(await fsp.readFile(older, 'utf8'), 'old status');
-  assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cd01'), 'utf8'), 'kept');
-  await assert.rejects(fsp.stat(path.join(t.dir, 'Snapshot/cd/cd02')));
-  assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot/cd/cdbig')), big);
-  assert.ok(sawPartial >= half, `the big file was on disk mid-stream (${sawPartial} bytes)`);
-  assert.deepEqual(host.refusedPaths, [`${UDID}/../../escaped`]);
-  assert.equal(host.meter.filesReceived, 3);
-  assert.equal(host.meter.bytesReceived, 10 + 4 + 4 + 4 + big.length);
-  assert.equal(host.meter.percent, 12.5);
-  assert.deepEqual(
-    (await fsp.readdir(path.join(t.dir, 'Snapshot/cd'))).sort(),
-    ['cd01', 'cdbig'],
-    'no temp files left',
-  );
-  await assert.rejects(fsp.stat(path.join(t.root, '..', 'escaped')));
-});
 
 test('DownloadFiles: 32 KiB blocks, missing and refused files in a multi-status, the rest still sent', async () => {
   const t = await newTarget();
@@ -360,32 +386,34 @@ test('DownloadFiles: 32 KiB blocks, missing and refused files in a multi-status,
   assert.deepEqual(host.refusedPaths, [asked[2]]);
 });
 
-test('a stop mid-upload ends the loop at once and discards the partial file', async () => {
-  const t = await newTarget();
-  const interrupt = new Interrupt();
-  const { end } = await session(
-    t,
-    async (peer) => {
-      await peer.send(dlUploadFiles(0, 1_000_000), 'binary');
-      await peer.writeRaw(
-        Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(`${UDID}/partial`)]),
-      );
-      await peer.writeRaw(encodeDlDataBlock(randomBytes(50_000)));
-      await peer.writeRaw(encodeDlDataBlock(randomBytes(500_000))); // large: written behind
-      // Wait until the host has the temp file, then stop it from outside while it waits for more.
-      for (let i = 0; i < 200; i++) {
-        if ((await fsp.readdir(t.dir)).some((n) => n.startsWith('.mooring-tmp-'))) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      interrupt.stop('user');
-      await peer.receive(2000).catch(() => undefined); // the host hangs up; nothing more comes
-    },
-    interrupt,
-  );
-  assert.ok(end instanceof BackupStopped, String(end));
-  assert.equal(end.reason, 'user');
-  assert.deepEqual(await fsp.readdir(t.dir), []);
-});
+for (const writer of WRITERS)
+  test(`a stop mid-upload ends the loop at once and discards the partial file, ${writer.name}`, async () => {
+    const t = await newTarget();
+    const interrupt = new Interrupt();
+    const { end } = await session(
+      t,
+      async (peer) => {
+        await peer.send(dlUploadFiles(0, 1_000_000), 'binary');
+        await peer.writeRaw(
+          Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(`${UDID}/partial`)]),
+        );
+        await peer.writeRaw(encodeDlDataBlock(randomBytes(50_000)));
+        await peer.writeRaw(encodeDlDataBlock(randomBytes(500_000))); // large: written behind
+        // Wait until the host has the temp file, then stop it from outside while it waits for more.
+        for (let i = 0; i < 200; i++) {
+          if ((await fsp.readdir(t.dir)).some((n) => n.startsWith('.mooring-tmp-'))) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        interrupt.stop('user');
+        await peer.receive(2000).catch(() => undefined); // the host hangs up; nothing more comes
+      },
+      interrupt,
+      writer.received(),
+    );
+    assert.ok(end instanceof BackupStopped, String(end));
+    assert.equal(end.reason, 'user');
+    assert.deepEqual(await fsp.readdir(t.dir), []);
+  });
 
 test('a hostile stream (oversized block) ends the loop with an error and no partial file', async () => {
   const t = await newTarget();
@@ -473,33 +501,46 @@ test('a checked folder replaced by one move (folder over folder) is checked agai
   assert.deepEqual(await fsp.readdir(outside), [], 'nothing written through the symlink');
 });
 
-test('large blocks written behind: a device error after them leaves no file, the next file lands whole', async () => {
-  const t = await newTarget();
-  await fsp.mkdir(path.join(t.dir, 'Snapshot'));
-  const blocks = [randomBytes(200_000), randomBytes(300_000), randomBytes(150_000)];
-  const { end, host } = await session(t, async (peer) => {
-    await peer.send(dlUploadFiles(0, 1), 'binary');
-    const file = (devicePath: string, hostPath: string): Buffer =>
-      Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
-    // 1. Large blocks, then the device fails the file (0x06 after data): discarded.
-    await peer.writeRaw(file('/var/tmp/a', `${UDID}/Snapshot/failed`));
-    for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
-    await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'I/O error'));
-    // 2. The same blocks, then success: kept, in order.
-    await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/kept`));
-    for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
-    await peer.writeRaw(encodeDlSuccessBlock());
-    await peer.writeRaw(encodeDlStreamEnd());
-    const r = parseHostDlMessage(await peer.receive());
-    assert.equal(r.type, 'StatusResponse');
-    if (r.type === 'StatusResponse') assert.equal(r.code, 0);
-    await finish(peer);
+for (const writer of WRITERS)
+  test(`large blocks, ${writer.name}: a device error after them leaves no file, the next file lands whole`, async () => {
+    const t = await newTarget();
+    await fsp.mkdir(path.join(t.dir, 'Snapshot'));
+    const blocks = [randomBytes(200_000), randomBytes(300_000), randomBytes(150_000)];
+    const { end, host } = await session(
+      t,
+      async (peer) => {
+        await peer.send(dlUploadFiles(0, 1), 'binary');
+        const file = (devicePath: string, hostPath: string): Buffer =>
+          Buffer.concat([encodeDlPath(devicePath), encodeDlPath(hostPath)]);
+        // 1. Large blocks, then the device fails the file (0x06 after data): discarded.
+        await peer.writeRaw(file('/var/tmp/a', `${UDID}/Snapshot/failed`));
+        for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
+        await peer.writeRaw(encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'I/O error'));
+        // 2. The same blocks, then success: kept, in order.
+        await peer.writeRaw(file('/var/tmp/b', `${UDID}/Snapshot/kept`));
+        for (const b of blocks) await peer.writeRaw(encodeDlDataBlock(b));
+        await peer.writeRaw(encodeDlSuccessBlock());
+        await peer.writeRaw(encodeDlStreamEnd());
+        const r = parseHostDlMessage(await peer.receive());
+        assert.equal(r.type, 'StatusResponse');
+        if (r.type === 'StatusResponse') assert.equal(r.code, 0);
+        await finish(peer);
+      },
+      new Interrupt(),
+      writer.received(),
+    );
+    assert.ok(!(end instanceof Error), String(end));
+    assert.equal(host.meter.filesReceived, 1);
+    assert.deepEqual(
+      await fsp.readdir(path.join(t.dir, 'Snapshot')),
+      ['kept'],
+      'no temp files left',
+    );
+    assert.deepEqual(
+      await fsp.readFile(path.join(t.dir, 'Snapshot', 'kept')),
+      Buffer.concat(blocks),
+    );
   });
-  assert.ok(!(end instanceof Error), String(end));
-  assert.equal(host.meter.filesReceived, 1);
-  assert.deepEqual(await fsp.readdir(path.join(t.dir, 'Snapshot')), ['kept'], 'no temp files left');
-  assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot', 'kept')), Buffer.concat(blocks));
-});
 
 test('a file moved onto a checked folder or onto a link: the folder is re-checked, the link replaced', async () => {
   const t = await newTarget();
