@@ -15,6 +15,7 @@ import {
   encodeDlPath,
   encodeDlStreamEnd,
   encodeDlSuccessBlock,
+  type DlBlock,
   type DlFileError,
 } from '../protocol/device-link';
 import type { DeviceLinkConnection } from '../services/device-link/connection';
@@ -231,6 +232,14 @@ type FileEnd =
   /** Drained without a place to write (refused or unopenable path). */
   | { kind: 'drained' };
 
+/**
+ * Whether the block after a file's data keeps the file: a 0x0B right after data is an end marker
+ * (LIMD; seen from iOS 17 betas), not a failure.
+ */
+function endsWell(block: DlBlock, sawData: boolean): boolean {
+  return block.kind === 'success' || (block.kind === 'remote-error' && sawData);
+}
+
 /** Blocks of one file, copied to the thread that writes and hashes it (D30). */
 async function receiveOffThread(
   ctx: FileStreamContext,
@@ -247,8 +256,7 @@ async function receiveOffThread(
       if (wait) await wait;
       continue;
     }
-    // A 0x0B right after data is an end marker (LIMD; seen from iOS 17 betas), not a failure.
-    if (block.kind === 'success' || (block.kind === 'remote-error' && sawData)) {
+    if (endsWell(block, sawData)) {
       file.end();
       return { kind: 'ended' };
     }
@@ -286,8 +294,7 @@ async function receiveBlocks(
       }
       continue;
     }
-    // A 0x0B right after data is an end marker (LIMD; seen from iOS 17 betas), not a failure.
-    const ok = block.kind === 'success' || (block.kind === 'remote-error' && sawData);
+    const ok = endsWell(block, sawData);
     if (sink && ok && !error) {
       try {
         await sink.flush(); // the last block's write
