@@ -40,8 +40,8 @@ export interface OffThreadFile {
 // Pending entries besides a slot number (≥ 0): a digest no longer wanted, a written file's, and
 // a written file's no longer wanted (its onEnd is still called).
 const FORGOTTEN = -1;
-const WRITTEN = -2;
-const WRITTEN_FORGOTTEN = -3;
+const WRITTEN_FILE = -2;
+const WRITTEN_FILE_FORGOTTEN = -3;
 
 // SHA-1 (20), whether it has come (1 byte), padding (3), size, mtimeMs, dev (8 each, as doubles)
 const SLOT_BYTES = 48;
@@ -90,7 +90,7 @@ export class ReceivedDigests {
           onEnd({ ok: false, error: threadGone() });
           return;
         }
-        this.pending.push(WRITTEN);
+        this.pending.push(WRITTEN_FILE);
         this.writtenEnds.push(onEnd);
       },
       drop: () => hasher.drop(id),
@@ -133,7 +133,7 @@ export class ReceivedDigests {
   forgetAll(): void {
     // Digests still on their way belong to files that may no longer be what they were.
     for (let i = this.pendingHead; i < this.pending.length; i++)
-      this.pending[i] = this.pending[i] === WRITTEN ? WRITTEN_FORGOTTEN : FORGOTTEN;
+      this.pending[i] = this.pending[i] === WRITTEN_FILE ? WRITTEN_FILE_FORGOTTEN : FORGOTTEN;
     this.slotOf.clear();
     this.chunks.length = 0;
     this.used = 0;
@@ -180,7 +180,7 @@ export class ReceivedDigests {
         onEnd({ ok: false, error: errnoError(written.code, written.message) });
         return;
       }
-      if (slot === WRITTEN) this.record(written, sha1);
+      if (slot === WRITTEN_FILE) this.record(written, sha1);
       onEnd({ ok: true });
       return;
     }
