@@ -1,7 +1,8 @@
 /**
  * The raw file streams of DLMessageDownloadFiles (we send files to the device) and
  * DLMessageUploadFiles (the device sends files to us), reference §4.5. Both stream, so memory does
- * not grow with file size: sending, one block at a time, each read awaited; receiving, at most two
+ * not grow with file size: sending, one block at a time, each read awaited; receiving, at most
+ * MAX_IN_FLIGHT batches with the thread that writes the files (D30), or, written here, two blocks
  * (a large block is written while the next one is read, TempFile.append).
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
