@@ -11,23 +11,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import type { FileIdentity } from './received-digests';
 import { TEMP_FILE_PREFIX } from './sha1.worker';
-
-/** Takes the SHA-1 of what a TempFile writes (ReceivedDigests.sink). */
-export interface FileSha1 {
-  /** Every block written, in order; a promise asks the writer to wait before the next one. */
-  update(data: Buffer): Promise<void> | undefined;
-  /** Committed: `file` is what fstat said of it after the last write. */
-  committed(file: FileIdentity): void;
-  /** Not kept. */
-  discarded(): void;
-}
-
-export interface TempFileOptions {
-  /** Where the file's bytes are hashed (see ReceivedDigests). */
-  sha1?: FileSha1;
-}
 
 // Names of our in-progress files, hidden from the device's directory listings; defined where the
 // thread that writes received files (which imports only Node's modules) can see it too.
@@ -66,21 +50,20 @@ export class TempFile {
     readonly path: string,
     readonly finalPath: string,
     private readonly fd: number,
-    private readonly sha1: FileSha1 | undefined,
   ) {}
 
   static async beside(finalPath: string): Promise<TempFile> {
     return TempFile.besideSync(finalPath);
   }
 
-  static besideSync(finalPath: string, opts: TempFileOptions = {}): TempFile {
+  static besideSync(finalPath: string): TempFile {
     const tempPath = path.join(
       path.dirname(finalPath),
       `${TEMP_FILE_PREFIX}${TEMP_NAME_RUN}${(tempNameCounter++).toString(36)}`,
     );
     // 'wx' = O_CREAT|O_EXCL: fails rather than reuse anything that already exists.
     const fd = fs.openSync(tempPath, 'wx', 0o644);
-    return new TempFile(tempPath, finalPath, fd, opts.sha1);
+    return new TempFile(tempPath, finalPath, fd);
   }
 
   /**
@@ -89,20 +72,19 @@ export class TempFile {
    * older snapshot's file, an earlier upload, a folder). For a staging folder only: until the
    * commit, `finalPath` holds a partial file (see THE RULE).
    */
-  static freshSync(finalPath: string, opts: TempFileOptions = {}): TempFile {
+  static freshSync(finalPath: string): TempFile {
     let fd: number;
     try {
       fd = fs.openSync(finalPath, 'wx', 0o644);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      return TempFile.besideSync(finalPath, opts);
+      return TempFile.besideSync(finalPath);
     }
-    return new TempFile(finalPath, finalPath, fd, opts.sha1);
+    return new TempFile(finalPath, finalPath, fd);
   }
 
   /** Writes all of `data` (awaited, so the caller's reads wait for the disk: backpressure). */
   async write(data: Buffer): Promise<void> {
-    const hashing = this.sha1?.update(data);
     let off = 0;
     while (off < data.length) {
       const n = data.length - off;
@@ -111,7 +93,6 @@ export class TempFile {
           ? fs.writeSync(this.fd, data, off, n)
           : (await writeAsync(this.fd, data, off, n)).bytesWritten;
     }
-    if (hashing) await hashing;
   }
 
   /**
@@ -123,7 +104,10 @@ export class TempFile {
    */
   append(data: Buffer): Promise<void> | undefined {
     if (this.behind) return this.flush().then(() => this.append(data));
-    if (data.length <= SYNC_WRITE_MAX_BYTES) return this.writeSync(data);
+    if (data.length <= SYNC_WRITE_MAX_BYTES) {
+      this.writeSync(data);
+      return undefined;
+    }
     const p = this.write(data);
     p.catch(() => undefined); // observed by flush()
     this.behind = p;
@@ -141,15 +125,10 @@ export class TempFile {
     }
   }
 
-  /**
-   * write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. A promise when the hashing
-   * asks to wait before the next block.
-   */
-  writeSync(data: Buffer): Promise<void> | undefined {
-    const hashing = this.sha1?.update(data);
+  /** write(), synchronously: for blocks up to SYNC_WRITE_MAX_BYTES. */
+  writeSync(data: Buffer): void {
     let off = 0;
     while (off < data.length) off += fs.writeSync(this.fd, data, off, data.length - off);
-    return hashing;
   }
 
   /** Closes and renames over the final name (replacing a file there, never writing into it). */
@@ -165,13 +144,9 @@ export class TempFile {
     if (this.finished) return;
     this.finished = true;
     try {
-      // After the last write, before the rename: the rename keeps inode, size and mtime.
-      const st = this.sha1 ? fs.fstatSync(this.fd) : undefined;
       this.close();
       if (this.path !== this.finalPath) fs.renameSync(this.path, this.finalPath);
-      if (st) this.sha1?.committed(st);
     } catch (e) {
-      this.sha1?.discarded();
       try {
         fs.rmSync(this.path, { force: true });
       } catch {
@@ -185,7 +160,6 @@ export class TempFile {
   async discard(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    this.sha1?.discarded();
     // Never close the fd under a running write: the number could be reused by the next open.
     await this.behind?.catch(() => undefined);
     this.behind = undefined;

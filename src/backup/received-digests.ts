@@ -8,16 +8,15 @@
  * inode freed by a remove can be reused by a later file; one of ours gets its own entry, and a
  * copy (the only other way files appear under the backup folder during a run) forgets them all.
  *
- * The hashing itself runs on a worker thread (sha1-off-thread.ts): a digest is recorded some time
- * after its file is committed, always in the order the files were committed, and `settle` waits
- * for the last one before the verify. That thread also writes the files it hashes when asked
- * (`writeOffThread`, D30): it then reports each file's identity with its digest.
+ * The files are written, and hashed on the way, by a worker thread (`writeOffThread`,
+ * sha1-off-thread.ts, D30): each file's identity and digest are recorded when that thread says the
+ * file is committed, always in the order the files were ended, and `settle` waits for the last one
+ * before the reply to the upload and the verify.
  *
  * A phone has hundreds of thousands of files: each costs an entry in a typed-array index (inode →
  * slot, inode-slots.ts) and a 48-byte slot in shared chunks, nothing on V8's heap.
  */
 import type { Stats } from 'node:fs';
-import type { FileSha1 } from './atomic-file';
 import { errnoError } from './dl-status';
 import { InodeSlots } from './inode-slots';
 import { OffThreadSha1, type WrittenFile } from './sha1-off-thread';
@@ -37,12 +36,6 @@ export interface OffThreadFile {
   drop(): void;
 }
 
-// Pending entries besides a slot number (≥ 0): a digest no longer wanted, a written file's, and
-// a written file's no longer wanted (its onEnd is still called).
-const FORGOTTEN = -1;
-const WRITTEN_FILE = -2;
-const WRITTEN_FILE_FORGOTTEN = -3;
-
 // SHA-1 (20), whether it has come (1 byte), padding (3), size, mtimeMs, dev (8 each, as doubles)
 const SLOT_BYTES = 48;
 const HAS_DIGEST = 20;
@@ -52,11 +45,11 @@ export class ReceivedDigests {
   private readonly slotOf = new InodeSlots();
   private readonly chunks: Buffer[] = [];
   private used = 0;
-  /** Slots waiting for their digest, in the order their files were ended (see FORGOTTEN). */
-  private pending: number[] = [];
-  private pendingHead = 0;
-  /** The onEnd of each written file ended and not yet answered, in order. */
-  private writtenEnds: Array<(end: OffThreadEnd) => void> = [];
+  /**
+   * Each file ended and not yet answered, in order: its onEnd, and whether its digest is still
+   * wanted (forgetAll says no).
+   */
+  private writtenEnds: Array<{ onEnd: (end: OffThreadEnd) => void; wanted: boolean }> = [];
   private writtenHead = 0;
   private readonly hasher: OffThreadSha1;
 
@@ -66,11 +59,6 @@ export class ReceivedDigests {
       { onDigest: (sha1, written) => this.arrived(sha1, written), onLost: () => this.lost() },
       opts.workerName,
     );
-  }
-
-  /** Hashing for one file about to be written; its digest is recorded once it is committed. */
-  sink(): FileSha1 {
-    return new ReceivingFile(this, this.hasher, this.hasher.begin());
   }
 
   /**
@@ -90,8 +78,7 @@ export class ReceivedDigests {
           onEnd({ ok: false, error: threadGone() });
           return;
         }
-        this.pending.push(WRITTEN_FILE);
-        this.writtenEnds.push(onEnd);
+        this.writtenEnds.push({ onEnd, wanted: true });
       },
       drop: () => hasher.drop(id),
     };
@@ -132,8 +119,8 @@ export class ReceivedDigests {
 
   forgetAll(): void {
     // Digests still on their way belong to files that may no longer be what they were.
-    for (let i = this.pendingHead; i < this.pending.length; i++)
-      this.pending[i] = this.pending[i] === WRITTEN_FILE ? WRITTEN_FILE_FORGOTTEN : FORGOTTEN;
+    for (let i = this.writtenHead; i < this.writtenEnds.length; i++)
+      this.writtenEnds[i]!.wanted = false;
     this.slotOf.clear();
     this.chunks.length = 0;
     this.used = 0;
@@ -141,12 +128,6 @@ export class ReceivedDigests {
 
   get size(): number {
     return this.slotOf.size;
-  }
-
-  /** @internal ReceivingFile: a committed file waits for its digest. */
-  _committed(file: FileIdentity, id: number): void {
-    const slot = this.reserve(file);
-    if (this.hasher.end(id)) this.pending.push(slot);
   }
 
   /**
@@ -164,40 +145,27 @@ export class ReceivedDigests {
     return slot;
   }
 
-  private arrived(sha1: Buffer, written?: WrittenFile): void {
-    const slot = this.pending[this.pendingHead++];
-    if (this.pendingHead > 4096 && this.pendingHead * 2 > this.pending.length) {
-      this.pending = this.pending.slice(this.pendingHead);
-      this.pendingHead = 0;
+  private arrived(sha1: Buffer, written: WrittenFile): void {
+    const end = this.writtenEnds[this.writtenHead++];
+    if (this.writtenHead > 4096 && this.writtenHead * 2 > this.writtenEnds.length) {
+      this.writtenEnds = this.writtenEnds.slice(this.writtenHead);
+      this.writtenHead = 0;
     }
-    if (written) {
-      const onEnd = this.writtenEnds[this.writtenHead++]!;
-      if (this.writtenHead > 4096 && this.writtenHead * 2 > this.writtenEnds.length) {
-        this.writtenEnds = this.writtenEnds.slice(this.writtenHead);
-        this.writtenHead = 0;
-      }
-      if (!written.ok) {
-        onEnd({ ok: false, error: errnoError(written.code, written.message) });
-        return;
-      }
-      if (slot === WRITTEN_FILE) this.record(written, sha1);
-      onEnd({ ok: true });
+    if (end === undefined) return;
+    if (!written.ok) {
+      end.onEnd({ ok: false, error: errnoError(written.code, written.message) });
       return;
     }
-    if (slot === undefined || slot < 0) return;
-    const [chunk, off] = this.place(slot, false);
-    sha1.copy(chunk, off, 0, 20);
-    chunk[off + HAS_DIGEST] = 1;
+    if (end.wanted) this.record(written, sha1);
+    end.onEnd({ ok: true });
   }
 
   private lost(): void {
-    this.pending = [];
-    this.pendingHead = 0;
     // Written files whose end did not come back: whether they are complete is unknown.
     const ends = this.writtenEnds.slice(this.writtenHead);
     this.writtenEnds = [];
     this.writtenHead = 0;
-    for (const onEnd of ends) onEnd({ ok: false, error: threadGone() });
+    for (const { onEnd } of ends) onEnd({ ok: false, error: threadGone() });
   }
 
   private place(slot: number, grow: boolean): [Buffer, number] {
@@ -210,25 +178,4 @@ export class ReceivedDigests {
 
 function threadGone(): NodeJS.ErrnoException {
   return errnoError('EIO', 'the thread writing received files stopped');
-}
-
-/** One file's hashing, as TempFile sees it. */
-class ReceivingFile implements FileSha1 {
-  constructor(
-    private readonly owner: ReceivedDigests,
-    private readonly hasher: OffThreadSha1,
-    private readonly id: number,
-  ) {}
-
-  update(data: Buffer): Promise<void> | undefined {
-    return this.hasher.update(this.id, data);
-  }
-
-  committed(file: FileIdentity): void {
-    this.owner._committed(file, this.id);
-  }
-
-  discarded(): void {
-    this.hasher.drop(this.id);
-  }
 }

@@ -1,24 +1,24 @@
 /**
- * The SHA-1 of received files, taken on a worker thread (D26 needs every byte hashed; on the main
- * thread that was ~1 s of CPU per GB, a sixth of a backup's, while the second core sat half idle),
- * and, for files opened with a path, the writing of them too (D30).
+ * Received files written, and their SHA-1 taken, on a worker thread (D26 needs every byte hashed,
+ * ~1 s of CPU per GB; creating, writing and closing many small files is more: D30), while the
+ * thread reading the device's stream goes on with the next file.
  *
- * The main thread copies each block into a batch and posts full batches; the worker hashes them
- * in order and sends the digests back, in the order the files were ended. Nothing waits for a
- * digest but the verify (`settle`), so a copy and a few numbers are all a file costs here. At
+ * The main thread copies each block into a batch and posts full batches; the worker writes and
+ * hashes them in order and sends back, in the order the files were ended, each one's digest and
+ * what became of it. Nothing waits for that but the reply to the upload and the verify (`settle`),
+ * so a copy and a few numbers are all a file costs here. At
  * most MAX_IN_FLIGHT batches are with the worker: beyond that `update` asks its caller to wait,
  * so memory stays bounded when the disk outruns the hashing.
  *
- * A worker that cannot start, or dies, loses digests, never corrupts them: `onLost` says from
- * which file on, and those files are read back by the verify. A file it was writing is then not
- * known to be complete: ReceivedDigests reports it failed, so the device and the verify hear of it.
+ * A worker that cannot start, or dies, loses digests, never corrupts them (`onLost`). A file it was
+ * writing is then not known to be complete: ReceivedDigests reports it failed, so the device hears
+ * of it, and the caller writes the next files itself.
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker-file';
 import {
   DROP,
   END,
-  FAILED,
   FILE_FIELDS,
   OPEN,
   SERVE,
@@ -41,10 +41,10 @@ export type WrittenFile =
 
 export interface Sha1Delivery {
   /**
-   * The digest of the next file ended (in the order of `end` calls); for one opened with a path,
-   * also what became of its file (its digest is then meaningful only when `written.ok`).
+   * The digest of the next file ended (in the order of `end` calls) and what became of it (the
+   * digest is meaningful only when `written.ok`).
    */
-  onDigest(sha1: Buffer, written?: WrittenFile): void;
+  onDigest(sha1: Buffer, written: WrittenFile): void;
   /** The worker is gone: no digest comes for any file ended and not yet delivered. */
   onLost(): void;
 }
@@ -67,11 +67,6 @@ export class OffThreadSha1 {
     private readonly delivery: Sha1Delivery,
     private readonly workerName = 'sha1.worker',
   ) {}
-
-  /** A new file: its id for update, end and drop. */
-  begin(): number {
-    return this.nextId++;
-  }
 
   /**
    * A new file that the worker also writes, to `finalPath` by THE RULE (atomic-file.ts): its id
@@ -187,13 +182,11 @@ export class OffThreadSha1 {
           size: files[f + 3]!,
           mtimeMs: files[f + 4]!,
         });
-      } else if (status === FAILED) {
+      } else {
         const code = errors[2 * failures] ?? 'EIO';
         const message = errors[2 * failures + 1] ?? 'write failed';
         failures++;
         this.delivery.onDigest(sha1, { ok: false, code, message });
-      } else {
-        this.delivery.onDigest(sha1);
       }
     }
     this.inFlight--;

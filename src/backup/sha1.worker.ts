@@ -1,10 +1,9 @@
 /**
- * The worker thread of OffThreadSha1 (sha1-off-thread.ts): takes the SHA-1 of many files' bytes,
- * in the order they were written, so the main thread only copies them; and for a file opened with
- * a path, writes it too (D30): creating a file is the largest cost of a small one (`open` with
- * O_CREAT alone is tens of microseconds of kernel time), and here it runs beside the thread that
- * reads the device's stream instead of inside it. Imports nothing but Node's own modules
- * (util/worker-file.ts says why).
+ * The worker thread of OffThreadSha1 (sha1-off-thread.ts): writes the files a device uploads and
+ * takes their SHA-1 on the way (D26, D30), so the thread reading the device's stream only copies
+ * their bytes. Creating a file is the largest cost of a small one (`open` with O_CREAT alone is
+ * tens of microseconds of kernel time); here it runs beside that thread instead of inside it.
+ * Imports nothing but Node's own modules (util/worker-file.ts says why).
  *
  * In: a batch `{ buf, ops, paths }`: `ops` holds triples (stream id, offset in buf, length); a
  * length of OPEN opens the stream's file (offset: its index in `paths`), END asks for the stream's
@@ -23,8 +22,7 @@ export const END = -1;
 export const DROP = -2;
 export const SHA1_BYTES = 20;
 
-/** Status of an ended stream: hashed only, written and committed, or its file failed. */
-export const HASHED = 0;
+/** Status of an ended stream: written and committed, or its file failed. */
 export const WRITTEN = 1;
 export const FAILED = 2;
 export const FILE_FIELDS = 5;
@@ -165,9 +163,7 @@ function serve(port: NonNullable<typeof parentPort>): void {
         open.delete(id);
         const st = s.final !== undefined && !s.error ? commitFile(s) : undefined;
         digests.push(s.hash.digest());
-        if (s.final === undefined) {
-          files.push(HASHED, 0, 0, 0, 0);
-        } else if (st && !s.error) {
+        if (st && !s.error) {
           files.push(WRITTEN, st.dev, st.ino, st.size, st.mtimeMs);
         } else {
           files.push(FAILED, 0, 0, 0, 0);

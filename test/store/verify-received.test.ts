@@ -7,7 +7,6 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { TempFile } from '../../src/backup/atomic-file';
 import { ReceivedDigests } from '../../src/backup/received-digests';
 import { fileIdFor, payloadRelPath } from '../../src/format/file-id';
 import { verifyBackupFolder } from '../../src/store/verify';
@@ -26,7 +25,7 @@ const FILES = ENTRIES.filter((e) => (e.type ?? 'file') === 'file');
 const payload = (dir: string, e: FakeEntry): string =>
   path.join(dir, payloadRelPath(fileIdFor(e.domain, e.relativePath)));
 
-/** A backup whose payloads were all "received": rewritten through TempFile with a ReceivedDigests sink. */
+/** A backup whose payloads were all "received": rewritten as the engine writes them (D30). */
 async function receivedBackup(): Promise<{ dir: string; received: ReceivedDigests }> {
   const dir = path.join(tmp(), UDID);
   await writeBackup(dir, ENTRIES);
@@ -34,9 +33,10 @@ async function receivedBackup(): Promise<{ dir: string; received: ReceivedDigest
   for (const e of FILES) {
     const file = payload(dir, e);
     const bytes = await fsp.readFile(file);
-    const t = TempFile.besideSync(file, { sha1: received.sink() });
-    t.writeSync(bytes);
-    await t.commit();
+    const w = received.writeOffThread(file, (end) => assert.deepEqual(end, { ok: true }));
+    assert.ok(w);
+    await w.write(bytes);
+    w.end();
   }
   await received.close();
   return { dir, received };
