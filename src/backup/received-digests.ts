@@ -36,9 +36,8 @@ export interface OffThreadFile {
   drop(): void;
 }
 
-// SHA-1 (20), whether it has come (1 byte), padding (3), size, mtimeMs, dev (8 each, as doubles)
+// SHA-1 (20), padding (4), size, mtimeMs, dev (8 each, as doubles)
 const SLOT_BYTES = 48;
-const HAS_DIGEST = 20;
 const SLOTS_PER_CHUNK = 8192;
 
 export class ReceivedDigests {
@@ -95,11 +94,18 @@ export class ReceivedDigests {
     await this.hasher.close();
   }
 
-  /** A digest taken elsewhere. */
+  /**
+   * The digest of `file`, in a new slot: an inode used again by a later file of ours points to
+   * the later slot.
+   */
   record(file: FileIdentity, sha1: Buffer): void {
-    const [chunk, off] = this.place(this.reserve(file), false);
+    const slot = this.used++;
+    this.slotOf.set(file.ino, slot);
+    const [chunk, off] = this.place(slot, true);
     sha1.copy(chunk, off, 0, 20);
-    chunk[off + HAS_DIGEST] = 1;
+    chunk.writeDoubleLE(file.size, off + 24);
+    chunk.writeDoubleLE(file.mtimeMs, off + 32);
+    chunk.writeDoubleLE(file.dev, off + 40);
   }
 
   /** The SHA-1 taken while receiving the file lstat describes as `st`, if it is one of ours. */
@@ -108,7 +114,6 @@ export class ReceivedDigests {
     if (slot === undefined) return undefined;
     const [chunk, off] = this.place(slot, false);
     if (
-      chunk[off + HAS_DIGEST] !== 1 ||
       chunk.readDoubleLE(off + 24) !== st.size ||
       chunk.readDoubleLE(off + 32) !== st.mtimeMs ||
       chunk.readDoubleLE(off + 40) !== st.dev
@@ -128,21 +133,6 @@ export class ReceivedDigests {
 
   get size(): number {
     return this.slotOf.size;
-  }
-
-  /**
-   * A new slot for `file`, always: an inode used again by a later file of ours points to the
-   * later slot, and a digest still coming for the earlier file lands in the earlier one.
-   */
-  private reserve(file: FileIdentity): number {
-    const slot = this.used++;
-    this.slotOf.set(file.ino, slot);
-    const [chunk, off] = this.place(slot, true);
-    chunk[off + HAS_DIGEST] = 0;
-    chunk.writeDoubleLE(file.size, off + 24);
-    chunk.writeDoubleLE(file.mtimeMs, off + 32);
-    chunk.writeDoubleLE(file.dev, off + 40);
-    return slot;
   }
 
   private arrived(sha1: Buffer, written: WrittenFile): void {
