@@ -36,6 +36,18 @@ export interface ManifestRow {
   file: MbFileRecord;
 }
 
+/**
+ * What a verify reads of a valid row. A ManifestRow is one; rows read on another thread
+ * (store/manifest-rows-off-thread) carry only this.
+ */
+export interface ManifestRowFacts {
+  fileId: string;
+  domain: string;
+  relativePath: string;
+  flags: number;
+  file: Pick<MbFileRecord, 'size' | 'digest'>;
+}
+
 /** A row that failed validation, as much of it as could be read. */
 export interface ManifestRowProblem {
   fileId?: string;
@@ -242,6 +254,11 @@ export interface IterateManifestOptions {
   onBase?: (attached: boolean) => void;
   /** iterateManifestDb: only the rows of these rowids (compareManifestDbRows). */
   rowids?: readonly number[];
+  /**
+   * Pass over this many rows first, valid or not, without decoding them: where an earlier
+   * iteration of the same file, with the same options, stopped.
+   */
+  skipRows?: number;
 }
 
 /**
@@ -269,7 +286,7 @@ export interface KnownManifestRow {
   blob: Buffer;
 }
 
-export function isKnownRow(r: ManifestRow | KnownManifestRow): r is KnownManifestRow {
+export function isKnownRow(r: ManifestRowFacts | KnownManifestRow): r is KnownManifestRow {
   return (r as KnownManifestRow).known === true;
 }
 
@@ -439,6 +456,7 @@ function* iterateRows(
   opts: IterateManifestOptions,
 ): Generator<ManifestRow | KnownManifestRow> {
   const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
+  const skip = opts.skipRows ?? 0;
   const db = openManifestDb(file);
   let it: IterableIterator<Record<string, unknown>> | undefined;
   try {
@@ -477,6 +495,7 @@ function* iterateRows(
       if (++n > maxRows) {
         throw new MooringError('LIMIT', `Manifest.db (${file}) lists more than ${maxRows} files`);
       }
+      if (n <= skip) continue;
       if (Array.isArray(columns)) {
         const known = columns[7] === 1 ? knownRow(columns) : undefined;
         if (known) {

@@ -7,7 +7,8 @@
  * Speed (docs/BENCHMARKS.md): the per-file existence and size checks are synchronous lstat calls
  * in bounded runs between yields to the event loop (an awaited fs call costs ~6× more main-thread
  * time than the syscall itself); only the hashing reads are asynchronous, each of CHECK_CONCURRENCY
- * slots reusing one buffer. With `hashOnlyUnshared`, files still shared by a hard link with an
+ * slots reusing one buffer. A large Manifest.db's rows are read and decoded on another thread
+ * meanwhile (store/manifest-rows-off-thread), when every row is read. With `hashOnlyUnshared`, files still shared by a hard link with an
  * earlier snapshot (link count > 1: hashed when that snapshot was verified) get the size check
  * only; planStagingVerify decides when a full re-hash is due (bit rot). With `base` too (the
  * verified snapshot it was staged from), Manifest.db rows identical to the base's are compared
@@ -45,7 +46,7 @@ import {
   MANIFEST_FLAG,
   type IterateManifestOptions,
   type KnownManifestRow,
-  type ManifestRow,
+  type ManifestRowFacts,
   type ManifestRowProblem,
 } from '../format/manifest-db';
 import { decodeMbFile } from '../format/mbfile';
@@ -54,6 +55,7 @@ import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
+import { manifestRows } from './manifest-rows-off-thread';
 import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
@@ -110,6 +112,8 @@ export interface VerifyReport {
   exclusiveBytes?: number;
   /** Of `hashed`, files whose SHA-1 was taken while receiving them (VerifyOptions.received). */
   hashedWhileReceiving?: number;
+  /** Manifest.db's rows were read on another thread (VerifyOptions.rowsOffThreadBytes). */
+  rowsReadOffThread?: boolean;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
   problemCount: number;
@@ -152,6 +156,12 @@ export interface VerifyOptions {
    */
   received?: ReceivedDigestLookup;
   maxProblems?: number;
+  /**
+   * The Manifest.db size from which its rows are read and decoded on another thread while this
+   * one checks the payloads (store/manifest-rows-off-thread; default ROWS_OFF_THREAD_BYTES).
+   * Used when every row is read (no `base`).
+   */
+  rowsOffThreadBytes?: number;
 }
 
 export const MAX_REPORTED_PROBLEMS = 10_000;
@@ -251,7 +261,16 @@ export async function verifyBackupFolder(
       Number.isFinite(opts.baseCheckedAt)
         ? { changes: opts.changesSinceBase, checkedAt: opts.baseCheckedAt }
         : undefined;
-    await checkPayloads(dir, hashModeOf(opts), base, unchanged, opts.received, report, add);
+    await checkPayloads(
+      dir,
+      hashModeOf(opts),
+      base,
+      unchanged,
+      opts.received,
+      opts.rowsOffThreadBytes,
+      report,
+      add,
+    );
   }
 
   try {
@@ -279,7 +298,7 @@ const HASH_QUEUE = 64;
 const SYNC_HASH_MAX_BYTES = 256 * 1024;
 
 /** A row as verify checks it: decoded, or known from the base (only Size read). */
-type Row = ManifestRow | KnownManifestRow;
+type Row = ManifestRowFacts | KnownManifestRow;
 
 function sizeOf(r: Row): number {
   return isKnownRow(r) ? r.size : r.file.size;
@@ -307,6 +326,7 @@ async function checkPayloads(
   baseDb: string | undefined,
   unchanged: { changes: PayloadChanges; checkedAt: number } | undefined,
   received: ReceivedDigestLookup | undefined,
+  rowsOffThread: number | undefined,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
@@ -470,9 +490,15 @@ async function checkPayloads(
       }
       await hashQueued();
     } else {
-      for (const row of baseDb !== undefined
-        ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
-        : iterateManifestDb(db, iterateOpts)) {
+      const rows =
+        baseDb !== undefined
+          ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
+          : manifestRows(db, {
+              onInvalid: iterateOpts.onInvalid!,
+              offThreadBytes: rowsOffThread,
+              onWorker: () => (report.rowsReadOffThread = true),
+            });
+      for await (const row of rows) {
         report.entries++;
         if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;
         const queueFull = checkFileRow(row);

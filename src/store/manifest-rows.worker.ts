@@ -1,0 +1,165 @@
+/**
+ * A Manifest.db's rows read and validated on a thread of their own, for a verify
+ * (store/manifest-rows-off-thread drives it). Reading, validating and decoding 100,000 rows is
+ * ~2 s of one thread, while the verify's own work on them (an lstat each, the digest taken while
+ * receiving) is ~1 s: side by side, the verify takes the longer of the two instead of the sum.
+ *
+ * It posts the rows in batches, only what a verify reads of them: fileID, domain, relativePath,
+ * flags, the MBFile's Size and its 20-byte Digest, packed into a few arrays (a Buffer posted to
+ * another thread copies the whole pool it was cut from). An invalid row travels as its problem,
+ * at its place among the rows. A batch is posted only against a credit the reading side returns
+ * as it uses one, so at most BATCHES_AHEAD batches wait in memory whatever the size of the file.
+ *
+ * It loads the format modules and better-sqlite3, so the packaged app starts it from app.asar
+ * (util/worker-file); where that fails, the verify reads the rows on its own thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { iterateManifestDb, type ManifestRowProblem } from '../format/manifest-db';
+import { isMooringError, type MooringErrorCode } from '../util/errors';
+
+export const MANIFEST_ROWS_JOB = 'manifest-rows';
+/** Rows a batch holds. */
+export const BATCH_ROWS = 1024;
+/** Batches posted before the reading side has used one (the credit it starts with). */
+export const BATCHES_AHEAD = 4;
+const DIGEST_BYTES = 20;
+
+export interface ManifestRowsJob {
+  kind: typeof MANIFEST_ROWS_JOB;
+  file: string;
+  maxRows: number;
+  /** Int32: batches the worker may still post; the reading side adds one per batch it used. */
+  credit: SharedArrayBuffer;
+}
+
+export interface RowBatch {
+  kind: 'rows';
+  fileIds: string[];
+  domains: string[];
+  relativePaths: string[];
+  flags: Uint8Array;
+  sizes: Float64Array;
+  /** 1 where the MBFile has a 20-byte Digest, which is then at 20 × the row's index in `digests`. */
+  hasDigest: Uint8Array;
+  digests: Uint8Array;
+  /** Invalid rows: each problem comes before the row at `before` (the row count: after the last). */
+  invalid: Array<[before: number, problem: ManifestRowProblem]>;
+  /** Rows of the file read so far, invalid ones included (where the reading side resumes). */
+  scanned: number;
+}
+
+export type ManifestRowsMessage =
+  RowBatch | { kind: 'end' } | { kind: 'error'; code?: MooringErrorCode; message: string };
+
+class Batcher {
+  private fileIds: string[] = [];
+  private domains: string[] = [];
+  private relativePaths: string[] = [];
+  private flags = new Uint8Array(BATCH_ROWS);
+  private sizes = new Float64Array(BATCH_ROWS);
+  private hasDigest = new Uint8Array(BATCH_ROWS);
+  private digests = new Uint8Array(BATCH_ROWS * DIGEST_BYTES);
+  private invalid: RowBatch['invalid'] = [];
+  scanned = 0;
+
+  constructor(
+    private readonly post: (b: RowBatch) => void,
+    private readonly credit: Int32Array,
+  ) {}
+
+  row(
+    fileId: string,
+    domain: string,
+    relativePath: string,
+    flags: number,
+    size: number,
+    digest: Buffer | undefined,
+  ): void {
+    const i = this.fileIds.length;
+    this.fileIds.push(fileId);
+    this.domains.push(domain);
+    this.relativePaths.push(relativePath);
+    this.flags[i] = flags;
+    this.sizes[i] = size;
+    if (digest !== undefined && digest.length === DIGEST_BYTES) {
+      this.hasDigest[i] = 1;
+      this.digests.set(digest, i * DIGEST_BYTES);
+    }
+    this.scanned++;
+    if (i + 1 === BATCH_ROWS) this.flush();
+  }
+
+  problem(p: ManifestRowProblem): void {
+    this.invalid.push([this.fileIds.length, p]);
+    this.scanned++;
+    if (this.invalid.length >= BATCH_ROWS) this.flush();
+  }
+
+  flush(): void {
+    const n = this.fileIds.length;
+    if (n === 0 && this.invalid.length === 0) return;
+    this.takeCredit();
+    const batch: RowBatch = {
+      kind: 'rows',
+      fileIds: this.fileIds,
+      domains: this.domains,
+      relativePaths: this.relativePaths,
+      flags: this.flags.slice(0, n),
+      sizes: this.sizes.slice(0, n),
+      hasDigest: this.hasDigest.slice(0, n),
+      digests: this.digests.slice(0, n * DIGEST_BYTES),
+      invalid: this.invalid,
+      scanned: this.scanned,
+    };
+    this.post(batch);
+    this.fileIds = [];
+    this.domains = [];
+    this.relativePaths = [];
+    this.hasDigest.fill(0);
+    this.invalid = [];
+  }
+
+  /** Waits until the reading side has room for another batch. */
+  private takeCredit(): void {
+    for (;;) {
+      const c = Atomics.load(this.credit, 0);
+      if (c > 0) {
+        Atomics.sub(this.credit, 0, 1); // only this thread takes: no race between load and sub
+        return;
+      }
+      Atomics.wait(this.credit, 0, c);
+    }
+  }
+}
+
+function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void {
+  const batcher = new Batcher((b) => {
+    // Fresh copies (slice), not views of a shared buffer: moved, not copied again.
+    const arrays = [b.flags, b.sizes, b.hasDigest, b.digests];
+    port.postMessage(
+      b,
+      arrays.map((a) => a.buffer as ArrayBuffer),
+    );
+  }, new Int32Array(job.credit));
+  let last: ManifestRowsMessage;
+  try {
+    for (const r of iterateManifestDb(job.file, {
+      maxRows: job.maxRows,
+      onInvalid: (p) => batcher.problem(p),
+    })) {
+      batcher.row(r.fileId, r.domain, r.relativePath, r.flags, r.file.size, r.file.digest);
+    }
+    last = { kind: 'end' };
+  } catch (e) {
+    last = isMooringError(e)
+      ? { kind: 'error', code: e.code, message: e.message }
+      : { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+  }
+  // The rows before an error are posted first, as iterating in-thread would have yielded them.
+  batcher.flush();
+  port.postMessage(last);
+}
+
+const job = workerData as Partial<ManifestRowsJob> | undefined;
+if (parentPort !== null && job?.kind === MANIFEST_ROWS_JOB)
+  work(job as ManifestRowsJob, parentPort);
