@@ -33,6 +33,7 @@ import {
 } from './folder-ops';
 import { withDeadline, type Interrupt } from './interrupt';
 import { TransferMeter, type TransferProgress } from './transfer-meter';
+import type { LinkingGate } from './linking-gate';
 import type { BackupTarget } from './target';
 
 /** Refused paths kept in the result (a hostile device could send thousands). */
@@ -58,6 +59,8 @@ export interface DeviceLinkHostOptions {
   onMessage?: (m: DeviceDlMessage) => void;
   /** Keeps the SHA-1 of every file received, for the verify (backup/received-digests). */
   received?: ReceivedDigests;
+  /** The store still links the previous backup into the target: what must wait for it (D32). */
+  linking?: LinkingGate;
 }
 
 /** How the loop ended. */
@@ -124,6 +127,7 @@ export class DeviceLinkHost {
           withDeadline(opts.dl.writeRaw(buf), opts.blockReadMs, 'sending a file to the device'),
         ),
       ...(opts.received ? { received: opts.received } : {}),
+      ...(opts.linking ? { linking: opts.linking } : {}),
       onRefused: (p, e) => this.refused(p, e),
       onBytes: (n) => {
         this.meter.addBytes(n);
@@ -139,6 +143,8 @@ export class DeviceLinkHost {
       this.opts.interrupt.check();
       const msg = await this.opts.nextMessage();
       this.opts.onMessage?.(msg);
+      if (this.opts.linking?.holds(msg) === true)
+        await this.opts.interrupt.race(this.opts.linking.done);
       const end = await (this.handlers[msg.type] as Handler)(msg);
       this.progress(true);
       if (end) return end;

@@ -24,6 +24,7 @@ import { TempFile } from './atomic-file';
 import type { PathConfiner } from './confine';
 import { dlStatusForError, errnoError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import type { Interrupt } from './interrupt';
+import type { LinkingGate } from './linking-gate';
 
 /** A file we send is read this much at a time (and sent as 32 KiB blocks). */
 const SEND_READ_BYTES = 1024 * 1024;
@@ -53,6 +54,8 @@ export interface FileStreamContext {
    * also writes the files (D30). Without it, or once that thread is gone, they are written here.
    */
   received?: ReceivedDigests;
+  /** The store still links the previous backup into the target: a file there waits for it (D32). */
+  linking?: LinkingGate;
 }
 
 /**
@@ -184,6 +187,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
       return outcome;
     }
     const hostRelative = await ctx.interrupt.race(dec.readRequiredPath('host-side file name'));
+    if (ctx.linking?.blocks(hostRelative) === true) await ctx.interrupt.race(ctx.linking.done);
     let target: string | undefined;
     let error: DlErrorStatus | undefined;
     try {

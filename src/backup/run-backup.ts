@@ -50,7 +50,8 @@ import {
   isCancelDescription,
   isPasscodeDescription,
 } from './outcome-messages';
-import type { BackupTarget } from './target';
+import { LinkingGate } from './linking-gate';
+import type { BackupTarget, TargetLinking } from './target';
 import type { ReceivedDigests } from './received-digests';
 
 /** What runBackup needs of a session: services plus lockdown values (DeviceSession has both). */
@@ -68,11 +69,12 @@ export interface BackupOptions {
   /** Keeps the SHA-1 of every file received, so the verify need not read them back. */
   received?: ReceivedDigests;
   /**
-   * Settles when the target holds the copy of the previous backup (the store may still be
-   * making it: StagingOptions.linkInBackground). Only Info.plist is written before; no device
-   * message is handled until then. Rejects when that copy failed.
+   * The target's copy of the previous backup, which the store may still be making
+   * (StagingOptions.linkInBackground). Only Info.plist is written before its top level is in
+   * place; then device messages are handled, those that would touch a folder still being filled
+   * once the copy is complete (backup/linking-gate, D32). A copy that fails stops the backup.
    */
-  targetReady?: Promise<void>;
+  targetLinking?: TargetLinking;
 }
 
 /** Notifications observed during a backup (reference §6.1 step 2). */
@@ -225,6 +227,12 @@ class BackupRun {
         Options: this.o.full === true ? { ForceFullBackup: true } : {},
       }),
     );
+    // The device prepares its backup meanwhile; its first messages read the previous backup's
+    // top level.
+    const linking =
+      this.o.targetLinking === undefined
+        ? undefined
+        : await ir.race(LinkingGate.open(this.o.target.udid, this.o.targetLinking));
     this.host = new DeviceLinkHost({
       dl,
       target: this.o.target,
@@ -232,6 +240,7 @@ class BackupRun {
       blockReadMs: this.t.blockReadMs,
       nextMessage: () => this.nextMessage(),
       ...(this.o.received ? { received: this.o.received } : {}),
+      ...(linking ? { linking } : {}),
       onProgress: (p) => this.emit({ type: 'progress', ...p }),
       onRefusedPath: (p, reason) => this.emit({ type: 'refused-path', path: p, reason }),
       onMessage: () => {
@@ -239,8 +248,6 @@ class BackupRun {
         if (!this.passcodeUp) this.setPhase('transferring');
       },
     });
-    // The device prepares its backup meanwhile; its first message may read the previous backup.
-    if (this.o.targetReady) await ir.race(this.o.targetReady);
     return await this.host.run();
   }
 

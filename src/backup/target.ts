@@ -16,3 +16,19 @@ export interface BackupTarget {
    */
   trackChanges?(): (devicePath: string) => void;
 }
+
+/**
+ * A target the store is still filling with the previous backup's links (D32): the device's
+ * messages that stay out of the folders being filled may be handled meanwhile
+ * (backup/linking-gate).
+ */
+export interface TargetLinking {
+  /**
+   * Settles once the target's top level is in place (the previous backup's top-level files
+   * linked, its folders made), with the names of the folders still being filled; rejects when
+   * the copy failed before.
+   */
+  topLevel: Promise<ReadonlySet<string>>;
+  /** Settles when the copy is complete; rejects when it failed. */
+  done: Promise<void>;
+}

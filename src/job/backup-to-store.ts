@@ -466,8 +466,9 @@ async function stagedBackup(
     result = await runBackup({
       session,
       target: staging,
-      // The engine handles no device message before the links are made (the device prepares).
-      targetReady: staging.ready,
+      // The device prepares while the links are made; then it may read and write outside the
+      // folders still being filled (D32).
+      targetLinking: { topLevel: staging.topLevelReady, done: staging.ready },
       received,
       ...(o.full === undefined ? {} : { full: o.full }),
       ...(o.signal ? { signal: o.signal } : {}),

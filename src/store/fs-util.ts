@@ -146,9 +146,10 @@ const MAX_LINK_WORKERS = 4;
  * one inode, or no hard links at all), a copy-on-write clone is tried (APFS, Btrfs, XFS); if that
  * is refused too the copy fails with IO, rather than silently duplicating the bytes.
  *
- * The top-level files are linked in this thread, and so are the folders of a small tree; a large
- * one (IN_THREAD_ENTRIES) has its top-level folders linked by worker threads, in parallel, each
- * folder by one of them (link-tree.worker.ts; this thread too until one runs). Their errors
+ * The top level is made first, in this thread (its files linked, its folders made: `onTopLevel`);
+ * the folders of a small tree are filled in this thread too; a large one (IN_THREAD_ENTRIES) has
+ * them filled by worker threads, in parallel, each folder by one of them (link-tree.worker.ts;
+ * this thread too until one runs). Their errors
  * arrive as they would in this thread (errno errors with their code, MooringError for a refused
  * share).
  */
@@ -159,6 +160,12 @@ export interface LinkTreeOptions {
   dstExists?: boolean;
   /** Stops the copy between two entries (it then rejects: IO, detail ABORTED). */
   signal?: AbortSignal;
+  /**
+   * Told once the top level of `dst` is in place: every file and symlink of `src`'s top level
+   * linked, each of its folders made (empty) — the names of those folders, which the copy fills
+   * from then on.
+   */
+  onTopLevel?: (folders: readonly string[]) => void;
   /** @internal tests: entries linked in this thread before the rest goes to workers. */
   inThreadEntries?: number;
   /** @internal tests: false leaves every folder to the workers, even while they start. */
@@ -182,10 +189,14 @@ export async function linkTree(
     for (const e of readdirSync(src, { withFileTypes: true })) {
       if (opts.signal?.aborted === true) throw stopped();
       if (leaveOut.has(e.name)) continue;
-      if (linkEntry(e, path.join(src, e.name), path.join(dst, e.name), counts))
+      if (linkEntry(e, path.join(src, e.name), path.join(dst, e.name), counts)) {
+        mkdirSync(path.join(dst, e.name));
+        counts.dirs++;
         folders.push(e.name);
+      }
       await budget.tick();
     }
+    opts.onTopLevel?.(folders.slice());
     const limit = opts.inThreadEntries ?? IN_THREAD_ENTRIES;
     // A phone's tree is hundreds of folders named by hash, alike in size: one tells the total.
     const sample = folders.length === 0 ? 0 : readdirSync(path.join(src, folders[0]!)).length;

@@ -95,19 +95,22 @@ function shareFile(from: string, to: string, counts: LinkCounts): void {
 }
 
 /**
- * Makes the folder `to` and recreates the tree `from` in it, yielding after each entry (the
- * caller's moment to stop, or to let its event loop run).
+ * Recreates the tree `from` in the folder `to`, which linkTree made already (the top level is in
+ * place before any folder is filled), yielding after each entry (the caller's moment to stop, or
+ * to let its event loop run).
  */
 export function* linkFolder(from: string, to: string, counts: LinkCounts): Generator<void> {
   const stack: Array<[string, string]> = [[from, to]];
   while (stack.length > 0) {
     const [f, t] = stack.pop()!;
-    mkdirSync(t);
-    counts.dirs++;
     for (const e of readdirSync(f, { withFileTypes: true })) {
       const ef = path.join(f, e.name);
       const et = path.join(t, e.name);
-      if (linkEntry(e, ef, et, counts)) stack.push([ef, et]);
+      if (linkEntry(e, ef, et, counts)) {
+        mkdirSync(et);
+        counts.dirs++;
+        stack.push([ef, et]);
+      }
       yield;
     }
   }

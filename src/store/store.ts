@@ -95,9 +95,11 @@ export interface StagingOptions {
   /**
    * Return once the staging folder exists and hard-link the latest into it meanwhile: the links
    * of a large backup take a second or more, which a job overlaps with opening the device's
-   * session and the device's own preparation. `Staging.ready` settles when they are done; no one
-   * may read or write the staged folder before, except for writing a new `Info.plist` (left out
-   * of the links for that: every backup writes its own, before the device sends anything).
+   * session and the device's own preparation. `Staging.ready` settles when they are done. Before,
+   * no one may write the staged folder except a new `Info.plist` (left out of the links for that:
+   * every backup writes its own, before the device sends anything); once `topLevelReady` has
+   * settled, the top-level files may be read and replaced, and anything may be done outside the
+   * folders it names (D32).
    */
   linkInBackground?: boolean;
 }
@@ -162,6 +164,7 @@ export class Staging implements BackupTargetLike {
   /** What the engine changed since the links were made; none until an engine asks to track. */
   private changes: PayloadChangeRecord | undefined;
   private linking: Promise<void> = Promise.resolve();
+  private topLevel: Promise<ReadonlySet<string>> = Promise.resolve(new Set());
   private readonly stopLinking = new AbortController();
 
   /** @internal created by SnapshotStore.beginStaging */
@@ -184,11 +187,29 @@ export class Staging implements BackupTargetLike {
     return this.linking;
   }
 
+  /**
+   * Settles once the staged folder's top level is in place — the latest's top-level files linked,
+   * its folders made — with the names of the folders the links may still be filling until
+   * `ready` (none once the copy is complete, or when it was made before beginStaging returned).
+   * Rejects when the copy failed before. Messages of the device that stay out of those folders
+   * may be handled from then on (backup/linking-gate, D32).
+   */
+  get topLevelReady(): Promise<ReadonlySet<string>> {
+    return this.topLevel;
+  }
+
   /** @internal SnapshotStore.beginStaging: the links made in the background. */
-  _linkInBackground(link: (signal: AbortSignal) => Promise<void>): void {
-    this.linking = link(this.stopLinking.signal);
-    // Awaited by ready, commit and discard; never an unhandled rejection meanwhile.
+  _linkInBackground(
+    link: (signal: AbortSignal, onTopLevel: (folders: readonly string[]) => void) => Promise<void>,
+  ): void {
+    let topLevel!: (folders: ReadonlySet<string>) => void;
+    const made = new Promise<ReadonlySet<string>>((resolve) => (topLevel = resolve));
+    this.linking = link(this.stopLinking.signal, (folders) => topLevel(new Set(folders)));
+    // A copy that fails before its top level is in place fails that wait too.
+    this.topLevel = Promise.race([made, this.linking.then(() => new Set<string>())]);
+    // Awaited by ready, topLevelReady, commit and discard; never an unhandled rejection meanwhile.
     this.linking.catch(() => undefined);
+    this.topLevel.catch(() => undefined);
   }
 
   /** @internal commit and discard: no link is being made any more (stopped first on discard). */
@@ -545,8 +566,13 @@ export class SnapshotStore {
         const staging = new Staging(this, id, root, this.udid, base);
         if (base !== undefined && opts.linkInBackground === true) {
           await fsp.mkdir(staged);
-          staging._linkInBackground(async (signal) => {
-            await linkTree(base, staged, { dstExists: true, leaveOut: [INFO_PLIST], signal });
+          staging._linkInBackground(async (signal, onTopLevel) => {
+            await linkTree(base, staged, {
+              dstExists: true,
+              leaveOut: [INFO_PLIST],
+              signal,
+              onTopLevel,
+            });
             await this.step('staging', 'linked');
           });
         } else {

@@ -39,6 +39,7 @@ import type { PlistConnection } from '../../src/transport/plist-connection';
 import { DeviceLinkConnection } from '../../src/services/device-link/connection';
 import { DeviceLinkHost, type DeviceLinkEnd } from '../../src/backup/device-link-host';
 import { BackupStopped, Interrupt } from '../../src/backup/interrupt';
+import { LinkingGate } from '../../src/backup/linking-gate';
 import type { BackupTarget } from '../../src/backup/target';
 import { ReceivedDigests } from '../../src/backup/received-digests';
 import { BATCH_BYTES } from '../../src/backup/sha1-off-thread';
@@ -79,6 +80,8 @@ async function session(
   interrupt = new Interrupt(),
   /** Given: received files are written by its thread (D30), and it is closed at the end, as runBackup does. */
   received?: ReceivedDigests,
+  /** Given: the store is still linking the previous backup into the target (D32). */
+  linking?: LinkingGate,
 ): Promise<{ end: DeviceLinkEnd | Error; host: DeviceLinkHost }> {
   let host: DeviceLinkHost | undefined;
   let end: DeviceLinkEnd | Error | undefined;
@@ -91,6 +94,7 @@ async function session(
       blockReadMs: 5000,
       nextMessage: () => dl.receive(5000),
       ...(received ? { received } : {}),
+      ...(linking ? { linking } : {}),
     });
     end = await host.run().catch((e: Error) => e);
   });
@@ -568,3 +572,94 @@ test('a file moved onto a checked folder or onto a link: the folder is re-checke
   assert.ok((await fsp.lstat(path.join(t.dir, 'link'))).isFile());
   assert.ok((await fsp.lstat(path.join(t.dir, 'A'))).isDirectory());
 });
+
+/** A copy of the previous backup still being made: `ab/` is being filled until `finish()`. */
+function linkingInto(): { gate: LinkingGate; finish: () => void; finished: () => boolean } {
+  let finish!: () => void;
+  let finished = false;
+  const done = new Promise<void>((resolve) => (finish = resolve)).then(() => {
+    finished = true;
+  });
+  return { gate: new LinkingGate(UDID, new Set(['ab']), done), finish, finished: () => finished };
+}
+
+test('while the links are made, the top level and Snapshot/ are served; a folder being filled waits (D32)', async () => {
+  const t = await newTarget();
+  // The top level in place: a file linked, the folder `ab` made and being filled.
+  await fsp.writeFile(path.join(t.dir, 'Status.plist'), 'previous');
+  await fsp.mkdir(path.join(t.dir, 'ab'));
+  const links = linkingInto();
+  const { end } = await session(
+    t,
+    async (peer) => {
+      // Not held: the backup folder's listing, Snapshot/, an upload there and onto the top level.
+      const listing = await call(peer, dlContentsOfDirectory(UDID));
+      assert.equal(listing.code, 0);
+      assert.ok(isPlistDict(listing.payload) && 'ab' in listing.payload);
+      assert.equal((await call(peer, dlCreateDirectory(`${UDID}/Snapshot/ab`))).code, 0);
+      assert.equal(await uploadOne(peer, `${UDID}/Snapshot/ab/ab01`), 0);
+      assert.equal(await uploadOne(peer, `${UDID}/Status.plist`), 0);
+      assert.equal(links.finished(), false, 'all of that was answered before the links were made');
+      // Held: a move into the folder being filled is answered only once the copy is complete.
+      setTimeout(links.finish, 150);
+      const moved = await call(
+        peer,
+        dlMoveItems({ [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01` }),
+      );
+      assert.equal(moved.code, 0);
+      assert.equal(links.finished(), true, 'the move waited for the links');
+      await finish(peer);
+    },
+    undefined,
+    undefined,
+    links.gate,
+  );
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(await fsp.readFile(path.join(t.dir, 'ab', 'ab01'), 'utf8'), 'data');
+  assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'data');
+});
+
+for (const writer of WRITERS)
+  test(`an uploaded file into a folder being filled waits for the links, ${writer.name} (D32)`, async () => {
+    const t = await newTarget();
+    await fsp.mkdir(path.join(t.dir, 'ab'));
+    await fsp.mkdir(path.join(t.dir, 'Snapshot'));
+    const links = linkingInto();
+    let beforeLinks: string[] | undefined;
+    const { end } = await session(
+      t,
+      async (peer) => {
+        await peer.send(dlUploadFiles(0, 8), 'binary');
+        await peer.writeRaw(
+          Buffer.concat([
+            encodeDlPath('/var/tmp/1'),
+            encodeDlPath(`${UDID}/Snapshot/early`),
+            encodeDlDataBlock(Buffer.from('one')),
+            encodeDlSuccessBlock(),
+            encodeDlPath('/var/tmp/2'),
+            encodeDlPath(`${UDID}/ab/late`),
+            encodeDlDataBlock(Buffer.from('two')),
+            encodeDlSuccessBlock(),
+            encodeDlStreamEnd(),
+          ]),
+        );
+        setTimeout(() => {
+          void fsp.readdir(path.join(t.dir, 'ab')).then((names) => {
+            beforeLinks = names;
+            links.finish();
+          });
+        }, 150);
+        const r = parseHostDlMessage(await peer.receive());
+        assert.ok(r.type === 'StatusResponse' && r.code === 0, JSON.stringify(r));
+        assert.equal(links.finished(), true, 'the reply came after the links were made');
+        await finish(peer);
+      },
+      undefined,
+      writer.received(),
+      links.gate,
+    );
+    assert.ok(!(end instanceof Error), String(end));
+    assert.deepEqual(beforeLinks, [], 'nothing was written into the folder before its links');
+    assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot', 'early'), 'utf8'), 'one');
+    assert.equal(await fsp.readFile(path.join(t.dir, 'ab', 'late'), 'utf8'), 'two');
+  });

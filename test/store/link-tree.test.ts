@@ -9,7 +9,7 @@
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync, watch } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, statSync, symlinkSync } from 'node:fs';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,22 +190,29 @@ before(() => {
 test('an abort while the workers link stops them: ABORTED, and nothing is written after', async () => {
   const dst = tmp();
   const stop = new AbortController();
-  // Aborted as soon as a worker has made its first folder (the top-level file is linked first).
-  const w = watch(dst, (_event, name) => {
-    if (name !== 'Manifest.db') stop.abort();
-  });
+  // The top level is made first (its file and its 256 folders); the workers take the folders in
+  // order: aborted as soon as one has linked a file into the first.
+  const first = path.join(dst, '00');
+  const poll = setInterval(() => {
+    if (readdirSync(dst).includes('00') && readdirSync(first).length > 0) stop.abort();
+  }, 1);
   try {
     await assert.rejects(
       linkTree(big, dst, { ...WORKERS, dstExists: true, signal: stop.signal }),
       (e) => isMooringError(e, 'IO') && e.detail === 'ABORTED',
     );
   } finally {
-    w.close();
+    clearInterval(poll);
   }
-  const made = readdirSync(dst).length;
-  assert.ok(made < 257, `stopped before the end (${made} of 257 entries)`);
+  const filesIn = (): number =>
+    readdirSync(dst).reduce(
+      (n, d) => (d.length === 2 ? n + readdirSync(path.join(dst, d)).length : n),
+      0,
+    );
+  const made = filesIn();
+  assert.ok(made > 0 && made < 256 * 60, `stopped before the end (${made} of ${256 * 60} files)`);
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(readdirSync(dst).length, made, 'no worker still writing');
+  assert.equal(filesIn(), made, 'no worker still writing');
 });
 
 test('an abort before the start, and one while the workers start, reject ABORTED', async () => {
@@ -249,3 +256,31 @@ test(
     assert.equal(out, `linked ${256 * 60 + 1} true\nfailed EEXIST\nstopped ABORTED\n`);
   },
 );
+
+for (const [how, opts] of [
+  ['in this thread', IN_THREAD],
+  ['by the workers', WORKERS],
+] as const)
+  test(`the top level is made first, then the folders filled (${how}): onTopLevel in between`, async () => {
+    const src = smallTree();
+    const dst = path.join(tmp(), 'copy');
+    const seen: Array<{ folders: string[]; top: string[]; inside: number }> = [];
+    await linkTree(src, dst, {
+      ...opts,
+      onTopLevel: (folders) =>
+        seen.push({
+          folders: [...folders].sort(),
+          top: readdirSync(dst).sort(),
+          inside: folders.reduce((n, f) => n + readdirSync(path.join(dst, f)).length, 0),
+        }),
+    });
+    assert.equal(seen.length, 1, 'told once');
+    const [at] = seen;
+    assert.deepEqual(at!.folders, ['00', '3f', 'a1', 'ff']);
+    // Every top-level file, link and folder in place (not the FIFO), every folder still empty.
+    assert.deepEqual(at!.top, ['00', '3f', 'Info.plist', 'Manifest.db', 'a1', 'ff', 'top-link']);
+    assert.equal(at!.inside, 0);
+    const want = listing(src);
+    for (const fifo of ['top-fifo', 'ff/fifo']) want.delete(fifo);
+    assert.deepEqual(listing(dst), want);
+  });

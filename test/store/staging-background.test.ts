@@ -88,3 +88,26 @@ test('a failed background copy rejects ready and cannot be committed; discard cl
   failLinks = false;
   assert.ok((await store.verify()).ok);
 });
+
+test('the top level is in place first: topLevelReady names the folders still being filled', async () => {
+  const store = await storeWithLatest(600);
+  const top = await fsp.readdir(store.latestDir, { withFileTypes: true });
+  const folders = top.filter((e) => e.isDirectory()).map((e) => e.name);
+  assert.ok(folders.length > 1);
+  const s = await store.beginStaging({ linkInBackground: true });
+  const filling = await s.topLevelReady;
+  assert.deepEqual([...filling].sort(), folders.sort());
+  // Every top-level file but Info.plist (the backup writes its own) is the latest's already.
+  for (const e of top) {
+    if (e.name === 'Info.plist') continue;
+    const st = await fsp.lstat(path.join(s.backupDir, e.name));
+    assert.equal(st.isDirectory(), e.isDirectory(), e.name);
+    if (e.isFile()) assert.equal(st.ino, (await fsp.lstat(path.join(store.latestDir, e.name))).ino);
+  }
+  await s.ready;
+  await s.discard();
+  // Links made before beginStaging returns: nothing is left to fill.
+  const now = await store.beginStaging();
+  assert.deepEqual([...(await now.topLevelReady)], []);
+  await now.discard();
+});
