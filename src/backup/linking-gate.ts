@@ -44,7 +44,10 @@ export class LinkingGate {
     return new LinkingGate(udid, await linking.topLevel, linking.done);
   }
 
-  /** Whether a message or file on `devicePath` must wait for the copy; `change`: it moves, removes or copies it. */
+  /**
+   * Whether a message or an uploaded file on `devicePath` must wait for the copy; `change`: it
+   * writes, moves, removes or copies what is there.
+   */
   blocks(devicePath: string, change = true): boolean {
     if (this.complete) return false;
     let segments: string[];

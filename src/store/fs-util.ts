@@ -149,9 +149,8 @@ const MAX_LINK_WORKERS = 4;
  * The top level is made first, in this thread (its files linked, its folders made: `onTopLevel`);
  * the folders of a small tree are filled in this thread too; a large one (IN_THREAD_ENTRIES) has
  * them filled by worker threads, in parallel, each folder by one of them (link-tree.worker.ts;
- * this thread too until one runs). Their errors
- * arrive as they would in this thread (errno errors with their code, MooringError for a refused
- * share).
+ * this thread too until one runs). Their errors arrive as they would in this thread (errno errors
+ * with their code, MooringError for a refused share).
  */
 export interface LinkTreeOptions {
   /** Names directly under `src` left out (not linked, not copied). */

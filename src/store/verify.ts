@@ -4,20 +4,20 @@
  * Info.plist and Manifest.plist are readable and name this device. The report lists exactly what
  * is missing or damaged. Nothing is written: the folder may be the latest backup or a snapshot.
  *
- * Speed (docs/BENCHMARKS.md): the per-file existence and size checks are synchronous lstat calls
- * in bounded runs between yields to the event loop (an awaited fs call costs ~6× more main-thread
- * time than the syscall itself); only the hashing reads are asynchronous, each of CHECK_CONCURRENCY
- * slots reusing one buffer. A large Manifest.db's rows are read and decoded on another thread
- * meanwhile (store/manifest-rows-off-thread), when every row is read. With `hashOnlyUnshared`, files still shared by a hard link with an
- * earlier snapshot (link count > 1: hashed when that snapshot was verified) get the size check
- * only; planStagingVerify decides when a full re-hash is due (bit rot). With `base` too (the
- * verified snapshot it was staged from), Manifest.db rows identical to the base's are compared
- * inside SQLite and not decoded again: only their MBFile Size is read (mbFileSummary), so the
- * row work of an incremental follows what changed; a row that differs is decoded, validated and,
- * even when its payload is shared, hashed. With `changesSinceBase` (the engine's record of the
- * paths it changed in the staged folder) and `baseCheckedAt`, an identical row whose payload the
- * engine did not touch is not even read: its payload is lstat'ed, and when it is still a regular
- * file not modified since the base's verify checked it, that check stands (D26).
+ * Speed (docs/BENCHMARKS.md): the per-file existence and size checks are synchronous lstat calls in
+ * bounded runs between yields to the event loop (an awaited fs call costs ~6× more main-thread time
+ * than the syscall itself); only the hashing reads are asynchronous, each of CHECK_CONCURRENCY
+ * slots reusing one buffer. When every row is read, a large Manifest.db's rows are read and decoded
+ * on another thread meanwhile (store/manifest-rows-off-thread, D31). With `hashOnlyUnshared`, files
+ * still shared by a hard link with an earlier snapshot (link count > 1: hashed when that snapshot
+ * was verified) get the size check only; planStagingVerify decides when a full re-hash is due (bit
+ * rot). With `base` too (the verified snapshot it was staged from), Manifest.db rows identical to
+ * the base's are compared inside SQLite and not decoded again: only their MBFile Size is read
+ * (mbFileSummary), so the row work of an incremental follows what changed; a row that differs is
+ * decoded, validated and, even when its payload is shared, hashed. With `changesSinceBase` (the
+ * engine's record of the paths it changed in the staged folder) and `baseCheckedAt`, an identical
+ * row whose payload the engine did not touch is not even read: its payload is lstat'ed, and when it
+ * is still a regular file not modified since the base's verify checked it, that check stands (D26).
  */
 import { createHash } from 'node:crypto';
 import {
