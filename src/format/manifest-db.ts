@@ -252,7 +252,10 @@ export interface IterateManifestOptions {
   onInvalid?: (p: ManifestRowProblem) => void;
   /** iterateManifestDbAgainst: told once whether the base could be attached and compared. */
   onBase?: (attached: boolean) => void;
-  /** iterateManifestDb: only the rows of these rowids (compareManifestDbRows). */
+  /**
+   * iterateManifestDb: only the rows of these rowids, which compareManifestDbRows gave: it has
+   * checked the file's shape (row count, no duplicated fileID), so that is not done again.
+   */
   rowids?: readonly number[];
   /**
    * Pass over this many rows first, valid or not, without decoding them: where an earlier
@@ -324,6 +327,12 @@ function attachBase(db: Database.Database, baseFile: string): Database.Statement
   }
 }
 
+export interface CompareManifestOptions {
+  maxRows?: number;
+  /** Pass over this many rows first: where an earlier comparison of the same files stopped. */
+  skipRows?: number;
+}
+
 /** One row as compareManifestDbRows sees it: rowid, fileID (unchecked), flags, and whether it is identical to the base's. */
 export type ComparedRow = [rowid: number, fileId: unknown, flags: unknown, same: boolean];
 
@@ -337,8 +346,10 @@ export type ComparedRow = [rowid: number, fileId: unknown, flags: unknown, same:
 export function compareManifestDbRows(
   file: string,
   baseFile: string,
-  maxRows = MAX_MANIFEST_ROWS,
+  opts: CompareManifestOptions = {},
 ): Generator<ComparedRow> | undefined {
+  const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
+  const skip = opts.skipRows ?? 0;
   const db = openManifestDb(file);
   let stmt: Database.Statement;
   try {
@@ -366,6 +377,7 @@ export function compareManifestDbRows(
         if (next.done) break;
         if (++n > maxRows)
           throw new MooringError('LIMIT', `Manifest.db (${file}) lists more than ${maxRows} files`);
+        if (n <= skip) continue;
         const [rowid, fileId, flags, same] = next.value;
         yield [rowid as number, fileId, flags, same === 1];
       }
@@ -460,7 +472,7 @@ function* iterateRows(
   const db = openManifestDb(file);
   let it: IterableIterator<Record<string, unknown>> | undefined;
   try {
-    checkManifestShape(db, file, maxRows);
+    if (opts.rowids === undefined) checkManifestShape(db, file, maxRows);
     const where = opts.domain !== undefined ? ' WHERE domain = ?' : '';
     const order = opts.ordered ? ' ORDER BY domain, relativePath' : '';
     const against =

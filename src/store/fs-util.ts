@@ -122,7 +122,13 @@ export class TurnBudget {
 
   async tick(): Promise<void> {
     // Reading the clock costs too: check it every 64 operations.
-    if ((++this.ops & 63) !== 0 || process.hrtime.bigint() - this.start < MAX_SYNC_TURN_NS) return;
+    if ((++this.ops & 63) !== 0) return;
+    await this.turn();
+  }
+
+  /** After a batch of operations (hundreds of them, milliseconds): the clock is read at once. */
+  async turn(): Promise<void> {
+    if (process.hrtime.bigint() - this.start < MAX_SYNC_TURN_NS) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.start = process.hrtime.bigint();
   }

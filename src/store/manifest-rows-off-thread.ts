@@ -7,21 +7,27 @@
  * errors iterateManifestDb gives. If the thread cannot start, or ends before the last row, the
  * rest of the file is read here, from the row it had reached: a verify never fails for want of a
  * thread.
+ *
+ * So do the rows of an incremental's comparison with the previous snapshot (`comparedRows`, D33).
  */
 import { statSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import {
+  compareManifestDbRows,
   iterateManifestDb,
   MAX_MANIFEST_ROWS,
+  type ComparedRow,
   type ManifestRowProblem,
   type ManifestRowFacts,
 } from '../format/manifest-db';
 import { MooringError } from '../util/errors';
 import { startWorker } from '../util/worker-file';
 import {
+  BATCH_ROWS,
   BATCHES_AHEAD,
   MANIFEST_ROWS_JOB,
   type ManifestRowsJob,
+  type ComparedBatch,
   type ManifestRowsMessage,
   type RowBatch,
 } from './manifest-rows.worker';
@@ -52,14 +58,8 @@ export async function* manifestRows(
   opts: ManifestRowsOptions,
 ): AsyncGenerator<ManifestRowFacts> {
   const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
-  let size = 0;
-  try {
-    size = statSync(file).size;
-  } catch {
-    // iterateManifestDb says what is wrong with it
-  }
   let scanned = 0;
-  if (size >= (opts.offThreadBytes ?? ROWS_OFF_THREAD_BYTES)) {
+  if (largeEnough(file, opts.offThreadBytes)) {
     const reader = RowsThread.start(file, maxRows);
     if (reader !== undefined) {
       opts.onWorker?.(reader.worker);
@@ -67,6 +67,7 @@ export async function* manifestRows(
         for (let m = await reader.next(); m !== undefined; m = await reader.next()) {
           if (m.kind === 'error') throw new MooringError(m.code ?? 'IO', m.message);
           if (m.kind === 'end') return;
+          if (m.kind !== 'rows') throw unexpected(m);
           yield* rowsOf(m, opts.onInvalid);
           scanned = m.scanned;
           reader.used();
@@ -78,6 +79,115 @@ export async function* manifestRows(
   }
   // Small, or the thread is gone: here, from where it was.
   yield* iterateManifestDb(file, { maxRows, onInvalid: opts.onInvalid, skipRows: scanned });
+}
+
+export type ComparedRowsOptions = Omit<ManifestRowsOptions, 'onInvalid'>;
+
+/** Rows of compareManifestDbRows, a batch at a time, by column (ComparedBatch's). */
+export type ComparedRows = Pick<ComparedBatch, 'fileIds'> & {
+  rowids: ArrayLike<number>;
+  /** NaN where the row's flags are not a number. */
+  flags: ArrayLike<number>;
+  /** 1: identical to the base's row of the same fileID. */
+  same: ArrayLike<number>;
+};
+
+/**
+ * compareManifestDbRows(file, base), in batches: on another thread when `file` is large, so the
+ * verify checks the payloads of the rows already compared while the rest are. Undefined when the
+ * base cannot be attached (nothing was compared); MALFORMED and LIMIT are thrown as
+ * compareManifestDbRows throws them. If the thread cannot start, or ends before the last row, the
+ * rest is compared here. Iterate what it returns: the thread ends with that iteration.
+ */
+export async function comparedRows(
+  file: string,
+  base: string,
+  opts: ComparedRowsOptions = {},
+): Promise<AsyncIterable<ComparedRows> | Iterable<ComparedRows> | undefined> {
+  const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
+  const reader = largeEnough(file, opts.offThreadBytes)
+    ? RowsThread.start(file, maxRows, base)
+    : undefined;
+  if (reader !== undefined) {
+    opts.onWorker?.(reader.worker);
+    const first = await reader.next();
+    if (first?.kind === 'compared' || first?.kind === 'end')
+      return comparedFrom(reader, first, file, base, maxRows);
+    await reader.end();
+    if (first?.kind === 'no-base') return undefined;
+    if (first?.kind === 'error') throw new MooringError(first.code ?? 'IO', first.message);
+    if (first !== undefined) throw unexpected(first);
+    // Gone before its first message (it could not start): here.
+  }
+  const rows = compareManifestDbRows(file, base, { maxRows });
+  return rows && inBatches(rows);
+}
+
+async function* comparedFrom(
+  reader: RowsThread,
+  first: ManifestRowsMessage,
+  file: string,
+  base: string,
+  maxRows: number,
+): AsyncGenerator<ComparedRows> {
+  let scanned = 0;
+  try {
+    for (let m: ManifestRowsMessage | undefined = first; m !== undefined; m = await reader.next()) {
+      if (m.kind === 'error') throw new MooringError(m.code ?? 'IO', m.message);
+      if (m.kind === 'end') return;
+      if (m.kind !== 'compared') throw unexpected(m);
+      yield m;
+      scanned = m.scanned;
+      reader.used();
+    }
+  } finally {
+    await reader.end();
+  }
+  // The thread is gone: the rest here, from where it was.
+  const rest = compareManifestDbRows(file, base, { maxRows, skipRows: scanned });
+  if (rest === undefined) {
+    throw new MooringError(
+      'IO',
+      `the previous snapshot's Manifest.db (${base}) could no longer be read to compare ${file} with it`,
+    );
+  }
+  yield* inBatches(rest);
+}
+
+/** Rows compared here, packed as the thread packs them. */
+function* inBatches(rows: Iterable<ComparedRow>): Generator<ComparedRows> {
+  let b = {
+    rowids: [] as number[],
+    fileIds: [] as Array<string | null>,
+    flags: [] as number[],
+    same: [] as number[],
+  };
+  for (const [rowid, fileId, flags, same] of rows) {
+    b.rowids.push(rowid);
+    b.fileIds.push(typeof fileId === 'string' ? fileId : null);
+    b.flags.push(typeof flags === 'number' ? flags : NaN);
+    b.same.push(same ? 1 : 0);
+    if (b.rowids.length === BATCH_ROWS) {
+      yield b;
+      b = { rowids: [], fileIds: [], flags: [], same: [] };
+    }
+  }
+  if (b.rowids.length > 0) yield b;
+}
+
+function largeEnough(file: string, offThreadBytes = ROWS_OFF_THREAD_BYTES): boolean {
+  try {
+    return statSync(file).size >= offThreadBytes;
+  } catch {
+    return false; // what is wrong with it is said by reading it here
+  }
+}
+
+function unexpected(m: ManifestRowsMessage): Error {
+  return new MooringError(
+    'IO',
+    `the thread reading Manifest.db posted a "${m.kind}" message out of place`,
+  );
 }
 
 function* rowsOf(
@@ -118,10 +228,17 @@ class RowsThread {
     worker.on('exit', () => this.stop());
   }
 
-  static start(file: string, maxRows: number): RowsThread | undefined {
+  /** With `base`, the thread compares `file` with it (compareManifestDbRows). */
+  static start(file: string, maxRows: number, base?: string): RowsThread | undefined {
     const credit = new SharedArrayBuffer(4);
     new Int32Array(credit)[0] = BATCHES_AHEAD;
-    const job: ManifestRowsJob = { kind: MANIFEST_ROWS_JOB, file, maxRows, credit };
+    const job: ManifestRowsJob = {
+      kind: MANIFEST_ROWS_JOB,
+      file,
+      maxRows,
+      credit,
+      ...(base !== undefined ? { base } : {}),
+    };
     try {
       return new RowsThread(
         startWorker(

@@ -10,11 +10,20 @@
  * at its place among the rows. A batch is posted only against a credit the reading side returns
  * as it uses one, so at most BATCHES_AHEAD batches wait in memory whatever the size of the file.
  *
+ * With a base (a verified Manifest.db of the previous snapshot), it compares the file with it
+ * instead (compareManifestDbRows, D33): an incremental's verify reads only the rows that differ,
+ * after ~0.35 s of SQLite's comparison for 100,000 rows, and lstat's the payloads of the others,
+ * ~0.5 s: side by side here too. Those rows travel as rowid, fileID, flags and the verdict.
+ *
  * It loads the format modules and better-sqlite3, so the packaged app starts it from app.asar
  * (util/worker-file); where that fails, the verify reads the rows on its own thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { iterateManifestDb, type ManifestRowProblem } from '../format/manifest-db';
+import {
+  compareManifestDbRows,
+  iterateManifestDb,
+  type ManifestRowProblem,
+} from '../format/manifest-db';
 import { isMooringError, type MooringErrorCode } from '../util/errors';
 
 export const MANIFEST_ROWS_JOB = 'manifest-rows';
@@ -30,6 +39,8 @@ export interface ManifestRowsJob {
   maxRows: number;
   /** Int32: batches the worker may still post; the reading side adds one per batch it used. */
   credit: SharedArrayBuffer;
+  /** Compare with this Manifest.db (compareManifestDbRows) instead of reading every row. */
+  base?: string;
 }
 
 export interface RowBatch {
@@ -48,8 +59,45 @@ export interface RowBatch {
   scanned: number;
 }
 
+/** Rows compared with the base: ComparedRow, packed. */
+export interface ComparedBatch {
+  kind: 'compared';
+  rowids: Float64Array;
+  /** Null where the row's fileID is not a text (the row differs: it is read in full). */
+  fileIds: Array<string | null>;
+  /** NaN where the row's flags are not a number. */
+  flags: Float64Array;
+  /** 1: identical to the base's row of the same fileID. */
+  same: Uint8Array;
+  /** Rows compared so far (where the reading side resumes). */
+  scanned: number;
+}
+
 export type ManifestRowsMessage =
-  RowBatch | { kind: 'end' } | { kind: 'error'; code?: MooringErrorCode; message: string };
+  | RowBatch
+  | ComparedBatch
+  /** The base could not be attached: nothing was compared. */
+  | { kind: 'no-base' }
+  | { kind: 'end' }
+  | { kind: 'error'; code?: MooringErrorCode; message: string };
+
+/** Waits until the reading side has room for another batch, and takes it. */
+function takeCredit(credit: Int32Array): void {
+  for (;;) {
+    const c = Atomics.load(credit, 0);
+    if (c > 0) {
+      Atomics.sub(credit, 0, 1); // only this thread takes: no race between load and sub
+      return;
+    }
+    Atomics.wait(credit, 0, c);
+  }
+}
+
+function errorMessage(e: unknown): ManifestRowsMessage {
+  return isMooringError(e)
+    ? { kind: 'error', code: e.code, message: e.message }
+    : { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+}
 
 class Batcher {
   private fileIds: string[] = [];
@@ -98,7 +146,7 @@ class Batcher {
   flush(): void {
     const n = this.fileIds.length;
     if (n === 0 && this.invalid.length === 0) return;
-    this.takeCredit();
+    takeCredit(this.credit);
     const batch: RowBatch = {
       kind: 'rows',
       fileIds: this.fileIds,
@@ -117,18 +165,6 @@ class Batcher {
     this.relativePaths = [];
     this.hasDigest.fill(0);
     this.invalid = [];
-  }
-
-  /** Waits until the reading side has room for another batch. */
-  private takeCredit(): void {
-    for (;;) {
-      const c = Atomics.load(this.credit, 0);
-      if (c > 0) {
-        Atomics.sub(this.credit, 0, 1); // only this thread takes: no race between load and sub
-        return;
-      }
-      Atomics.wait(this.credit, 0, c);
-    }
   }
 }
 
@@ -151,15 +187,70 @@ function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void 
     }
     last = { kind: 'end' };
   } catch (e) {
-    last = isMooringError(e)
-      ? { kind: 'error', code: e.code, message: e.message }
-      : { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+    last = errorMessage(e);
   }
   // The rows before an error are posted first, as iterating in-thread would have yielded them.
   batcher.flush();
   port.postMessage(last);
 }
 
+function compare(job: ManifestRowsJob, base: string, port: NonNullable<typeof parentPort>): void {
+  const credit = new Int32Array(job.credit);
+  let rowids = new Float64Array(BATCH_ROWS);
+  let fileIds: Array<string | null> = [];
+  let flags = new Float64Array(BATCH_ROWS);
+  let same = new Uint8Array(BATCH_ROWS);
+  let scanned = 0;
+  const flush = (): void => {
+    const n = fileIds.length;
+    if (n === 0) return;
+    takeCredit(credit);
+    const batch: ComparedBatch = {
+      kind: 'compared',
+      rowids: n === BATCH_ROWS ? rowids : rowids.slice(0, n),
+      fileIds,
+      flags: n === BATCH_ROWS ? flags : flags.slice(0, n),
+      same: n === BATCH_ROWS ? same : same.slice(0, n),
+      scanned,
+    };
+    // Moved, not copied: new arrays for the next batch.
+    const arrays = [batch.rowids, batch.flags, batch.same];
+    port.postMessage(
+      batch,
+      arrays.map((a) => a.buffer as ArrayBuffer),
+    );
+    rowids = new Float64Array(BATCH_ROWS);
+    fileIds = [];
+    flags = new Float64Array(BATCH_ROWS);
+    same = new Uint8Array(BATCH_ROWS);
+  };
+  let last: ManifestRowsMessage;
+  try {
+    const rows = compareManifestDbRows(job.file, base, { maxRows: job.maxRows });
+    if (rows === undefined) {
+      port.postMessage({ kind: 'no-base' } satisfies ManifestRowsMessage);
+      return;
+    }
+    for (const [rowid, fileId, flag, isSame] of rows) {
+      const i = fileIds.length;
+      rowids[i] = rowid;
+      fileIds.push(typeof fileId === 'string' ? fileId : null);
+      flags[i] = typeof flag === 'number' ? flag : NaN;
+      same[i] = isSame ? 1 : 0;
+      scanned++;
+      if (i + 1 === BATCH_ROWS) flush();
+    }
+    last = { kind: 'end' };
+  } catch (e) {
+    last = errorMessage(e);
+  }
+  flush();
+  port.postMessage(last);
+}
+
 const job = workerData as Partial<ManifestRowsJob> | undefined;
-if (parentPort !== null && job?.kind === MANIFEST_ROWS_JOB)
-  work(job as ManifestRowsJob, parentPort);
+if (parentPort !== null && job?.kind === MANIFEST_ROWS_JOB) {
+  const j = job as ManifestRowsJob;
+  if (j.base === undefined) work(j, parentPort);
+  else compare(j, j.base, parentPort);
+}

@@ -17,7 +17,8 @@
  * decoded, validated and, even when its payload is shared, hashed. With `changesSinceBase` (the
  * engine's record of the paths it changed in the staged folder) and `baseCheckedAt`, an identical
  * row whose payload the engine did not touch is not even read: its payload is lstat'ed, and when it
- * is still a regular file not modified since the base's verify checked it, that check stands (D26).
+ * is still a regular file not modified since the base's verify checked it, that check stands (D26);
+ * a large Manifest.db is then compared on another thread while this one lstat's (D33).
  */
 import { createHash } from 'node:crypto';
 import {
@@ -39,7 +40,6 @@ import {
   STATUS_PLIST,
 } from '../format/layout';
 import {
-  compareManifestDbRows,
   isKnownRow,
   iterateManifestDb,
   iterateManifestDbAgainst,
@@ -55,7 +55,7 @@ import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
-import { manifestRows } from './manifest-rows-off-thread';
+import { comparedRows, manifestRows } from './manifest-rows-off-thread';
 import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
@@ -112,7 +112,7 @@ export interface VerifyReport {
   exclusiveBytes?: number;
   /** Of `hashed`, files whose SHA-1 was taken while receiving them (VerifyOptions.received). */
   hashedWhileReceiving?: number;
-  /** Manifest.db's rows were read on another thread (VerifyOptions.rowsOffThreadBytes). */
+  /** Manifest.db's rows were read, or compared, on another thread (VerifyOptions.rowsOffThreadBytes). */
   rowsReadOffThread?: boolean;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
@@ -157,9 +157,9 @@ export interface VerifyOptions {
   received?: ReceivedDigestLookup;
   maxProblems?: number;
   /**
-   * The Manifest.db size from which its rows are read and decoded on another thread while this
-   * one checks the payloads (store/manifest-rows-off-thread; default ROWS_OFF_THREAD_BYTES).
-   * Used when every row is read (no `base`).
+   * The Manifest.db size from which its rows are read and decoded (every row read: no `base`),
+   * or compared with the base's (`changesSinceBase`), on another thread while this one checks the
+   * payloads (store/manifest-rows-off-thread; default ROWS_OFF_THREAD_BYTES).
    */
   rowsOffThreadBytes?: number;
 }
@@ -463,18 +463,24 @@ async function checkPayloads(
   try {
     const compared =
       unchanged !== undefined && baseDb !== undefined
-        ? compareManifestDbRows(db, baseDb)
+        ? await comparedRows(db, baseDb, {
+            offThreadBytes: rowsOffThread,
+            onWorker: () => (report.rowsReadOffThread = true),
+          })
         : undefined;
     if (compared !== undefined) {
       // Only rowid, fileID, flags and SQLite's verdict come here; what differs is read after.
       baseCompared = true;
-      for (const [rowid, fileId, flags, same] of compared) {
-        report.entries++;
-        if (same && untouched(fileId)) {
-          report.knownRows = (report.knownRows ?? 0) + 1;
-          if (flags === MANIFEST_FLAG.file) checkUnchanged(rowid, fileId);
-        } else whole.push(rowid);
-        await budget.tick();
+      for await (const b of compared) {
+        for (let i = 0; i < b.rowids.length; i++) {
+          const fileId = b.fileIds[i];
+          if (b.same[i] === 1 && untouched(fileId)) {
+            report.knownRows = (report.knownRows ?? 0) + 1;
+            if (b.flags[i] === MANIFEST_FLAG.file) checkUnchanged(b.rowids[i]!, fileId);
+          } else whole.push(b.rowids[i]!);
+        }
+        report.entries += b.rowids.length;
+        await budget.turn();
       }
       // Differing rows (decoded, validated, hashed even when shared) and payloads not as the
       // base's verify left them.

@@ -1,19 +1,25 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { fileIdFor } from '../../src/format/file-id';
 import { encodeMbFile, S_IFDIR } from '../../src/format/mbfile';
 import {
+  compareManifestDbRows,
   iterateManifestDb,
   writeManifestDb,
+  type ComparedRow,
   type ManifestRowFacts,
   type ManifestRowProblem,
 } from '../../src/format/manifest-db';
-import { manifestRows } from '../../src/store/manifest-rows-off-thread';
+import {
+  comparedRows,
+  manifestRows,
+  type ComparedRows,
+} from '../../src/store/manifest-rows-off-thread';
 import { BATCH_ROWS, BATCHES_AHEAD } from '../../src/store/manifest-rows.worker';
 import { isMooringError } from '../../src/util/errors';
 import { SAMPLE_MBFILE } from '../format/samples';
@@ -193,4 +199,147 @@ test('the thread posts only a few batches ahead of the reader, and ends when the
   const exited = once(thread!, 'exit');
   await rows.return(undefined);
   await exited;
+});
+
+/**
+ * A base of `n` rows and a new Manifest.db made from it: every 7th row's MBFile changed, every
+ * 11th deleted, and rows the comparison must pass on as they are (a fileID that is a blob, flags
+ * that are text, a NULL fileID) among new ones.
+ */
+function comparedPair(n: number): { base: string; next: string } {
+  const base = manifestWithBadRows(n).file;
+  const next = path.join(tmp(), 'Manifest.db');
+  copyFileSync(base, next);
+  const db = new Database(next);
+  db.transaction(() => {
+    db.prepare("UPDATE Files SET file = file || x'00' WHERE rowid % 7 = 0").run();
+    db.prepare('DELETE FROM Files WHERE rowid % 11 = 0').run();
+    const ins = db.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)');
+    ins.run(Buffer.alloc(20, 1), 'HomeDomain', 'Library/blob-id', 1, Buffer.alloc(4));
+    ins.run(
+      fileIdFor('HomeDomain', 'Library/text-flags'),
+      'HomeDomain',
+      'Library/text-flags',
+      'one',
+      null,
+    );
+    ins.run(null, 'HomeDomain', 'Library/no-id', 1, null);
+    ins.run(
+      fileIdFor('HomeDomain', 'Library/new'),
+      'HomeDomain',
+      'Library/new',
+      1,
+      Buffer.alloc(4),
+    );
+  })();
+  db.close();
+  return { base, next };
+}
+
+/** As the verify reads a row: flags as a number when they are one, a fileID when it is a text. */
+const compareEvent = ([rowid, fileId, flags, same]: ComparedRow): unknown[] => [
+  rowid,
+  typeof fileId === 'string' ? fileId : null,
+  typeof flags === 'number' ? flags : NaN,
+  same,
+];
+
+function comparedHere(next: string, base: string): unknown[][] {
+  return [...compareManifestDbRows(next, base)!].map(compareEvent);
+}
+
+/** A batch's rows, as compareEvent makes them. */
+function eventsOf(b: ComparedRows): unknown[][] {
+  return Array.from({ length: b.rowids.length }, (_, i) =>
+    compareEvent([b.rowids[i]!, b.fileIds[i], b.flags[i], b.same[i] === 1]),
+  );
+}
+
+async function collect(
+  batches: Iterable<ComparedRows> | AsyncIterable<ComparedRows>,
+): Promise<unknown[][]> {
+  const out: unknown[][] = [];
+  for await (const b of batches) out.push(...eventsOf(b));
+  return out;
+}
+
+test("an incremental's comparison made on another thread gives the verdicts made here, row for row", async () => {
+  const { base, next } = comparedPair(4 * BATCH_ROWS + 300);
+  const expected = comparedHere(next, base);
+  const same = expected.filter((e) => e[3] === true).length;
+  assert.ok(same > 3 * BATCH_ROWS && same < expected.length - 500, `${same} of ${expected.length}`);
+  assert.ok(expected.some((e) => e[1] === null));
+  assert.ok(expected.some((e) => Number.isNaN(e[2])));
+  let thread: Worker | undefined;
+  const there = await comparedRows(next, base, {
+    offThreadBytes: 0,
+    onWorker: (w) => (thread = w),
+  });
+  assert.deepEqual(await collect(there!), expected);
+  assert.ok(thread, 'compared on another thread');
+  let none: Worker | undefined;
+  const here = await comparedRows(next, base, {
+    offThreadBytes: Infinity,
+    onWorker: (w) => (none = w),
+  });
+  assert.deepEqual(await collect(here!), expected);
+  assert.equal(none, undefined);
+});
+
+test('a comparing thread that ends early, or at once, leaves the rest to this one: no row lost or repeated', async () => {
+  const { base, next } = comparedPair(6 * BATCH_ROWS + 10);
+  const expected = comparedHere(next, base);
+  let exited = false;
+  const early = await comparedRows(next, base, {
+    offThreadBytes: 0,
+    onWorker: (w) => {
+      w.once('exit', () => (exited = true));
+      w.once('message', () => void w.terminate());
+    },
+  });
+  const seen: unknown[][] = [];
+  let exitedBeforeLastRow = false;
+  for await (const b of early!) {
+    // A batch ends where the thread's did; the rest is compared here in batches as large.
+    assert.ok(b.rowids.length <= BATCH_ROWS);
+    seen.push(...eventsOf(b));
+    if (seen.length === expected.length) exitedBeforeLastRow = exited;
+  }
+  assert.deepEqual(seen, expected);
+  assert.ok(exitedBeforeLastRow, 'the thread had ended before the last rows were compared');
+  const atOnce = await comparedRows(next, base, {
+    offThreadBytes: 0,
+    onWorker: (w) => void w.terminate(),
+  });
+  assert.deepEqual(await collect(atOnce!), expected);
+});
+
+test('a base that cannot be attached, and a file that cannot be compared, are told as compareManifestDbRows tells them', async () => {
+  const { base, next } = comparedPair(50);
+  const notDb = path.join(tmp(), 'Manifest.db');
+  writeFileSync(notDb, 'not a database');
+  assert.equal(compareManifestDbRows(next, notDb), undefined);
+  for (const offThreadBytes of [0, Infinity]) {
+    assert.equal(await comparedRows(next, notDb, { offThreadBytes }), undefined);
+    // More rows than allowed, and a new file that is no database: thrown, with the same words.
+    for (const [file, maxRows, code] of [
+      [next, 10, 'LIMIT'],
+      [notDb, undefined, 'MALFORMED'],
+    ] as const) {
+      const opts = maxRows === undefined ? {} : { maxRows };
+      const here = (() => {
+        try {
+          compareManifestDbRows(file, base, opts);
+        } catch (e) {
+          return e as Error;
+        }
+        return assert.fail('not thrown here');
+      })();
+      await assert.rejects(comparedRows(file, base, { ...opts, offThreadBytes }), (e) => {
+        assert.ok(isMooringError(e, code), String(e));
+        assert.equal(e.message, here.message);
+        return true;
+      });
+    }
+  }
 });

@@ -100,107 +100,126 @@ async function changeRow(
   writeManifestDb(db, rows);
 }
 
-test("unchanged rows are not read, only lstat'ed: damage since the base's verify is found", async () => {
-  const changed = { ...FILES[0]!, content: 'a new version of file 0' };
-  const s = await staged(ENTRIES.map((e) => (e === FILES[0] ? changed : e)));
-  const full = await untracked(s);
-  assert.ok(full.ok, JSON.stringify(full.problems));
-  const r = await tracked(s);
-  assert.ok(r.ok, JSON.stringify(r.problems));
-  assert.equal(r.unchangedFiles, FILES.length - 1);
-  assert.equal(r.hashed, 1); // the changed one
-  assert.deepEqual(
-    [r.entries, r.files, r.bytes, r.exclusiveBytes],
-    [full.entries, full.files, full.bytes, full.exclusiveBytes],
-  );
-  // Not read: a same-size rewrite that kept its mtime stands (as for any file shared with the
-  // base, hashOnlyUnshared); a verify that hashes every file (the periodic one) finds it.
-  await stealthRewrite(path.join(s.staged, rel(FILES[5]!)));
-  assert.ok((await tracked(s)).ok);
-  const all = await verifyBackupFolder(s.staged, UDID);
-  assert.deepEqual(problems(all), [['digest', FILES[5]!.relativePath]]);
-  // Removed, truncated or written since the base's verify (outside Mooring): found.
-  await fsp.rm(path.join(s.staged, rel(FILES[3]!)));
-  await fsp.truncate(path.join(s.staged, rel(FILES[4]!)), 1);
-  await fsp.appendFile(path.join(s.staged, rel(FILES[6]!)), '!');
-  const r2 = await tracked(s);
-  assert.deepEqual(
-    problems(r2),
-    [
-      ['missing', FILES[3]!.relativePath],
-      ['size', FILES[4]!.relativePath],
-      ['size', FILES[6]!.relativePath],
-    ].sort(),
-  );
-  assert.equal(r2.unchangedFiles, FILES.length - 4); // the changed one and the three damaged
-});
+/**
+ * The comparison with the base made on this thread, and on another (store/manifest-rows-off-thread,
+ * D33; a phone's Manifest.db is large enough): the same report either way.
+ */
+const COMPARERS = [
+  { name: 'compared here', rowsOffThreadBytes: Infinity },
+  { name: 'compared on another thread', rowsOffThreadBytes: 0 },
+];
 
-test('a row that differs from the base is checked even when its payload was not touched', async () => {
-  const s = await staged();
-  await changeRow(s.staged, FILES[2]!, (r) => (r.file.size += 1));
-  await changeRow(
-    s.staged,
-    FILES[5]!,
-    (r) => (r.file.digest = createHash('sha1').update('x').digest()),
-  );
-  assert.deepEqual(
-    problems(await tracked(s)),
-    [
-      ['size', FILES[2]!.relativePath],
-      ['digest', FILES[5]!.relativePath],
-    ].sort(),
-  );
-});
+for (const where of COMPARERS) {
+  const compared = (s: Staged, extra: VerifyOptions = {}): Promise<VerifyReport> =>
+    tracked(s, { rowsOffThreadBytes: where.rowsOffThreadBytes, ...extra });
 
-test('a changed or new file with wrong bytes, or missing, is found', async () => {
-  const added: FakeEntry = { domain: 'HomeDomain', relativePath: 'Library/new.txt', content: 'n' };
-  const changedA = { ...FILES[1]!, content: 'changed A' };
-  const changedB = { ...FILES[2]!, content: 'changed B' };
-  const changedC = { ...FILES[3]!, content: 'changed C' };
-  const map = new Map<FakeEntry, FakeEntry>([
-    [FILES[1]!, changedA],
-    [FILES[2]!, changedB],
-    [FILES[3]!, changedC],
-  ]);
-  const s = await staged([...ENTRIES.map((e) => map.get(e) ?? e), added]);
-  s.record.note(`${UDID}/${rel(added)}`);
-  assert.ok((await tracked(s)).ok);
-  const at = (e: FakeEntry): string => path.join(s.staged, rel(e));
-  await fsp.rm(at(changedA)); // removed
-  await fsp.writeFile(at(changedB), 'changed b'); // same size, other bytes
-  await fsp.writeFile(at(changedC), 'changed C, longer'); // other size
-  await fsp.rm(at(added));
-  const r = await tracked(s);
-  assert.deepEqual(
-    problems(r),
-    [
-      ['missing', changedA.relativePath],
-      ['digest', changedB.relativePath],
-      ['size', changedC.relativePath],
-      ['missing', added.relativePath],
-    ].sort(),
-  );
-  assert.equal(r.unchangedFiles, FILES.length - 3);
-});
+  test(`${where.name}: unchanged rows are not read, only lstat'ed: damage since the base's verify is found`, async () => {
+    const changed = { ...FILES[0]!, content: 'a new version of file 0' };
+    const s = await staged(ENTRIES.map((e) => (e === FILES[0] ? changed : e)));
+    const full = await untracked(s);
+    assert.ok(full.ok, JSON.stringify(full.problems));
+    const r = await compared(s);
+    assert.ok(r.ok, JSON.stringify(r.problems));
+    assert.equal(r.unchangedFiles, FILES.length - 1);
+    assert.equal(r.hashed, 1); // the changed one
+    assert.equal(r.rowsReadOffThread === true, where.rowsOffThreadBytes === 0);
+    assert.deepEqual(
+      [r.entries, r.files, r.bytes, r.exclusiveBytes],
+      [full.entries, full.files, full.bytes, full.exclusiveBytes],
+    );
+    // Not read: a same-size rewrite that kept its mtime stands (as for any file shared with the
+    // base, hashOnlyUnshared); a verify that hashes every file (the periodic one) finds it.
+    await stealthRewrite(path.join(s.staged, rel(FILES[5]!)));
+    assert.ok((await compared(s)).ok);
+    const all = await verifyBackupFolder(s.staged, UDID);
+    assert.deepEqual(problems(all), [['digest', FILES[5]!.relativePath]]);
+    // Removed, truncated or written since the base's verify (outside Mooring): found.
+    await fsp.rm(path.join(s.staged, rel(FILES[3]!)));
+    await fsp.truncate(path.join(s.staged, rel(FILES[4]!)), 1);
+    await fsp.appendFile(path.join(s.staged, rel(FILES[6]!)), '!');
+    const r2 = await compared(s);
+    assert.deepEqual(
+      problems(r2),
+      [
+        ['missing', FILES[3]!.relativePath],
+        ['size', FILES[4]!.relativePath],
+        ['size', FILES[6]!.relativePath],
+      ].sort(),
+    );
+    assert.equal(r2.unchangedFiles, FILES.length - 4); // the changed one and the three damaged
+  });
 
-test("without a usable record or the base's check time, every row is read", async () => {
-  const s = await staged();
-  await stealthRewrite(path.join(s.staged, rel(FILES[6]!)));
-  const found = [['digest', FILES[6]!.relativePath]];
-  assert.ok((await tracked(s)).ok); // not read, as above
-  const noTime = await tracked(s, { baseCheckedAt: Number.NaN });
-  assert.deepEqual(problems(noTime), found);
-  assert.equal(noTime.unchangedFiles, undefined);
-  // A record that gave up (the device folder itself touched).
-  s.record.note(UDID);
-  assert.equal(s.record.overflowed, true);
-  assert.deepEqual(problems(await tracked(s)), found);
-  // A name another filesystem would see as the payload's (case, trailing dot) counts as it.
-  const s2 = await staged();
-  await stealthRewrite(path.join(s2.staged, rel(FILES[7]!)));
-  s2.record.note(`${UDID}/${rel(FILES[7]!).toUpperCase()}.`);
-  assert.deepEqual(problems(await tracked(s2)), [['digest', FILES[7]!.relativePath]]);
-});
+  test(`${where.name}: a row that differs from the base is checked even when its payload was not touched`, async () => {
+    const s = await staged();
+    await changeRow(s.staged, FILES[2]!, (r) => (r.file.size += 1));
+    await changeRow(
+      s.staged,
+      FILES[5]!,
+      (r) => (r.file.digest = createHash('sha1').update('x').digest()),
+    );
+    assert.deepEqual(
+      problems(await compared(s)),
+      [
+        ['size', FILES[2]!.relativePath],
+        ['digest', FILES[5]!.relativePath],
+      ].sort(),
+    );
+  });
+
+  test(`${where.name}: a changed or new file with wrong bytes, or missing, is found`, async () => {
+    const added: FakeEntry = {
+      domain: 'HomeDomain',
+      relativePath: 'Library/new.txt',
+      content: 'n',
+    };
+    const changedA = { ...FILES[1]!, content: 'changed A' };
+    const changedB = { ...FILES[2]!, content: 'changed B' };
+    const changedC = { ...FILES[3]!, content: 'changed C' };
+    const map = new Map<FakeEntry, FakeEntry>([
+      [FILES[1]!, changedA],
+      [FILES[2]!, changedB],
+      [FILES[3]!, changedC],
+    ]);
+    const s = await staged([...ENTRIES.map((e) => map.get(e) ?? e), added]);
+    s.record.note(`${UDID}/${rel(added)}`);
+    assert.ok((await compared(s)).ok);
+    const at = (e: FakeEntry): string => path.join(s.staged, rel(e));
+    await fsp.rm(at(changedA)); // removed
+    await fsp.writeFile(at(changedB), 'changed b'); // same size, other bytes
+    await fsp.writeFile(at(changedC), 'changed C, longer'); // other size
+    await fsp.rm(at(added));
+    const r = await compared(s);
+    assert.deepEqual(
+      problems(r),
+      [
+        ['missing', changedA.relativePath],
+        ['digest', changedB.relativePath],
+        ['size', changedC.relativePath],
+        ['missing', added.relativePath],
+      ].sort(),
+    );
+    assert.equal(r.unchangedFiles, FILES.length - 3);
+  });
+
+  test(`${where.name}: without a usable record or the base's check time, every row is read`, async () => {
+    const s = await staged();
+    await stealthRewrite(path.join(s.staged, rel(FILES[6]!)));
+    const found = [['digest', FILES[6]!.relativePath]];
+    assert.ok((await compared(s)).ok); // not read, as above
+    const noTime = await compared(s, { baseCheckedAt: Number.NaN });
+    assert.deepEqual(problems(noTime), found);
+    assert.equal(noTime.unchangedFiles, undefined);
+    // A record that gave up (the device folder itself touched).
+    s.record.note(UDID);
+    assert.equal(s.record.overflowed, true);
+    assert.deepEqual(problems(await compared(s)), found);
+    // A name another filesystem would see as the payload's (case, trailing dot) counts as it.
+    const s2 = await staged();
+    await stealthRewrite(path.join(s2.staged, rel(FILES[7]!)));
+    s2.record.note(`${UDID}/${rel(FILES[7]!).toUpperCase()}.`);
+    assert.deepEqual(problems(await compared(s2)), [['digest', FILES[7]!.relativePath]]);
+  });
+}
 
 test('through the store: the plan carries the base check time, the staging its record; the commit records what a walk finds', async () => {
   const dest = tmp();
