@@ -16,16 +16,15 @@ import {
   compareManifestDbRows,
   iterateManifestDb,
   MAX_MANIFEST_ROWS,
-  type ComparedRow,
   type ManifestRowProblem,
   type ManifestRowFacts,
 } from '../format/manifest-db';
 import { MooringError } from '../util/errors';
 import { startWorker } from '../util/worker-file';
 import {
-  BATCH_ROWS,
   BATCHES_AHEAD,
   MANIFEST_ROWS_JOB,
+  packComparedRows,
   type ManifestRowsJob,
   type ComparedBatch,
   type ManifestRowsMessage,
@@ -83,27 +82,18 @@ export async function* manifestRows(
 
 export type ComparedRowsOptions = Omit<ManifestRowsOptions, 'onInvalid'>;
 
-/** Rows of compareManifestDbRows, a batch at a time, by column (ComparedBatch's). */
-export type ComparedRows = Pick<ComparedBatch, 'fileIds'> & {
-  rowids: ArrayLike<number>;
-  /** NaN where the row's flags are not a number. */
-  flags: ArrayLike<number>;
-  /** 1: identical to the base's row of the same fileID. */
-  same: ArrayLike<number>;
-};
-
 /**
- * compareManifestDbRows(file, base), in batches: on another thread when `file` is large, so the
- * verify checks the payloads of the rows already compared while the rest are. Undefined when the
- * base cannot be attached (nothing was compared); MALFORMED and LIMIT are thrown as
- * compareManifestDbRows throws them. If the thread cannot start, or ends before the last row, the
- * rest is compared here. Iterate what it returns: the thread ends with that iteration.
+ * compareManifestDbRows(file, base), in batches by column (ComparedBatch): on another thread when
+ * `file` is large, so the verify checks the payloads of the rows already compared while the rest
+ * are. Undefined when the base cannot be attached (nothing was compared); MALFORMED and LIMIT are
+ * thrown as compareManifestDbRows throws them. If the thread cannot start, or ends before the last
+ * row, the rest is compared here. Iterate what it returns: the thread ends with that iteration.
  */
 export async function comparedRows(
   file: string,
   base: string,
   opts: ComparedRowsOptions = {},
-): Promise<AsyncIterable<ComparedRows> | Iterable<ComparedRows> | undefined> {
+): Promise<AsyncIterable<ComparedBatch> | Iterable<ComparedBatch> | undefined> {
   const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
   const reader = largeEnough(file, opts.offThreadBytes)
     ? RowsThread.start(file, maxRows, base)
@@ -120,7 +110,7 @@ export async function comparedRows(
     // Gone before its first message (it could not start): here.
   }
   const rows = compareManifestDbRows(file, base, { maxRows });
-  return rows && inBatches(rows);
+  return rows && packComparedRows(rows);
 }
 
 async function* comparedFrom(
@@ -129,7 +119,7 @@ async function* comparedFrom(
   file: string,
   base: string,
   maxRows: number,
-): AsyncGenerator<ComparedRows> {
+): AsyncGenerator<ComparedBatch> {
   let scanned = 0;
   try {
     for (let m: ManifestRowsMessage | undefined = first; m !== undefined; m = await reader.next()) {
@@ -151,28 +141,7 @@ async function* comparedFrom(
       `the previous snapshot's Manifest.db (${base}) could no longer be read to compare ${file} with it`,
     );
   }
-  yield* inBatches(rest);
-}
-
-/** Rows compared here, packed as the thread packs them. */
-function* inBatches(rows: Iterable<ComparedRow>): Generator<ComparedRows> {
-  let b = {
-    rowids: [] as number[],
-    fileIds: [] as Array<string | null>,
-    flags: [] as number[],
-    same: [] as number[],
-  };
-  for (const [rowid, fileId, flags, same] of rows) {
-    b.rowids.push(rowid);
-    b.fileIds.push(typeof fileId === 'string' ? fileId : null);
-    b.flags.push(typeof flags === 'number' ? flags : NaN);
-    b.same.push(same ? 1 : 0);
-    if (b.rowids.length === BATCH_ROWS) {
-      yield b;
-      b = { rowids: [], fileIds: [], flags: [], same: [] };
-    }
-  }
-  if (b.rowids.length > 0) yield b;
+  yield* packComparedRows(rest, scanned);
 }
 
 function largeEnough(file: string, offThreadBytes = ROWS_OFF_THREAD_BYTES): boolean {

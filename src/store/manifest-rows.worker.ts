@@ -22,6 +22,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import {
   compareManifestDbRows,
   iterateManifestDb,
+  type ComparedRow,
   type ManifestRowProblem,
 } from '../format/manifest-db';
 import { isMooringError, type MooringErrorCode } from '../util/errors';
@@ -196,34 +197,6 @@ function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void 
 
 function compare(job: ManifestRowsJob, base: string, port: NonNullable<typeof parentPort>): void {
   const credit = new Int32Array(job.credit);
-  let rowids = new Float64Array(BATCH_ROWS);
-  let fileIds: Array<string | null> = [];
-  let flags = new Float64Array(BATCH_ROWS);
-  let same = new Uint8Array(BATCH_ROWS);
-  let scanned = 0;
-  const flush = (): void => {
-    const n = fileIds.length;
-    if (n === 0) return;
-    takeCredit(credit);
-    const batch: ComparedBatch = {
-      kind: 'compared',
-      rowids: n === BATCH_ROWS ? rowids : rowids.slice(0, n),
-      fileIds,
-      flags: n === BATCH_ROWS ? flags : flags.slice(0, n),
-      same: n === BATCH_ROWS ? same : same.slice(0, n),
-      scanned,
-    };
-    // Moved, not copied: new arrays for the next batch.
-    const arrays = [batch.rowids, batch.flags, batch.same];
-    port.postMessage(
-      batch,
-      arrays.map((a) => a.buffer as ArrayBuffer),
-    );
-    rowids = new Float64Array(BATCH_ROWS);
-    fileIds = [];
-    flags = new Float64Array(BATCH_ROWS);
-    same = new Uint8Array(BATCH_ROWS);
-  };
   let last: ManifestRowsMessage;
   try {
     const rows = compareManifestDbRows(job.file, base, { maxRows: job.maxRows });
@@ -231,21 +204,67 @@ function compare(job: ManifestRowsJob, base: string, port: NonNullable<typeof pa
       port.postMessage({ kind: 'no-base' } satisfies ManifestRowsMessage);
       return;
     }
-    for (const [rowid, fileId, flag, isSame] of rows) {
-      const i = fileIds.length;
-      rowids[i] = rowid;
-      fileIds.push(typeof fileId === 'string' ? fileId : null);
-      flags[i] = typeof flag === 'number' ? flag : NaN;
-      same[i] = isSame ? 1 : 0;
-      scanned++;
-      if (i + 1 === BATCH_ROWS) flush();
+    for (const batch of packComparedRows(rows)) {
+      takeCredit(credit);
+      // Moved, not copied: the packer starts new arrays for the next batch.
+      const arrays = [batch.rowids, batch.flags, batch.same];
+      port.postMessage(
+        batch,
+        arrays.map((a) => a.buffer as ArrayBuffer),
+      );
     }
     last = { kind: 'end' };
   } catch (e) {
     last = errorMessage(e);
   }
-  flush();
   port.postMessage(last);
+}
+
+/**
+ * Rows of compareManifestDbRows packed as ComparedBatch, BATCH_ROWS at a time: what this thread
+ * posts, and what the verify's own thread takes when it compares itself. The rows before an error
+ * come in a last batch, then the error. `scanned`: rows compared before these.
+ */
+export function* packComparedRows(
+  rows: Iterable<ComparedRow>,
+  scanned = 0,
+): Generator<ComparedBatch> {
+  const empty = (before: number): ComparedBatch => ({
+    kind: 'compared',
+    rowids: new Float64Array(BATCH_ROWS),
+    fileIds: [],
+    flags: new Float64Array(BATCH_ROWS),
+    same: new Uint8Array(BATCH_ROWS),
+    scanned: before,
+  });
+  let b = empty(scanned);
+  const partial = (): ComparedBatch => {
+    const n = b.fileIds.length;
+    return {
+      ...b,
+      rowids: b.rowids.slice(0, n),
+      flags: b.flags.slice(0, n),
+      same: b.same.slice(0, n),
+    };
+  };
+  try {
+    for (const [rowid, fileId, flags, same] of rows) {
+      const i = b.fileIds.length;
+      b.rowids[i] = rowid;
+      b.fileIds.push(typeof fileId === 'string' ? fileId : null);
+      b.flags[i] = typeof flags === 'number' ? flags : NaN;
+      b.same[i] = same ? 1 : 0;
+      b.scanned++;
+      if (i + 1 === BATCH_ROWS) {
+        yield b;
+        b = empty(b.scanned);
+      }
+    }
+  } catch (e) {
+    if (b.fileIds.length > 0) yield partial();
+    throw e;
+  }
+  if (b.fileIds.length > 0) yield partial();
 }
 
 const job = workerData as Partial<ManifestRowsJob> | undefined;

@@ -15,12 +15,12 @@ import {
   type ManifestRowFacts,
   type ManifestRowProblem,
 } from '../../src/format/manifest-db';
+import { comparedRows, manifestRows } from '../../src/store/manifest-rows-off-thread';
 import {
-  comparedRows,
-  manifestRows,
-  type ComparedRows,
-} from '../../src/store/manifest-rows-off-thread';
-import { BATCH_ROWS, BATCHES_AHEAD } from '../../src/store/manifest-rows.worker';
+  BATCH_ROWS,
+  BATCHES_AHEAD,
+  type ComparedBatch,
+} from '../../src/store/manifest-rows.worker';
 import { isMooringError } from '../../src/util/errors';
 import { SAMPLE_MBFILE } from '../format/samples';
 import { tempDirs } from '../helpers/temp-dirs';
@@ -249,14 +249,14 @@ function comparedHere(next: string, base: string): unknown[][] {
 }
 
 /** A batch's rows, as compareEvent makes them. */
-function eventsOf(b: ComparedRows): unknown[][] {
+function eventsOf(b: ComparedBatch): unknown[][] {
   return Array.from({ length: b.rowids.length }, (_, i) =>
     compareEvent([b.rowids[i]!, b.fileIds[i], b.flags[i], b.same[i] === 1]),
   );
 }
 
 async function collect(
-  batches: Iterable<ComparedRows> | AsyncIterable<ComparedRows>,
+  batches: Iterable<ComparedBatch> | AsyncIterable<ComparedBatch>,
 ): Promise<unknown[][]> {
   const out: unknown[][] = [];
   for await (const b of batches) out.push(...eventsOf(b));
