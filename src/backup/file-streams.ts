@@ -16,6 +16,7 @@ import {
   encodeDlPath,
   encodeDlStreamEnd,
   encodeDlSuccessBlock,
+  NOT_BUFFERED,
   type DlBlock,
   type DlFileError,
 } from '../protocol/device-link';
@@ -28,6 +29,10 @@ import type { LinkingGate } from './linking-gate';
 
 /** A file we send is read this much at a time (and sent as 32 KiB blocks). */
 const SEND_READ_BYTES = 1024 * 1024;
+
+/** How the two names of each uploaded file are called in errors. */
+const DEVICE_SIDE = 'device-side file name';
+const HOST_SIDE = 'host-side file name';
 
 /** Largest upload block accepted from the device (it uses far smaller ones); bounds memory. */
 export const MAX_UPLOAD_BLOCK_BYTES = 16 * 1024 * 1024;
@@ -181,12 +186,19 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     if (isDiskFullStatus(error)) outcome.diskFull = true;
   };
   for (let at = 0; ; at++) {
-    const devicePath = await ctx.interrupt.race(dec.readPath('device-side file name'));
+    // Whole files already buffered are taken without an await (DlFileStreamDecoder); a stop
+    // still ends the loop between files.
+    ctx.interrupt.check();
+    let devicePath = dec.readPathNow(DEVICE_SIDE);
+    if (devicePath === NOT_BUFFERED)
+      devicePath = await ctx.interrupt.race(dec.readPath(DEVICE_SIDE));
     if (devicePath === null) {
       await ctx.received?.settle();
       return outcome;
     }
-    const hostRelative = await ctx.interrupt.race(dec.readRequiredPath('host-side file name'));
+    let hostRelative = dec.readRequiredPathNow(HOST_SIDE);
+    if (hostRelative === NOT_BUFFERED)
+      hostRelative = await ctx.interrupt.race(dec.readRequiredPath(HOST_SIDE));
     if (ctx.linking?.blocks(hostRelative) === true) await ctx.interrupt.race(ctx.linking.done);
     let target: string | undefined;
     let error: DlErrorStatus | undefined;
@@ -253,7 +265,8 @@ async function receiveOffThread(
 ): Promise<FileEnd> {
   let sawData = false;
   for (;;) {
-    const block = await ctx.interrupt.race(dec.readBlock());
+    let block = dec.readBlockNow();
+    if (block === NOT_BUFFERED) block = await ctx.interrupt.race(dec.readBlock());
     if (block.kind === 'data') {
       sawData = true;
       ctx.onBytes(block.data.length);
@@ -280,7 +293,8 @@ async function receiveBlocks(
   let error: DlErrorStatus | undefined;
   let sawData = false;
   for (;;) {
-    const block = await ctx.interrupt.race(dec.readBlock());
+    let block = dec.readBlockNow();
+    if (block === NOT_BUFFERED) block = await ctx.interrupt.race(dec.readBlock());
     if (block.kind === 'data') {
       sawData = true;
       ctx.onBytes(block.data.length);

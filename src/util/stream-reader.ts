@@ -84,6 +84,29 @@ export class StreamReader {
     return this.take(n);
   }
 
+  /**
+   * Exactly `n` bytes if they have all arrived (consumed), else undefined and nothing consumed:
+   * no await, no timer. For decoders that take whole elements when they can (DlFileStreamDecoder).
+   */
+  readNow(n: number): Buffer | undefined {
+    if (this.detached || this.buffered < n) return undefined;
+    return this.take(n);
+  }
+
+  /** The big-endian u32 at the read position if 4 bytes have arrived; nothing is consumed. */
+  peekUInt32BE(): number | undefined {
+    if (this.detached || this.buffered < 4) return undefined;
+    const first = this.chunks[0]!;
+    if (first.length >= 4) return first.readUInt32BE(0);
+    let v = 0;
+    let got = 0;
+    for (const c of this.chunks) {
+      for (let i = 0; i < c.length && got < 4; i++, got++) v = v * 256 + c[i]!;
+      if (got === 4) break;
+    }
+    return v;
+  }
+
   /** Reads whatever is buffered, up to `max` bytes, waiting for at least one byte. */
   async readSome(max: number, timeoutMs = DEFAULT_READ_TIMEOUT_MS, what = 'data'): Promise<Buffer> {
     if (this.detached)

@@ -65,3 +65,32 @@ test(
     await closedAtOnce(reader);
   },
 );
+
+test('readNow and peekUInt32BE take only what has arrived, across chunk boundaries', async () => {
+  const s = new PassThrough();
+  const reader = new StreamReader(s);
+  const arrived = (): Promise<void> => new Promise((r) => setImmediate(r));
+  assert.equal(reader.peekUInt32BE(), undefined);
+  assert.equal(reader.readNow(1), undefined);
+  // The u32 split over three chunks: 0x01 | 0x02 0x03 | 0x04 0x05.
+  s.write(Buffer.from([1]));
+  await arrived();
+  assert.equal(reader.peekUInt32BE(), undefined, 'one byte is not a u32');
+  s.write(Buffer.from([2, 3]));
+  await arrived();
+  assert.equal(reader.readNow(4), undefined, 'three bytes are not four');
+  assert.equal(reader.available, 3, 'a failed readNow consumed nothing');
+  s.write(Buffer.from([4, 5]));
+  await arrived();
+  assert.equal(reader.peekUInt32BE(), 0x01020304);
+  assert.equal(reader.available, 5, 'a peek consumes nothing');
+  assert.deepEqual(reader.readNow(4), Buffer.from([1, 2, 3, 4]));
+  assert.deepEqual(reader.readNow(1), Buffer.from([5]));
+  assert.equal(reader.available, 0);
+  // A detached reader gives nothing, as its read() refuses.
+  s.write(Buffer.from([6, 7, 8, 9]));
+  await arrived();
+  reader.detach();
+  assert.equal(reader.peekUInt32BE(), undefined);
+  assert.equal(reader.readNow(1), undefined);
+});

@@ -124,9 +124,19 @@ export interface DlFileStreamOptions {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** What the decoder's `…Now` readers return when the element has not wholly arrived yet. */
+export const NOT_BUFFERED: unique symbol = Symbol('not buffered');
+export type NotBuffered = typeof NOT_BUFFERED;
+
 /**
  * Pull decoder over a StreamReader. Each call reads exactly one element of the stream, so the
  * caller (the host's upload handler, the simulator's download handler) keeps the file logic.
+ *
+ * Each element can be read two ways: `readPath`/`readBlock` wait for it (with deadlines), and
+ * `readPathNow`/`readBlockNow` take it only if all of it has already arrived, without an await or
+ * a timer. A backup of small files gets many whole files per socket read: the waits' promises and
+ * timers were most of the job thread's work per file (docs/BENCHMARKS.md, fourteenth pass). Both
+ * ways make the same checks and throw the same errors.
  */
 export class DlFileStreamDecoder {
   private readonly timeoutMs: number;
@@ -144,84 +154,148 @@ export class DlFileStreamDecoder {
 
   /** A `[u32 len][bytes]` path, or null for the `[00 00 00 00]` end marker. */
   async readPath(what = 'file-stream path', timeoutMs = this.timeoutMs): Promise<string | null> {
+    const now = this.readPathNow(what);
+    if (now !== NOT_BUFFERED) return now;
     const len = (await this.reader.read(4, timeoutMs, `${what} length`)).readUInt32BE(0);
     if (len === 0) return null;
+    this.checkPathLength(len, what);
+    const bytes = await readWithin(this.reader, len, this.timeoutMs, what); // H7h: no trickle
+    return decodePath(bytes, what);
+  }
+
+  /** readPath if the whole path has arrived; NOT_BUFFERED (nothing consumed) if not. */
+  readPathNow(what = 'file-stream path'): string | null | NotBuffered {
+    const len = this.reader.peekUInt32BE();
+    if (len === undefined) return NOT_BUFFERED;
+    if (len !== 0) {
+      this.checkPathLength(len, what);
+      if (this.reader.available < 4 + len) return NOT_BUFFERED;
+    }
+    this.reader.readNow(4);
+    return len === 0 ? null : decodePath(this.reader.readNow(len)!, what);
+  }
+
+  private checkPathLength(len: number, what: string): void {
     if (len > this.maxPathBytes) {
       throw new MooringError('LIMIT', `${what} is ${len} bytes, more than ${this.maxPathBytes}`, {
         detail: len,
       });
     }
-    const bytes = await readWithin(this.reader, len, this.timeoutMs, what); // H7h: no trickle
-    let path: string;
-    try {
-      path = utf8.decode(bytes);
-    } catch (cause) {
-      throw new MooringError('MALFORMED', `${what} is not valid UTF-8`, { cause });
-    }
-    if (path.includes('\0'))
-      throw new MooringError('MALFORMED', `${what} contains a NUL character`);
-    return path;
   }
 
   /** Like readPath, but the end marker is not allowed here (e.g. the host path after a device path). */
   async readRequiredPath(what = 'file-stream path'): Promise<string> {
-    const p = await this.readPath(what);
-    if (p === null) throw new MooringError('MALFORMED', `${what} has length 0`);
-    return p;
+    return requirePath(await this.readPath(what), what);
+  }
+
+  /** readRequiredPath if the whole path has arrived; NOT_BUFFERED (nothing consumed) if not. */
+  readRequiredPathNow(what = 'file-stream path'): string | NotBuffered {
+    const p = this.readPathNow(what);
+    return p === NOT_BUFFERED ? p : requirePath(p, what);
   }
 
   /** One `[u32 len][code][payload]` block. */
   async readBlock(): Promise<DlBlock> {
+    const now = this.readBlockNow();
+    if (now !== NOT_BUFFERED) return now;
     const len = (
       await this.reader.read(4, this.timeoutMs, 'file-stream block length')
     ).readUInt32BE(0);
+    this.checkBlockLength(len);
+    const code = (await this.reader.read(1, this.timeoutMs, 'file-stream block code'))[0]!;
+    checkBlockHead(len, code);
+    const body =
+      code === DlFileCode.FILE_DATA
+        ? // H7h: the whole block within the deadline (a trickling device must not hold us forever).
+          await readWithin(this.reader, len - 1, this.timeoutMs, 'file-stream data')
+        : len === 1
+          ? Buffer.alloc(0)
+          : await this.reader.read(len - 1, this.timeoutMs, 'file-stream error text');
+    return blockOf(code, body);
+  }
+
+  /** readBlock if the whole block has arrived; NOT_BUFFERED (nothing consumed) if not. */
+  readBlockNow(): DlBlock | NotBuffered {
+    const len = this.reader.peekUInt32BE();
+    if (len === undefined) return NOT_BUFFERED;
+    this.checkBlockLength(len);
+    if (this.reader.available < 4 + len) return NOT_BUFFERED;
+    this.reader.readNow(4);
+    const code = this.reader.readNow(1)![0]!;
+    checkBlockHead(len, code);
+    return blockOf(code, this.reader.readNow(len - 1)!);
+  }
+
+  private checkBlockLength(len: number): void {
     if (len === 0)
       throw new MooringError('MALFORMED', 'file-stream block has length 0 (no code byte)');
     if (len > this.maxBlockBytes) {
       throw new MooringError(
         'FRAME_TOO_LARGE',
         `file-stream block of ${len} bytes exceeds ${this.maxBlockBytes}`,
-        {
-          detail: len,
-        },
+        { detail: len },
       );
     }
-    const code = (await this.reader.read(1, this.timeoutMs, 'file-stream block code'))[0]!;
-    switch (code) {
-      case DlFileCode.FILE_DATA:
-        return {
-          kind: 'data',
-          // H7h: the whole block within the deadline (a trickling device must not hold us forever).
-          data: await readWithin(this.reader, len - 1, this.timeoutMs, 'file-stream data'),
-        };
-      case DlFileCode.SUCCESS:
-        if (len !== 1)
-          throw new MooringError(
-            'MALFORMED',
-            `file-stream success block carries ${len - 1} extra bytes`,
-          );
-        return { kind: 'success' };
-      case DlFileCode.LOCAL_ERROR:
-      case DlFileCode.REMOTE_ERROR: {
-        if (len - 1 > MAX_DL_ERROR_TEXT_BYTES) {
-          throw new MooringError(
-            'LIMIT',
-            `file-stream error text of ${len - 1} bytes exceeds ${MAX_DL_ERROR_TEXT_BYTES}`,
-          );
-        }
-        const message = (
-          await this.reader.read(len - 1, this.timeoutMs, 'file-stream error text')
-        ).toString('utf8');
-        return { kind: code === DlFileCode.LOCAL_ERROR ? 'local-error' : 'remote-error', message };
-      }
-      default:
+  }
+}
+
+function decodePath(bytes: Buffer, what: string): string {
+  let path: string;
+  try {
+    path = utf8.decode(bytes);
+  } catch (cause) {
+    throw new MooringError('MALFORMED', `${what} is not valid UTF-8`, { cause });
+  }
+  if (path.includes('\0')) throw new MooringError('MALFORMED', `${what} contains a NUL character`);
+  return path;
+}
+
+function requirePath(p: string | null, what: string): string {
+  if (p === null) throw new MooringError('MALFORMED', `${what} has length 0`);
+  return p;
+}
+
+/** A block's code against its length, before its payload is read. */
+function checkBlockHead(len: number, code: number): void {
+  switch (code) {
+    case DlFileCode.FILE_DATA:
+      return;
+    case DlFileCode.SUCCESS:
+      if (len !== 1)
         throw new MooringError(
           'MALFORMED',
-          `file-stream block has unknown code 0x${code.toString(16).padStart(2, '0')}`,
-          {
-            detail: code,
-          },
+          `file-stream success block carries ${len - 1} extra bytes`,
         );
-    }
+      return;
+    case DlFileCode.LOCAL_ERROR:
+    case DlFileCode.REMOTE_ERROR:
+      if (len - 1 > MAX_DL_ERROR_TEXT_BYTES) {
+        throw new MooringError(
+          'LIMIT',
+          `file-stream error text of ${len - 1} bytes exceeds ${MAX_DL_ERROR_TEXT_BYTES}`,
+        );
+      }
+      return;
+    default:
+      throw new MooringError(
+        'MALFORMED',
+        `file-stream block has unknown code 0x${code.toString(16).padStart(2, '0')}`,
+        { detail: code },
+      );
+  }
+}
+
+/** The block of a checked code and its payload. */
+function blockOf(code: number, body: Buffer): DlBlock {
+  switch (code) {
+    case DlFileCode.FILE_DATA:
+      return { kind: 'data', data: body };
+    case DlFileCode.SUCCESS:
+      return { kind: 'success' };
+    default:
+      return {
+        kind: code === DlFileCode.LOCAL_ERROR ? 'local-error' : 'remote-error',
+        message: body.toString('utf8'),
+      };
   }
 }

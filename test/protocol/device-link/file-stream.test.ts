@@ -16,6 +16,7 @@ import {
   encodeDlSuccessBlock,
   MAX_DL_BLOCK_BYTES,
   MAX_DL_PATH_BYTES,
+  NOT_BUFFERED,
 } from '../../../src/protocol/device-link';
 
 const code = (c: string) => (e: unknown) => isMooringError(e) && e.code === c;
@@ -185,4 +186,139 @@ test('encodeDlDataBlocks: one buffer of blocks no larger than the chunk, decodin
   );
   assert.equal(encodeDlDataBlocks(Buffer.alloc(0)).length, 0);
   assert.throws(() => encodeDlDataBlocks(small, 0), code('USAGE'));
+});
+
+/** A decoder whose reader has already received `bytes` (so the …Now readers can take them). */
+async function bufferedDecoder(
+  bytes: Buffer,
+): Promise<{ d: DlFileStreamDecoder; r: StreamReader }> {
+  const s = new PassThrough();
+  const r = new StreamReader(s);
+  if (bytes.length > 0) {
+    s.write(bytes);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(r.available, bytes.length);
+  return { d: new DlFileStreamDecoder(r, { timeoutMs: 1000 }), r };
+}
+
+const UPLOAD = Buffer.concat([
+  encodeDlPath('/var/tmp/a'),
+  encodeDlPath('U/Snapshot/ab/abcd'),
+  encodeDlDataBlock(Buffer.from('hello ')),
+  encodeDlDataBlock(Buffer.alloc(0)),
+  encodeDlSuccessBlock(),
+  encodeDlPath('/var/tmp/b'),
+  encodeDlPath('U/Status.plist'),
+  encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'gone'),
+  encodeDlStreamEnd(),
+]);
+type Step = 'path' | 'required' | 'block';
+const UPLOAD_STEPS: Step[] = [
+  ...['path', 'required', 'block', 'block', 'block'],
+  ...['path', 'required', 'block', 'path'],
+] as Step[];
+
+test('the …Now readers decode what the waiting ones do, element by element', async () => {
+  const { d, r } = await bufferedDecoder(UPLOAD);
+  const got: unknown[] = [];
+  for (const step of UPLOAD_STEPS) {
+    got.push(
+      step === 'path'
+        ? d.readPathNow()
+        : step === 'required'
+          ? d.readRequiredPathNow()
+          : d.readBlockNow(),
+    );
+  }
+  assert.deepEqual(got, [
+    '/var/tmp/a',
+    'U/Snapshot/ab/abcd',
+    { kind: 'data', data: Buffer.from('hello ') },
+    { kind: 'data', data: Buffer.alloc(0) },
+    { kind: 'success' },
+    '/var/tmp/b',
+    'U/Status.plist',
+    { kind: 'remote-error', message: 'gone' },
+    null,
+  ]);
+  assert.equal(r.available, 0);
+  assert.equal(d.readPathNow(), NOT_BUFFERED, 'nothing left');
+});
+
+test('the …Now readers take an element only once all of it has arrived, and consume nothing before', async () => {
+  // Every prefix of the stream: the elements wholly inside it are taken, the next one is
+  // NOT_BUFFERED with the reader untouched, and the waiting readers then finish it.
+  for (let cut = 0; cut <= UPLOAD.length; cut++) {
+    const s = new PassThrough();
+    const r = new StreamReader(s);
+    if (cut > 0) s.write(UPLOAD.subarray(0, cut));
+    await new Promise((resolve) => setImmediate(resolve));
+    const d = new DlFileStreamDecoder(r, { timeoutMs: 1000 });
+    const got: unknown[] = [];
+    let i = 0;
+    for (; i < UPLOAD_STEPS.length; i++) {
+      const step = UPLOAD_STEPS[i]!;
+      const before = r.available;
+      const now =
+        step === 'path'
+          ? d.readPathNow()
+          : step === 'required'
+            ? d.readRequiredPathNow()
+            : d.readBlockNow();
+      if (now === NOT_BUFFERED) {
+        assert.equal(r.available, before, `cut ${cut}: NOT_BUFFERED consumed bytes`);
+        break;
+      }
+      got.push(now);
+    }
+    s.end(UPLOAD.subarray(cut));
+    for (; i < UPLOAD_STEPS.length; i++) {
+      const step = UPLOAD_STEPS[i]!;
+      got.push(
+        step === 'path'
+          ? await d.readPath()
+          : step === 'required'
+            ? await d.readRequiredPath()
+            : await d.readBlock(),
+      );
+    }
+    assert.equal(got.length, UPLOAD_STEPS.length, `cut ${cut}`);
+    assert.equal(got[1], 'U/Snapshot/ab/abcd', `cut ${cut}`);
+    assert.deepEqual(got[2], { kind: 'data', data: Buffer.from('hello ') }, `cut ${cut}`);
+    assert.deepEqual(got[7], { kind: 'remote-error', message: 'gone' }, `cut ${cut}`);
+    assert.equal(got[8], null, `cut ${cut}`);
+  }
+});
+
+test('hostile, without waiting: the …Now readers make the same checks as the waiting ones', async () => {
+  const now = async (
+    bytes: Buffer,
+    read: (d: DlFileStreamDecoder) => unknown,
+  ): Promise<unknown> => {
+    const { d } = await bufferedDecoder(bytes);
+    return read(d);
+  };
+  const path = (d: DlFileStreamDecoder) => d.readPathNow();
+  const block = (d: DlFileStreamDecoder) => d.readBlockNow();
+  // Lengths are refused from the 4 bytes alone, before the rest arrives.
+  await assert.rejects(now(u32(MAX_DL_PATH_BYTES + 1), path), code('LIMIT'));
+  await assert.rejects(now(u32(MAX_DL_BLOCK_BYTES + 1), block), code('FRAME_TOO_LARGE'));
+  await assert.rejects(now(u32(0), block), code('MALFORMED'));
+  await assert.rejects(
+    now(u32(0), (d) => d.readRequiredPathNow()),
+    code('MALFORMED'),
+  );
+  await assert.rejects(
+    now(Buffer.concat([u32(2), Buffer.from([0xff, 0xfe])]), path),
+    code('MALFORMED'),
+  );
+  await assert.rejects(now(Buffer.concat([u32(3), Buffer.from('a\0b')]), path), code('MALFORMED'));
+  for (const c of [0x01, 0x05, 0x0a, 0x0d, 0xff])
+    await assert.rejects(now(Buffer.from([0, 0, 0, 1, c]), block), code('MALFORMED'), `code ${c}`);
+  await assert.rejects(now(Buffer.from([0, 0, 0, 2, 0, 0]), block), code('MALFORMED'));
+  const longText = Buffer.concat([u32(70_001), Buffer.from([0x06]), Buffer.alloc(70_000, 0x61)]);
+  await assert.rejects(now(longText, block), code('LIMIT'));
+  // Not whole yet: nothing is decided, the waiting reader decides.
+  assert.equal(await now(Buffer.concat([u32(10), Buffer.from('abc')]), path), NOT_BUFFERED);
 });
