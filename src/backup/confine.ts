@@ -151,6 +151,20 @@ export class PathConfiner {
   }
 
   /**
+   * resolveForReplace() for the source of a move tried as one rename: its folder is checked, its
+   * own name is not looked at (rename(2) moves a link itself, never what it points to, and fails
+   * with nothing changed on a folder in the way). Undefined when the source is a folder checked
+   * during this run: moving one must take the general way (`forgetAll`). A folder not checked
+   * yet may be renamed as it is: no checked folder lies below it (each is remembered with all its
+   * ancestors), and a checked folder it replaces (rename only replaces an empty one) is still a
+   * real folder at that path. Saves the device's Move phase an lstat per file.
+   */
+  resolveMoveSource(devicePath: string): string | undefined {
+    const p = this.resolveForReplace(devicePath);
+    return this.knownDirs.has(p) ? undefined : p;
+  }
+
+  /**
    * resolveSync(), and what the path names now (a move or remove uses it: `touchesFolders`).
    * Reported as changed.
    */

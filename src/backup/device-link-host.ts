@@ -189,18 +189,29 @@ export class DeviceLinkHost {
    * `intent` says how the path is resolved (confine.ts): to change it (reported to a target that
    * tracks changes), only to read it, or for mkdir -p.
    */
-  private resolveEntry(
-    devicePath: string,
-    intent: 'change' | 'read' | 'mkdir' = 'change',
-  ): ConfinedEntry {
+  /** `resolve()` of `devicePath`; a refusal is recorded and rethrown. */
+  private confinedOr<T>(resolve: () => T, devicePath: string): T {
     try {
-      if (intent === 'read') return this.confiner.resolveForRead(devicePath);
-      if (intent === 'mkdir') return this.confiner.resolveForMkdir(devicePath);
-      return this.confiner.resolveEntry(devicePath);
+      return resolve();
     } catch (e) {
       if (e instanceof MooringError && e.code === 'UNSAFE_PATH') this.refused(devicePath, e);
       throw e;
     }
+  }
+
+  private resolveEntry(
+    devicePath: string,
+    intent: 'change' | 'read' | 'mkdir' = 'change',
+  ): ConfinedEntry {
+    return this.confinedOr(
+      () =>
+        intent === 'read'
+          ? this.confiner.resolveForRead(devicePath)
+          : intent === 'mkdir'
+            ? this.confiner.resolveForMkdir(devicePath)
+            : this.confiner.resolveEntry(devicePath),
+      devicePath,
+    );
   }
 
   private async downloadFiles(
@@ -284,14 +295,16 @@ export class DeviceLinkHost {
     for (const [from, to] of m.moves) {
       this.opts.interrupt.check();
       try {
-        const source = this.resolveEntry(from);
         // The usual move, a file onto a name: one rename, which replaces a file or link there and
-        // never follows a link, so only the name's folder needs confining. A folder in the way
-        // (rename refuses, nothing changed) takes the general path below.
-        if (source.kind === 'file') {
-          const onto = this.confiner.resolveForReplace(to);
-          if (onto === source.path || renameFileOnto(source.path, onto)) continue;
+        // never follows a link, so only the two names' folders need confining. A folder in the
+        // way (rename refuses, nothing changed), a checked folder moved, or a move onto itself
+        // takes the general path below.
+        const from1 = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
+        if (from1 !== undefined) {
+          const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
+          if (onto !== from1 && renameFileOnto(from1, onto)) continue;
         }
+        const source = this.resolveEntry(from);
         const dest = this.resolveEntry(to);
         // A folder moved or replaced: the confiner's remembered folders may be gone.
         if (touchesFolders(source, dest)) this.confiner.forgetAll();

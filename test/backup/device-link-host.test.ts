@@ -573,6 +573,52 @@ test('a file moved onto a checked folder or onto a link: the folder is re-checke
   assert.ok((await fsp.lstat(path.join(t.dir, 'A'))).isDirectory());
 });
 
+test('moves by one rename: a checked folder moved away is forgotten; an unchecked one is checked where it lands', async () => {
+  const t = await newTarget();
+  const outside = await plantLinkedFolder(t.dir);
+  const { end, host } = await session(t, async (peer) => {
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/A/B`))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/A/B/one`), 0);
+    // A and A/B are checked folders: moving A must not leave "A/B" remembered as checked...
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/A`]: `${UDID}/D` }))).code, 0);
+    // ...because C (never checked, its B a planted link) now takes the name A in one rename.
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/C`]: `${UDID}/A` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/A/B/three`), 0);
+    // An unchecked folder replacing an empty checked one: what it holds is checked on use.
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/E`))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/E/x`), 0);
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/E/x`]: `${UDID}/x` }))).code, 0);
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/A`]: `${UDID}/E` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/E/B/four`), 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [`${UDID}/A/B/three`, `${UDID}/E/B/four`]);
+  assert.deepEqual(await fsp.readdir(outside), [], 'nothing written through the link');
+  assert.equal(await fsp.readFile(path.join(t.dir, 'D', 'B', 'one'), 'utf8'), 'data');
+  assert.ok((await fsp.lstat(path.join(t.dir, 'E', 'B'))).isSymbolicLink());
+});
+
+test('a link moved by the device is moved itself, never followed', async () => {
+  const t = await newTarget();
+  const outside = await fsp.mkdtemp(path.join(outer, 'outside-'));
+  await fsp.writeFile(path.join(outside, 'secret'), 'keep');
+  await fsp.symlink(outside, path.join(t.dir, 'lnk'));
+  const { end, host } = await session(t, async (peer) => {
+    // The device's folder checked first, as in any backup by its Move phase (before that, a
+    // link named by a move is refused when its folder is checked: UNSAFE_PATH).
+    assert.equal(await uploadOne(peer, `${UDID}/first`), 0);
+    assert.equal((await call(peer, dlMoveItems({ [`${UDID}/lnk`]: `${UDID}/moved` }))).code, 0);
+    assert.notEqual(await uploadOne(peer, `${UDID}/moved/x`), 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.deepEqual(host.refusedPaths, [`${UDID}/moved/x`]);
+  assert.ok((await fsp.lstat(path.join(t.dir, 'moved'))).isSymbolicLink());
+  assert.deepEqual(await fsp.readdir(outside), ['secret']);
+  assert.equal(await fsp.readFile(path.join(outside, 'secret'), 'utf8'), 'keep');
+});
+
 /** A copy of the previous backup still being made: `ab/` is being filled until `finish()`. */
 function linkingInto(): { gate: LinkingGate; finish: () => void; finished: () => boolean } {
   let finish!: () => void;
