@@ -185,10 +185,6 @@ export class DeviceLinkHost {
     return this.resolveEntry(devicePath).path;
   }
 
-  /**
-   * `intent` says how the path is resolved (confine.ts): to change it (reported to a target that
-   * tracks changes), only to read it, or for mkdir -p.
-   */
   /** `resolve()` of `devicePath`; a refusal is recorded and rethrown. */
   private confinedOr<T>(resolve: () => T, devicePath: string): T {
     try {
@@ -199,6 +195,10 @@ export class DeviceLinkHost {
     }
   }
 
+  /**
+   * `intent` says how the path is resolved (confine.ts): to change it (reported to a target that
+   * tracks changes), only to read it, or for mkdir -p.
+   */
   private resolveEntry(
     devicePath: string,
     intent: 'change' | 'read' | 'mkdir' = 'change',
@@ -299,10 +299,10 @@ export class DeviceLinkHost {
         // never follows a link, so only the two names' folders need confining. A folder in the
         // way (rename refuses, nothing changed), a checked folder moved, or a move onto itself
         // takes the general path below.
-        const from1 = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
-        if (from1 !== undefined) {
+        const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
+        if (fromPath !== undefined) {
           const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
-          if (onto !== from1 && renameFileOnto(from1, onto)) continue;
+          if (onto !== fromPath && renameFileOnto(fromPath, onto)) continue;
         }
         const source = this.resolveEntry(from);
         const dest = this.resolveEntry(to);
