@@ -462,6 +462,12 @@ function knownRow(raw: unknown[]): KnownManifestRow | undefined {
   return { known: true, fileId: fileID, domain, relativePath, flags, ...summary, blob: file };
 }
 
+/**
+ * SQLite's page cache for a pass over the rows, which reads each page once: better-sqlite3's
+ * default (16 MB) only added RSS, ~15 MB for a 50 MB Manifest.db, and no speed.
+ */
+const SCAN_CACHE_KIB = 1024;
+
 function* iterateRows(
   file: string,
   baseFile: string | undefined,
@@ -472,6 +478,7 @@ function* iterateRows(
   const db = openManifestDb(file);
   let it: IterableIterator<Record<string, unknown>> | undefined;
   try {
+    if (baseFile === undefined) db.pragma(`cache_size = -${SCAN_CACHE_KIB}`);
     if (opts.rowids === undefined) checkManifestShape(db, file, maxRows);
     const where = opts.domain !== undefined ? ' WHERE domain = ?' : '';
     const order = opts.ordered ? ' ORDER BY domain, relativePath' : '';
