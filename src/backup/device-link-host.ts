@@ -233,6 +233,13 @@ export class DeviceLinkHost {
     if (outcome.diskFull) this.diskFull = true;
     if (outcome.firstError) await this.reply(outcome.firstError.code, outcome.firstError.text, {});
     else await this.reply(0, undefined, {});
+    if (outcome.manifestDb !== undefined) {
+      try {
+        this.opts.target.manifestReceived?.(outcome.manifestDb);
+      } catch {
+        // the store reading it early only saves time
+      }
+    }
     return undefined;
   }
 

@@ -6,6 +6,8 @@
  * (a large block is written while the next one is read, TempFile.append).
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { MANIFEST_DB, SNAPSHOT_DIR } from '../format/layout';
 import { isMooringError } from '../util/errors';
 import type { OffThreadEnd, OffThreadFile, ReceivedDigests } from './received-digests';
 import {
@@ -154,6 +156,11 @@ export interface UploadOutcome {
   diskFull: boolean;
   /** Files the device itself could not read (it sent an error block instead of data). */
   deviceFailures: number;
+  /**
+   * The host path of a Manifest.db received whole (`<udid>/Snapshot/Manifest.db`, or in place),
+   * committed by the time the outcome is returned.
+   */
+  manifestDb?: string;
 }
 
 /**
@@ -174,6 +181,11 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     diskFull: false,
     deviceFailures: 0,
   };
+  const deviceDir = path.join(ctx.confiner.target.root, ctx.confiner.target.udid);
+  const manifestDbs = [
+    path.join(deviceDir, SNAPSHOT_DIR, MANIFEST_DB),
+    path.join(deviceDir, MANIFEST_DB),
+  ];
   // The reply names the first file that failed in the stream's order, also when a file written
   // off-thread says so after later ones failed here.
   let firstErrorAt = Infinity;
@@ -208,13 +220,17 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
       if (isMooringError(e, 'UNSAFE_PATH')) ctx.onRefused(hostRelative, e);
       error = dlStatusForError(e);
     }
+    const manifestDb = target !== undefined && manifestDbs.includes(target) ? target : undefined;
     // A file written off-thread tells how it went later, at the latest in settle().
     const offThread =
       target === undefined
         ? undefined
         : ctx.received?.writeOffThread(target, (end: OffThreadEnd) => {
-            if (end.ok) ctx.onFileReceived();
-            else failed(dlStatusForError(end.error), at);
+            if (!end.ok) failed(dlStatusForError(end.error), at);
+            else {
+              ctx.onFileReceived();
+              if (manifestDb !== undefined) outcome.manifestDb = manifestDb;
+            }
           });
     let sink: TempFile | undefined;
     if (target !== undefined && offThread === undefined) {
@@ -237,6 +253,7 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     if (end.kind === 'host-error') error ??= end.error;
     if (error) failed(error, at);
     else if (end.kind === 'device-error') outcome.deviceFailures++;
+    else if (end.kind === 'committed' && manifestDb !== undefined) outcome.manifestDb = manifestDb;
   }
 }
 

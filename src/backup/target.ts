@@ -15,6 +15,11 @@ export interface BackupTarget {
    * written, removed, moved away or onto, copied onto or created: that path and all below it.
    */
   trackChanges?(): (devicePath: string) => void;
+  /**
+   * The device's new Manifest.db is complete at `file` (`<udid>/Snapshot/Manifest.db` until the
+   * device moves it into place): the store's staging begins its verify's read of it (D34).
+   */
+  manifestReceived?(file: string): void;
 }
 
 /**

@@ -450,6 +450,16 @@ async function stagedBackup(
   };
   // The SHA-1 of each file as it arrives: the verify then reads back only what it did not see.
   const received = new ReceivedDigests();
+  // H6: hash only the files this backup added unless a full re-hash is due (store/verify.ts).
+  // Planned now, so that the verify's read of Manifest.db begins when the device has sent it (D34).
+  const verifyPlan = await planStagingVerify(
+    store.stateDir,
+    await store.resolve('latest').then(
+      (l) => l.id,
+      () => undefined,
+    ),
+  );
+  staging.expectVerify({ ...verifyPlan, received });
   let session: DeviceSession;
   try {
     session = await DeviceSession.open(o.endpoint, o.record, { label: o.label ?? 'mooring' });
@@ -497,14 +507,6 @@ async function stagedBackup(
   outcome.stage = 'verify';
   emit({ type: 'store', message: 'Verifying the backup…' });
   let report: VerifyReport;
-  // H6: hash only the files this backup added unless a full re-hash is due (store/verify.ts).
-  const verifyPlan = await planStagingVerify(
-    store.stateDir,
-    await store.resolve('latest').then(
-      (l) => l.id,
-      () => undefined,
-    ),
-  );
   try {
     report = await staging.verify({ ...verifyPlan, received });
   } catch (e) {

@@ -9,8 +9,12 @@
  * thread.
  *
  * So do the rows of an incremental's comparison with the previous snapshot (`comparedRows`, D33).
+ *
+ * Either may begin before the verify, as soon as the device has sent its Manifest.db (D34,
+ * `RowsReadAhead`): the thread reads while the device still moves its files into place, and the
+ * verify takes what it read if it is of the very file, and of the request, it reads then.
  */
-import { statSync } from 'node:fs';
+import { linkSync, lstatSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import {
   compareManifestDbRows,
@@ -50,6 +54,10 @@ export interface ManifestRowsOptions {
   offThreadBytes?: number;
   /** Tests: told of the thread once started (to end it early). */
   onWorker?: (w: Worker) => void;
+  /** Rows of this file perhaps already being read (RowsReadAhead.take says). */
+  readAhead?: RowsReadAhead;
+  /** Told when the rows come from `readAhead`. */
+  onReadAhead?: () => void;
 }
 
 export async function* manifestRows(
@@ -58,8 +66,9 @@ export async function* manifestRows(
 ): AsyncGenerator<ManifestRowFacts> {
   const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
   let scanned = 0;
-  if (largeEnough(file, opts.offThreadBytes)) {
-    const reader = RowsThread.start(file, maxRows);
+  const ahead = await taken(opts, file, undefined, maxRows);
+  if (ahead !== undefined || largeEnough(file, opts.offThreadBytes)) {
+    const reader = ahead ?? RowsThread.start(file, maxRows);
     if (reader !== undefined) {
       opts.onWorker?.(reader.worker);
       try {
@@ -95,9 +104,9 @@ export async function comparedRows(
   opts: ComparedRowsOptions = {},
 ): Promise<AsyncIterable<ComparedBatch> | Iterable<ComparedBatch> | undefined> {
   const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
-  const reader = largeEnough(file, opts.offThreadBytes)
-    ? RowsThread.start(file, maxRows, base)
-    : undefined;
+  const reader =
+    (await taken(opts, file, base, maxRows)) ??
+    (largeEnough(file, opts.offThreadBytes) ? RowsThread.start(file, maxRows, base) : undefined);
   if (reader !== undefined) {
     opts.onWorker?.(reader.worker);
     const first = await reader.next();
@@ -142,6 +151,153 @@ async function* comparedFrom(
     );
   }
   yield* packComparedRows(rest, scanned);
+}
+
+/** The thread of `opts.readAhead` when it reads what is asked; it is ended otherwise. */
+async function taken(
+  opts: ManifestRowsOptions | ComparedRowsOptions,
+  file: string,
+  base: string | undefined,
+  maxRows: number,
+): Promise<RowsThread | undefined> {
+  const reader = await opts.readAhead?.take(file, base, maxRows);
+  if (reader !== undefined) opts.onReadAhead?.();
+  return reader;
+}
+
+/**
+ * Where an open file cannot be renamed (Windows, whose SQLite opens without FILE_SHARE_DELETE),
+ * a thread holding the device's Manifest.db would make the device's move of it fail.
+ */
+const CAN_READ_AHEAD = process.platform !== 'win32';
+
+/**
+ * Batches a read ahead posts before the verify takes any: 64 × 1,024 rows, ~13 MB of a phone's
+ * rows (~200 bytes each once decoded); the rest is read as the verify uses them.
+ */
+export const READ_AHEAD_BATCHES = 64;
+
+/** Which file a read ahead read: what lstat says of it, to the nanosecond. */
+interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+}
+
+/**
+ * Manifest.db's rows read, or compared with the base's, before the verify asks for them (D34):
+ * begun when the device has sent the file (under Snapshot/, before it moves it into place). The
+ * thread reads it through a hard link of its own (`linkAt`), so the device may move the file
+ * meanwhile, whenever it likes. The verify takes the thread only if the file it reads then is the
+ * very inode read here (a move keeps it; an inode's bytes are never rewritten, THE RULE), with the
+ * same base and bound, and no rollback journal lies beside it (SQLite would refuse to read it, or
+ * read it otherwise); else the thread is ended and the verify reads the file itself, as it would
+ * have.
+ */
+export class RowsReadAhead {
+  private reader: RowsThread | undefined;
+
+  private constructor(
+    reader: RowsThread,
+    private readonly linkAt: string,
+    private readonly identity: FileIdentity,
+    private readonly base: string | undefined,
+    private readonly maxRows: number,
+  ) {
+    this.reader = reader;
+  }
+
+  /**
+   * Begins reading `file` (compared with `base`, when given) through a hard link made at `linkAt`
+   * (on the same file system, a name nothing else uses; removed when the read is taken or ended),
+   * when it is large enough to be read on another thread at all (ManifestRowsOptions
+   * .offThreadBytes) and the platform and the file system allow.
+   */
+  static start(
+    file: string,
+    opts: { linkAt: string; base?: string; maxRows?: number; offThreadBytes?: number },
+  ): RowsReadAhead | undefined {
+    if (!CAN_READ_AHEAD || !largeEnough(file, opts.offThreadBytes)) return undefined;
+    const { linkAt } = opts;
+    let identity: FileIdentity;
+    try {
+      rmSync(linkAt, { force: true });
+      linkSync(file, linkAt);
+      const st = lstatSync(linkAt, { bigint: true });
+      identity = { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
+    } catch {
+      unlinkQuietly(linkAt);
+      return undefined; // no hard links here (FAT), or the file is gone: the verify reads it
+    }
+    const maxRows = opts.maxRows ?? MAX_MANIFEST_ROWS;
+    const reader = RowsThread.start(linkAt, maxRows, opts.base, READ_AHEAD_BATCHES);
+    if (reader === undefined) unlinkQuietly(linkAt);
+    return reader && new RowsReadAhead(reader, linkAt, identity, opts.base, maxRows);
+  }
+
+  /** Tests: the thread. */
+  get worker(): Worker | undefined {
+    return this.reader?.worker;
+  }
+
+  /**
+   * The thread, positioned after its 'opened' message, if it reads `file` as asked; otherwise it
+   * is ended. Only once: later calls have nothing.
+   */
+  async take(
+    file: string,
+    base: string | undefined,
+    maxRows: number,
+  ): Promise<RowsThread | undefined> {
+    const reader = this.reader;
+    this.reader = undefined;
+    if (reader === undefined) return undefined;
+    if (base === this.base && maxRows === this.maxRows && this.isReadFile(file)) {
+      // Once SQLite has the file open, the link is no longer needed.
+      const first = await reader.next();
+      unlinkQuietly(this.linkAt);
+      if (first?.kind === 'opened') return reader;
+    }
+    await this.endReader(reader);
+    return undefined;
+  }
+
+  /** Ends the thread if it was not taken. */
+  async end(): Promise<void> {
+    const reader = this.reader;
+    this.reader = undefined;
+    if (reader !== undefined) await this.endReader(reader);
+  }
+
+  private async endReader(reader: RowsThread): Promise<void> {
+    // The link first, at once: a read begun again (a second Manifest.db) makes it anew.
+    unlinkQuietly(this.linkAt);
+    await reader.end();
+  }
+
+  /** `file` is the inode read, and no journal lies beside it. */
+  private isReadFile(file: string): boolean {
+    const st = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+    const id = this.identity;
+    return (
+      st !== undefined &&
+      st.isFile() &&
+      st.dev === id.dev &&
+      st.ino === id.ino &&
+      st.size === id.size &&
+      st.mtimeNs === id.mtimeNs &&
+      lstatSync(`${file}-journal`, { throwIfNoEntry: false }) === undefined
+    );
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
 }
 
 function largeEnough(file: string, offThreadBytes = ROWS_OFF_THREAD_BYTES): boolean {
@@ -197,16 +353,26 @@ class RowsThread {
     worker.on('exit', () => this.stop());
   }
 
-  /** With `base`, the thread compares `file` with it (compareManifestDbRows). */
-  static start(file: string, maxRows: number, base?: string): RowsThread | undefined {
+  /**
+   * With `base`, the thread compares `file` with it (compareManifestDbRows). With `ahead`
+   * batches of credit rather than BATCHES_AHEAD, it is a read ahead (RowsReadAhead): its first
+   * message says when it has the file open.
+   */
+  static start(
+    file: string,
+    maxRows: number,
+    base?: string,
+    ahead?: number,
+  ): RowsThread | undefined {
     const credit = new SharedArrayBuffer(4);
-    new Int32Array(credit)[0] = BATCHES_AHEAD;
+    new Int32Array(credit)[0] = ahead ?? BATCHES_AHEAD;
     const job: ManifestRowsJob = {
       kind: MANIFEST_ROWS_JOB,
       file,
       maxRows,
       credit,
       ...(base !== undefined ? { base } : {}),
+      ...(ahead !== undefined ? { ahead: true as const } : {}),
     };
     try {
       return new RowsThread(

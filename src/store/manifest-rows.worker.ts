@@ -15,9 +15,14 @@
  * after ~0.35 s of SQLite's comparison for 100,000 rows, and lstat's the payloads of the others,
  * ~0.5 s: side by side here too. Those rows travel as rowid, fileID, flags and the verdict.
  *
+ * Either may be a read ahead (D34, `ahead`): begun before the verify, through a link of its own
+ * to the device's new Manifest.db; it checks first that the file can be read ahead at all, and
+ * says when SQLite has it open.
+ *
  * It loads the format modules and better-sqlite3, so the packaged app starts it from app.asar
  * (util/worker-file); where that fails, the verify reads the rows on its own thread.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   compareManifestDbRows,
@@ -25,7 +30,7 @@ import {
   type ComparedRow,
   type ManifestRowProblem,
 } from '../format/manifest-db';
-import { isMooringError, type MooringErrorCode } from '../util/errors';
+import { isMooringError, MooringError, type MooringErrorCode } from '../util/errors';
 
 export const MANIFEST_ROWS_JOB = 'manifest-rows';
 /** Rows a batch holds. */
@@ -42,6 +47,11 @@ export interface ManifestRowsJob {
   credit: SharedArrayBuffer;
   /** Compare with this Manifest.db (compareManifestDbRows) instead of reading every row. */
   base?: string;
+  /**
+   * A read ahead of the verify (D34): first make sure the file can be read ahead (checkReadAhead),
+   * and say when it is open, before any row.
+   */
+  ahead?: true;
 }
 
 export interface RowBatch {
@@ -75,6 +85,8 @@ export interface ComparedBatch {
 }
 
 export type ManifestRowsMessage =
+  /** A read ahead's first message: SQLite has the file open (ManifestRowsJob.ahead). */
+  | { kind: 'opened' }
   | RowBatch
   | ComparedBatch
   /** The base could not be attached: nothing was compared. */
@@ -169,7 +181,11 @@ class Batcher {
   }
 }
 
-function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void {
+function work(
+  job: ManifestRowsJob,
+  port: NonNullable<typeof parentPort>,
+  opened: () => void,
+): void {
   const batcher = new Batcher((b) => {
     // Fresh copies (slice), not views of a shared buffer: moved, not copied again.
     const arrays = [b.flags, b.sizes, b.hasDigest, b.digests];
@@ -180,10 +196,11 @@ function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void 
   }, new Int32Array(job.credit));
   let last: ManifestRowsMessage;
   try {
-    for (const r of iterateManifestDb(job.file, {
+    const rows = iterateManifestDb(job.file, {
       maxRows: job.maxRows,
       onInvalid: (p) => batcher.problem(p),
-    })) {
+    });
+    for (const r of afterOpen(rows, opened)) {
       batcher.row(r.fileId, r.domain, r.relativePath, r.flags, r.file.size, r.file.digest);
     }
     last = { kind: 'end' };
@@ -195,7 +212,12 @@ function work(job: ManifestRowsJob, port: NonNullable<typeof parentPort>): void 
   port.postMessage(last);
 }
 
-function compare(job: ManifestRowsJob, base: string, port: NonNullable<typeof parentPort>): void {
+function compare(
+  job: ManifestRowsJob,
+  base: string,
+  port: NonNullable<typeof parentPort>,
+  opened: () => void,
+): void {
   const credit = new Int32Array(job.credit);
   let last: ManifestRowsMessage;
   try {
@@ -204,7 +226,7 @@ function compare(job: ManifestRowsJob, base: string, port: NonNullable<typeof pa
       port.postMessage({ kind: 'no-base' } satisfies ManifestRowsMessage);
       return;
     }
-    for (const batch of packComparedRows(rows)) {
+    for (const batch of packComparedRows(afterOpen(rows, opened))) {
       takeCredit(credit);
       // Moved, not copied: the packer starts new arrays for the next batch.
       const arrays = [batch.rowids, batch.flags, batch.same];
@@ -267,9 +289,59 @@ export function* packComparedRows(
   if (b.fileIds.length > 0) yield partial();
 }
 
+/**
+ * The rows of `rows`, with `opened` called once the file is open: when the first row, or the
+ * end, has come (iterateManifestDb and compareManifestDbRows open it on the first step).
+ */
+function* afterOpen<T>(rows: Iterable<T>, opened: () => void): Generator<T> {
+  const it = rows[Symbol.iterator]();
+  try {
+    let r = it.next();
+    opened();
+    for (; r.done !== true; r = it.next()) yield r.value;
+  } finally {
+    it.return?.();
+  }
+}
+
+/** SQLite's header: the magic string, then at 18 and 19 the file format versions (1: rollback). */
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+const SQLITE_HEADER_BYTES = 100;
+
+/**
+ * A read ahead's file must be one whose rows the verify would read the same later from the same
+ * inode: a SQLite file in rollback-journal mode, where no file beside it changes what SQLite reads
+ * (a WAL would; the verify's side refuses a read ahead when a journal lies beside the file).
+ */
+function checkReadAhead(file: string): void {
+  const header = Buffer.alloc(SQLITE_HEADER_BYTES);
+  const fd = openSync(file, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, header, 0, SQLITE_HEADER_BYTES, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < SQLITE_HEADER_BYTES || !header.subarray(0, 16).equals(SQLITE_MAGIC))
+    throw new MooringError('IO', `${file} is not a SQLite file: not read ahead`);
+  if (header[18] !== 1 || header[19] !== 1)
+    throw new MooringError('IO', `${file} is not in rollback-journal mode: not read ahead`);
+}
+
 const job = workerData as Partial<ManifestRowsJob> | undefined;
 if (parentPort !== null && job?.kind === MANIFEST_ROWS_JOB) {
   const j = job as ManifestRowsJob;
-  if (j.base === undefined) work(j, parentPort);
-  else compare(j, j.base, parentPort);
+  const port = parentPort;
+  // A read ahead says when SQLite has the file open: its side may then unlink the name it read.
+  const opened =
+    j.ahead === true
+      ? (): void => port.postMessage({ kind: 'opened' } satisfies ManifestRowsMessage)
+      : (): void => undefined;
+  try {
+    if (j.ahead === true) checkReadAhead(j.file);
+    if (j.base === undefined) work(j, port, opened);
+    else compare(j, j.base, port, opened);
+  } catch (e) {
+    port.postMessage(errorMessage(e)); // not read ahead: the verify reads the file itself
+  }
 }

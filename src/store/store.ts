@@ -16,6 +16,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
 import { INFO_PLIST, STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
@@ -47,7 +48,8 @@ import {
   type RetentionPolicy,
 } from './retention';
 import { stagedUsage, treeUsages, type VerifiedPayloads } from './usage';
-import { verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
+import { readRowsAhead, verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
+import type { RowsReadAhead } from './manifest-rows-off-thread';
 import { PayloadChangeRecord } from './payload-changes';
 import {
   diffBackups,
@@ -66,6 +68,8 @@ export interface BackupTargetLike {
   readonly root: string;
   /** The engine reports what it changes (BackupTarget.trackChanges; Staging keeps a record). */
   trackChanges?(): (devicePath: string) => void;
+  /** The device's Manifest.db is in (BackupTarget.manifestReceived; Staging reads it ahead). */
+  manifestReceived?(file: string): void;
 }
 
 export interface SnapshotInfo {
@@ -132,6 +136,11 @@ export interface StoreOptions {
   hooks?: StoreHooks;
   /** The clock for new snapshot ids (tests). */
   now?: () => Date;
+  /**
+   * A staging's verify reads Manifest.db's rows on another thread, and ahead (D34), from this
+   * size on, unless its options say otherwise (tests: 0; default ROWS_OFF_THREAD_BYTES).
+   */
+  rowsOffThreadBytes?: number;
 }
 
 export interface RecoveryReport {
@@ -158,6 +167,12 @@ export function deviceLockFile(dest: string, udid: string): string {
 /** UDIDs as used in backup folder names: hex with an optional dash, nothing path-like. */
 const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 
+/**
+ * In `staging/<id>/`, beside `<udid>/` (the device never sees it, the commit does not take it): the
+ * read ahead's own link to the device's Manifest.db, so the device may move the file meanwhile.
+ */
+const READ_AHEAD_LINK = 'read-ahead-Manifest.db';
+
 export class Staging implements BackupTargetLike {
   private state: 'open' | 'committed' | 'discarded' | 'failed' = 'open';
   private _verified: VerifiedPayloads | undefined;
@@ -166,6 +181,9 @@ export class Staging implements BackupTargetLike {
   private linking: Promise<void> = Promise.resolve();
   private topLevel: Promise<ReadonlySet<string>> = Promise.resolve(new Set());
   private readonly stopLinking = new AbortController();
+  /** The options the coming verify will be given (expectVerify), and its rows' read begun. */
+  private expectedVerify: VerifyOptions | undefined;
+  private readAhead: RowsReadAhead | undefined;
 
   /** @internal created by SnapshotStore.beginStaging */
   constructor(
@@ -236,6 +254,7 @@ export class Staging implements BackupTargetLike {
    */
   async commit(meta: CommitMeta = {}): Promise<SnapshotInfo> {
     this.assertOpen();
+    await this.endReadAhead(); // a verify not made after all
     // A copy that failed leaves the staging open: the caller discards it.
     await this._linksSettled(false);
     try {
@@ -252,7 +271,43 @@ export class Staging implements BackupTargetLike {
   async discard(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'discarded';
+    await this.endReadAhead();
     await this.store._discard(this);
+  }
+
+  /**
+   * The options `verify` will be given, told before the engine runs: its read of Manifest.db's
+   * rows then begins as soon as the device has sent the file (manifestReceived, D34).
+   */
+  expectVerify(opts: VerifyOptions): void {
+    this.expectedVerify = opts;
+  }
+
+  /**
+   * BackupTarget.manifestReceived: `file` (in this folder, under Snapshot/ until the device moves
+   * it) is the device's new Manifest.db, complete. With expectVerify told, the verify's read of its
+   * rows begins now, on another thread, while the device moves its files into place; the verify
+   * takes it only if it is still the very file, and the read it makes (RowsReadAhead).
+   */
+  manifestReceived(file: string): void {
+    if (this.state !== 'open' || this.expectedVerify === undefined) return;
+    void this.endReadAhead();
+    this.readAhead = readRowsAhead(
+      file,
+      this.verifyOptions(this.expectedVerify),
+      path.join(this.root, READ_AHEAD_LINK),
+    );
+  }
+
+  /** @internal tests: the thread reading ahead, until a verify takes it or it is ended. */
+  get _readAheadWorker(): Worker | undefined {
+    return this.readAhead?.worker;
+  }
+
+  private async endReadAhead(): Promise<void> {
+    const ahead = this.readAhead;
+    this.readAhead = undefined;
+    await ahead?.end();
   }
 
   /**
@@ -274,16 +329,13 @@ export class Staging implements BackupTargetLike {
    * not change are not read at all (VerifyOptions.changesSinceBase).
    */
   async verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
-    const withBase =
-      opts.hashOnlyUnshared === true && opts.base === undefined && this.baseDir !== undefined
-        ? {
-            ...opts,
-            base: this.baseDir,
-            ...(this.changes && !this.changes.overflowed ? { changesSinceBase: this.changes } : {}),
-          }
-        : opts;
+    const readAhead = this.readAhead;
+    this.readAhead = undefined;
     this._verified = undefined;
-    const report = await verifyBackupFolder(this.backupDir, this.udid, withBase);
+    const report = await verifyBackupFolder(this.backupDir, this.udid, {
+      ...this.verifyOptions(opts),
+      ...(readAhead !== undefined ? { readAhead } : {}),
+    });
     if (report.ok && report.contentsChecked && report.exclusiveBytes !== undefined)
       this._verified = {
         files: report.files,
@@ -291,6 +343,18 @@ export class Staging implements BackupTargetLike {
         exclusiveBytes: report.exclusiveBytes,
       };
     return report;
+  }
+
+  private verifyOptions(given: VerifyOptions): VerifyOptions {
+    const rowsOffThreadBytes = given.rowsOffThreadBytes ?? this.store._rowsOffThreadBytes;
+    const opts = rowsOffThreadBytes === undefined ? given : { ...given, rowsOffThreadBytes };
+    return opts.hashOnlyUnshared === true && opts.base === undefined && this.baseDir !== undefined
+      ? {
+          ...opts,
+          base: this.baseDir,
+          ...(this.changes && !this.changes.overflowed ? { changesSinceBase: this.changes } : {}),
+        }
+      : opts;
   }
 
   /**
@@ -326,6 +390,8 @@ export class SnapshotStore {
   private activeStaging: string | undefined;
   private readonly now: () => Date;
   private readonly hooks: StoreHooks;
+  /** @internal StoreOptions.rowsOffThreadBytes, for its stagings. */
+  readonly _rowsOffThreadBytes: number | undefined;
 
   /** @internal use openStore */
   constructor(
@@ -344,6 +410,7 @@ export class SnapshotStore {
     this.lockFile = deviceLockFile(this.dest, udid);
     this.now = opts.now ?? (() => new Date());
     this.hooks = opts.hooks ?? {};
+    this._rowsOffThreadBytes = opts.rowsOffThreadBytes;
   }
 
   /** @internal */

@@ -55,7 +55,7 @@ import { readInfoPlist } from '../format/info-plist';
 import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
-import { comparedRows, manifestRows } from './manifest-rows-off-thread';
+import { comparedRows, manifestRows, RowsReadAhead } from './manifest-rows-off-thread';
 import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
@@ -114,6 +114,8 @@ export interface VerifyReport {
   hashedWhileReceiving?: number;
   /** Manifest.db's rows were read, or compared, on another thread (VerifyOptions.rowsOffThreadBytes). */
   rowsReadOffThread?: boolean;
+  /** That thread had begun before the verify (VerifyOptions.readAhead). */
+  rowsReadAhead?: boolean;
   /** At most `maxProblems` of them; `problemCount` counts all. */
   problems: VerifyProblem[];
   problemCount: number;
@@ -162,6 +164,11 @@ export interface VerifyOptions {
    * payloads (store/manifest-rows-off-thread; default ROWS_OFF_THREAD_BYTES).
    */
   rowsOffThreadBytes?: number;
+  /**
+   * The rows' read begun before the verify (readRowsAhead, D34): taken when it is of the very file
+   * and the read this verify makes, ended by the verify otherwise.
+   */
+  readAhead?: RowsReadAhead;
 }
 
 export const MAX_REPORTED_PROBLEMS = 10_000;
@@ -176,6 +183,14 @@ export async function verifyBackupFolder(
   udid: string,
   opts: VerifyOptions = {},
 ): Promise<VerifyReport> {
+  try {
+    return await verifyFolder(dir, udid, opts);
+  } finally {
+    await opts.readAhead?.end(); // not taken: not of this file, or its rows not read
+  }
+}
+
+async function verifyFolder(dir: string, udid: string, opts: VerifyOptions): Promise<VerifyReport> {
   const maxProblems = opts.maxProblems ?? MAX_REPORTED_PROBLEMS;
   const report: VerifyReport = {
     ok: false,
@@ -249,25 +264,13 @@ export async function verifyBackupFolder(
       'The backup is encrypted: Manifest.db cannot be read without the password, so file payloads were not checked.',
     );
   } else {
-    const base =
-      opts.base !== undefined && opts.hashOnlyUnshared === true
-        ? path.join(opts.base, MANIFEST_DB)
-        : undefined;
-    const unchanged =
-      base !== undefined &&
-      opts.changesSinceBase !== undefined &&
-      !opts.changesSinceBase.overflowed &&
-      opts.baseCheckedAt !== undefined &&
-      Number.isFinite(opts.baseCheckedAt)
-        ? { changes: opts.changesSinceBase, checkedAt: opts.baseCheckedAt }
-        : undefined;
+    const rows = rowsReadOf(opts);
     await checkPayloads(
       dir,
       hashModeOf(opts),
-      base,
-      unchanged,
-      opts.received,
-      opts.rowsOffThreadBytes,
+      rows.kind === 'all' ? undefined : rows.base,
+      rows.kind === 'compared' ? rows.unchanged : undefined,
+      opts,
       report,
       add,
     );
@@ -283,6 +286,46 @@ export async function verifyBackupFolder(
   }
   report.ok = report.problemCount === 0;
   return report;
+}
+
+/** How a verify reads Manifest.db's rows (see VerifyOptions). */
+type RowsRead =
+  /** Every row, decoded and validated (a large file's on another thread). */
+  | { kind: 'all' }
+  /** Compared with the base's inside SQLite (a large file on another thread); then what differs. */
+  | { kind: 'compared'; base: string; unchanged: { changes: PayloadChanges; checkedAt: number } }
+  /** Every row, the base's identical ones summarised (iterateManifestDbAgainst), here. */
+  | { kind: 'against'; base: string };
+
+function rowsReadOf(opts: VerifyOptions): RowsRead {
+  if (opts.base === undefined || opts.hashOnlyUnshared !== true) return { kind: 'all' };
+  const base = path.join(opts.base, MANIFEST_DB);
+  const changes = opts.changesSinceBase;
+  const checkedAt = opts.baseCheckedAt;
+  return changes !== undefined &&
+    !changes.overflowed &&
+    checkedAt !== undefined &&
+    Number.isFinite(checkedAt)
+    ? { kind: 'compared', base, unchanged: { changes, checkedAt } }
+    : { kind: 'against', base };
+}
+
+/**
+ * The read a verify with `opts` would make of `manifestDb`, begun now (RowsReadAhead, D34, through
+ * a hard link at `linkAt`), when it is one a thread makes: hand it to that verify as `readAhead`.
+ */
+export function readRowsAhead(
+  manifestDb: string,
+  opts: VerifyOptions,
+  linkAt: string,
+): RowsReadAhead | undefined {
+  const rows = rowsReadOf(opts);
+  if (rows.kind === 'against') return undefined;
+  return RowsReadAhead.start(manifestDb, {
+    linkAt,
+    ...(rows.kind === 'compared' ? { base: rows.base } : {}),
+    ...(opts.rowsOffThreadBytes !== undefined ? { offThreadBytes: opts.rowsOffThreadBytes } : {}),
+  });
 }
 
 type HashMode = 'all' | 'unshared' | 'none';
@@ -325,11 +368,17 @@ async function checkPayloads(
   mode: HashMode,
   baseDb: string | undefined,
   unchanged: { changes: PayloadChanges; checkedAt: number } | undefined,
-  received: ReceivedDigestLookup | undefined,
-  rowsOffThread: number | undefined,
+  opts: Pick<VerifyOptions, 'received' | 'rowsOffThreadBytes' | 'readAhead'>,
   report: VerifyReport,
   add: (p: VerifyProblem) => void,
 ): Promise<void> {
+  const { received } = opts;
+  const rowsOpts = {
+    ...(opts.rowsOffThreadBytes !== undefined ? { offThreadBytes: opts.rowsOffThreadBytes } : {}),
+    ...(opts.readAhead !== undefined ? { readAhead: opts.readAhead } : {}),
+    onWorker: () => (report.rowsReadOffThread = true),
+    onReadAhead: () => (report.rowsReadAhead = true),
+  };
   const db = path.join(dir, MANIFEST_DB);
   report.checkedAt = new Date().toISOString();
   // payloadPath without path.join's normalisation per file (a few µs × every row).
@@ -463,10 +512,7 @@ async function checkPayloads(
   try {
     const compared =
       unchanged !== undefined && baseDb !== undefined
-        ? await comparedRows(db, baseDb, {
-            offThreadBytes: rowsOffThread,
-            onWorker: () => (report.rowsReadOffThread = true),
-          })
+        ? await comparedRows(db, baseDb, rowsOpts)
         : undefined;
     if (compared !== undefined) {
       // Only rowid, fileID, flags and SQLite's verdict come here; what differs is read after.
@@ -499,11 +545,7 @@ async function checkPayloads(
       const rows =
         baseDb !== undefined
           ? iterateManifestDbAgainst(db, baseDb, iterateOpts)
-          : manifestRows(db, {
-              onInvalid: iterateOpts.onInvalid!,
-              offThreadBytes: rowsOffThread,
-              onWorker: () => (report.rowsReadOffThread = true),
-            });
+          : manifestRows(db, { ...rowsOpts, onInvalid: iterateOpts.onInvalid! });
       for await (const row of rows) {
         report.entries++;
         if (isKnownRow(row)) report.knownRows = (report.knownRows ?? 0) + 1;

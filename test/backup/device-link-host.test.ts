@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isMooringError } from '../../src/util/errors';
@@ -708,4 +708,98 @@ for (const writer of WRITERS)
     assert.deepEqual(beforeLinks, [], 'nothing was written into the folder before its links');
     assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot', 'early'), 'utf8'), 'one');
     assert.equal(await fsp.readFile(path.join(t.dir, 'ab', 'late'), 'utf8'), 'two');
+  });
+
+for (const writer of WRITERS)
+  test(`a Manifest.db received whole is told to the target once committed, ${writer.name}; a failed one is not (D34)`, async () => {
+    const t = await newTarget();
+    await fsp.mkdir(path.join(t.dir, 'Snapshot'));
+    const told: Array<{ file: string; content: string }> = [];
+    const target: BackupTarget = {
+      udid: t.udid,
+      root: t.root,
+      // What the file holds when the target hears of it: it must be complete by then.
+      manifestReceived: (file) => {
+        let content = '(none)';
+        try {
+          content = readFileSync(file, 'utf8');
+        } catch {
+          // told of a file that is not there: the assertion below says so
+        }
+        told.push({ file, content });
+      },
+    };
+    const upload = (hostPath: string, ...blocks: Buffer[]): Buffer =>
+      Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(hostPath), ...blocks]);
+    const { end } = await session(
+      target,
+      async (peer) => {
+        // 1. The Snapshot's Manifest.db, in two blocks, among other files.
+        await peer.send(dlUploadFiles(0, 16), 'binary');
+        await peer.writeRaw(
+          Buffer.concat([
+            upload(
+              `${UDID}/Snapshot/Manifest.plist`,
+              encodeDlDataBlock(Buffer.from('plist')),
+              encodeDlSuccessBlock(),
+            ),
+            upload(
+              `${UDID}/Snapshot/Manifest.db`,
+              encodeDlDataBlock(Buffer.from('rows ')),
+              encodeDlDataBlock(Buffer.from('one')),
+              encodeDlSuccessBlock(),
+            ),
+            upload(
+              `${UDID}/Snapshot/other.db`,
+              encodeDlDataBlock(Buffer.from('x')),
+              encodeDlSuccessBlock(),
+            ),
+            encodeDlStreamEnd(),
+          ]),
+        );
+        let r = parseHostDlMessage(await peer.receive());
+        assert.ok(r.type === 'StatusResponse' && r.code === 0, JSON.stringify(r));
+        // 2. One the device could not read, and one whose folder is missing: neither is told.
+        await peer.send(dlUploadFiles(0, 8), 'binary');
+        await peer.writeRaw(
+          Buffer.concat([
+            upload(
+              `${UDID}/Manifest.db`,
+              encodeDlDataBlock(Buffer.from('half')),
+              encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'Input/output error'),
+            ),
+            upload(
+              `${UDID}/gone/Manifest.db`,
+              encodeDlDataBlock(Buffer.from('x')),
+              encodeDlSuccessBlock(),
+            ),
+            encodeDlStreamEnd(),
+          ]),
+        );
+        r = parseHostDlMessage(await peer.receive());
+        assert.ok(r.type === 'StatusResponse' && r.code === -6, JSON.stringify(r));
+        // 3. One straight into place.
+        await peer.send(dlUploadFiles(0, 8), 'binary');
+        await peer.writeRaw(
+          Buffer.concat([
+            upload(
+              `${UDID}/Manifest.db`,
+              encodeDlDataBlock(Buffer.from('rows two')),
+              encodeDlSuccessBlock(),
+            ),
+            encodeDlStreamEnd(),
+          ]),
+        );
+        r = parseHostDlMessage(await peer.receive());
+        assert.ok(r.type === 'StatusResponse' && r.code === 0, JSON.stringify(r));
+        await finish(peer);
+      },
+      undefined,
+      writer.received(),
+    );
+    assert.ok(!(end instanceof Error), String(end));
+    assert.deepEqual(told, [
+      { file: path.join(t.dir, 'Snapshot', 'Manifest.db'), content: 'rows one' },
+      { file: path.join(t.dir, 'Manifest.db'), content: 'rows two' },
+    ]);
   });

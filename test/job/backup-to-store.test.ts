@@ -58,6 +58,8 @@ describe('backupToStore', () => {
       record,
       dest,
       onEvent: (e) => events.push(e),
+      // A phone's Manifest.db is large enough to be read on another thread; this one is told to be.
+      storeOptions: { rowsOffThreadBytes: 0 },
       onSession: async (s) => {
         sessionName = await s.getValue(undefined, 'DeviceName');
       },
@@ -72,6 +74,8 @@ describe('backupToStore', () => {
     // A full backup: every file the verify hashed was hashed as it arrived, none read back.
     assert.ok((out.verify?.hashed ?? 0) > 0);
     assert.equal(out.verify?.hashedWhileReceiving, out.verify?.hashed);
+    // D34: its rows were read since the device sent Manifest.db, while it moved its files.
+    assert.equal(out.verify?.rowsReadAhead, true);
     assert.ok(events.some((e) => e.type === 'phase' && e.phase === 'transferring'));
     assert.ok(events.some((e) => e.type === 'store' && /Verifying/.test(e.message)));
     assert.equal(await latestId(), out.snapshot.id);
@@ -85,9 +89,16 @@ describe('backupToStore', () => {
   it('a second backup is incremental and becomes the latest', async () => {
     await sim.ctl('mutate', { add: 2, modify: 2, delete: 1 });
     const before = await latestId();
-    const out = await backupToStore({ endpoint, record, dest });
+    const out = await backupToStore({
+      endpoint,
+      record,
+      dest,
+      storeOptions: { rowsOffThreadBytes: 0 },
+    });
     assert.equal(out.ok, true, out.message);
     assert.notEqual(out.snapshot?.id, before);
+    // D34: compared with the previous snapshot's since the device sent it.
+    assert.equal(out.verify?.rowsReadAhead, true);
     assert.equal(out.result.isFull, false);
     assert.equal(await latestId(), out.snapshot?.id);
     // D26: the engine reported what it changed; the verify left the rest out (at least the two

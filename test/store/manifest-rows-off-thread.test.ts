@@ -1,7 +1,16 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -15,11 +24,17 @@ import {
   type ManifestRowFacts,
   type ManifestRowProblem,
 } from '../../src/format/manifest-db';
-import { comparedRows, manifestRows } from '../../src/store/manifest-rows-off-thread';
+import {
+  comparedRows,
+  manifestRows,
+  READ_AHEAD_BATCHES,
+  RowsReadAhead,
+} from '../../src/store/manifest-rows-off-thread';
 import {
   BATCH_ROWS,
   BATCHES_AHEAD,
   type ComparedBatch,
+  type ManifestRowsMessage,
 } from '../../src/store/manifest-rows.worker';
 import { isMooringError } from '../../src/util/errors';
 import { SAMPLE_MBFILE } from '../format/samples';
@@ -342,4 +357,187 @@ test('a base that cannot be attached, and a file that cannot be compared, are to
       });
     }
   }
+});
+
+// ---- a read begun before the verify (RowsReadAhead, D34) ----------------------------------------
+
+/**
+ * A Manifest.db of `n` rows where the device leaves it (`Snapshot/Manifest.db`) and where it will
+ * move it (`final`).
+ */
+function inSnapshot(file: string): { snap: string; final: string } {
+  const snap = path.join(path.dirname(file), 'Snapshot', 'Manifest.db');
+  mkdirSync(path.dirname(snap));
+  renameSync(file, snap);
+  return { snap, final: file };
+}
+
+/** The kinds of the messages the read ahead's thread posts, as they come; and its exit. */
+function watch(ahead: RowsReadAhead): { kinds: string[]; exited: Promise<unknown> } {
+  const kinds: string[] = [];
+  ahead.worker!.on('message', (m: ManifestRowsMessage) => kinds.push(m.kind));
+  return { kinds, exited: once(ahead.worker!, 'exit') };
+}
+
+/** RowsReadAhead.start with a link of its own, in a folder of its own. */
+function startAhead(
+  file: string,
+  opts: { base?: string; offThreadBytes?: number } = {},
+  linkAt = path.join(tmp(), 'ahead.db'),
+): RowsReadAhead | undefined {
+  return RowsReadAhead.start(file, { linkAt, ...opts });
+}
+
+async function until(what: string, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(done(), what);
+}
+
+/** manifestRows(file) with `readAhead`: the rows, and whether they came from it. */
+async function readWith(
+  file: string,
+  readAhead: RowsReadAhead,
+): Promise<{ seen: Seen[]; taken: boolean }> {
+  const seen: Seen[] = [];
+  let taken = false;
+  for await (const r of manifestRows(file, {
+    // Below this size nothing else reads on another thread: a thread here is the read ahead.
+    offThreadBytes: Infinity,
+    readAhead,
+    onReadAhead: () => (taken = true),
+    onInvalid: (p) => seen.push(['bad', p.problem]),
+  }))
+    seen.push(rowEvent(r));
+  return { seen, taken };
+}
+
+test('a read ahead of Snapshot/Manifest.db reads it before anyone asks; moved into place, it is taken: the same rows', async () => {
+  const { snap, final } = inSnapshot(manifestWithBadRows(6 * BATCH_ROWS + 10).file);
+  const link = path.join(tmp(), 'ahead.db');
+  const ahead = startAhead(snap, { offThreadBytes: 0 }, link);
+  assert.ok(ahead, 'begun');
+  const { kinds } = watch(ahead);
+  // The device's MoveItems, at once, before the thread has even started: the same inode.
+  renameSync(snap, final);
+  await until('every row read with nobody reading them yet', () => kinds.includes('end'));
+  assert.deepEqual(kinds, ['opened', ...Array<string>(7).fill('rows'), 'end']);
+  const { seen, taken } = await readWith(final, ahead);
+  assert.ok(taken, 'the rows came from the read ahead');
+  assert.deepEqual(seen, inThread(final));
+  assert.equal(existsSync(link), false, 'its link is removed');
+  // Taken once only: a second read is made here.
+  assert.equal(await ahead.take(final, undefined, 2_000_000), undefined);
+});
+
+test('a read ahead posts at most READ_AHEAD_BATCHES batches until it is taken, then goes on as the rows are used', async () => {
+  const n = (READ_AHEAD_BATCHES + 2) * BATCH_ROWS;
+  const { snap, final } = inSnapshot(manifestWithBadRows(n).file);
+  const ahead = startAhead(snap, { offThreadBytes: 0 })!;
+  const { kinds, exited } = watch(ahead);
+  await until('the credit used up', () => kinds.length === 1 + READ_AHEAD_BATCHES);
+  // Given time, a thread without the credit would post the rest.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(kinds.length, 1 + READ_AHEAD_BATCHES);
+  renameSync(snap, final);
+  const { seen, taken } = await readWith(final, ahead);
+  assert.ok(taken);
+  assert.deepEqual(seen, inThread(final));
+  assert.equal(kinds.at(-1), 'end');
+  await exited;
+});
+
+test('a read ahead is not taken when the file is no longer the very file it read, or has a journal beside it; the rows are then read afresh', async () => {
+  const cases: Array<[string, (final: string) => void]> = [
+    [
+      'another file put in its place',
+      (final) => {
+        const other = manifestWithBadRows(2 * BATCH_ROWS).file;
+        renameSync(other, final);
+      },
+    ],
+    [
+      'written to since (its mtime moved)',
+      (final) => {
+        const st = statSync(final);
+        utimesSync(final, st.atime, new Date(st.mtimeMs + 5000));
+      },
+    ],
+    [
+      'a rollback journal beside it',
+      (final) => writeFileSync(`${final}-journal`, ''), // empty: SQLite still reads the file
+    ],
+    ['gone', (final) => rmSync(final)],
+  ];
+  for (const [what, change] of cases) {
+    const { snap, final } = inSnapshot(manifestWithBadRows(3 * BATCH_ROWS).file);
+    const ahead = startAhead(snap, { offThreadBytes: 0 })!;
+    const { kinds, exited } = watch(ahead);
+    await until(`${what}: read ahead`, () => kinds.includes('end'));
+    renameSync(snap, final);
+    change(final);
+    if (what === 'gone') {
+      await assert.rejects(readWith(final, ahead), (e) => isMooringError(e, 'MALFORMED'), what);
+    } else {
+      const { seen, taken } = await readWith(final, ahead);
+      assert.equal(taken, false, what);
+      assert.deepEqual(seen, inThread(final), what);
+    }
+    await exited; // ended, not left running
+  }
+});
+
+test('a read ahead is taken only by the read it made: all rows, or the comparison with that base', async () => {
+  const { base, next } = comparedPair(3 * BATCH_ROWS);
+  // Begun as a comparison with the base; the verify then reads all rows.
+  const comparing = startAhead(next, { base, offThreadBytes: 0 })!;
+  let w = watch(comparing);
+  const all = await readWith(next, comparing);
+  assert.equal(all.taken, false);
+  assert.deepEqual(all.seen, inThread(next));
+  await w.exited;
+  // Begun as a read of all rows; the verify compares.
+  const reading = startAhead(next, { offThreadBytes: 0 })!;
+  w = watch(reading);
+  let taken = false;
+  const compared = await comparedRows(next, base, {
+    offThreadBytes: Infinity,
+    readAhead: reading,
+    onReadAhead: () => (taken = true),
+  });
+  assert.equal(taken, false);
+  assert.deepEqual(await collect(compared!), comparedHere(next, base));
+  await w.exited;
+  // Begun as that comparison: taken, the same verdicts.
+  const same = startAhead(next, { base, offThreadBytes: 0 })!;
+  w = watch(same);
+  await until('compared ahead', () => w.kinds.includes('end'));
+  const ahead = await comparedRows(next, base, {
+    offThreadBytes: Infinity,
+    readAhead: same,
+    onReadAhead: () => (taken = true),
+  });
+  assert.equal(taken, true);
+  assert.deepEqual(await collect(ahead!), comparedHere(next, base));
+  await w.exited;
+});
+
+test('a file in WAL mode, or no SQLite file, is not read ahead: the verify reads it, as it would have', async () => {
+  const wal = manifestWithBadRows(2 * BATCH_ROWS).file;
+  const db = new Database(wal);
+  db.pragma('journal_mode = WAL');
+  db.close(); // checkpointed: the rows are all in the file, and its header says WAL
+  const expected = inThread(wal);
+  const ahead = startAhead(wal, { offThreadBytes: 0 })!;
+  const { kinds, exited } = watch(ahead);
+  const { seen, taken } = await readWith(wal, ahead);
+  assert.equal(taken, false);
+  assert.deepEqual(seen, expected);
+  assert.deepEqual(kinds, ['error']);
+  await exited;
+  const notDb = path.join(tmp(), 'Manifest.db');
+  writeFileSync(notDb, 'not a database, but a user-visible problem');
+  const junk = startAhead(notDb, { offThreadBytes: 0 })!;
+  await assert.rejects(readWith(notDb, junk), (e) => isMooringError(e, 'MALFORMED'));
+  // Below the size from which rows are read on another thread, nothing is begun.
+  assert.equal(startAhead(wal), undefined);
 });
