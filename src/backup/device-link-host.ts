@@ -234,6 +234,9 @@ export class DeviceLinkHost {
     if (outcome.firstError) await this.reply(outcome.firstError.code, outcome.firstError.text, {});
     else await this.reply(0, undefined, {});
     if (outcome.manifestDb !== undefined) {
+      // The device's payloads are in (Manifest.db comes last): the writing thread's memory is
+      // freed for the verify's read, which the store may begin now (D34).
+      await this.opts.received?.retire();
       try {
         this.opts.target.manifestReceived?.(outcome.manifestDb);
       } catch {

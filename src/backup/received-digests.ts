@@ -50,6 +50,7 @@ export class ReceivedDigests {
    */
   private writtenEnds: Array<{ onEnd: (end: OffThreadEnd) => void; wanted: boolean }> = [];
   private writtenHead = 0;
+  private retired = false;
   private readonly hasher: OffThreadSha1;
 
   /** `workerName`: see OffThreadSha1. */
@@ -67,6 +68,7 @@ export class ReceivedDigests {
    * ended; at the latest in `settle`.
    */
   writeOffThread(finalPath: string, onEnd: (end: OffThreadEnd) => void): OffThreadFile | undefined {
+    if (this.retired) return undefined;
     const id = this.hasher.open(finalPath);
     if (id === undefined) return undefined;
     const hasher = this.hasher;
@@ -92,6 +94,17 @@ export class ReceivedDigests {
   async close(): Promise<void> {
     await this.hasher.settle();
     await this.hasher.close();
+  }
+
+  /**
+   * close(), and the thread is not started again: files from now on are written by the caller
+   * (writeOffThread says undefined) and their digests not taken, so the verify reads them back.
+   * For the end of the device's uploads (its Manifest.db is in; a Status.plist may follow), so
+   * the thread's memory is not held through the Move phase and the verify.
+   */
+  async retire(): Promise<void> {
+    this.retired = true;
+    await this.close();
   }
 
   /**

@@ -729,6 +729,7 @@ for (const writer of WRITERS)
         told.push({ file, content });
       },
     };
+    const received = writer.received();
     const upload = (hostPath: string, ...blocks: Buffer[]): Buffer =>
       Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(hostPath), ...blocks]);
     const { end } = await session(
@@ -795,9 +796,15 @@ for (const writer of WRITERS)
         await finish(peer);
       },
       undefined,
-      writer.received(),
+      received,
     );
     assert.ok(!(end instanceof Error), String(end));
+    // The writing thread was retired once Manifest.db was in: later files are written here.
+    if (received)
+      assert.equal(
+        received.writeOffThread(path.join(t.dir, 'x'), () => undefined),
+        undefined,
+      );
     assert.deepEqual(told, [
       { file: path.join(t.dir, 'Snapshot', 'Manifest.db'), content: 'rows one' },
       { file: path.join(t.dir, 'Manifest.db'), content: 'rows two' },

@@ -278,3 +278,23 @@ test('a writing thread that cannot start: its files end as failed (never as writ
   );
   await received.close();
 });
+
+test('retired: the digests taken so far are kept, and no file is written off-thread again (the caller writes it)', async () => {
+  const dir = mkdtempSync(path.join(root, 'retired-'));
+  const received = new ReceivedDigests();
+  const before = Buffer.alloc(5000, 7);
+  const { done } = writeOne(received, path.join(dir, 'before'), before, 1000);
+  await done;
+  await received.retire();
+  assert.deepEqual(received.lookup(lstatSync(path.join(dir, 'before'))), sha1(before));
+  assert.equal(
+    received.writeOffThread(path.join(dir, 'after'), () => undefined),
+    undefined,
+  );
+  assert.equal(
+    received.writeOffThread(path.join(dir, 'later'), () => undefined),
+    undefined,
+  );
+  assert.deepEqual(readdirSync(dir), ['before']);
+  await received.close();
+});
