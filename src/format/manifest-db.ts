@@ -38,12 +38,13 @@ export interface ManifestRow {
 
 /**
  * What a verify reads of a valid row. A ManifestRow is one; rows read on another thread
- * (store/manifest-rows-off-thread) carry only this.
+ * (store/manifest-rows-off-thread) carry only this, without their names: the fileID finds them
+ * (manifestNamesOf) for the few rows a verify reports.
  */
 export interface ManifestRowFacts {
   fileId: string;
-  domain: string;
-  relativePath: string;
+  domain?: string;
+  relativePath?: string;
   flags: number;
   file: Pick<MbFileRecord, 'size' | 'digest'>;
 }
@@ -541,6 +542,43 @@ function* iterateRows(
     it?.return?.();
     db.close();
   }
+}
+
+/**
+ * The domain and relativePath of the rows with these fileIDs, for a report that has only the
+ * fileID (rows read on another thread travel without their names). One query whatever the number
+ * asked; a name is given only where the row's fileID is SHA-1 of it (so never a truncated or
+ * forged one), and a fileID not found is left out.
+ */
+export function manifestNamesOf(
+  file: string,
+  fileIds: readonly string[],
+): Map<string, { domain: string; relativePath: string }> {
+  const names = new Map<string, { domain: string; relativePath: string }>();
+  if (fileIds.length === 0) return names;
+  const db = openManifestDb(file);
+  try {
+    const rows = db
+      .prepare(
+        `SELECT substr(fileID, 1, 41), substr(domain, 1, ${MAX_DOMAIN_CHARS + 1}),
+          substr(relativePath, 1, ${MAX_RELATIVE_PATH_CHARS + 1})
+          FROM Files WHERE fileID IN (SELECT value FROM json_each(?))`,
+      )
+      .raw(true)
+      .iterate(JSON.stringify(fileIds)) as IterableIterator<unknown[]>;
+    for (const [fileId, domain, relativePath] of rows) {
+      if (
+        typeof fileId === 'string' &&
+        typeof domain === 'string' &&
+        typeof relativePath === 'string' &&
+        fileIdFor(domain, relativePath) === fileId
+      )
+        names.set(fileId, { domain, relativePath });
+    }
+  } finally {
+    db.close();
+  }
+  return names;
 }
 
 /**

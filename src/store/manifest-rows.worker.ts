@@ -4,11 +4,14 @@
  * ~2 s of one thread, while the verify's own work on them (an lstat each, the digest taken while
  * receiving) is ~1 s: side by side, the verify takes the longer of the two instead of the sum.
  *
- * It posts the rows in batches, only what a verify reads of them: fileID, domain, relativePath,
+ * It posts the rows in batches, only what a verify reads of them: the fileID as its 20 bytes,
  * flags, the MBFile's Size and its 20-byte Digest, packed into a few arrays (a Buffer posted to
- * another thread copies the whole pool it was cut from). An invalid row travels as its problem,
- * at its place among the rows. A batch is posted only against a credit the reading side returns
- * as it uses one, so at most BATCHES_AHEAD batches wait in memory whatever the size of the file.
+ * another thread copies the whole pool it was cut from): ~50 bytes a row, against ~200 with the
+ * row's domain and relativePath as strings, which the verify needs only to name a problem (it
+ * looks them up by fileID then, manifestNamesOf). An invalid row travels as its problem, with the
+ * names it has, at its place among the rows. A batch is posted only against a credit the reading
+ * side returns as it uses one, so at most BATCHES_AHEAD batches wait in memory whatever the size
+ * of the file.
  *
  * With a base (a verified Manifest.db of the previous snapshot), it compares the file with it
  * instead (compareManifestDbRows, D33): an incremental's verify reads only the rows that differ,
@@ -38,6 +41,8 @@ export const BATCH_ROWS = 1024;
 /** Batches posted before the reading side has used one (the credit it starts with). */
 export const BATCHES_AHEAD = 4;
 const DIGEST_BYTES = 20;
+/** A fileID's bytes: SHA-1, 40 lowercase hex digits as text (decodeManifestRow checked it). */
+export const FILE_ID_BYTES = 20;
 
 export interface ManifestRowsJob {
   kind: typeof MANIFEST_ROWS_JOB;
@@ -56,9 +61,10 @@ export interface ManifestRowsJob {
 
 export interface RowBatch {
   kind: 'rows';
-  fileIds: string[];
-  domains: string[];
-  relativePaths: string[];
+  /** Rows in the batch. */
+  count: number;
+  /** The rows' fileIDs, FILE_ID_BYTES each. */
+  fileIds: Uint8Array;
   flags: Uint8Array;
   sizes: Float64Array;
   /** 1 where the MBFile has a 20-byte Digest, which is then at 20 × the row's index in `digests`. */
@@ -74,11 +80,17 @@ export interface RowBatch {
 export interface ComparedBatch {
   kind: 'compared';
   rowids: Float64Array;
-  /** Null where the row's fileID is not a text (the row differs: it is read in full). */
-  fileIds: Array<string | null>;
+  /**
+   * The fileID's FILE_ID_BYTES where `same` is 1 (a row that differs is read in full by its rowid;
+   * its fileID is not needed).
+   */
+  fileIds: Uint8Array;
   /** NaN where the row's flags are not a number. */
   flags: Float64Array;
-  /** 1: identical to the base's row of the same fileID. */
+  /**
+   * 1: identical to the base's row of the same fileID, which is 40 lowercase hex digits (any other
+   * is not a fileID the base's verify let pass: such a row is read in full, as one that differs).
+   */
   same: Uint8Array;
   /** Rows compared so far (where the reading side resumes). */
   scanned: number;
@@ -113,9 +125,10 @@ function errorMessage(e: unknown): ManifestRowsMessage {
 }
 
 class Batcher {
-  private fileIds: string[] = [];
-  private domains: string[] = [];
-  private relativePaths: string[] = [];
+  private count = 0;
+  private readonly fileIds = new Uint8Array(BATCH_ROWS * FILE_ID_BYTES);
+  /** `fileIds`, as a Buffer for its hex writes (a Buffer's slice is a view, not the copy posted). */
+  private readonly fileIdBytes = Buffer.from(this.fileIds.buffer);
   private flags = new Uint8Array(BATCH_ROWS);
   private sizes = new Float64Array(BATCH_ROWS);
   private hasDigest = new Uint8Array(BATCH_ROWS);
@@ -128,18 +141,10 @@ class Batcher {
     private readonly credit: Int32Array,
   ) {}
 
-  row(
-    fileId: string,
-    domain: string,
-    relativePath: string,
-    flags: number,
-    size: number,
-    digest: Buffer | undefined,
-  ): void {
-    const i = this.fileIds.length;
-    this.fileIds.push(fileId);
-    this.domains.push(domain);
-    this.relativePaths.push(relativePath);
+  row(fileId: string, flags: number, size: number, digest: Buffer | undefined): void {
+    const i = this.count++;
+    // Whole: a valid row's fileID is 40 lowercase hex digits (decodeManifestRow).
+    this.fileIdBytes.write(fileId, i * FILE_ID_BYTES, FILE_ID_BYTES, 'hex');
     this.flags[i] = flags;
     this.sizes[i] = size;
     if (digest !== undefined && digest.length === DIGEST_BYTES) {
@@ -151,20 +156,19 @@ class Batcher {
   }
 
   problem(p: ManifestRowProblem): void {
-    this.invalid.push([this.fileIds.length, p]);
+    this.invalid.push([this.count, p]);
     this.scanned++;
     if (this.invalid.length >= BATCH_ROWS) this.flush();
   }
 
   flush(): void {
-    const n = this.fileIds.length;
+    const n = this.count;
     if (n === 0 && this.invalid.length === 0) return;
     takeCredit(this.credit);
     const batch: RowBatch = {
       kind: 'rows',
-      fileIds: this.fileIds,
-      domains: this.domains,
-      relativePaths: this.relativePaths,
+      count: n,
+      fileIds: this.fileIds.slice(0, n * FILE_ID_BYTES),
       flags: this.flags.slice(0, n),
       sizes: this.sizes.slice(0, n),
       hasDigest: this.hasDigest.slice(0, n),
@@ -173,9 +177,7 @@ class Batcher {
       scanned: this.scanned,
     };
     this.post(batch);
-    this.fileIds = [];
-    this.domains = [];
-    this.relativePaths = [];
+    this.count = 0;
     this.hasDigest.fill(0);
     this.invalid = [];
   }
@@ -188,7 +190,7 @@ function work(
 ): void {
   const batcher = new Batcher((b) => {
     // Fresh copies (slice), not views of a shared buffer: moved, not copied again.
-    const arrays = [b.flags, b.sizes, b.hasDigest, b.digests];
+    const arrays = [b.fileIds, b.flags, b.sizes, b.hasDigest, b.digests];
     port.postMessage(
       b,
       arrays.map((a) => a.buffer as ArrayBuffer),
@@ -201,7 +203,7 @@ function work(
       onInvalid: (p) => batcher.problem(p),
     });
     for (const r of afterOpen(rows, opened)) {
-      batcher.row(r.fileId, r.domain, r.relativePath, r.flags, r.file.size, r.file.digest);
+      batcher.row(r.fileId, r.flags, r.file.size, r.file.digest);
     }
     last = { kind: 'end' };
   } catch (e) {
@@ -229,7 +231,7 @@ function compare(
     for (const batch of packComparedRows(afterOpen(rows, opened))) {
       takeCredit(credit);
       // Moved, not copied: the packer starts new arrays for the next batch.
-      const arrays = [batch.rowids, batch.flags, batch.same];
+      const arrays = [batch.rowids, batch.fileIds, batch.flags, batch.same];
       port.postMessage(
         batch,
         arrays.map((a) => a.buffer as ArrayBuffer),
@@ -251,43 +253,50 @@ export function* packComparedRows(
   rows: Iterable<ComparedRow>,
   scanned = 0,
 ): Generator<ComparedBatch> {
-  const empty = (before: number): ComparedBatch => ({
+  let rowids = new Float64Array(BATCH_ROWS);
+  let fileIds = new Uint8Array(BATCH_ROWS * FILE_ID_BYTES);
+  let fileIdBytes = Buffer.from(fileIds.buffer); // for its hex writes
+  let flags = new Float64Array(BATCH_ROWS);
+  let same = new Uint8Array(BATCH_ROWS);
+  let n = 0;
+  // Copies (slice), or the arrays themselves when full: moved to the reading side either way.
+  const batch = (): ComparedBatch => ({
     kind: 'compared',
-    rowids: new Float64Array(BATCH_ROWS),
-    fileIds: [],
-    flags: new Float64Array(BATCH_ROWS),
-    same: new Uint8Array(BATCH_ROWS),
-    scanned: before,
+    rowids: n === BATCH_ROWS ? rowids : rowids.slice(0, n),
+    fileIds: n === BATCH_ROWS ? fileIds : fileIds.slice(0, n * FILE_ID_BYTES),
+    flags: n === BATCH_ROWS ? flags : flags.slice(0, n),
+    same: n === BATCH_ROWS ? same : same.slice(0, n),
+    scanned,
   });
-  let b = empty(scanned);
-  const partial = (): ComparedBatch => {
-    const n = b.fileIds.length;
-    return {
-      ...b,
-      rowids: b.rowids.slice(0, n),
-      flags: b.flags.slice(0, n),
-      same: b.same.slice(0, n),
-    };
-  };
   try {
-    for (const [rowid, fileId, flags, same] of rows) {
-      const i = b.fileIds.length;
-      b.rowids[i] = rowid;
-      b.fileIds.push(typeof fileId === 'string' ? fileId : null);
-      b.flags[i] = typeof flags === 'number' ? flags : NaN;
-      b.same[i] = same ? 1 : 0;
-      b.scanned++;
-      if (i + 1 === BATCH_ROWS) {
-        yield b;
-        b = empty(b.scanned);
+    for (const [rowid, fileId, flag, identical] of rows) {
+      rowids[n] = rowid;
+      flags[n] = typeof flag === 'number' ? flag : NaN;
+      if (identical && typeof fileId === 'string' && FILE_ID.test(fileId)) {
+        fileIdBytes.write(fileId, n * FILE_ID_BYTES, FILE_ID_BYTES, 'hex');
+        same[n] = 1;
+      }
+      n++;
+      scanned++;
+      if (n === BATCH_ROWS) {
+        yield batch();
+        rowids = new Float64Array(BATCH_ROWS);
+        fileIds = new Uint8Array(BATCH_ROWS * FILE_ID_BYTES);
+        fileIdBytes = Buffer.from(fileIds.buffer);
+        flags = new Float64Array(BATCH_ROWS);
+        same = new Uint8Array(BATCH_ROWS);
+        n = 0;
       }
     }
   } catch (e) {
-    if (b.fileIds.length > 0) yield partial();
+    if (n > 0) yield batch();
     throw e;
   }
-  if (b.fileIds.length > 0) yield partial();
+  if (n > 0) yield batch();
 }
+
+/** A fileID as a verified Manifest.db has it: SHA-1 as 40 lowercase hex digits. */
+const FILE_ID = /^[0-9a-f]{40}$/;
 
 /**
  * The rows of `rows`, with `opened` called once the file is open: when the first row, or the

@@ -44,6 +44,7 @@ import {
   iterateManifestDb,
   iterateManifestDbAgainst,
   MANIFEST_FLAG,
+  manifestNamesOf,
   type IterateManifestOptions,
   type KnownManifestRow,
   type ManifestRowFacts,
@@ -56,6 +57,7 @@ import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
 import { comparedRows, manifestRows, RowsReadAhead } from './manifest-rows-off-thread';
+import { FILE_ID_BYTES } from './manifest-rows.worker';
 import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
@@ -207,9 +209,12 @@ async function verifyFolder(dir: string, udid: string, opts: VerifyOptions): Pro
     problemCount: 0,
     notes: [],
   };
-  const add = (p: VerifyProblem): void => {
+  /** Counts a problem and records it unless there are `maxProblems` already; says which. */
+  const add = (p: VerifyProblem): boolean => {
     report.problemCount++;
-    if (report.problems.length < maxProblems) report.problems.push(p);
+    if (report.problems.length >= maxProblems) return false;
+    report.problems.push(p);
+    return true;
   };
   const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -370,7 +375,7 @@ async function checkPayloads(
   unchanged: { changes: PayloadChanges; checkedAt: number } | undefined,
   opts: Pick<VerifyOptions, 'received' | 'rowsOffThreadBytes' | 'readAhead'>,
   report: VerifyReport,
-  add: (p: VerifyProblem) => void,
+  add: (p: VerifyProblem) => boolean,
 ): Promise<void> {
   const { received } = opts;
   const rowsOpts = {
@@ -389,8 +394,17 @@ async function checkPayloads(
   const buffers = Array.from({ length: CHECK_CONCURRENCY }, () =>
     Buffer.allocUnsafe(HASH_CHUNK_BYTES),
   );
-  const problem = (r: Row, kind: VerifyProblemKind, text: string): void =>
-    add({ kind, fileId: r.fileId, domain: r.domain, relativePath: r.relativePath, problem: text });
+  /** Recorded problems of rows that came without their names (read on another thread). */
+  const unnamed: Array<VerifyProblem & { fileId: string }> = [];
+  const problem = (r: Row, kind: VerifyProblemKind, text: string): void => {
+    const { fileId, domain, relativePath } = r;
+    if (domain !== undefined && relativePath !== undefined)
+      add({ kind, fileId, domain, relativePath, problem: text });
+    else {
+      const p = { kind, fileId, problem: text };
+      if (add(p)) unnamed.push(p);
+    }
+  };
   const toHash: Array<[Row, Buffer]> = [];
   let exclusiveBytes = 0;
   const check = (r: Row): void => {
@@ -495,10 +509,8 @@ async function checkPayloads(
   };
   const { fileIds: changedIds, buckets: changedBuckets } = unchanged?.changes ?? {};
   /** A row identical to the base's (so its fileID is valid) whose payload the engine left alone. */
-  const untouched = (fileId: unknown): fileId is string =>
-    typeof fileId === 'string' &&
-    !changedIds!.has(fileId) &&
-    !changedBuckets!.has(fileId.slice(0, 2));
+  const untouched = (fileId: string): boolean =>
+    !changedIds!.has(fileId) && !changedBuckets!.has(fileId.slice(0, 2));
   /** A file row counted and checked; a promise when the hashing queue is full (await it). */
   const checkFileRow = (row: Row): Promise<void> | undefined => {
     if (row.flags !== MANIFEST_FLAG.file) return undefined;
@@ -518,9 +530,11 @@ async function checkPayloads(
       // Only rowid, fileID, flags and SQLite's verdict come here; what differs is read after.
       baseCompared = true;
       for await (const b of compared) {
+        const ids = Buffer.from(b.fileIds.buffer, b.fileIds.byteOffset, b.fileIds.byteLength);
         for (let i = 0; i < b.rowids.length; i++) {
-          const fileId = b.fileIds[i];
-          if (b.same[i] === 1 && untouched(fileId)) {
+          const at = i * FILE_ID_BYTES;
+          const fileId = b.same[i] === 1 ? ids.toString('hex', at, at + FILE_ID_BYTES) : undefined;
+          if (fileId !== undefined && untouched(fileId)) {
             report.knownRows = (report.knownRows ?? 0) + 1;
             if (b.flags[i] === MANIFEST_FLAG.file) checkUnchanged(b.rowids[i]!, fileId);
           } else whole.push(b.rowids[i]!);
@@ -562,6 +576,28 @@ async function checkPayloads(
       kind: 'manifest-db',
       problem: isMooringError(e) ? e.message : `Manifest.db cannot be read: ${String(e)}`,
     });
+  }
+  nameProblems(db, unnamed);
+}
+
+/** Gives the problems of rows that came without their names those names, read by fileID. */
+function nameProblems(db: string, problems: Array<VerifyProblem & { fileId: string }>): void {
+  if (problems.length === 0) return;
+  let names: ReturnType<typeof manifestNamesOf>;
+  try {
+    names = manifestNamesOf(
+      db,
+      problems.map((p) => p.fileId),
+    );
+  } catch {
+    return; // the fileID still names the payload
+  }
+  for (const p of problems) {
+    const n = names.get(p.fileId);
+    if (n !== undefined) {
+      p.domain = n.domain;
+      p.relativePath = n.relativePath;
+    }
   }
 }
 

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { fileIdFor } from '../../src/format/file-id';
+import { fileIdFor, MAX_RELATIVE_PATH_CHARS } from '../../src/format/file-id';
 import { encodeMbFile, S_IFDIR, S_IFLNK, S_IFREG } from '../../src/format/mbfile';
 import {
   compareManifestDbRows,
   compareStrategy,
   iterateManifestDb,
+  manifestNamesOf,
   readManifestDb,
   writeManifestDb,
   type ManifestRow,
@@ -221,6 +222,52 @@ test('duplicate fileIDs (a table without its primary key) are refused', () => {
   assert.throws(
     () => [...iterateManifestDb(truncated)],
     (e) => isMooringError(e, 'MALFORMED') && e.message.includes(truncated),
+  );
+});
+
+test('manifestNamesOf gives the names of the fileIDs asked, only where the fileID is their SHA-1', () => {
+  const dir = tmp();
+  const long = 'd'.repeat(MAX_RELATIVE_PATH_CHARS + 5);
+  const row = (domain: string, rel: string, fileId = fileIdFor(domain, rel)) =>
+    [fileId, domain, rel, 1, encodeMbFile({ ...REC, relativePath: rel })] as [
+      string,
+      string,
+      string,
+      number,
+      Buffer,
+    ];
+  const forged = fileIdFor('HomeDomain', 'Library/real');
+  const file = corruptDb(
+    dir,
+    'names.db',
+    'CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, flags INTEGER, file BLOB)',
+    [
+      row('HomeDomain', 'Library/a'),
+      row('MediaDomain', 'Media/DCIM/b.jpg'),
+      row('HomeDomain', 'Library/unasked'),
+      // A fileID that is not SHA-1 of the names beside it, and one whose name is cut by the bound.
+      row('HomeDomain', 'Library/forged', forged),
+      row('HomeDomain', long),
+    ],
+  );
+  const asked = [
+    fileIdFor('HomeDomain', 'Library/a'),
+    fileIdFor('MediaDomain', 'Media/DCIM/b.jpg'),
+    forged,
+    fileIdFor('HomeDomain', long),
+    fileIdFor('HomeDomain', 'Library/absent'),
+  ];
+  assert.deepEqual(
+    manifestNamesOf(file, asked),
+    new Map([
+      [asked[0], { domain: 'HomeDomain', relativePath: 'Library/a' }],
+      [asked[1], { domain: 'MediaDomain', relativePath: 'Media/DCIM/b.jpg' }],
+    ]),
+  );
+  assert.equal(manifestNamesOf(path.join(dir, 'absent.db'), []).size, 0);
+  assert.throws(
+    () => manifestNamesOf(path.join(dir, 'absent.db'), asked),
+    (e) => isMooringError(e, 'MALFORMED'),
   );
 });
 

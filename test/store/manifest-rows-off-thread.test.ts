@@ -27,7 +27,6 @@ import {
 import {
   comparedRows,
   manifestRows,
-  READ_AHEAD_BATCHES,
   RowsReadAhead,
 } from '../../src/store/manifest-rows-off-thread';
 import {
@@ -43,19 +42,14 @@ import { tempDirs } from '../helpers/temp-dirs';
 const { tmp, cleanup } = tempDirs('mooring-rows-thread-');
 after(cleanup);
 
-/** Rows a sequence of events: a valid row's facts, or an invalid row's problem. */
-type Seen = ['row', string, string, string, number, number, string | undefined] | ['bad', string];
+/**
+ * Rows as a sequence of events: a valid row's facts, or an invalid row's problem. A row read on
+ * another thread comes without its names; its fileID is the SHA-1 of them.
+ */
+type Seen = ['row', string, number, number, string | undefined] | ['bad', string];
 
 function rowEvent(r: ManifestRowFacts): Seen {
-  return [
-    'row',
-    r.fileId,
-    r.domain,
-    r.relativePath,
-    r.flags,
-    r.file.size,
-    r.file.digest?.toString('hex'),
-  ];
+  return ['row', r.fileId, r.flags, r.file.size, r.file.digest?.toString('hex')];
 }
 
 /**
@@ -124,8 +118,8 @@ test('rows read on another thread come as iterateManifestDb gives them, invalid 
   const { file, bad } = manifestWithBadRows(3 * BATCH_ROWS + 100);
   const expected = inThread(file);
   assert.equal(expected.filter((e) => e[0] === 'bad').length, bad);
-  assert.ok(expected.some((e) => e[0] === 'row' && e[6] !== undefined));
-  assert.ok(expected.some((e) => e[0] === 'row' && e[6] === undefined && e[4] === 1));
+  assert.ok(expected.some((e) => e[0] === 'row' && e[4] !== undefined));
+  assert.ok(expected.some((e) => e[0] === 'row' && e[4] === undefined && e[2] === 1));
   let thread: Worker | undefined;
   const seen = await offThread(file, { onWorker: (w) => (thread = w) });
   assert.ok(thread, 'the rows were read on another thread');
@@ -221,8 +215,20 @@ test('the thread posts only a few batches ahead of the reader, and ends when the
  * 11th deleted, and rows the comparison must pass on as they are (a fileID that is a blob, flags
  * that are text, a NULL fileID) among new ones.
  */
+/** A fileID of the wrong case: identical in both files, yet not one a verified base lets pass. */
+const UPPER_ID = fileIdFor('HomeDomain', 'Library/upper').toUpperCase();
+
 function comparedPair(n: number): { base: string; next: string } {
   const base = manifestWithBadRows(n).file;
+  const b = new Database(base);
+  b.prepare('INSERT INTO Files VALUES (?, ?, ?, ?, ?)').run(
+    UPPER_ID,
+    'HomeDomain',
+    'Library/upper',
+    1,
+    encodeMbFile({ ...SAMPLE_MBFILE, relativePath: 'Library/upper' }),
+  );
+  b.close();
   const next = path.join(tmp(), 'Manifest.db');
   copyFileSync(base, next);
   const db = new Database(next);
@@ -251,13 +257,14 @@ function comparedPair(n: number): { base: string; next: string } {
   return { base, next };
 }
 
-/** As the verify reads a row: flags as a number when they are one, a fileID when it is a text. */
-const compareEvent = ([rowid, fileId, flags, same]: ComparedRow): unknown[] => [
-  rowid,
-  typeof fileId === 'string' ? fileId : null,
-  typeof flags === 'number' ? flags : NaN,
-  same,
-];
+/**
+ * As the verify reads a row: the same only with a fileID of 40 lowercase hex digits, which it then
+ * carries; flags as a number when they are one.
+ */
+const compareEvent = ([rowid, fileId, flags, identical]: ComparedRow): unknown[] => {
+  const same = identical && typeof fileId === 'string' && /^[0-9a-f]{40}$/.test(fileId);
+  return [rowid, same ? fileId : null, typeof flags === 'number' ? flags : NaN, same];
+};
 
 function comparedHere(next: string, base: string): unknown[][] {
   return [...compareManifestDbRows(next, base)!].map(compareEvent);
@@ -265,9 +272,13 @@ function comparedHere(next: string, base: string): unknown[][] {
 
 /** A batch's rows, as compareEvent makes them. */
 function eventsOf(b: ComparedBatch): unknown[][] {
-  return Array.from({ length: b.rowids.length }, (_, i) =>
-    compareEvent([b.rowids[i]!, b.fileIds[i], b.flags[i], b.same[i] === 1]),
-  );
+  const ids = Buffer.from(b.fileIds);
+  return Array.from({ length: b.rowids.length }, (_, i) => [
+    b.rowids[i]!,
+    b.same[i] === 1 ? ids.toString('hex', i * 20, i * 20 + 20) : null,
+    b.flags[i],
+    b.same[i] === 1,
+  ]);
 }
 
 async function collect(
@@ -285,6 +296,13 @@ test("an incremental's comparison made on another thread gives the verdicts made
   assert.ok(same > 3 * BATCH_ROWS && same < expected.length - 500, `${same} of ${expected.length}`);
   assert.ok(expected.some((e) => e[1] === null));
   assert.ok(expected.some((e) => Number.isNaN(e[2])));
+  // SQLite finds the wrong-case row identical; it is read in full, as one that differs.
+  const upper = [...compareManifestDbRows(next, base)!].find(([, id]) => id === UPPER_ID);
+  assert.equal(upper?.[3], true);
+  assert.deepEqual(
+    expected.find((e) => e[0] === upper[0]),
+    [upper[0], null, 1, false],
+  );
   let thread: Worker | undefined;
   const there = await comparedRows(next, base, {
     offThreadBytes: 0,
@@ -382,7 +400,7 @@ function watch(ahead: RowsReadAhead): { kinds: string[]; exited: Promise<unknown
 /** RowsReadAhead.start with a link of its own, in a folder of its own. */
 function startAhead(
   file: string,
-  opts: { base?: string; offThreadBytes?: number } = {},
+  opts: { base?: string; offThreadBytes?: number; batches?: number } = {},
   linkAt = path.join(tmp(), 'ahead.db'),
 ): RowsReadAhead | undefined {
   return RowsReadAhead.start(file, { linkAt, ...opts });
@@ -429,15 +447,16 @@ test('a read ahead of Snapshot/Manifest.db reads it before anyone asks; moved in
   assert.equal(await ahead.take(final, undefined, 2_000_000), undefined);
 });
 
-test('a read ahead posts at most READ_AHEAD_BATCHES batches until it is taken, then goes on as the rows are used', async () => {
-  const n = (READ_AHEAD_BATCHES + 2) * BATCH_ROWS;
+test('a read ahead posts at most its credit of batches until it is taken, then goes on as the rows are used', async () => {
+  const credit = 3;
+  const n = (credit + 2) * BATCH_ROWS;
   const { snap, final } = inSnapshot(manifestWithBadRows(n).file);
-  const ahead = startAhead(snap, { offThreadBytes: 0 })!;
+  const ahead = startAhead(snap, { offThreadBytes: 0, batches: credit })!;
   const { kinds, exited } = watch(ahead);
-  await until('the credit used up', () => kinds.length === 1 + READ_AHEAD_BATCHES);
+  await until('the credit used up', () => kinds.length === 1 + credit);
   // Given time, a thread without the credit would post the rest.
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal(kinds.length, 1 + READ_AHEAD_BATCHES);
+  assert.equal(kinds.length, 1 + credit);
   renameSync(snap, final);
   const { seen, taken } = await readWith(final, ahead);
   assert.ok(taken);
