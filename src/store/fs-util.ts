@@ -104,6 +104,8 @@ export async function unlinkDurable(file: string): Promise<void> {
 export interface LinkTreeStats extends LinkCounts {
   /** Worker threads that shared the copy (0: the tree was small enough for this thread). */
   workers: number;
+  /** The nice value they linked at, where they lowered it (Linux: lowerThreadPriority). */
+  workerNice?: number;
 }
 
 /**
@@ -215,12 +217,13 @@ export async function linkTree(
     };
     while (folders.length > 0 && countEntries(counts) < inThread) await linkHere(folders.shift()!);
     let workers = 0;
+    let workerNice: number | undefined;
     if (folders.length > 0) {
       if (opts.signal?.aborted === true) throw stopped();
       workers = Math.min(folders.length, MAX_LINK_WORKERS, os.availableParallelism());
-      await linkInWorkers(src, dst, folders, workers, counts, opts, linkHere, stopped);
+      workerNice = await linkInWorkers(src, dst, folders, workers, counts, opts, linkHere, stopped);
     }
-    return { ...counts, workers };
+    return { ...counts, workers, ...(workerNice !== undefined ? { workerNice } : {}) };
   } catch (e) {
     throw e instanceof ShareRefused ? refusedError(e.from, e.code, e.cause) : e;
   }
@@ -237,7 +240,8 @@ function refusedError(from: string, code: string, cause: unknown): MooringError 
 }
 
 /**
- * Links the folders `names` of `src` into `dst` with `count` worker threads, adding to `counts`.
+ * Links the folders `names` of `src` into `dst` with `count` worker threads, adding to `counts`;
+ * gives the nice value they ran at, if they lowered it (background work: LinkReport.nice).
  * While they start (50–350 ms measured, most of it Node's own bootstrap), this thread takes
  * folders from the same queue, so their start-up is not lost time. Settles only once every worker
  * has ended: none writes after a failure or an abort, and none keeps the process up.
@@ -251,7 +255,7 @@ async function linkInWorkers(
   opts: LinkTreeOptions,
   linkHere: (name: string) => Promise<void>,
   stopped: () => MooringError,
-): Promise<void> {
+): Promise<number | undefined> {
   const { signal } = opts;
   const job: LinkJob = { kind: LINK_JOB, src, dst, names, next: new SharedArrayBuffer(4) };
   const workers: Worker[] = [];
@@ -274,7 +278,12 @@ async function linkInWorkers(
       if (i >= names.length) break;
       await linkHere(names[i]!);
     }
-    for (const c of await reports) addCounts(counts, c);
+    let nice: number | undefined;
+    for (const r of await reports) {
+      addCounts(counts, r.counts);
+      nice ??= r.nice;
+    }
+    return nice;
   } catch (e) {
     await ended();
     throw signal?.aborted === true ? stopped() : e;
@@ -284,11 +293,11 @@ async function linkInWorkers(
   }
 }
 
-/** The counts a worker reports, or its error (as thrown in this thread). */
-function linkReport(w: Worker): Promise<LinkCounts> {
+/** What a worker reports, or its error (as thrown in this thread). */
+function linkReport(w: Worker): Promise<LinkReport> {
   return new Promise((resolve, reject) => {
     w.once('message', (r: LinkReport) => {
-      if (r.error === undefined) resolve(r.counts);
+      if (r.error === undefined) resolve(r);
       else reject(errorFromReport(r.error));
     });
     w.once('error', reject);

@@ -18,6 +18,7 @@ import {
   readlinkSync,
   symlinkSync,
 } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -150,6 +151,33 @@ export interface ErrorReport {
 export interface LinkReport {
   counts: LinkCounts;
   error?: ErrorReport;
+  /** The nice value this worker linked at, when it lowered its own (lowerThreadPriority). */
+  nice?: number;
+}
+
+/** How much lower than the rest of the process a link worker runs (nice +10, as `nice` does). */
+export const LINK_WORKER_NICE_INCREMENT = 10;
+
+/**
+ * Lowers this thread's scheduling priority by LINK_WORKER_NICE_INCREMENT, and says to what. The
+ * links of an incremental run while the device's session opens and the device reads the previous
+ * Manifest.db from us: background work, which at an equal priority took the cores that session's
+ * thread waits for (the device's first request ~0.1 s later, its read of that file ~0.45 s later,
+ * 100,000 files, docs/BENCHMARKS.md). Only on Linux, where each thread has its own nice value,
+ * set through its thread id (/proc/thread-self); elsewhere os.setPriority would lower the whole
+ * process, so nothing is done.
+ */
+export function lowerThreadPriority(): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const tid = Number(path.basename(readlinkSync('/proc/thread-self')));
+    if (!Number.isInteger(tid) || tid <= 0) return undefined;
+    // Never raised: a process already niced keeps its workers below itself.
+    os.setPriority(tid, Math.min(19, os.getPriority(tid) + LINK_WORKER_NICE_INCREMENT));
+    return os.getPriority(tid);
+  } catch {
+    return undefined; // no /proc, or refused: the links run as they did
+  }
 }
 
 export function reportError(e: unknown, depth = 0): ErrorReport {
@@ -168,6 +196,7 @@ export function reportError(e: unknown, depth = 0): ErrorReport {
 }
 
 function work(job: LinkJob, port: NonNullable<typeof parentPort>): void {
+  const nice = lowerThreadPriority();
   const counts = noCounts();
   const next = new Int32Array(job.next);
   let report: LinkReport;
@@ -182,7 +211,7 @@ function work(job: LinkJob, port: NonNullable<typeof parentPort>): void {
     Atomics.store(next, 0, job.names.length);
     report = { counts, error: reportError(e) };
   }
-  port.postMessage(report);
+  port.postMessage(nice === undefined ? report : { ...report, nice });
 }
 
 const job = workerData as Partial<LinkJob> | undefined;
