@@ -163,7 +163,7 @@ export const LINK_WORKER_NICE_INCREMENT = 10;
  * links of an incremental run while the device's session opens and the device reads the previous
  * Manifest.db from us: background work, which at an equal priority took the cores that session's
  * thread waits for (the device's first request ~0.1 s later, its read of that file ~0.45 s later,
- * 100,000 files, docs/BENCHMARKS.md). Only on Linux, where each thread has its own nice value,
+ * 100,000 files: D35). Only on Linux, where each thread has its own nice value,
  * set through its thread id (/proc/thread-self); elsewhere os.setPriority would lower the whole
  * process, so nothing is done.
  */
