@@ -210,14 +210,14 @@ test('the thread posts only a few batches ahead of the reader, and ends when the
   await exited;
 });
 
-/**
- * A base of `n` rows and a new Manifest.db made from it: every 7th row's MBFile changed, every
- * 11th deleted, and rows the comparison must pass on as they are (a fileID that is a blob, flags
- * that are text, a NULL fileID) among new ones.
- */
 /** A fileID of the wrong case: identical in both files, yet not one a verified base lets pass. */
 const UPPER_ID = fileIdFor('HomeDomain', 'Library/upper').toUpperCase();
 
+/**
+ * A base of `n` rows and a new Manifest.db made from it: every 7th row's MBFile changed, every
+ * 11th deleted, and rows the comparison must pass on as they are (a fileID that is a blob, flags
+ * that are text, a NULL fileID) among new ones; and in both, a row with UPPER_ID.
+ */
 function comparedPair(n: number): { base: string; next: string } {
   const base = manifestWithBadRows(n).file;
   const b = new Database(base);
