@@ -27,7 +27,7 @@ import { MooringError } from '../util/errors';
 import { startWorker } from '../util/worker-file';
 import {
   BATCHES_AHEAD,
-  FILE_ID_BYTES,
+  fileIdsOf,
   MANIFEST_ROWS_JOB,
   packComparedRows,
   type ManifestRowsJob,
@@ -330,14 +330,13 @@ function* rowsOf(
   b: RowBatch,
   onInvalid: (p: ManifestRowProblem) => void,
 ): Generator<ManifestRowFacts> {
-  const ids = Buffer.from(b.fileIds.buffer, b.fileIds.byteOffset, b.fileIds.byteLength);
+  const fileIdAt = fileIdsOf(b.fileIds);
   const digests = Buffer.from(b.digests.buffer, b.digests.byteOffset, b.digests.byteLength);
   let k = 0;
-  for (let i = 0; i < b.count; i++) {
+  for (let i = 0; i < b.flags.length; i++) {
     for (; k < b.invalid.length && b.invalid[k]![0] <= i; k++) onInvalid(b.invalid[k]![1]);
-    const at = i * FILE_ID_BYTES;
     yield {
-      fileId: ids.toString('hex', at, at + FILE_ID_BYTES),
+      fileId: fileIdAt(i),
       flags: b.flags[i]!,
       file: {
         size: b.sizes[i]!,

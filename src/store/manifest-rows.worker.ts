@@ -44,6 +44,12 @@ const DIGEST_BYTES = 20;
 /** A fileID's bytes: SHA-1, 40 lowercase hex digits as text (decodeManifestRow checked it). */
 export const FILE_ID_BYTES = 20;
 
+/** The fileIDs of a batch's `fileIds`, by the row's index: as text again. */
+export function fileIdsOf(bytes: Uint8Array): (i: number) => string {
+  const ids = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (i) => ids.toString('hex', i * FILE_ID_BYTES, (i + 1) * FILE_ID_BYTES);
+}
+
 export interface ManifestRowsJob {
   kind: typeof MANIFEST_ROWS_JOB;
   file: string;
@@ -61,9 +67,7 @@ export interface ManifestRowsJob {
 
 export interface RowBatch {
   kind: 'rows';
-  /** Rows in the batch. */
-  count: number;
-  /** The rows' fileIDs, FILE_ID_BYTES each. */
+  /** The rows' fileIDs, FILE_ID_BYTES each (fileIdsOf reads them). */
   fileIds: Uint8Array;
   flags: Uint8Array;
   sizes: Float64Array;
@@ -81,7 +85,7 @@ export interface ComparedBatch {
   kind: 'compared';
   rowids: Float64Array;
   /**
-   * The fileID's FILE_ID_BYTES where `same` is 1 (a row that differs is read in full by its rowid;
+   * The fileID's FILE_ID_BYTES where `same` is 1 (fileIdsOf reads them; a row that differs is read in full by its rowid;
    * its fileID is not needed).
    */
   fileIds: Uint8Array;
@@ -167,7 +171,6 @@ class Batcher {
     takeCredit(this.credit);
     const batch: RowBatch = {
       kind: 'rows',
-      count: n,
       fileIds: this.fileIds.slice(0, n * FILE_ID_BYTES),
       flags: this.flags.slice(0, n),
       sizes: this.sizes.slice(0, n),

@@ -57,7 +57,7 @@ import { readManifestPlist } from '../format/manifest-plist';
 import { readStatusPlist } from '../format/status-plist';
 import { TurnBudget, writeFileDurable } from './fs-util';
 import { comparedRows, manifestRows, RowsReadAhead } from './manifest-rows-off-thread';
-import { FILE_ID_BYTES } from './manifest-rows.worker';
+import { fileIdsOf } from './manifest-rows.worker';
 import type { PayloadChanges } from './payload-changes';
 
 export type VerifyProblemKind =
@@ -530,10 +530,9 @@ async function checkPayloads(
       // Only rowid, fileID, flags and SQLite's verdict come here; what differs is read after.
       baseCompared = true;
       for await (const b of compared) {
-        const ids = Buffer.from(b.fileIds.buffer, b.fileIds.byteOffset, b.fileIds.byteLength);
+        const fileIdAt = fileIdsOf(b.fileIds);
         for (let i = 0; i < b.rowids.length; i++) {
-          const at = i * FILE_ID_BYTES;
-          const fileId = b.same[i] === 1 ? ids.toString('hex', at, at + FILE_ID_BYTES) : undefined;
+          const fileId = b.same[i] === 1 ? fileIdAt(i) : undefined;
           if (fileId !== undefined && untouched(fileId)) {
             report.knownRows = (report.knownRows ?? 0) + 1;
             if (b.flags[i] === MANIFEST_FLAG.file) checkUnchanged(b.rowids[i]!, fileId);
