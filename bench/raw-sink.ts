@@ -17,6 +17,7 @@ import {
   DlFileCode,
   DlFileStreamDecoder,
   dlMultiStatusPayload,
+  NOT_BUFFERED,
   encodeDlErrorBlock,
   encodeDlPath,
   encodeDlStreamEnd,
@@ -96,13 +97,18 @@ async function main(): Promise<void> {
         break;
       }
       case 'UploadFiles': {
+        // Read as `mooring backup` reads (backup/file-streams): whole elements already received
+        // without an await, a data block's payload in the pieces it arrived in.
         const dec = new DlFileStreamDecoder(dl.reader, { timeoutMs: 60_000 });
-        while ((await dec.readPath()) !== null) {
-          await dec.readRequiredPath();
+        for (;;) {
+          const first = dec.readPathNow();
+          if ((first === NOT_BUFFERED ? await dec.readPath() : first) === null) break;
+          if (dec.readRequiredPathNow() === NOT_BUFFERED) await dec.readRequiredPath();
           for (;;) {
-            const b = await dec.readBlock();
+            const now = dec.readBlockHeadNow();
+            const b = now === NOT_BUFFERED ? await dec.readBlockHead() : now;
             if (b.kind !== 'data') break;
-            bytes += b.data.length;
+            while (dec.dataLeft > 0) bytes += (dec.readDataNow() ?? (await dec.readData())).length;
           }
           files++;
         }

@@ -274,7 +274,11 @@ function endsWell(block: DlBlock, sawData: boolean): boolean {
   return block.kind === 'success' || (block.kind === 'remote-error' && sawData);
 }
 
-/** Blocks of one file, copied to the thread that writes and hashes it (D30). */
+/**
+ * Blocks of one file, copied to the thread that writes and hashes it (D30), in the pieces they
+ * arrived in: a block larger than a socket read is never joined first, so each byte is copied
+ * once on this thread.
+ */
 async function receiveOffThread(
   ctx: FileStreamContext,
   dec: DlFileStreamDecoder,
@@ -282,13 +286,16 @@ async function receiveOffThread(
 ): Promise<FileEnd> {
   let sawData = false;
   for (;;) {
-    let block = dec.readBlockNow();
-    if (block === NOT_BUFFERED) block = await ctx.interrupt.race(dec.readBlock());
+    let block = dec.readBlockHeadNow();
+    if (block === NOT_BUFFERED) block = await ctx.interrupt.race(dec.readBlockHead());
     if (block.kind === 'data') {
       sawData = true;
-      ctx.onBytes(block.data.length);
-      const wait = file.write(block.data);
-      if (wait) await wait;
+      while (dec.dataLeft > 0) {
+        const piece = dec.readDataNow() ?? (await ctx.interrupt.race(dec.readData()));
+        const wait = file.write(piece);
+        if (wait) await wait;
+      }
+      ctx.onBytes(block.length);
       continue;
     }
     if (endsWell(block, sawData)) {

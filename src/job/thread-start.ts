@@ -16,10 +16,11 @@ import type { JobThreadData } from './job-messages';
 
 /**
  * The job thread's young generation, in MiB: V8 splits it into two semi-spaces and a large
- * object space of a third each, so 12 gives 4 MiB semi-spaces (`--max-semi-space-size=4`, which
- * measured the same CPU as the default 16 and ~55 MiB less peak RSS: docs/BENCHMARKS.md).
+ * object space of a third each, so 3 gives 1 MiB semi-spaces. With 4 MiB semi-spaces (12), about
+ * half of the 2 GB backups ran a storm of 30–160 full collections, V8 starting to mark again right
+ * after each; with 1 MiB, none did, at the same CPU and ~15 MiB less peak RSS (D36).
  */
-export const JOB_YOUNG_GENERATION_MB = 12;
+export const JOB_YOUNG_GENERATION_MB = 3;
 
 /** `MOORING_JOB_THREAD=0` runs every job in-process (to compare, or to debug with one stack). */
 export const JOB_THREAD_ENV = 'MOORING_JOB_THREAD';

@@ -107,6 +107,52 @@ export class StreamReader {
     return v;
   }
 
+  /**
+   * Up to `max` bytes of what has arrived, as a view of one received chunk (never a copy), consumed;
+   * undefined when nothing is buffered. For a body taken in the pieces it arrived in (BodyWithin).
+   */
+  takeSomeNow(max: number): Buffer | undefined {
+    if (this.detached) throw new MooringError('PROTOCOL', 'reader was detached; cannot read');
+    if (this.buffered === 0 || max <= 0) return undefined;
+    const first = this.chunks[0]!;
+    return this.take(Math.min(max, first.length));
+  }
+
+  /**
+   * Waits, with no deadline of its own, until a byte is buffered, `interruptWait` is called, or
+   * the stream ends or fails (CLOSED, at once if it already has and nothing is buffered). For a
+   * caller that keeps one deadline over many waits, instead of a timer for each (BodyWithin).
+   */
+  async waitReadable(what = 'data'): Promise<void> {
+    if (this.detached)
+      throw new MooringError('PROTOCOL', `reader was detached; cannot read ${what}`);
+    if (this.buffered > 0) return;
+    this.throwIfClosed(what);
+    this.source.resume();
+    await new Promise<void>((resolve) => {
+      this.waiter = () => {
+        this.waiter = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Ends the current wait early (waitReadable's caller's own deadline has passed). */
+  interruptWait(): void {
+    this.wake();
+  }
+
+  /** The byte `at` bytes past the read position if it has arrived; nothing is consumed. */
+  peekByte(at: number): number | undefined {
+    if (this.detached || this.buffered <= at) return undefined;
+    let off = at;
+    for (const c of this.chunks) {
+      if (off < c.length) return c[off];
+      off -= c.length;
+    }
+    return undefined;
+  }
+
   /** Reads whatever is buffered, up to `max` bytes, waiting for at least one byte. */
   async readSome(max: number, timeoutMs = DEFAULT_READ_TIMEOUT_MS, what = 'data'): Promise<Buffer> {
     if (this.detached)
@@ -135,19 +181,22 @@ export class StreamReader {
 
   private async waitAny(timeoutMs: number, what: string): Promise<void> {
     while (this.buffered === 0) {
-      if (this.failure) {
-        throw new MooringError(
-          'CLOSED',
-          `connection failed while reading ${what}: ${this.failure.message}`,
-          {
-            cause: this.failure,
-          },
-        );
-      }
-      if (this.ended) throw new MooringError('CLOSED', `connection closed while reading ${what}`);
+      this.throwIfClosed(what);
       this.source.resume();
       await this.waitForData(timeoutMs, what);
     }
+  }
+
+  /** CLOSED when the stream has failed or ended (for a wait with nothing buffered). */
+  private throwIfClosed(what: string): void {
+    if (this.failure) {
+      throw new MooringError(
+        'CLOSED',
+        `connection failed while reading ${what}: ${this.failure.message}`,
+        { cause: this.failure },
+      );
+    }
+    if (this.ended) throw new MooringError('CLOSED', `connection closed while reading ${what}`);
   }
 
   private take(n: number): Buffer {

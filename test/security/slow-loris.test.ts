@@ -1,12 +1,14 @@
 /**
  * readWithin: a whole announced body within one deadline. A peer that trickles bytes just inside
  * StreamReader's per-read timeout is refused as "too slowly" (PROTOCOL); one that goes quiet gets
- * TIMEOUT as before; a stream that ends gets CLOSED; bytes that come in time arrive intact.
+ * TIMEOUT as before; a stream that ends gets CLOSED; bytes that come in time arrive intact. The
+ * same for a file-stream data block taken in the pieces it arrives in (BodyWithin).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { readWithin } from '../../src/util/read-within';
+import { DlFileStreamDecoder, encodeDlDataBlock } from '../../src/protocol/device-link';
 import { StreamReader } from '../../src/util/stream-reader';
 import { isMooringError } from '../../src/util/errors';
 
@@ -75,4 +77,50 @@ test('bytes that arrive in time, in many pieces, come back exact', async () => {
   const rest = await readWithin(reader, data.length - 1234, DEADLINE_MS, 'body');
   assert.deepEqual(Buffer.concat([first, rest]), data);
   src.destroy();
+});
+
+/** A decoder waiting in a data block of `n` bytes announced on `src`. */
+function blockOf(n: number): { src: PassThrough; d: DlFileStreamDecoder } {
+  const src = new PassThrough();
+  const d = new DlFileStreamDecoder(new StreamReader(src), { timeoutMs: DEADLINE_MS });
+  src.write(encodeDlDataBlock(Buffer.alloc(n)).subarray(0, 5)); // the head alone
+  return { src, d };
+}
+
+async function drain(d: DlFileStreamDecoder): Promise<number> {
+  const head = await d.readBlockHead();
+  assert.equal(head.kind, 'data');
+  let got = 0;
+  while (d.dataLeft > 0) got += (d.readDataNow() ?? (await d.readData())).length;
+  return got;
+}
+
+test('a data block taken in pieces has one deadline for the whole block: a trickle is refused', async () => {
+  const { src, d } = blockOf(1024);
+  const timer = setInterval(() => src.write(Buffer.from([0x41])), 20);
+  try {
+    await assert.rejects(drain(d), (e) => {
+      assert.ok(isMooringError(e, 'PROTOCOL'), String(e));
+      assert.match((e as Error).message, /file-stream data too slowly: \d+ of 1024 bytes/);
+      return true;
+    });
+  } finally {
+    clearInterval(timer);
+    src.destroy();
+  }
+});
+
+test('a data block taken in pieces: silence is a TIMEOUT, an end is CLOSED, bytes in time all arrive', async () => {
+  const quiet = blockOf(100);
+  quiet.src.write(Buffer.alloc(10));
+  await assert.rejects(drain(quiet.d), (e) => isMooringError(e, 'TIMEOUT'));
+  quiet.src.destroy();
+  const ended = blockOf(100);
+  ended.src.end(Buffer.alloc(10));
+  await assert.rejects(drain(ended.d), (e) => isMooringError(e, 'CLOSED'));
+  const inTime = blockOf(5000);
+  for (let off = 0, i = 1; off < 5000; off += 700, i++)
+    setTimeout(() => inTime.src.write(Buffer.alloc(Math.min(700, 5000 - off))), i * 5);
+  assert.equal(await drain(inTime.d), 5000);
+  inTime.src.destroy();
 });

@@ -6,7 +6,7 @@
  */
 import { MooringError } from '../../util/errors';
 import { DEFAULT_READ_TIMEOUT_MS, type StreamReader } from '../../util/stream-reader';
-import { readWithin } from '../../util/read-within';
+import { BodyWithin, readWithin } from '../../util/read-within';
 import { MAX_DL_PATH_BYTES } from './messages';
 
 export const DlFileCode = {
@@ -116,6 +116,9 @@ export type DlBlock =
   | { kind: 'local-error'; message: string }
   | { kind: 'remote-error'; message: string };
 
+/** A block as `readBlockHead` gives it: a data block's payload is left to `readData`. */
+export type DlBlockHead = { kind: 'data'; length: number } | Exclude<DlBlock, { kind: 'data' }>;
+
 export interface DlFileStreamOptions {
   timeoutMs?: number;
   maxBlockBytes?: number;
@@ -142,6 +145,8 @@ export class DlFileStreamDecoder {
   private readonly timeoutMs: number;
   private readonly maxBlockBytes: number;
   private readonly maxPathBytes: number;
+  /** The payload of the data block whose head `readBlockHead` gave, while some is unread. */
+  private body: BodyWithin | undefined;
 
   constructor(
     private readonly reader: StreamReader,
@@ -165,6 +170,7 @@ export class DlFileStreamDecoder {
 
   /** readPath if the whole path has arrived; NOT_BUFFERED (nothing consumed) if not. */
   readPathNow(what = 'file-stream path'): string | null | NotBuffered {
+    this.checkNoBody();
     const len = this.reader.peekUInt32BE();
     if (len === undefined) return NOT_BUFFERED;
     if (len !== 0) {
@@ -216,6 +222,7 @@ export class DlFileStreamDecoder {
 
   /** readBlock if the whole block has arrived; NOT_BUFFERED (nothing consumed) if not. */
   readBlockNow(): DlBlock | NotBuffered {
+    this.checkNoBody();
     const len = this.reader.peekUInt32BE();
     if (len === undefined) return NOT_BUFFERED;
     this.checkBlockLength(len);
@@ -224,6 +231,85 @@ export class DlFileStreamDecoder {
     const code = this.reader.readNow(1)![0]!;
     checkBlockHead(len, code);
     return blockOf(code, this.reader.readNow(len - 1)!);
+  }
+
+  /**
+   * The next block, a data block's payload left unread: its pieces come from `readDataNow` and
+   * `readData` as they arrived (views, never joined), so a receiver that copies them on anyway
+   * copies each byte once. A data block's whole payload must be read before the next element.
+   */
+  async readBlockHead(): Promise<DlBlockHead> {
+    const now = this.readBlockHeadNow();
+    if (now !== NOT_BUFFERED) return now;
+    const len = (
+      await this.reader.read(4, this.timeoutMs, 'file-stream block length')
+    ).readUInt32BE(0);
+    this.checkBlockLength(len);
+    const code = (await this.reader.read(1, this.timeoutMs, 'file-stream block code'))[0]!;
+    checkBlockHead(len, code);
+    if (code === DlFileCode.FILE_DATA) return this.startBody(len - 1);
+    const body =
+      len === 1
+        ? Buffer.alloc(0)
+        : await this.reader.read(len - 1, this.timeoutMs, 'file-stream error text');
+    return endBlockOf(code, body);
+  }
+
+  /** readBlockHead if the head (and a non-data block's text) has arrived; else NOT_BUFFERED. */
+  readBlockHeadNow(): DlBlockHead | NotBuffered {
+    this.checkNoBody();
+    const len = this.reader.peekUInt32BE();
+    if (len === undefined) return NOT_BUFFERED;
+    this.checkBlockLength(len);
+    if (this.reader.available < 5) return NOT_BUFFERED;
+    const code = this.reader.peekByte(4)!;
+    checkBlockHead(len, code);
+    if (code === DlFileCode.FILE_DATA) {
+      this.reader.readNow(5);
+      return this.startBody(len - 1);
+    }
+    if (this.reader.available < 4 + len) return NOT_BUFFERED;
+    this.reader.readNow(5);
+    return endBlockOf(code, this.reader.readNow(len - 1)!);
+  }
+
+  /** Payload bytes of the current data block not yet read. */
+  get dataLeft(): number {
+    return this.body?.left ?? 0;
+  }
+
+  /** The current data block's next piece if it has arrived; undefined if not, or none is left. */
+  readDataNow(): Buffer | undefined {
+    const body = this.body;
+    if (body === undefined) return undefined;
+    const piece = body.takeNow();
+    if (body.left === 0) this.body = undefined;
+    return piece;
+  }
+
+  /** The current data block's next piece, the whole block within the read deadline (H7h). */
+  async readData(): Promise<Buffer> {
+    const body = this.body;
+    if (body === undefined) throw new MooringError('PROTOCOL', 'no file-stream data left to read');
+    const piece = await body.take();
+    if (body.left === 0 && this.body === body) this.body = undefined;
+    return piece;
+  }
+
+  private startBody(length: number): DlBlockHead {
+    // H7h: the whole block within the deadline (a trickling device must not hold us forever).
+    if (length > 0)
+      this.body = new BodyWithin(this.reader, length, this.timeoutMs, 'file-stream data');
+    return { kind: 'data', length };
+  }
+
+  private checkNoBody(): void {
+    if (this.body !== undefined) {
+      throw new MooringError(
+        'PROTOCOL',
+        `${this.body.left} bytes of a file-stream data block are still to be read`,
+      );
+    }
   }
 
   private checkBlockLength(len: number): void {
@@ -287,15 +373,14 @@ function checkBlockHead(len: number, code: number): void {
 
 /** The block of a checked code and its payload. */
 function blockOf(code: number, body: Buffer): DlBlock {
-  switch (code) {
-    case DlFileCode.FILE_DATA:
-      return { kind: 'data', data: body };
-    case DlFileCode.SUCCESS:
-      return { kind: 'success' };
-    default:
-      return {
-        kind: code === DlFileCode.LOCAL_ERROR ? 'local-error' : 'remote-error',
-        message: body.toString('utf8'),
-      };
-  }
+  return code === DlFileCode.FILE_DATA ? { kind: 'data', data: body } : endBlockOf(code, body);
+}
+
+/** The block of a checked code other than data: how the file ended. */
+function endBlockOf(code: number, body: Buffer): Exclude<DlBlock, { kind: 'data' }> {
+  if (code === DlFileCode.SUCCESS) return { kind: 'success' };
+  return {
+    kind: code === DlFileCode.LOCAL_ERROR ? 'local-error' : 'remote-error',
+    message: body.toString('utf8'),
+  };
 }

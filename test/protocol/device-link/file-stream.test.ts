@@ -322,3 +322,104 @@ test('hostile, without waiting: the …Now readers make the same checks as the w
   // Not whole yet: nothing is decided, the waiting reader decides.
   assert.equal(await now(Buffer.concat([u32(10), Buffer.from('abc')]), path), NOT_BUFFERED);
 });
+
+/** A block read as a receiver of large files reads it: its head, then its payload in pieces. */
+async function readByPieces(
+  d: DlFileStreamDecoder,
+  pieces: Buffer[] = [],
+): Promise<ReturnType<typeof d.readBlockNow>> {
+  let head = d.readBlockHeadNow();
+  if (head === NOT_BUFFERED) head = await d.readBlockHead();
+  if (head.kind !== 'data') return head;
+  const mine: Buffer[] = [];
+  while (d.dataLeft > 0) mine.push(d.readDataNow() ?? (await d.readData()));
+  pieces.push(...mine);
+  assert.equal(d.readDataNow(), undefined, 'nothing past the block');
+  return { kind: 'data', data: Buffer.concat(mine, head.length) };
+}
+
+test('a data block read by its head and pieces: the same blocks, each byte a view of what arrived', async () => {
+  // The stream arrives in chunks of every size from 1 byte up, so blocks span chunks.
+  const big = randomBytes(50_000);
+  const stream = Buffer.concat([
+    encodeDlPath('/var/tmp/a'),
+    encodeDlPath('U/Snapshot/ab/abcd'),
+    encodeDlDataBlock(big),
+    encodeDlDataBlock(Buffer.from('tail')),
+    encodeDlDataBlock(Buffer.alloc(0)),
+    encodeDlSuccessBlock(),
+    encodeDlPath('/var/tmp/b'),
+    encodeDlPath('U/Status.plist'),
+    encodeDlErrorBlock(DlFileCode.REMOTE_ERROR, 'gone'),
+    encodeDlStreamEnd(),
+  ]);
+  for (const chunkBytes of [1, 7, 4096, 16_384, stream.length]) {
+    const s = new PassThrough();
+    const d = new DlFileStreamDecoder(new StreamReader(s), { timeoutMs: 1000 });
+    // A fresh buffer per chunk, as a socket's reads are: the first third there already, the
+    // rest arriving, in order, while the reads wait.
+    const chunks: Buffer[] = [];
+    for (let off = 0; off < stream.length; off += chunkBytes)
+      chunks.push(Buffer.from(stream.subarray(off, off + chunkBytes)));
+    const written = new Set<ArrayBufferLike>(chunks.map((c) => c.buffer));
+    const early = Math.ceil(chunks.length / 3);
+    for (const c of chunks.slice(0, early)) s.write(c);
+    void (async () => {
+      for (const [i, c] of chunks.slice(early).entries()) {
+        if (i % 400 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+        s.write(c);
+      }
+    })();
+    const pieces: Buffer[] = [];
+    assert.equal(await d.readPath(), '/var/tmp/a');
+    assert.equal(await d.readRequiredPath(), 'U/Snapshot/ab/abcd');
+    assert.deepEqual(await readByPieces(d, pieces), { kind: 'data', data: big }, `${chunkBytes}`);
+    assert.deepEqual(await readByPieces(d, pieces), { kind: 'data', data: Buffer.from('tail') });
+    assert.deepEqual(await readByPieces(d, pieces), { kind: 'data', data: Buffer.alloc(0) });
+    assert.deepEqual(await readByPieces(d), { kind: 'success' });
+    assert.equal(await d.readPath(), '/var/tmp/b');
+    assert.equal(await d.readRequiredPath(), 'U/Status.plist');
+    assert.deepEqual(await readByPieces(d), { kind: 'remote-error', message: 'gone' });
+    assert.equal(await d.readPath(), null);
+    assert.ok(pieces.length >= Math.ceil(big.length / chunkBytes), `${chunkBytes}: in pieces`);
+    for (const p of pieces) assert.ok(written.has(p.buffer), `${chunkBytes}: a piece was copied`);
+  }
+});
+
+test('a data block whose payload is not read yet keeps the next element from being read', async () => {
+  const { d, r } = await bufferedDecoder(
+    Buffer.concat([encodeDlDataBlock(Buffer.from('abcdef')), encodeDlSuccessBlock()]),
+  );
+  assert.deepEqual(d.readBlockHeadNow(), { kind: 'data', length: 6 });
+  assert.equal(d.dataLeft, 6);
+  for (const next of [() => d.readBlockNow(), () => d.readBlockHeadNow(), () => d.readPathNow()])
+    assert.throws(next, code('PROTOCOL'));
+  await assert.rejects(d.readBlock(), code('PROTOCOL'));
+  assert.equal(r.available, 11, 'nothing consumed by the refused reads');
+  assert.deepEqual(d.readDataNow(), Buffer.from('abcdef'));
+  assert.equal(d.dataLeft, 0);
+  await assert.rejects(d.readData(), code('PROTOCOL'), 'no block: nothing to wait for');
+  assert.deepEqual(d.readBlockHeadNow(), { kind: 'success' });
+});
+
+test('hostile: a block head is checked as a whole block is, from its first 5 bytes', async () => {
+  const head = async (bytes: Buffer): Promise<unknown> => {
+    const { d } = await bufferedDecoder(bytes);
+    return d.readBlockHeadNow();
+  };
+  await assert.rejects(head(u32(MAX_DL_BLOCK_BYTES + 1)), code('FRAME_TOO_LARGE'));
+  await assert.rejects(head(u32(0)), code('MALFORMED'));
+  for (const c of [0x01, 0x05, 0x0a, 0x0d, 0xff])
+    await assert.rejects(head(Buffer.from([0, 0, 0, 1, c])), code('MALFORMED'), `code ${c}`);
+  await assert.rejects(head(Buffer.from([0, 0, 0, 2, 0])), code('MALFORMED'), 'padded success');
+  await assert.rejects(head(Buffer.concat([u32(70_001), Buffer.from([0x06])])), code('LIMIT'));
+  // A data block's head is whole without its payload; an error block waits for its text.
+  assert.deepEqual(await head(Buffer.from([0, 0, 0, 9, 0x0c])), { kind: 'data', length: 8 });
+  assert.equal(await head(Buffer.from([0, 0, 0, 3, 0x06, 0x61])), NOT_BUFFERED);
+  // The waiting reader makes the same checks.
+  const s = new PassThrough();
+  const d = new DlFileStreamDecoder(new StreamReader(s), { timeoutMs: 1000 });
+  const late = d.readBlockHead();
+  setTimeout(() => s.write(Buffer.from([0, 0, 0, 1, 0x0a])), 5);
+  await assert.rejects(late, code('MALFORMED'));
+});
