@@ -204,20 +204,14 @@ export class DlFileStreamDecoder {
   async readBlock(): Promise<DlBlock> {
     const now = this.readBlockNow();
     if (now !== NOT_BUFFERED) return now;
-    const len = (
-      await this.reader.read(4, this.timeoutMs, 'file-stream block length')
-    ).readUInt32BE(0);
-    this.checkBlockLength(len);
-    const code = (await this.reader.read(1, this.timeoutMs, 'file-stream block code'))[0]!;
-    checkBlockHead(len, code);
-    const body =
-      code === DlFileCode.FILE_DATA
-        ? // H7h: the whole block within the deadline (a trickling device must not hold us forever).
-          await readWithin(this.reader, len - 1, this.timeoutMs, 'file-stream data')
-        : len === 1
-          ? Buffer.alloc(0)
-          : await this.reader.read(len - 1, this.timeoutMs, 'file-stream error text');
-    return blockOf(code, body);
+    const head = await this.readBlockHead();
+    if (head.kind !== 'data') return head;
+    const parts: Buffer[] = [];
+    while (this.dataLeft > 0) parts.push(this.readDataNow() ?? (await this.readData()));
+    return {
+      kind: 'data',
+      data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, head.length),
+    };
   }
 
   /** readBlock if the whole block has arrived; NOT_BUFFERED (nothing consumed) if not. */
