@@ -356,11 +356,14 @@ test('a data block read by its head and pieces: the same blocks, each byte a vie
   for (const chunkBytes of [1, 7, 4096, 16_384, stream.length]) {
     const s = new PassThrough();
     const d = new DlFileStreamDecoder(new StreamReader(s), { timeoutMs: 1000 });
-    // A fresh buffer per chunk, as a socket's reads are: the first third there already, the
-    // rest arriving, in order, while the reads wait.
+    // A fresh buffer per chunk (alloc: never the shared pool), as a socket's reads are: the
+    // first third there already, the rest arriving, in order, while the reads wait.
     const chunks: Buffer[] = [];
-    for (let off = 0; off < stream.length; off += chunkBytes)
-      chunks.push(Buffer.from(stream.subarray(off, off + chunkBytes)));
+    for (let off = 0; off < stream.length; off += chunkBytes) {
+      const chunk = Buffer.alloc(Math.min(chunkBytes, stream.length - off));
+      stream.copy(chunk, 0, off);
+      chunks.push(chunk);
+    }
     const written = new Set<ArrayBufferLike>(chunks.map((c) => c.buffer));
     const early = Math.ceil(chunks.length / 3);
     for (const c of chunks.slice(0, early)) s.write(c);
