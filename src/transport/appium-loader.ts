@@ -10,12 +10,24 @@ import Module from 'node:module';
 
 type AppiumUsbmuxModule = typeof import('appium-ios-device/build/lib/usbmux');
 
-/** Requires deferred, by the module that makes them. */
-const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }> = [
+/**
+ * How the requiring module uses what it is given, which decides what its stand-in must be:
+ * - 'properties': it only reads named properties (a compiled ES module; or a CommonJS one taken
+ *   whole or through `__importStar`): the stand-in says `__esModule` is true, so TypeScript's
+ *   import helpers hand it on as it is, and the first property read loads the module;
+ * - 'call': it calls a CommonJS module's export, taken through `__importDefault`: the stand-in
+ *   says `__esModule` is false, so the helper wraps it as `{ default }`, and it is a function
+ *   whose first call loads the module.
+ */
+type Use = 'properties' | 'call';
+
+/** Requires deferred, by the module that makes them (docs/BENCHMARKS.md, tenth and eighteenth passes). */
+const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlyMap<string, Use> }> = [
   {
-    // The @appium/support helpers usbmuxd never needs, as its index requires them.
+    // The @appium/support helpers usbmuxd never needs, as its index requires them. (Not './plist':
+    // every usbmuxd message is a plist, so deferring it would only move its load to the first one.)
     parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]index\.js$/,
-    requests: new Set([
+    requests: uses('properties', [
       './zip',
       './mjpeg',
       './image-util',
@@ -32,13 +44,40 @@ const DEFERRED: ReadonlyArray<{ parent: RegExp; requests: ReadonlySet<string> }>
     ]),
   },
   {
+    // Its fs and util helpers must load (the index reads them), not the packages they wrap.
+    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]fs\.js$/,
+    requests: new Map([
+      ...uses('properties', ['glob']),
+      ...uses('call', ['klaw', 'sanitize-filename', 'which']),
+    ]),
+  },
+  {
+    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]util\.js$/,
+    requests: new Map([
+      ...uses('properties', ['semver', 'shell-quote', 'lockfile', 'uuid']),
+      ...uses('call', ['pluralize']),
+    ]),
+  },
+  {
+    parent: /[\\/]@appium[\\/]support[\\/]build[\\/]lib[\\/]internal[\\/]read-package\.js$/,
+    requests: uses('call', ['normalize-package-data']),
+  },
+  {
     parent: /[\\/]appium-ios-device[\\/]build[\\/]lib[\\/]utilities\.js$/,
-    requests: new Set(['./imagemounter/utils/list_developer_image']),
+    requests: uses('properties', ['./imagemounter/utils/list_developer_image']),
   },
 ];
 
-function isDeferred(request: string, parentFile: string): boolean {
-  return DEFERRED.some((d) => d.requests.has(request) && d.parent.test(parentFile));
+function uses(use: Use, requests: string[]): Map<string, Use> {
+  return new Map(requests.map((r) => [r, use]));
+}
+
+function deferredUse(request: string, parentFile: string): Use | undefined {
+  for (const d of DEFERRED) {
+    const use = d.requests.get(request);
+    if (use !== undefined && d.parent.test(parentFile)) return use;
+  }
+  return undefined;
 }
 
 type LoadFn = (
@@ -57,9 +96,9 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
   const original = moduleInternals._load;
   if (typeof original === 'function') {
     moduleInternals._load = function (request, parent, isMain) {
-      if (isDeferred(request, parent?.filename ?? '')) {
-        return deferred(() => original.call(Module, request, parent, isMain));
-      }
+      const use = deferredUse(request, parent?.filename ?? '');
+      if (use !== undefined)
+        return deferred(use, () => original.call(Module, request, parent, isMain));
       return original.call(Module, request, parent, isMain);
     };
   }
@@ -73,24 +112,22 @@ export function loadAppiumUsbmux(): AppiumUsbmuxModule {
   return loaded;
 }
 
-/**
- * A module namespace that loads on first touch. `__esModule` is answered without loading (all
- * are compiled ES modules), so an `__importStar` takes the stand-in as it is.
- */
-function deferred(load: () => unknown): object {
+/** A stand-in for a module that loads it on first touch (see Use). */
+function deferred(use: Use, load: () => unknown): object {
   let real: object | undefined;
   const get = (): object => (real ??= load() as object);
-  return new Proxy(
-    {},
-    {
-      get: (_t, key) => (key === '__esModule' ? true : Reflect.get(get(), key)),
-      has: (_t, key) => Reflect.has(get(), key),
-      ownKeys: () => Reflect.ownKeys(get()),
-      getOwnPropertyDescriptor: (_t, key) => {
-        const d = Reflect.getOwnPropertyDescriptor(get(), key);
-        // A proxy may not report a property as non-configurable that its target lacks.
-        return d && { ...d, configurable: true };
-      },
+  // An arrow function has no non-configurable own properties, so the proxy may report the
+  // module's properties as its own; a plain object suffices where nothing calls it.
+  const target = use === 'call' ? (): undefined => undefined : {};
+  return new Proxy(target, {
+    get: (_t, key) => (key === '__esModule' ? use === 'properties' : Reflect.get(get(), key)),
+    has: (_t, key) => Reflect.has(get(), key),
+    ownKeys: () => Reflect.ownKeys(get()),
+    getOwnPropertyDescriptor: (_t, key) => {
+      const d = Reflect.getOwnPropertyDescriptor(get(), key);
+      // A proxy may not report a property as non-configurable that its target lacks.
+      return d && { ...d, configurable: true };
     },
-  );
+    apply: (_t, self, args) => Reflect.apply(get() as (...a: unknown[]) => unknown, self, args),
+  });
 }

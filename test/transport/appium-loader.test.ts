@@ -72,3 +72,55 @@ test('the module loader is left as it was, and other requires are untouched', ()
   `);
   assert.deepEqual(r, { restored: true, archiver: true });
 });
+
+test('the packages behind its fs and util helpers load when a helper is first used, and work through their stand-ins', () => {
+  const r = fresh(`
+    const loaded = ${LOADED};
+    const names = ['glob', 'klaw', 'sanitize-filename', 'which', 'semver', 'lockfile', 'uuid', 'pluralize', 'normalize-package-data'];
+    const state = () => Object.fromEntries(names.map((n) => [n, loaded(n)]));
+    const { loadAppiumUsbmux } = require('./src/transport/appium-loader');
+    loadAppiumUsbmux();
+    const before = state();
+    const { fs, util } = require('@appium/support');
+    (async () => {
+    const used = {
+      // __importStar / plain requires: read as namespaces
+      uuid: /^[0-9a-f-]{36}$/.test(util.uuidV1()),
+      semver: util.coerceVersion('1.2'),
+      lockfile: typeof util.getLockFileGuard(require('node:os').tmpdir() + '/mooring-loader-test.lock'),
+      glob: (await fs.glob('*.json', { cwd: process.cwd() })).includes('package.json'),
+      // __importDefault: called
+      pluralize: util.pluralize('file', 2),
+      sanitize: fs.sanitizeName('a/b:c'),
+      which: require('node:path').basename(await fs.which('node')),
+    };
+    console.log(JSON.stringify({ before, used, after: state() }));
+    })();
+  `);
+  assert.deepEqual(
+    r.before,
+    Object.fromEntries(Object.keys(r.before as object).map((k) => [k, false])),
+    'none loaded with the usbmux module',
+  );
+  assert.deepEqual(r.used, {
+    uuid: true,
+    semver: '1.2.0',
+    lockfile: 'function',
+    glob: true,
+    pluralize: 'files',
+    sanitize: 'abc',
+    which: 'node',
+  });
+  const after = r.after as Record<string, boolean>;
+  for (const n of [
+    'uuid',
+    'semver',
+    'lockfile',
+    'glob',
+    'pluralize',
+    'sanitize-filename',
+    'which',
+  ]) {
+    assert.equal(after[n], true, `${n} loaded once used`);
+  }
+});
