@@ -13,6 +13,12 @@
  * protocol's (the simulated device compares the host's previous Manifest.db and sends a new one of
  * ~100 MB), whatever the host.
  *
+ * The floor, measured rather than inferred: the raw sink (bench/raw-sink.ts: our protocol layers,
+ * nothing kept) runs a full backup after idevicebackup2's, and an incremental against Mooring's
+ * previous snapshot right before Mooring's incremental (it keeps nothing, so Mooring's still finds
+ * the same 1 %). Its incremental over its full is what the device and the protocol leave to any
+ * host.
+ *
  *   BENCH_SCALE=0.1 node --import tsx bench/incremental.ts
  */
 import { promises as fsp } from 'node:fs';
@@ -34,7 +40,16 @@ import {
   timedMooringBackup,
   benchWorkDir,
   probeFileCreation,
+  ROOT,
 } from './lib/measure';
+
+interface RawRun {
+  run: ChildRun;
+  /** The raw sink's session alone (its own clock: no process start-up). */
+  seconds: number;
+  files: number;
+  bytes: number;
+}
 
 interface BackupRun {
   run: ChildRun;
@@ -155,11 +170,50 @@ async function main(): Promise<void> {
       );
     };
 
+    /** The raw sink: a full backup, or with `previous` (a backup folder) an incremental against it. */
+    const rawSink = async (previous?: string): Promise<RawRun> => {
+      await syncDisks();
+      const run = await timedChild(process.execPath, [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'bench', 'raw-sink.ts'),
+        '--udid',
+        sim.udid,
+        '--usbmuxd',
+        sim.usbmuxdAddress,
+        ...(previous === undefined ? [] : ['--previous', previous]),
+      ]);
+      let r: { ok?: boolean; seconds?: number; files?: number; bytes?: number } = {};
+      try {
+        r = JSON.parse(run.stdout.trim()) as typeof r;
+      } catch {
+        // reported below
+      }
+      if (run.code !== 0 || r.ok !== true) {
+        throw new Error(`the raw sink failed:\n${run.stdout.slice(-2000)}\n${run.stderr}`);
+      }
+      return { run, seconds: r.seconds ?? NaN, files: r.files ?? NaN, bytes: r.bytes ?? NaN };
+    };
+    const showRaw = (what: string, r: RawRun): void => {
+      console.log(
+        `  ${what}: ${r.run.wallSeconds.toFixed(2)} s wall (session ${r.seconds.toFixed(2)} s), ` +
+          `received ${r.files} files / ${mb(r.bytes)} MB, CPU ${(r.run.userSeconds + r.run.sysSeconds).toFixed(2)} s ` +
+          `(simulator ${r.run.simCpuSeconds.toFixed(2)} s)`,
+      );
+    };
+
     const full = await backup();
     show('full backup       ', full);
     const idbFull = await reference(true);
     showReference('idevicebackup2 --full', idbFull);
+    const rawFull = await rawSink();
+    showRaw('raw sink, full', rawFull);
     const m = (await sim.ctl('mutate', { modify: changed })) as { modified: string[] };
+    const store = await openStore(dest, sim.udid);
+    const before = (await store.list()).at(-1);
+    if (!before) throw new Error('no snapshot after the full backup');
+    const rawInc = await rawSink((await store.resolve(before.id)).path);
+    showRaw("raw sink, incremental against Mooring's previous snapshot", rawInc);
     const inc = await backup();
     show(`after ${m.modified.length} files changed`, inc);
     if (inc.isFull) throw new Error('the second backup was not incremental');
@@ -175,9 +229,14 @@ async function main(): Promise<void> {
       `  against idevicebackup2 on the same device: full ${(idbFull.wallSeconds / full.run.wallSeconds).toFixed(2)}×, ` +
         `incremental ${(idbInc.wallSeconds / inc.run.wallSeconds).toFixed(2)}× its speed`,
     );
+    console.log(
+      `  the floor (raw sink): its incremental is ${pct(rawInc.run.wallSeconds, rawFull.run.wallSeconds)} of its full ` +
+        `backup's wall time (${pct(rawInc.seconds, rawFull.seconds)} of the session); Mooring's incremental ` +
+        `${(rawInc.run.wallSeconds / inc.run.wallSeconds).toFixed(2)}× the raw sink's speed, its full ` +
+        `${(rawFull.run.wallSeconds / full.run.wallSeconds).toFixed(2)}×`,
+    );
 
     // Where an incremental's host time goes besides the transfer: the whole-snapshot verify.
-    const store = await openStore(dest, sim.udid);
     const timed = async (fn: () => Promise<unknown>): Promise<number> => {
       const t = process.hrtime.bigint();
       await fn();

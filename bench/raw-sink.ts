@@ -6,10 +6,18 @@
  * backup. No notification proxy, no sync lock, no Info.plist, no disk: what is left is the
  * transport, the crypto and the framing, which every real host pays too.
  *
+ * With `--previous DIR` (a backup folder: its Status.plist, Manifest.plist and Manifest.db) it
+ * sends those files when the device asks for them and does not ask for a full backup, so the
+ * device runs an incremental against that backup: the floor of an incremental for any host, the
+ * device's and the protocol's part of it (bench/incremental.ts). DIR is only read.
+ *
  * Run as its own process (so its CPU and memory are its own):
  *   node --import tsx bench/raw-sink.ts --udid U (--usbmuxd ADDR | --host H:PORT --usbmuxd ADDR)
+ *     [--previous DIR]
  * The pair record comes from the usbmuxd (as `mooring backup` finds it). Prints one JSON line.
  */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import {
   DL_EMPTY_PARAMETER,
   DL_MULTI_STATUS_CODE,
@@ -19,7 +27,9 @@ import {
   dlMultiStatusPayload,
   NOT_BUFFERED,
   encodeDlErrorBlock,
+  encodeDlDataBlocks,
   encodeDlPath,
+  encodeDlSuccessBlock,
   encodeDlStreamEnd,
   normalizeDlStatusCode,
   type DlFileError,
@@ -52,10 +62,30 @@ async function endpointFor(mux: UsbmuxdClient, udid: string): Promise<DeviceEndp
   return new UsbmuxEndpoint(mux, d.deviceId, d.udid, 'usb');
 }
 
+/**
+ * The file of `previous` the device asks for as `<udid>/<name>`, or undefined: only a plain name
+ * under the device's own folder is looked up (the device's paths are not trusted, even here).
+ */
+async function previousFile(
+  previous: string | undefined,
+  udid: string,
+  devicePath: string,
+): Promise<Buffer | undefined> {
+  if (previous === undefined) return undefined;
+  const [folder, name, ...rest] = devicePath.split('/');
+  if (folder !== udid || name === undefined || rest.length > 0 || !/^[\w.-]+$/.test(name)) {
+    return undefined;
+  }
+  if (name === '.' || name === '..') return undefined;
+  return fsp.readFile(path.join(previous, name)).catch(() => undefined);
+}
+
 async function main(): Promise<void> {
   const udid = arg('udid');
   const muxAddr = arg('usbmuxd');
-  if (!udid || !muxAddr) throw new Error('usage: raw-sink --udid U --usbmuxd ADDR [--host H:P]');
+  const previous = arg('previous');
+  if (!udid || !muxAddr)
+    throw new Error('usage: raw-sink --udid U --usbmuxd ADDR [--host H:P] [--previous DIR]');
   const address = parseUsbmuxdAddress(muxAddr);
   if (!address) throw new Error(`--usbmuxd: "${muxAddr}" is not an address`);
   const mux = new UsbmuxdClient({ address });
@@ -71,7 +101,7 @@ async function main(): Promise<void> {
     MessageName: 'Backup',
     TargetIdentifier: udid,
     SourceIdentifier: udid,
-    Options: { ForceFullBackup: true },
+    Options: previous === undefined ? { ForceFullBackup: true } : {},
   });
   let bytes = 0;
   let files = 0;
@@ -82,6 +112,16 @@ async function main(): Promise<void> {
       case 'DownloadFiles': {
         const failed = new Map<string, DlFileError>();
         for (const p of m.paths) {
+          const data = await previousFile(previous, udid, p);
+          if (data !== undefined) {
+            // As `mooring backup` sends a file (backup/file-streams): a write per MiB.
+            await dl.writeRaw(encodeDlPath(p));
+            for (let off = 0; off < data.length; off += 1 << 20) {
+              await dl.writeRaw(encodeDlDataBlocks(data.subarray(off, off + (1 << 20))));
+            }
+            await dl.writeRaw(encodeDlSuccessBlock());
+            continue;
+          }
           await dl.writeRaw(encodeDlPath(p));
           await dl.writeRaw(
             encodeDlErrorBlock(DlFileCode.LOCAL_ERROR, 'No such file or directory'),
@@ -89,11 +129,14 @@ async function main(): Promise<void> {
           failed.set(p, { code: ENOENT_CODE, text: 'No such file or directory' });
         }
         await dl.writeRaw(encodeDlStreamEnd());
-        await dl.sendStatusResponse(
-          DL_MULTI_STATUS_CODE,
-          DL_MULTI_STATUS_TEXT,
-          dlMultiStatusPayload(failed),
-        );
+        if (failed.size === 0) await dl.sendStatusResponse(0, undefined, {});
+        else {
+          await dl.sendStatusResponse(
+            DL_MULTI_STATUS_CODE,
+            DL_MULTI_STATUS_TEXT,
+            dlMultiStatusPayload(failed),
+          );
+        }
         break;
       }
       case 'UploadFiles': {
