@@ -12,6 +12,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker-file';
+import { crashTestResourceLimits } from './crash-test';
 import type { JobThreadData } from './job-messages';
 
 /**
@@ -42,7 +43,13 @@ function launch(workerName: string, data: JobThreadData): Worker {
   return startWorker(
     __filename,
     workerName,
-    { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB } },
+    {
+      workerData: data,
+      resourceLimits: {
+        maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB,
+        ...crashTestResourceLimits(),
+      },
+    },
     true, // it loads the stack from app.asar (util/worker-file)
   );
 }

@@ -3,10 +3,10 @@
  * usbmuxd. The job really runs on another thread (the device's lock file names it), ends with
  * the same backup as an in-process job, hands the caller the session's values and its events,
  * stops on the caller's abort; a thread that dies fails the job with a reason (before the commit:
- * the latest stays; mid-commit: the commit is finished at once), on the store's record of
- * attempts too, and leaves no lock behind; a thread that cannot start falls back to the
- * in-process job. A thread started before its job (thread-start) runs it, or is ended when the
- * job does not take it, and never holds the process.
+ * the latest stays; mid-commit: the commit is finished at once; out of memory: said so, and the
+ * process goes on), on the store's record of attempts too, and leaves no lock behind; a thread
+ * that cannot start falls back to the in-process job. A thread started before its job
+ * (thread-start) runs it, or is ended when the job does not take it, and never holds the process.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -197,6 +197,34 @@ describe('runBackupJob', () => {
     assert.equal(attempt.message, out.message);
     assert.equal(attempt.transport, 'usb');
     await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+  });
+
+  it('a thread that runs out of memory fails the job with that reason; this thread, the latest and the next backup are fine', async () => {
+    const dest = path.join(root, 'thread');
+    const before = await latestId(dest);
+    assert.ok(before);
+    const out = await withCrashAt('thread-oom:staging:created', () =>
+      runBackupJob({ endpoint, record, dest }),
+    );
+    assert.equal(out.ok, false);
+    assert.equal(out.stage, 'backup');
+    assert.equal(out.result.failure, 'internal');
+    assert.match(out.message, /it ran out of memory; the previous backup is kept unchanged/);
+    assert.equal(
+      (out.error as { cause?: { code?: string } }).cause?.code,
+      'ERR_WORKER_OUT_OF_MEMORY',
+    );
+    assert.equal(await latestId(dest), before);
+    const attempt = await lastAttempt(dest);
+    assert.deepEqual(
+      [attempt?.ok, attempt?.failure, attempt?.message],
+      [false, 'internal', out.message],
+    );
+    await assert.rejects(fsp.stat(deviceLockFile(dest, sim.udid)), { code: 'ENOENT' });
+
+    const next = await runBackupJob({ endpoint, record, dest });
+    assert.equal(next.ok, true, next.message);
+    assert.notEqual(await latestId(dest), before);
   });
 
   it('a thread that dies mid-commit: its commit is finished at once and no lock is left', async () => {
