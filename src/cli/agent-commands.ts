@@ -12,7 +12,7 @@ import {
 } from '../history';
 import { intFlag, UsageError } from '../util/cli-flags';
 import { findAgent, requireAgent, type AgentLocation } from './agent-connection';
-import { agentCommand, DEFAULT_LISTEN } from './commands/agent';
+import type * as AgentCommandModule from './commands/agent';
 import {
   agentDevicesCommand,
   attemptsCommand,
@@ -92,6 +92,11 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
   };
   if (a.command === 'agent') {
     noMore();
+    // Only `mooring agent` runs the agent itself (discovery, the schedule, the HTTP API): loaded
+    // here, every other command starts without it.
+    const { agentCommand, DEFAULT_LISTEN } =
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('./commands/agent') as typeof AgentCommandModule;
     const backupDir = flags.get('backup-dir');
     const usbmuxd = flags.get('usbmuxd');
     const mdnsInterface = flags.get('mdns-interface');

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import { startSim } from '../../src/sim';
 import { mooring } from './run-cli';
 
@@ -121,5 +122,29 @@ describe('mooring CLI usage errors', () => {
     assert.equal(r.code, 3);
     assert.match(r.err, /usbmuxd/);
     assert.match(r.err, /USBMUXD_SOCKET_ADDRESS|start/);
+  });
+});
+
+test('the command line loads without the agent: only `mooring agent` loads it (discovery, the HTTP API)', () => {
+  const out = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `require('./src/cli/main');
+       const loaded = (s) => Object.keys(require.cache).some((f) => f.includes(s));
+       const before = { agent: loaded('/src/agent/agent.ts'), bonjour: loaded('/node_modules/bonjour-service/'), server: loaded('/src/api/server.ts') };
+       require('./src/cli/agent-commands');
+       const same = loaded('/src/agent/agent.ts');
+       require('./src/cli/commands/agent');
+       console.log(JSON.stringify({ before, same, after: loaded('/src/agent/agent.ts') && loaded('/node_modules/bonjour-service/') }));`,
+    ],
+    { cwd: path.resolve(__dirname, '..', '..'), encoding: 'utf8' },
+  );
+  assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), {
+    before: { agent: false, bonjour: false, server: false },
+    same: false,
+    after: true,
   });
 });
