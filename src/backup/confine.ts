@@ -65,6 +65,9 @@ export function devicePathSegments(udid: string, devicePath: string): string[] {
   return segments;
 }
 
+/** Most folder spellings PathConfiner remembers (a backup has ~520 folders: 256 buckets, twice). */
+const MAX_KNOWN_PARENTS = 4096;
+
 /** What a resolved path names on disk right now (its last component, by lstat). */
 export type ConfinedEntryKind = 'missing' | 'file' | 'dir' | 'other';
 
@@ -97,6 +100,12 @@ export class PathConfiner {
   private deviceDir: string | undefined;
   /** Host paths of folders checked during this run; with each, all its ancestors below root. */
   private readonly knownDirs = new Set<string>();
+  /**
+   * Device paths of folders in knownDirs, as the device spelled them (`<udid>/Snapshot/0a`), that
+   * passed the lexical checks: each with its host path and depth. A file below one needs only its
+   * own name checked (`resolveForReplace`); cleared with knownDirs.
+   */
+  private readonly knownParents = new Map<string, { host: string; depth: number }>();
 
   /** The target's change recorder, if it keeps one. */
   private readonly willChange: ((devicePath: string) => void) | undefined;
@@ -136,6 +145,17 @@ export class PathConfiner {
    * received file.
    */
   resolveForReplace(devicePath: string): string {
+    // A backup's files come a few hundred folders over and over: below a folder whose device
+    // path passed every check, only the last name and the whole path's length are left to check.
+    const cut = typeof devicePath === 'string' ? devicePath.lastIndexOf('/') : -1;
+    const known = cut > 0 ? this.knownParents.get(devicePath.slice(0, cut)) : undefined;
+    if (known !== undefined && known.depth < MAX_CONFINED_PATH_DEPTH) {
+      const name = devicePath.slice(cut + 1);
+      if (isPlainName(name) && devicePath.length * 3 <= MAX_CONFINED_PATH_BYTES) {
+        this.willChange?.(devicePath);
+        return known.host + path.sep + name;
+      }
+    }
     const segments = devicePathSegments(this.target.udid, devicePath);
     const n = segments.length;
     if (n > 1) {
@@ -143,11 +163,23 @@ export class PathConfiner {
       let parent = this.deviceDir;
       for (let i = 1; i < n - 1; i++) parent += path.sep + segments[i]!;
       if (this.knownDirs.has(parent)) {
+        this.rememberParent(devicePath, cut, parent, n - 1);
         this.willChange?.(devicePath);
         return parent + path.sep + segments[n - 1]!;
       }
     }
     return this.resolveEntry(devicePath).path;
+  }
+
+  /**
+   * Remembers the device's spelling of a checked folder, `devicePath` up to `cut` (its last "/"),
+   * only when what follows is a plain name: "x/." or "x/" names x itself, not a file in it.
+   * Spellings are remembered as sent ("a//b" and "a/b" are two), so their number is bounded.
+   */
+  private rememberParent(devicePath: string, cut: number, host: string, depth: number): void {
+    if (cut <= 0 || this.knownParents.size >= MAX_KNOWN_PARENTS) return;
+    if (!isPlainName(devicePath.slice(cut + 1))) return;
+    this.knownParents.set(devicePath.slice(0, cut), { host, depth });
   }
 
   /**
@@ -240,7 +272,23 @@ export class PathConfiner {
   /** A move, remove or copy is about to change folders under the root: check everything again. */
   forgetAll(): void {
     this.knownDirs.clear();
+    this.knownParents.clear();
   }
+}
+
+/**
+ * A last segment that devicePathSegments would keep as it is and accept: not empty, "." or "..",
+ * no NUL, no backslash (no "/": it is what follows the last one), no ":" on Windows.
+ */
+function isPlainName(name: string): boolean {
+  return (
+    name !== '' &&
+    name !== '.' &&
+    name !== '..' &&
+    !name.includes('\0') &&
+    !name.includes('\\') &&
+    (process.platform !== 'win32' || !name.includes(':'))
+  );
 }
 
 /**

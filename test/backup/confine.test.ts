@@ -190,3 +190,47 @@ test('resolveForReplace: a link as the last component is replaced by the new fil
     unsafe,
   );
 });
+
+test('resolveForReplace below a folder it already resolved a file in: every lexical rule still holds', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  const dir = path.join(root, UDID, 'Snapshot', '1b');
+  await fsp.mkdir(dir);
+  // The second file in a folder takes the short way (the folder as the device spelled it).
+  c.resolveForReplace(`${UDID}/Snapshot/1b/first`);
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/second`), path.join(dir, 'second'));
+  const cold = new PathConfiner({ udid: UDID, root });
+  const deep = `${UDID}/${Array.from({ length: MAX_CONFINED_PATH_DEPTH - 2 }, () => 'd').join('/')}`;
+  await fsp.mkdir(path.join(root, deep), { recursive: true });
+  c.resolveForReplace(`${deep}/f`);
+  c.resolveForReplace(`${deep}/g`); // that folder's spelling is remembered, at depth 31
+  for (const bad of [
+    `${UDID}/Snapshot/1b/..`,
+    `${UDID}/Snapshot/1b/a\0b`,
+    `${UDID}/Snapshot/1b/a\\b`,
+    `${UDID}/Snapshot/1b/${'x'.repeat(MAX_CONFINED_PATH_BYTES)}`,
+    `${deep}/g/h`, // 33 levels
+  ]) {
+    assert.throws(() => cold.resolveForReplace(bad), unsafe, JSON.stringify(bad.slice(0, 80)));
+    assert.throws(() => c.resolveForReplace(bad), unsafe, JSON.stringify(bad.slice(0, 80)));
+  }
+  // "x/." and "x/" name the folder itself, not a file in it: never taken as a file's folder.
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/.`), dir);
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/`), dir);
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/./third`), path.join(dir, 'third'));
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/./fourth`), path.join(dir, 'fourth'));
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot//1b/fifth`), path.join(dir, 'fifth'));
+  assert.equal(c.resolveForReplace(`${UDID}/Snapshot/1b/sixth`), path.join(dir, 'sixth'));
+});
+
+test('after forgetAll, a folder whose files took the short way is walked again', async () => {
+  const c = new PathConfiner({ udid: UDID, root });
+  const dir = path.join(root, UDID, 'Snapshot', '2c');
+  await fsp.mkdir(dir);
+  c.resolveForReplace(`${UDID}/Snapshot/2c/a`);
+  c.resolveForReplace(`${UDID}/Snapshot/2c/b`);
+  await fsp.rm(dir, { recursive: true });
+  await fsp.symlink(path.join(outer, 'outside'), dir);
+  c.forgetAll();
+  assert.throws(() => c.resolveForReplace(`${UDID}/Snapshot/2c/secret`), unsafe);
+  assert.throws(() => c.resolveMoveSource(`${UDID}/Snapshot/2c/secret`), unsafe);
+});
