@@ -96,6 +96,14 @@ export class DeviceLinkHost {
   readonly unknownMessages: string[] = [];
   unknownCount = 0; // H7h
 
+  /**
+   * The first failure of a file in an upload answered before it was written (D37), not yet told
+   * to the device: the next status reply tells it.
+   */
+  private untold: DlErrorStatus | undefined;
+  /** An upload was answered before its files were all written: settle before anything else. */
+  private unsettled = false;
+
   private readonly confiner: PathConfiner;
   private readonly streams: FileStreamContext;
   private readonly handlers: HandlerTable = {
@@ -145,10 +153,36 @@ export class DeviceLinkHost {
       this.opts.onMessage?.(msg);
       if (this.opts.linking?.holds(msg) === true)
         await this.opts.interrupt.race(this.opts.linking.done);
+      if (msg.type !== 'UploadFiles' && (await this.settleUploads(msg))) continue;
       const end = await (this.handlers[msg.type] as Handler)(msg);
       this.progress(true);
       if (end) return end;
     }
+  }
+
+  /**
+   * Before any message but an upload, every file answered early is written (D37): a move, remove,
+   * listing or download sees it whole, and the end of the loop knows how every file went. A file
+   * that failed meanwhile is told in this message's reply, instead of doing what it asks, when
+   * that reply is a bare status (the device gives up on an error; a download's reply follows its
+   * file stream, so a download is done and its reply tells it). True when already answered.
+   */
+  private async settleUploads(msg: DeviceDlMessage): Promise<boolean> {
+    if (!this.unsettled) return false;
+    await this.opts.interrupt.race(this.opts.received?.settle() ?? Promise.resolve());
+    this.unsettled = false;
+    const untold = this.untold;
+    if (untold === undefined || !ANSWERED_BY_STATUS.has(msg.type)) return false;
+    this.untold = undefined;
+    await this.reply(untold.code, untold.text, {});
+    return true;
+  }
+
+  /** Takes the failure not yet told, if any, before `own` (it came earlier in the stream). */
+  private takeUntold(own: DlErrorStatus | undefined): DlErrorStatus | undefined {
+    const first = this.untold ?? own;
+    this.untold = undefined;
+    return first;
   }
 
   private progress(force: boolean): void {
@@ -219,7 +253,9 @@ export class DeviceLinkHost {
   ): Promise<undefined> {
     this.meter.setPercent(m.progress);
     const failed = await sendFilesToDevice(this.streams, m.paths);
-    if (failed.size === 0) await this.reply(0, undefined, {});
+    const untold = this.takeUntold(undefined);
+    if (untold) await this.reply(untold.code, untold.text, {});
+    else if (failed.size === 0) await this.reply(0, undefined, {});
     else await this.reply(DL_MULTI_STATUS_CODE, DL_MULTI_STATUS_TEXT, dlMultiStatusPayload(failed));
     return undefined;
   }
@@ -231,7 +267,17 @@ export class DeviceLinkHost {
     const outcome = await receiveFilesFromDevice(this.streams);
     this.fileErrors += outcome.filesFailed;
     if (outcome.diskFull) this.diskFull = true;
-    if (outcome.firstError) await this.reply(outcome.firstError.code, outcome.firstError.text, {});
+    const error = this.takeUntold(outcome.firstError);
+    if (!outcome.settled) {
+      // Answered before its files are all written (D37): a failure from now on is told later.
+      this.unsettled = true;
+      outcome.late = (e) => {
+        this.fileErrors++;
+        if (isDiskFullStatus(e)) this.diskFull = true;
+        this.untold ??= e;
+      };
+    }
+    if (error) await this.reply(error.code, error.text, {});
     else await this.reply(0, undefined, {});
     if (outcome.manifestDb !== undefined) {
       // The device's payloads are in (Manifest.db comes last): the writing thread's memory is
@@ -378,6 +424,20 @@ export class DeviceLinkHost {
     return undefined;
   }
 }
+
+/** Messages whose whole answer is one status reply (not a file stream, not the loop's end). */
+const ANSWERED_BY_STATUS: ReadonlySet<DeviceDlMessage['type']> = new Set([
+  'GetFreeDiskSpace',
+  'PurgeDiskSpace',
+  'ContentsOfDirectory',
+  'CreateDirectory',
+  'MoveItems',
+  'RemoveItems',
+  'CopyItem',
+  'VersionExchange',
+  'DeviceReady',
+  'Unknown',
+] as const);
 
 /** The final DLMessageProcessMessage: ErrorCode (int64-normalised), ErrorDescription. */
 function finalResponse(message: PlistDict): DeviceLinkEnd {

@@ -161,6 +161,14 @@ export interface UploadOutcome {
    * committed by the time the outcome is returned.
    */
   manifestDb?: string;
+  /**
+   * False when the upload may be answered before its files are all written (D37): every one went
+   * into `<udid>/Snapshot/`, none is a Manifest.db, and the writing thread may still have some. The
+   * counts above are then what is known so far; set `late` before replying, and each failure
+   * known afterwards goes there instead.
+   */
+  settled: boolean;
+  late?: (error: DlErrorStatus) => void;
 }
 
 /**
@@ -168,7 +176,9 @@ export interface UploadOutcome {
  * device path would be. Each file goes to a temp file beside its target, renamed over it on success
  * (THE RULE). A failing file is drained and discarded; the stream stays in step. With
  * `ctx.received`, its thread writes the files (D30), and the outcome is complete once every one
- * of them has ended (settle).
+ * of them has ended (settle) — except for an upload that only stages files in `Snapshot/`, which
+ * returns at once (`settled` false, D37): the device moves them only after its uploads, and the
+ * host settles before any message but an upload.
  */
 export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<UploadOutcome> {
   const dec = new DlFileStreamDecoder(ctx.dl.reader, {
@@ -180,16 +190,24 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     filesFailed: 0,
     diskFull: false,
     deviceFailures: 0,
+    settled: true,
   };
   const deviceDir = path.join(ctx.confiner.target.root, ctx.confiner.target.udid);
   const manifestDbs = [
     path.join(deviceDir, SNAPSHOT_DIR, MANIFEST_DB),
     path.join(deviceDir, MANIFEST_DB),
   ];
+  const staging = path.join(deviceDir, SNAPSHOT_DIR) + path.sep;
+  /** Every file so far went into Snapshot/ and is no Manifest.db: see UploadOutcome.settled. */
+  let onlyStaged = true;
   // The reply names the first file that failed in the stream's order, also when a file written
   // off-thread says so after later ones failed here.
   let firstErrorAt = Infinity;
   const failed = (error: DlErrorStatus, at: number): void => {
+    if (outcome.late) {
+      outcome.late(error);
+      return;
+    }
     if (at < firstErrorAt) {
       firstErrorAt = at;
       outcome.firstError = error;
@@ -205,7 +223,10 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     if (devicePath === NOT_BUFFERED)
       devicePath = await ctx.interrupt.race(dec.readPath(DEVICE_SIDE));
     if (devicePath === null) {
-      await ctx.received?.settle();
+      if (onlyStaged && ctx.received) {
+        ctx.received.flush();
+        outcome.settled = false;
+      } else await ctx.received?.settle();
       return outcome;
     }
     let hostRelative = dec.readRequiredPathNow(HOST_SIDE);
@@ -221,6 +242,9 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
       error = dlStatusForError(e);
     }
     const manifestDb = target !== undefined && manifestDbs.includes(target) ? target : undefined;
+    // A refused path (no target) is answered now whatever the rest: it does not stop an early reply.
+    if (target !== undefined && (manifestDb !== undefined || !target.startsWith(staging)))
+      onlyStaged = false;
     // A file written off-thread tells how it went later, at the latest in settle().
     const offThread =
       target === undefined

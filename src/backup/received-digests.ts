@@ -11,7 +11,7 @@
  * The files are written, and hashed on the way, by a worker thread (`writeOffThread`,
  * sha1-off-thread.ts, D30): each file's identity and digest are recorded when that thread says the
  * file is committed, always in the order the files were ended, and `settle` waits for the last one
- * before the reply to the upload and the verify.
+ * before the verify, and before the reply to an upload unless that upload was answered early (D37).
  *
  * A phone has hundreds of thousands of files: each costs an entry in a typed-array index (inode →
  * slot, inode-slots.ts) and a 48-byte slot in shared chunks, nothing on V8's heap.
@@ -88,6 +88,11 @@ export class ReceivedDigests {
   /** Every committed file's digest has come (or is known lost). */
   async settle(): Promise<void> {
     await this.hasher.settle();
+  }
+
+  /** The files ended so far go to the writing thread now; their ends come later (`settle`). */
+  flush(): void {
+    this.hasher.flush();
   }
 
   /** settle(), then stops the hashing thread (it starts again if more files come). */

@@ -114,6 +114,11 @@ export class OffThreadSha1 {
     if (!this.failed) this.ops.push(id, 0, DROP);
   }
 
+  /** Sends what is batched, without waiting for it (the next `update` waits for room, as ever). */
+  flush(): void {
+    this.send();
+  }
+
   /** Sends what is batched and resolves once every ended file's digest has been delivered. */
   async settle(): Promise<void> {
     this.send();

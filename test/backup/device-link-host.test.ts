@@ -331,6 +331,130 @@ for (const writer of WRITERS)
     await assert.rejects(fsp.stat(path.join(t.root, '..', 'escaped')));
   });
 
+/** The device uploads `files` (host path, bytes) in one DLMessageUploadFiles and reads the reply. */
+async function upload(
+  peer: PlistConnection,
+  files: Array<[hostPath: string, data: Buffer]>,
+): Promise<HostDlMessage & { type: 'StatusResponse' }> {
+  await peer.send(
+    dlUploadFiles(
+      50,
+      files.reduce((n, [, d]) => n + d.length, 0),
+    ),
+    'binary',
+  );
+  for (const [hostPath, data] of files) {
+    await peer.writeRaw(Buffer.concat([encodeDlPath('/var/tmp/x'), encodeDlPath(hostPath)]));
+    for (let off = 0; off < data.length; off += 128 * 1024)
+      await peer.writeRaw(encodeDlDataBlock(data.subarray(off, off + 128 * 1024)));
+    await peer.writeRaw(encodeDlSuccessBlock());
+  }
+  await peer.writeRaw(encodeDlStreamEnd());
+  const r = parseHostDlMessage(await peer.receive());
+  assert.equal(r.type, 'StatusResponse');
+  return r as HostDlMessage & { type: 'StatusResponse' };
+}
+
+// The hashing thread cannot commit this file: a folder is in the way of its name (rename → EISDIR).
+// Our stream's thread does not look at the name (confine.ts, resolveForReplace), so only that
+// thread finds out, after it has written the bytes.
+async function folderInTheWay(t: { dir: string }, name: string): Promise<string> {
+  await fsp.mkdir(path.join(t.dir, 'Snapshot', 'ab', name), { recursive: true });
+  return `${UDID}/Snapshot/ab/${name}`;
+}
+
+test('D37: an upload that only stages files in Snapshot/ is answered before they are written; a failure is told in the next status, instead of what it asks', async () => {
+  const t = await newTarget();
+  const blocked = await folderInTheWay(t, 'ab02');
+  await fsp.mkdir(path.join(t.dir, 'ab'));
+  const { end, host } = await session(
+    t,
+    async (peer) => {
+      let r = await upload(peer, [
+        [`${UDID}/Snapshot/ab/ab01`, Buffer.from('first')],
+        [blocked, Buffer.from('cannot land')],
+      ]);
+      // Answered as soon as the stream ended: the thread had not even been sent the files.
+      assert.equal(r.code, 0);
+      // The next request waits for the thread, and its reply is the failure; the move is not made.
+      r = await call(peer, dlMoveItems({ [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01` }, 91));
+      assert.deepEqual([r.code === 0, r.text], [false, 'Is a directory']);
+      assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/ab01'), 'utf8'), 'first');
+      await assert.rejects(fsp.stat(path.join(t.dir, 'ab/ab01')));
+      // Told once: the same move asked again is made.
+      r = await call(peer, dlMoveItems({ [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01` }, 92));
+      assert.equal(r.code, 0);
+      assert.equal(await fsp.readFile(path.join(t.dir, 'ab/ab01'), 'utf8'), 'first');
+      await finish(peer);
+    },
+    new Interrupt(),
+    new ReceivedDigests(),
+  );
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(host.fileErrors, 1);
+  assert.deepEqual(
+    (await fsp.readdir(path.join(t.dir, 'Snapshot/ab'))).sort(),
+    ['ab02'],
+    'no temp file left beside the folder in the way',
+  );
+});
+
+test('D37: an upload with a file outside Snapshot/ is answered once every file is written, with the failures of uploads answered before it', async () => {
+  const t = await newTarget();
+  const blocked = await folderInTheWay(t, 'ab02');
+  const blocked2 = await folderInTheWay(t, 'ab03');
+  const { end, host } = await session(
+    t,
+    async (peer) => {
+      // Staged files and Status.plist together: nothing is answered early.
+      let r = await upload(peer, [
+        [blocked, Buffer.from('x')],
+        [`${UDID}/Status.plist`, Buffer.from('uploading')],
+      ]);
+      assert.deepEqual([r.code === 0, r.text], [false, 'Is a directory']);
+      // A staged upload answered early, then Status.plist: its reply tells the staged failure.
+      r = await upload(peer, [[blocked2, Buffer.from('y')]]);
+      assert.equal(r.code, 0);
+      r = await upload(peer, [[`${UDID}/Status.plist`, Buffer.from('finished')]]);
+      assert.deepEqual([r.code === 0, r.text], [false, 'Is a directory']);
+      await finish(peer);
+    },
+    new Interrupt(),
+    new ReceivedDigests(),
+  );
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(host.fileErrors, 2);
+  assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'finished');
+});
+
+test('D37: what follows an upload answered early sees its files whole (a listing, a download, the end)', async () => {
+  const t = await newTarget();
+  await fsp.mkdir(path.join(t.dir, 'Snapshot', 'ab'), { recursive: true });
+  const big = randomBytes(8 * 1024 * 1024 + 5);
+  const received = new ReceivedDigests();
+  const { end } = await session(
+    t,
+    async (peer) => {
+      let r = await upload(peer, [[`${UDID}/Snapshot/ab/big`, big]]);
+      assert.equal(r.code, 0);
+      r = await call(peer, dlContentsOfDirectory(`${UDID}/Snapshot/ab`));
+      assert.ok(isPlistDict(r.payload));
+      const entry = r.payload.big;
+      assert.ok(isPlistDict(entry));
+      assert.equal(entry.DLFileSize, big.length);
+      r = await upload(peer, [[`${UDID}/Snapshot/ab/small`, Buffer.from('last')]]);
+      assert.equal(r.code, 0);
+      await finish(peer);
+    },
+    new Interrupt(),
+    received,
+  );
+  assert.ok(!(end instanceof Error), String(end));
+  // The loop's end waited for the last file too: it is on disk before the session closes it.
+  assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/small'), 'utf8'), 'last');
+  assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/big')), big);
+});
+
 test('DownloadFiles: 32 KiB blocks, missing and refused files in a multi-status, the rest still sent', async () => {
   const t = await newTarget();
   const status = randomBytes(100_000);
