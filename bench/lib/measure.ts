@@ -11,6 +11,7 @@ import {
   openSync,
   promises as fsp,
   readdirSync,
+  readFileSync,
   statSync,
   writeSync,
 } from 'node:fs';
@@ -37,7 +38,23 @@ export function scaled(n: number, min = 1): number {
   return Math.max(min, Math.round(n * benchScale()));
 }
 
+/** The machine's CPU time so far, and the part a hypervisor took (Linux /proc/stat "steal"). */
+function cpuTicks(): { total: number; steal: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+    // cpu user nice system idle iowait irq softirq steal ...
+    const n = f.slice(1, 9).map(Number);
+    if (f[0] !== 'cpu' || n.length < 8 || n.some((x) => !Number.isFinite(x))) return undefined;
+    return { total: n.reduce((a, b) => a + b, 0), steal: n[7]! };
+  } catch {
+    return undefined;
+  }
+}
+
+let ticksSince = cpuTicks();
+
 export function header(title: string): void {
+  ticksSince = cpuTicks();
   const cpus = os.cpus();
   console.log(`${title} — ${new Date().toISOString()}`);
   console.log(
@@ -49,13 +66,26 @@ export function header(title: string): void {
   );
 }
 
-/** Printed at the end: other work on the machine during the run shows here. */
+/**
+ * Printed at the end: other work on the machine during the run shows here, and on a virtual
+ * machine the CPU time its host took back (steal) since the header or the last footer: at 25–50 %
+ * every figure is slower (BENCHMARKS, nineteenth pass).
+ */
 export function footer(): void {
+  const now = cpuTicks();
+  const stolen =
+    now && ticksSince && now.total > ticksSince.total
+      ? `; CPU taken by the hypervisor: ${(
+          (100 * (now.steal - ticksSince.steal)) /
+          (now.total - ticksSince.total)
+        ).toFixed(0)} %`
+      : '';
+  ticksSince = now;
   console.log(
     `  (load average at the end: ${os
       .loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ')})`,
+      .join(' ')}${stolen})`,
   );
 }
 
