@@ -356,8 +356,8 @@ async function upload(
 }
 
 // The hashing thread cannot commit this file: a folder is in the way of its name (rename → EISDIR).
-// Our stream's thread does not look at the name (confine.ts, resolveForReplace), so only that
-// thread finds out, after it has written the bytes.
+// Our stream's thread does not refuse the name (what a new file is put at is not checked for
+// what is there: confine.ts, resolveForReplace), so only that thread finds out, after the bytes.
 async function folderInTheWay(t: { dir: string }, name: string): Promise<string> {
   await fsp.mkdir(path.join(t.dir, 'Snapshot', 'ab', name), { recursive: true });
   return `${UDID}/Snapshot/ab/${name}`;
@@ -427,7 +427,7 @@ test('D37: an upload with a file outside Snapshot/ is answered once every file i
   assert.equal(await fsp.readFile(path.join(t.dir, 'Status.plist'), 'utf8'), 'finished');
 });
 
-test('D37: what follows an upload answered early sees its files whole (a listing, a download, the end)', async () => {
+test('D37: what follows an upload answered early sees its files whole (a listing, the end of the loop)', async () => {
   const t = await newTarget();
   await fsp.mkdir(path.join(t.dir, 'Snapshot', 'ab'), { recursive: true });
   const big = randomBytes(8 * 1024 * 1024 + 5);
