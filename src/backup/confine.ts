@@ -28,7 +28,8 @@ function unsafe(devicePath: string, why: string): MooringError {
 
 /**
  * The lexical checks: returns the path's segments (empty and "." segments dropped), the first
- * being the UDID. Throws UNSAFE_PATH.
+ * being the UDID. Throws UNSAFE_PATH. A rule on a single segment added here must be added to
+ * isPlainName too: PathConfiner.resolveForReplace checks a file's name with that alone.
  */
 export function devicePathSegments(udid: string, devicePath: string): string[] {
   if (typeof devicePath !== 'string' || devicePath.length === 0) {
