@@ -20,6 +20,7 @@ import {
 import type { PlistDict, PlistValue } from '../protocol/plist/types';
 import type { DeviceLinkConnection } from '../services/device-link/connection';
 import { PathConfiner, touchesFolders, type ConfinedEntry } from './confine';
+import { DeferredMoves } from './deferred-moves';
 import type { ReceivedDigests } from './received-digests';
 import { dlStatusForError, isDiskFullStatus, type DlErrorStatus } from './dl-status';
 import { receiveFilesFromDevice, sendFilesToDevice, type FileStreamContext } from './file-streams';
@@ -31,7 +32,7 @@ import {
   removeItem,
   renameFileOnto,
 } from './folder-ops';
-import { withDeadline, type Interrupt } from './interrupt';
+import { BackupStopped, withDeadline, type Interrupt } from './interrupt';
 import { TransferMeter, type TransferProgress } from './transfer-meter';
 import type { LinkingGate } from './linking-gate';
 import type { BackupTarget } from './target';
@@ -103,6 +104,8 @@ export class DeviceLinkHost {
   private untold: DlErrorStatus | undefined;
   /** An upload was answered before its files were all written: settle before anything else. */
   private unsettled = false;
+  /** Moves answered but not carried out yet (D38): carried out before any other message. */
+  private readonly heldMoves = new DeferredMoves();
 
   private readonly confiner: PathConfiner;
   private readonly streams: FileStreamContext;
@@ -153,7 +156,7 @@ export class DeviceLinkHost {
       this.opts.onMessage?.(msg);
       if (this.opts.linking?.holds(msg) === true)
         await this.opts.interrupt.race(this.opts.linking.done);
-      if (msg.type !== 'UploadFiles' && (await this.settleUploads(msg))) continue;
+      if (await this.settle(msg)) continue;
       const end = await (this.handlers[msg.type] as Handler)(msg);
       this.progress(true);
       if (end) return end;
@@ -162,20 +165,44 @@ export class DeviceLinkHost {
 
   /**
    * Before any message but an upload, every file answered early is written (D37): a move, remove,
-   * listing or download sees it whole, and the end of the loop knows how every file went. A file
-   * that failed meanwhile is told in this message's reply, instead of doing what it asks, when
-   * that reply is a bare status (the device gives up on an error; a download's reply follows its
-   * file stream, so a download is done and its reply tells it). True when already answered.
+   * listing or download sees it whole, and the end of the loop knows how every file went. Before
+   * any message but a move, every move answered early is carried out (D38). A file that failed
+   * meanwhile is told in this message's reply, instead of doing what it asks, when that reply is a
+   * bare status (the device gives up on an error; a download's reply follows its file stream, so
+   * a download is done and its reply tells it; an upload's reply tells it). True when answered.
    */
-  private async settleUploads(msg: DeviceDlMessage): Promise<boolean> {
-    if (!this.unsettled) return false;
-    await this.opts.interrupt.race(this.opts.received?.settle() ?? Promise.resolve());
-    this.unsettled = false;
+  private async settle(msg: DeviceDlMessage): Promise<boolean> {
+    if (msg.type === 'UploadFiles') {
+      await this.settleMoves();
+      return false;
+    }
+    if (this.unsettled) {
+      await this.opts.interrupt.race(this.opts.received?.settle() ?? Promise.resolve());
+      this.unsettled = false;
+    }
+    if (msg.type !== 'MoveItems') await this.settleMoves();
     const untold = this.untold;
     if (untold === undefined || !ANSWERED_BY_STATUS.has(msg.type)) return false;
     this.untold = undefined;
     await this.reply(untold.code, untold.text, {});
     return true;
+  }
+
+  /** Carries out the moves held (D38); a failure is told in the next status reply. */
+  private async settleMoves(): Promise<void> {
+    if (this.heldMoves.size === 0) return;
+    const done = await this.heldMoves.settle(
+      (from, to) => this.moveOne(from, to),
+      () => this.opts.interrupt.check(),
+    );
+    // Folders were replaced: what the confiner remembers of them may be stale.
+    if (done.folders > 0) this.confiner.forgetAll();
+    if ('error' in done) {
+      const s = dlStatusForError(done.error);
+      this.fileErrors++;
+      if (isDiskFullStatus(s)) this.diskFull = true;
+      this.untold ??= s;
+    }
   }
 
   /** Takes the failure not yet told, if any, before `own` (it came earlier in the stream). */
@@ -351,27 +378,55 @@ export class DeviceLinkHost {
     for (const [from, to] of m.moves) {
       this.opts.interrupt.check();
       try {
-        // The usual move, a file onto a name: one rename, which replaces a file or link there and
-        // never follows a link, so only the two names' folders need confining. A folder in the
-        // way (rename refuses, nothing changed), a checked folder moved, or a move onto itself
-        // takes the general path below.
+        // The usual move, a file onto a name: held (D38), else one rename, which replaces a file
+        // or link there and never follows a link, so only the two names' folders need confining.
         const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
         if (fromPath !== undefined) {
           const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
-          if (onto !== fromPath && renameFileOnto(fromPath, onto)) continue;
+          if (onto !== fromPath) {
+            if (this.heldMoves.hold(from, to, fromPath, onto)) continue;
+            await this.settleMoves();
+            if (this.heldMoves.hold(from, to, fromPath, onto)) continue;
+            if (renameFileOnto(fromPath, onto)) continue;
+          }
         }
-        const source = this.resolveEntry(from);
-        const dest = this.resolveEntry(to);
-        // A folder moved or replaced: the confiner's remembered folders may be gone.
-        if (touchesFolders(source, dest)) this.confiner.forgetAll();
-        await moveItem(source.path, dest.path);
+        await this.settleMoves();
+        await this.moveInGeneral(from, to);
       } catch (e) {
+        if (e instanceof BackupStopped) throw e; // from settleMoves: the loop ends
         first ??= dlStatusForError(e);
       }
     }
-    if (first) await this.replyError(first);
+    if (first) {
+      this.fileErrors++;
+      if (isDiskFullStatus(first)) this.diskFull = true;
+    }
+    const error = this.takeUntold(first);
+    if (error) await this.reply(error.code, error.text, {});
     else await this.reply(0, undefined, {});
     return undefined;
+  }
+
+  /** One move as the device asked it, carried out now (a held one, or one that cannot wait). */
+  private async moveOne(from: string, to: string): Promise<void> {
+    const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
+    if (fromPath !== undefined) {
+      const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
+      if (onto !== fromPath && renameFileOnto(fromPath, onto)) return;
+    }
+    await this.moveInGeneral(from, to);
+  }
+
+  /**
+   * A folder in the way (rename refused, nothing changed), a checked folder moved, or a move onto
+   * itself: each name looked at, and a folder replaced if need be.
+   */
+  private async moveInGeneral(from: string, to: string): Promise<void> {
+    const source = this.resolveEntry(from);
+    const dest = this.resolveEntry(to);
+    // A folder moved or replaced: the confiner's remembered folders may be gone.
+    if (touchesFolders(source, dest)) this.confiner.forgetAll();
+    await moveItem(source.path, dest.path);
   }
 
   private async removeItems(

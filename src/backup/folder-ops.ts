@@ -7,6 +7,7 @@ import {
   constants as fsc,
   lstatSync,
   mkdirSync,
+  opendirSync,
   promises as fsp,
   readdirSync,
   renameSync,
@@ -152,6 +153,52 @@ export function renameFileOnto(src: string, dst: string): boolean {
     if (errno === 'EISDIR' || errno === 'ENOTDIR' || errno === 'ENOTEMPTY' || errno === 'EEXIST')
       return false;
     throw e;
+  }
+}
+
+/**
+ * Moves every file of folder `src` into the empty folder `dst` under the same names, as one rename
+ * of the folder itself (replacing the empty `dst`), then makes `src` again, empty, with its mode:
+ * the state that renaming each file would leave, for one rename instead of one per file (D38).
+ * Only when `src` holds exactly `names`, each a regular file, and `dst` is an empty folder; false,
+ * with nothing changed, otherwise or when the rename is refused (Windows cannot replace a folder),
+ * and the caller renames the files one by one. Both paths are confined folders the caller checked.
+ */
+export function moveFolderOfFiles(src: string, dst: string, names: readonly string[]): boolean {
+  if (!isEmptyFolder(dst)) return false;
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = readdirSync(src, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  if (entries.length !== names.length) return false;
+  const wanted = new Set(names);
+  if (wanted.size !== names.length) return false; // a name moved twice: the second one fails
+  for (const e of entries) if (!e.isFile() || !wanted.has(e.name)) return false;
+  let mode: number;
+  try {
+    mode = lstatSync(src).mode & 0o7777;
+    renameSync(src, dst);
+  } catch {
+    return false;
+  }
+  mkdirSync(src, { mode }); // a failure here comes after the move: the caller tells the device
+  return true;
+}
+
+/** A folder with nothing in it (false for anything else, or nothing there). */
+function isEmptyFolder(dir: string): boolean {
+  let d: import('node:fs').Dir;
+  try {
+    d = opendirSync(dir);
+  } catch {
+    return false;
+  }
+  try {
+    return d.readSync() === null;
+  } finally {
+    d.closeSync();
   }
 }
 

@@ -381,9 +381,11 @@ test('D37: an upload that only stages files in Snapshot/ is answered before they
       assert.deepEqual([r.code === 0, r.text], [false, 'Is a directory']);
       assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/ab01'), 'utf8'), 'first');
       await assert.rejects(fsp.stat(path.join(t.dir, 'ab/ab01')));
-      // Told once: the same move asked again is made.
+      // Told once: the same move asked again is made (held until the next message, D38).
       r = await call(peer, dlMoveItems({ [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01` }, 92));
       assert.equal(r.code, 0);
+      r = await call(peer, dlContentsOfDirectory(`${UDID}/ab`));
+      assert.deepEqual(Object.keys(r.payload as object), ['ab01']);
       assert.equal(await fsp.readFile(path.join(t.dir, 'ab/ab01'), 'utf8'), 'first');
       await finish(peer);
     },
@@ -453,6 +455,86 @@ test('D37: what follows an upload answered early sees its files whole (a listing
   // The loop's end waited for the last file too: it is on disk before the session closes it.
   assert.equal(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/small'), 'utf8'), 'last');
   assert.deepEqual(await fsp.readFile(path.join(t.dir, 'Snapshot/ab/big')), big);
+});
+
+test("D38: a full backup's moves from Snapshot/ are held, then each folder is moved whole before the next message", async () => {
+  const t = await newTarget();
+  const d = (p: string): string => path.join(t.dir, p);
+  let snapshotAb = 0;
+  const { end, host } = await session(
+    t,
+    async (peer) => {
+      for (const b of ['ab', 'cd'])
+        assert.equal((await call(peer, dlCreateDirectory(`${UDID}/Snapshot/${b}`))).code, 0);
+      for (const f of ['ab/ab01', 'ab/ab02', 'cd/cd01'])
+        assert.equal(await uploadOne(peer, `${UDID}/Snapshot/${f}`), 0);
+      snapshotAb = (await fsp.stat(d('Snapshot/ab'))).ino;
+      for (const b of ['ab', 'cd'])
+        assert.equal((await call(peer, dlCreateDirectory(`${UDID}/${b}`))).code, 0);
+      let r = await call(
+        peer,
+        dlMoveItems({
+          [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01`,
+          [`${UDID}/Snapshot/cd/cd01`]: `${UDID}/cd/cd01`,
+        }),
+      );
+      assert.equal(r.code, 0);
+      r = await call(peer, dlMoveItems({ [`${UDID}/Snapshot/ab/ab02`]: `${UDID}/ab/ab02` }));
+      assert.equal(r.code, 0);
+      // Held so far: nothing moved yet.
+      assert.deepEqual((await fsp.readdir(d('Snapshot/ab'))).sort(), ['ab01', 'ab02']);
+      // The next message that is not a move sees them all in place.
+      r = await call(peer, dlContentsOfDirectory(`${UDID}/ab`));
+      assert.deepEqual(Object.keys(r.payload as object).sort(), ['ab01', 'ab02']);
+      r = await call(peer, dlRemoveItems([`${UDID}/Snapshot`]));
+      assert.equal(r.code, 0);
+      // Held to the end of the loop: carried out before it returns.
+      assert.equal((await call(peer, dlCreateDirectory(`${UDID}/Snapshot/ef`))).code, 0);
+      assert.equal(await uploadOne(peer, `${UDID}/Snapshot/ef/ef01`), 0);
+      assert.equal((await call(peer, dlCreateDirectory(`${UDID}/ef`))).code, 0);
+      r = await call(peer, dlMoveItems({ [`${UDID}/Snapshot/ef/ef01`]: `${UDID}/ef/ef01` }));
+      assert.equal(r.code, 0);
+      await finish(peer);
+    },
+    new Interrupt(),
+    new ReceivedDigests(),
+  );
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(host.fileErrors, 0);
+  assert.equal((await fsp.stat(d('ab'))).ino, snapshotAb, 'Snapshot/ab was renamed to ab');
+  assert.deepEqual((await fsp.readdir(d('ab'))).sort(), ['ab01', 'ab02']);
+  assert.deepEqual(await fsp.readdir(d('cd')), ['cd01']);
+  assert.deepEqual(await fsp.readdir(d('ef')), ['ef01']);
+  assert.deepEqual(await fsp.readdir(d('Snapshot')), ['ef']);
+  assert.deepEqual(await fsp.readdir(d('Snapshot/ef')), []);
+});
+
+test('D38: a held move that fails is told in the next status reply, which is not carried out', async () => {
+  const t = await newTarget();
+  const d = (p: string): string => path.join(t.dir, p);
+  const { end, host } = await session(t, async (peer) => {
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/Snapshot/ab`))).code, 0);
+    assert.equal(await uploadOne(peer, `${UDID}/Snapshot/ab/ab01`), 0);
+    assert.equal((await call(peer, dlCreateDirectory(`${UDID}/ab`))).code, 0);
+    let r = await call(
+      peer,
+      dlMoveItems({
+        [`${UDID}/Snapshot/ab/ab01`]: `${UDID}/ab/ab01`,
+        [`${UDID}/Snapshot/ab/missing`]: `${UDID}/ab/missing`,
+      }),
+    );
+    assert.equal(r.code, 0, 'held: answered before it is tried');
+    r = await call(peer, dlRemoveItems([`${UDID}/Snapshot`]));
+    assert.deepEqual([r.code, r.text], [-6, 'No such file or directory']);
+    assert.ok((await fsp.stat(d('Snapshot'))).isDirectory(), 'the remove was not carried out');
+    // Told once.
+    r = await call(peer, dlRemoveItems([`${UDID}/Snapshot`]));
+    assert.equal(r.code, 0);
+    await finish(peer);
+  });
+  assert.ok(!(end instanceof Error), String(end));
+  assert.equal(host.fileErrors, 1);
+  assert.equal(await fsp.readFile(d('ab/ab01'), 'utf8'), 'data');
 });
 
 test('DownloadFiles: 32 KiB blocks, missing and refused files in a multi-status, the rest still sent', async () => {

@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createDirectory, listDirectory, moveItem, removeItem } from '../../src/backup/folder-ops';
+import {
+  createDirectory,
+  listDirectory,
+  moveFolderOfFiles,
+  moveItem,
+  removeItem,
+} from '../../src/backup/folder-ops';
 import { buildInfoPlist } from '../../src/backup/info-plist';
 import { SYNC_WRITE_MAX_BYTES, TempFile } from '../../src/backup/atomic-file';
 
@@ -94,6 +100,78 @@ test('moveItem: folders and files in each other’s way are replaced', async () 
   await moveItem(path.join(d, 'empty'), path.join(d, 'empty'));
   assert.deepEqual(await fsp.readdir(d), ['empty']);
 });
+
+/** A folder `src` with `names` in it, and an empty `dst` beside it. */
+async function stagedFolder(names: string[]): Promise<{ src: string; dst: string }> {
+  const d = await fresh();
+  const src = path.join(d, 'Snapshot', 'ab');
+  const dst = path.join(d, 'ab');
+  await fsp.mkdir(src, { recursive: true, mode: 0o750 });
+  await fsp.chmod(src, 0o750);
+  await fsp.mkdir(dst);
+  for (const name of names) await fsp.writeFile(path.join(src, name), name);
+  return { src, dst };
+}
+
+test('moveFolderOfFiles (D38): the files land under their names, same inodes; the source folder stays, empty, with its mode', async () => {
+  const { src, dst } = await stagedFolder(['ab01', 'ab02', 'ab03']);
+  const inodes = await Promise.all(
+    ['ab01', 'ab02', 'ab03'].map((n) => fsp.stat(path.join(src, n))),
+  );
+  assert.equal(moveFolderOfFiles(src, dst, ['ab02', 'ab01', 'ab03']), true);
+  assert.deepEqual((await fsp.readdir(dst)).sort(), ['ab01', 'ab02', 'ab03']);
+  for (const [i, n] of ['ab01', 'ab02', 'ab03'].entries()) {
+    assert.equal((await fsp.stat(path.join(dst, n))).ino, inodes[i]!.ino);
+    assert.equal(await fsp.readFile(path.join(dst, n), 'utf8'), n);
+  }
+  assert.deepEqual(await fsp.readdir(src), []);
+  assert.equal((await fsp.stat(src)).mode & 0o777, 0o750);
+});
+
+test('moveFolderOfFiles (D38): anything but exactly those files into an empty folder is false, with nothing changed', async () => {
+  const cases: Array<[string, (x: { src: string; dst: string }) => Promise<void>, string[]]> = [
+    ['a file not moved', async () => undefined, ['ab01']],
+    ['a name not there', async () => undefined, ['ab01', 'ab02', 'ab09']],
+    ['a name twice', async () => undefined, ['ab01', 'ab01']],
+    [
+      'a folder among the files',
+      async ({ src }) => fsp.mkdir(path.join(src, 'ab02x')),
+      ['ab01', 'ab02', 'ab02x'],
+    ],
+    [
+      'a link among the files',
+      async ({ src }) => fsp.symlink('ab01', path.join(src, 'ab03')),
+      ['ab01', 'ab02', 'ab03'],
+    ],
+    [
+      'a destination not empty',
+      async ({ dst }) => fsp.writeFile(path.join(dst, 'old'), 'x'),
+      ['ab01', 'ab02'],
+    ],
+    ['no destination folder', async ({ dst }) => fsp.rmdir(dst), ['ab01', 'ab02']],
+    [
+      'a file as the destination',
+      async ({ dst }) => fsp.rmdir(dst).then(() => fsp.writeFile(dst, 'x')),
+      ['ab01', 'ab02'],
+    ],
+    ['no source folder', async ({ src }) => fsp.rm(src, { recursive: true }), ['ab01', 'ab02']],
+  ];
+  for (const [what, arrange, names] of cases) {
+    const x = await stagedFolder(['ab01', 'ab02']);
+    await arrange(x);
+    const before = await tree(path.dirname(x.dst));
+    assert.equal(moveFolderOfFiles(x.src, x.dst, names), false, what);
+    assert.deepEqual(await tree(path.dirname(x.dst)), before, what);
+  }
+});
+
+/** Every path below `d` with its kind and inode. */
+async function tree(d: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(d, { recursive: true }))
+    out.push(`${e} ${(await fsp.lstat(path.join(d, e))).ino}`);
+  return out.sort();
+}
 
 test('removeItem: a file, a tree, nothing', async () => {
   const d = await fresh();
