@@ -15,7 +15,7 @@ import path from 'node:path';
 import { moveFolderOfFiles } from './folder-ops';
 
 /** Moves held at most (~150 bytes each); at the limit they are carried out and holding begins again. */
-export const MAX_DEFERRED_MOVES = 250_000;
+export const MAX_DEFERRED_MOVES = 200_000;
 
 /** The moves of files from one host folder into another. */
 interface Group {
@@ -61,8 +61,10 @@ export class DeferredMoves {
     const df = from.lastIndexOf('/');
     const dt = to.lastIndexOf('/');
     if (f <= 0 || t <= 0 || df <= 0 || dt <= 0) return false;
-    const name = fromPath.slice(f + 1);
-    if (name !== onto.slice(t + 1)) return false;
+    // Kept from the device's own string: a slice keeps what it was cut from alive, and the device's
+    // path is shorter than ours.
+    const name = from.slice(df + 1);
+    if (name !== fromPath.slice(f + 1) || name !== onto.slice(t + 1)) return false;
     const fromDir = fromPath.slice(0, f);
     const toDir = onto.slice(0, t);
     if (fromDir === toDir) return false;
