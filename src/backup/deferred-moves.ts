@@ -40,8 +40,8 @@ export interface DeferredMovesResult {
 export class DeferredMoves {
   /** By source folder, in the order each was first seen. */
   private readonly groups = new Map<string, Group>();
-  /** Destination folder → its group's source folder. */
-  private readonly into = new Map<string, string>();
+  /** Every group's destination folder. */
+  private readonly into = new Set<string>();
   /** Every held move's group, in the device's order (its name is the group's next). */
   private readonly order: Array<Group> = [];
 
@@ -50,9 +50,9 @@ export class DeferredMoves {
   }
 
   /**
-   * Holds the move of `from` (a file in checked folder `fromDir`, at host path `fromPath`) onto
-   * `to` (same name, in checked folder `toDir`): false when it must not wait (the caller carries
-   * out what is held, then asks again or moves it at once).
+   * Holds the device's move of `from` onto `to` (confined to host paths `fromPath` and `onto`):
+   * false unless it moves a name into another folder under the same name and may wait (the
+   * caller carries out what is held, then asks again or moves it at once).
    */
   hold(from: string, to: string, fromPath: string, onto: string): boolean {
     if (this.order.length >= MAX_DEFERRED_MOVES) return false;
@@ -80,7 +80,7 @@ export class DeferredMoves {
         names: [],
       };
       this.groups.set(fromDir, g);
-      this.into.set(toDir, fromDir);
+      this.into.add(toDir);
     } else if (g.to !== toDir) return false;
     g.names.push(name);
     this.order.push(g);
