@@ -378,17 +378,13 @@ export class DeviceLinkHost {
     for (const [from, to] of m.moves) {
       this.opts.interrupt.check();
       try {
-        // The usual move, a file onto a name: held (D38), else one rename, which replaces a file
-        // or link there and never follows a link, so only the two names' folders need confining.
-        const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
-        if (fromPath !== undefined) {
-          const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
-          if (onto !== fromPath) {
-            if (this.heldMoves.hold(from, to, fromPath, onto)) continue;
-            await this.settleMoves();
-            if (this.heldMoves.hold(from, to, fromPath, onto)) continue;
-            if (renameFileOnto(fromPath, onto)) continue;
-          }
+        // The usual move, a file onto a name: held (D38), else one rename.
+        const paths = this.renamePaths(from, to);
+        if (paths !== undefined) {
+          if (this.heldMoves.hold(from, to, ...paths)) continue;
+          await this.settleMoves();
+          if (this.heldMoves.hold(from, to, ...paths)) continue;
+          if (renameFileOnto(...paths)) continue;
         }
         await this.settleMoves();
         await this.moveInGeneral(from, to);
@@ -409,12 +405,21 @@ export class DeviceLinkHost {
 
   /** One move as the device asked it, carried out now (a held one, or one that cannot wait). */
   private async moveOne(from: string, to: string): Promise<void> {
-    const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
-    if (fromPath !== undefined) {
-      const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
-      if (onto !== fromPath && renameFileOnto(fromPath, onto)) return;
-    }
+    const paths = this.renamePaths(from, to);
+    if (paths !== undefined && renameFileOnto(...paths)) return;
     await this.moveInGeneral(from, to);
+  }
+
+  /**
+   * The host paths of a move tried as one rename, which replaces a file or link there and never
+   * follows a link, so only the two names' folders need confining; undefined for a checked folder
+   * moved or a move onto itself (the general way).
+   */
+  private renamePaths(from: string, to: string): [string, string] | undefined {
+    const fromPath = this.confinedOr(() => this.confiner.resolveMoveSource(from), from);
+    if (fromPath === undefined) return undefined;
+    const onto = this.confinedOr(() => this.confiner.resolveForReplace(to), to);
+    return onto === fromPath ? undefined : [fromPath, onto];
   }
 
   /**
