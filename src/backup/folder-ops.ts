@@ -162,7 +162,7 @@ export function renameFileOnto(src: string, dst: string): boolean {
  * the state that renaming each file would leave, for one rename instead of one per file (D38).
  * Only when `src` holds exactly `names`, each a regular file, and `dst` is an empty folder; false,
  * with nothing changed, otherwise or when the rename is refused (Windows cannot replace a folder),
- * and the caller renames the files one by one. Both paths are confined folders the caller checked.
+ * and the caller renames the files one by one. Both paths were confined by the caller.
  */
 export function moveFolderOfFiles(src: string, dst: string, names: readonly string[]): boolean {
   if (!isEmptyFolder(dst)) return false;
