@@ -13,6 +13,7 @@
  *   BENCH_SCALE=0.1 node --import tsx bench/backup-throughput.ts   (quick run: a tenth of the sizes)
  *   BENCH_ROUNDS=3 …   (each host that many times, in rotating order; figures are the median run,
  *                        with the spread: on two shared cores single runs vary by ±20 %)
+ *   BENCH_THREADS=1 …  (Linux: also each host's CPU seconds by thread, bench/lib/thread-cpu)
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -36,6 +37,7 @@ import {
   benchWorkDir,
   probeFileCreation,
 } from './lib/measure';
+import { formatThreadCpu } from './lib/thread-cpu';
 
 type HostName = 'raw sink' | 'mooring backup' | 'idevicebackup2';
 type Transport = 'USB' | 'Wi-Fi';
@@ -196,6 +198,11 @@ function printRows(rows: Row[]): void {
         `  ${pad('', 9)} ${pad('', 15)} ${what} ${r.engineSeconds.toFixed(2)} s = ` +
           `${(r.bytes / 1e6 / r.engineSeconds).toFixed(1)} MB/s, ${(r.files / r.engineSeconds).toFixed(0)} files/s; ` +
           `${rest} ${(s - r.engineSeconds).toFixed(2)} s${gc ? `; job thread GC: ${gc}` : ''}`,
+      );
+    }
+    if (r.run.threadSeconds) {
+      console.log(
+        `  ${pad('', 9)} ${pad('', 15)} CPU s by thread: ${formatThreadCpu(r.run.threadSeconds)}`,
       );
     }
   }

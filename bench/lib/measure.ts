@@ -18,6 +18,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { sampleThreadCpu, threadCpuWanted } from './thread-cpu';
 
 export const ROOT = path.join(__dirname, '..', '..');
 /** MOORING_BENCH_BIN: another build's bin/mooring.js (before/after comparisons of one change). */
@@ -126,6 +127,8 @@ export interface ChildRun {
   maxRssMiB: number;
   /** CPU seconds the simulator (this process) spent meanwhile. */
   simCpuSeconds: number;
+  /** With BENCH_THREADS=1 (Linux): each thread's CPU seconds, largest first (lib/thread-cpu). */
+  threadSeconds?: number[];
 }
 
 /** Runs `cmd args` under /usr/bin/time; the child's own rusage gives CPU and peak RSS. */
@@ -139,25 +142,33 @@ export async function timedChild(
   const out = path.join(tmp, 'rusage');
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const child = spawn(TIME_BIN, ['-f', '%e %U %S %M', '-o', out, cmd, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => {
-    // keep the tail only: progress output can be long
-    stdout = (stdout + c).slice(-256 * 1024);
-  });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-64 * 1024);
-  });
+  // The host's output goes to files, read once it has ended: taking it through pipes cost this
+  // process CPU while the host ran, taken from the two cores it shares with us (twenty-first pass).
+  const outFile = path.join(tmp, 'stdout');
+  const errFile = path.join(tmp, 'stderr');
+  const outFd = openSync(outFile, 'w');
+  const errFd = openSync(errFile, 'w');
+  let child;
+  try {
+    child = spawn(TIME_BIN, ['-f', '%e %U %S %M', '-o', out, cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', outFd, errFd],
+    });
+  } finally {
+    closeSync(outFd);
+    closeSync(errFd);
+  }
+  const threads = threadCpuWanted() && child.pid !== undefined ? sampleThreadCpu(child.pid) : null;
   const code = await new Promise<number>((resolve) =>
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))),
   );
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const threadSeconds = threads?.();
   const cpu = process.cpuUsage(cpu0);
   const line = (await fsp.readFile(out, 'utf8')).trim().split('\n').pop() ?? '';
+  // Only the tail is kept: progress output can be long (idevicebackup2 prints ~4 MB for 50,000 files).
+  const stdout = (await fsp.readFile(outFile, 'utf8')).slice(-256 * 1024);
+  const stderr = (await fsp.readFile(errFile, 'utf8')).slice(-64 * 1024);
   await fsp.rm(tmp, { recursive: true, force: true });
   // %e is ignored: our own clock has better than its 10 ms resolution.
   const [, u, s, m] = line.split(' ').map(Number);
@@ -170,6 +181,7 @@ export async function timedChild(
     sysSeconds: s ?? NaN,
     maxRssMiB: (m ?? NaN) / 1024,
     simCpuSeconds: (cpu.user + cpu.system) / 1e6,
+    ...(threadSeconds ? { threadSeconds } : {}),
   };
 }
 
