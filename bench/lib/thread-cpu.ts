@@ -45,8 +45,9 @@ export function sampleThreadCpu(parentPid: number): () => number[] {
 
 /** "4.65 4.30 1.90 0.52, 1.80 in 6 others": the largest `top` threads and the rest together. */
 export function formatThreadCpu(seconds: readonly number[], top = 4): string {
-  const shown = seconds.slice(0, top).map((s) => s.toFixed(2));
-  const rest = seconds.slice(top).filter((s) => s > 0);
+  const busy = seconds.filter((s) => s >= 0.005); // idle threads would print as 0.00
+  const shown = busy.slice(0, top).map((s) => s.toFixed(2));
+  const rest = busy.slice(top);
   const restSum = rest.reduce((a, b) => a + b, 0);
   return rest.length === 0
     ? shown.join(' ')
