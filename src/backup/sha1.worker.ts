@@ -50,16 +50,17 @@ const TEMP_NAME_RUN = `${randomBytes(6).toString('hex')}-w`;
 let tempNameCounter = 0;
 
 /**
- * Past its first DIRECT_AFTER bytes, a file is written with O_DIRECT (Linux), from a buffer of our
- * own, in SLOT_BYTES writes: its bytes skip the page cache. Putting 2 GB into the page cache cost
- * this thread 1–6 s of kernel time on our build machines, most of it touching memory not used
- * since boot (docs/BENCHMARKS.md, twenty-second pass), and it pushes the user's own files out of
- * memory. Smaller files, a file's last partial block, a third large file open at once and a file
- * system that refuses O_DIRECT go through the page cache as before.
+ * Past its first DIRECT_AFTER bytes, a file is written with O_DIRECT (Linux, D39), from buffers of
+ * our own, in SLOT_BYTES writes that run while the next buffer fills: its bytes skip the page
+ * cache. Putting 2 GB into the page cache cost this thread 1–6 s of kernel time on our build
+ * machines, most of it touching memory not used since boot (docs/BENCHMARKS.md, twenty-second
+ * pass), and it pushes the user's own files out of memory. Smaller files, a file's last partial
+ * block, a large file that finds no free buffer at DIRECT_AFTER and a file system that refuses
+ * O_DIRECT go through the page cache as before.
  */
 export const DIRECT_AFTER = 256 * 1024;
 export const SLOT_BYTES = 1024 * 1024;
-export const SLOTS = 2;
+export const SLOTS = 4;
 /** O_DIRECT wants the memory, the offset and the length aligned: 4096 covers every common disk. */
 const DIRECT_ALIGN = 4096;
 
@@ -67,9 +68,15 @@ const DIRECT_ALIGN = 4096;
 let directOn = fs.constants.O_DIRECT !== undefined && process.env.MOORING_DIRECT_IO !== '0';
 /**
  * A WebAssembly memory is page-aligned, which O_DIRECT needs and an ArrayBuffer does not promise;
- * made on first use, cut into SLOTS buffers.
+ * made on first use, cut into SLOTS buffers. A buffer being written is busy until its write ends.
  */
-let freeSlots: Buffer[] | undefined;
+interface Slot {
+  buf: Buffer;
+  busy?: Promise<void>;
+}
+let freeSlots: Slot[] | undefined;
+/** Busy slots, oldest write first. */
+const busySlots: Slot[] = [];
 /** Node's global WebAssembly, which this project's TypeScript libraries do not declare. */
 const wasm = (
   globalThis as unknown as {
@@ -77,22 +84,34 @@ const wasm = (
   }
 ).WebAssembly;
 
-function takeSlot(): Buffer | undefined {
+function freeSlot(): Slot | undefined {
   if (freeSlots === undefined) {
     const memory = new wasm.Memory({ initial: (SLOTS * SLOT_BYTES) / 65_536 });
     const all = Buffer.from(memory.buffer);
     freeSlots = [];
     for (let i = 0; i < SLOTS; i++)
-      freeSlots.push(all.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES));
+      freeSlots.push({ buf: all.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES) });
   }
   return freeSlots.pop();
 }
 
+/** A free slot, once the oldest write in flight has ended if none is free now. */
+async function slotSoon(): Promise<Slot> {
+  for (;;) {
+    const slot = freeSlot();
+    if (slot !== undefined) return slot;
+    await busySlots[0]!.busy;
+  }
+}
+
 interface DirectWrite {
   fd: number;
-  slot: Buffer;
+  /** The buffer being filled; undefined while waiting for one. */
+  slot: Slot | undefined;
   /** Bytes in `slot`, to be written at the stream's `pos`. */
   fill: number;
+  /** Its writes in flight; each settles (never rejects) once its bytes are written or failed. */
+  writes: Set<Promise<void>>;
 }
 
 interface Stream {
@@ -140,42 +159,64 @@ function openFile(s: Stream, final: string): void {
   }
 }
 
-/** Writes one received piece: through the page cache, or into the stream's O_DIRECT buffer. */
-function writePiece(s: Stream, data: Buffer): void {
+/**
+ * Writes one received piece: through the page cache, or into the stream's O_DIRECT buffer. A
+ * promise when it must wait for a buffer (every one is being written).
+ */
+function writePiece(s: Stream, data: Buffer): Promise<void> | undefined {
   let off = 0;
   if (s.direct === undefined) {
     if (s.pos < DIRECT_AFTER) {
       off = Math.min(data.length, DIRECT_AFTER - s.pos);
       writeAt(s, data.subarray(0, off));
-      if (off === data.length) return;
+      if (off === data.length) return undefined;
     }
     if (s.pageCacheOnly === true || !startDirect(s)) {
       s.pageCacheOnly = true; // O_DIRECT begins at DIRECT_AFTER, aligned, or never in this file
       writeAt(s, data.subarray(off));
-      return;
+      return undefined;
     }
   }
+  return copyIn(s, data, off);
+}
+
+function copyIn(s: Stream, data: Buffer, from: number): Promise<void> | undefined {
+  let off = from;
   while (off < data.length) {
     const d = s.direct;
     if (d === undefined) {
-      writeAt(s, data.subarray(off)); // fell back to the page cache (or failed: writes nothing)
-      return;
+      writeAt(s, data.subarray(off)); // failed meanwhile: writes nothing
+      return undefined;
     }
-    const n = data.copy(d.slot, d.fill, off);
+    const n = data.copy(d.slot!.buf, d.fill, off);
     d.fill += n;
     off += n;
-    if (d.fill === SLOT_BYTES) flushDirect(s, SLOT_BYTES);
+    if (d.fill < SLOT_BYTES) continue;
+    launch(s, d, SLOT_BYTES);
+    d.slot = freeSlot();
+    if (d.slot === undefined) {
+      return (async () => {
+        const slot = await slotSoon();
+        if (s.direct !== d) {
+          freeSlots!.push(slot); // the file failed meanwhile: its bytes go nowhere
+          return;
+        }
+        d.slot = slot;
+        await copyIn(s, data, off);
+      })();
+    }
   }
+  return undefined;
 }
 
 /** Opens the file a second time, with O_DIRECT, for the rest of it; false where it cannot be. */
 function startDirect(s: Stream): boolean {
   if (!directOn || s.error || s.writing === undefined) return false;
-  const slot = takeSlot();
+  const slot = freeSlot();
   if (slot === undefined) return false;
   try {
     const fd = fs.openSync(s.writing, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
-    s.direct = { fd, slot, fill: 0 };
+    s.direct = { fd, slot, fill: 0, writes: new Set() };
     return true;
   } catch (e) {
     // EINVAL: this file system refuses O_DIRECT; the page cache for the rest of the run.
@@ -185,62 +226,80 @@ function startDirect(s: Stream): boolean {
   }
 }
 
-/** Writes the first `n` bytes of the O_DIRECT buffer (n aligned) and keeps the rest at its start. */
-function flushDirect(s: Stream, n: number): void {
-  const d = s.direct!;
-  try {
-    let off = 0;
-    while (off < n) off += fs.writeSync(d.fd, d.slot, off, n - off, s.pos + off);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') {
-      fail(s, e);
-      return;
-    }
-    // Alignment this disk does not accept after all: these bytes, and all after, via the page cache.
-    directOn = false;
-    const rest = Buffer.from(d.slot.subarray(0, d.fill));
-    endDirect(s);
-    writeAt(s, rest);
-    return;
-  }
+/**
+ * Starts writing the first `n` bytes of the stream's buffer (n aligned) at its position, and lets
+ * go of the buffer: the caller gives the stream another. While the disk writes, this thread hashes
+ * and fills the next buffer. What O_DIRECT refuses as misaligned (EINVAL), or leaves unwritten,
+ * goes through the page cache at its place; any other failure fails the file at its end.
+ */
+function launch(s: Stream, d: DirectWrite, n: number): void {
+  const slot = d.slot!;
+  d.slot = undefined;
+  d.fill = 0;
+  const at = s.pos;
   s.pos += n;
-  d.slot.copy(d.slot, 0, n, d.fill);
-  d.fill -= n;
+  const done = new Promise<void>((resolve) => {
+    fs.write(d.fd, slot.buf, 0, n, at, (err, written) => {
+      if (err && err.code !== 'EINVAL') {
+        s.error ??= err;
+      } else if (err || written < n) {
+        if (err) directOn = false;
+        const k = err ? 0 : written;
+        writeAtPosition(s, slot.buf.subarray(k, n), at + k);
+      }
+      busySlots.splice(busySlots.indexOf(slot), 1);
+      slot.busy = undefined;
+      freeSlots!.push(slot);
+      d.writes.delete(done);
+      resolve();
+    });
+  });
+  slot.busy = done;
+  busySlots.push(slot);
+  d.writes.add(done);
 }
 
-/** At the file's end: the aligned part of the buffer with O_DIRECT, its last partial block not. */
-function finishDirect(s: Stream): void {
+/** At the file's end: the aligned rest of its buffer with O_DIRECT, the last partial block not. */
+async function finishDirect(s: Stream): Promise<void> {
   const d = s.direct;
   if (d === undefined) return;
   const aligned = d.fill - (d.fill % DIRECT_ALIGN);
-  if (aligned > 0) flushDirect(s, aligned);
-  if (s.direct === undefined) return; // fell back, or failed: written or recorded already
-  const tail = Buffer.from(d.slot.subarray(0, d.fill));
+  const tail = Buffer.from(d.slot!.buf.subarray(aligned, d.fill));
+  if (aligned > 0) launch(s, d, aligned);
+  await Promise.all(d.writes);
   endDirect(s);
   if (tail.length > 0) writeAt(s, tail);
 }
 
+/** Lets go of the stream's buffer, and closes its O_DIRECT descriptor once its writes have ended. */
 function endDirect(s: Stream): void {
   const d = s.direct;
   if (d === undefined) return;
   s.direct = undefined;
-  freeSlots!.push(d.slot);
-  try {
-    fs.closeSync(d.fd);
-  } catch {
-    // nothing was left unwritten in it: every write above was synchronous
-  }
+  if (d.slot !== undefined) freeSlots!.push(d.slot);
+  void Promise.all(d.writes).then(() => {
+    try {
+      fs.closeSync(d.fd);
+    } catch {
+      // its writes have all ended: there is nothing a failed close could lose
+    }
+  });
 }
 
 /** Writes at the stream's position through its page-cache descriptor. */
 function writeAt(s: Stream, data: Buffer): void {
-  if (s.fd === undefined || s.error) return;
+  if (writeAtPosition(s, data, s.pos)) s.pos += data.length;
+}
+
+function writeAtPosition(s: Stream, data: Buffer, at: number): boolean {
+  if (s.fd === undefined || s.error) return false;
   try {
     let off = 0;
-    while (off < data.length) off += fs.writeSync(s.fd, data, off, data.length - off, s.pos + off);
-    s.pos += data.length;
+    while (off < data.length) off += fs.writeSync(s.fd, data, off, data.length - off, at + off);
+    return true;
   } catch (e) {
     fail(s, e);
+    return false;
   }
 }
 
@@ -290,7 +349,18 @@ function commitFile(s: Stream): fs.Stats | undefined {
 
 function serve(port: NonNullable<typeof parentPort>): void {
   const open = new Map<number, Stream>();
-  port.on('message', ({ buf, ops, paths }: Sha1Batch) => {
+  // One batch at a time, in order, though one may wait for the disk (finishDirect, copyIn).
+  let queue = Promise.resolve();
+  port.on('message', (batch: Sha1Batch) => {
+    queue = queue.then(() => handle(batch));
+    // A bug here ends the thread, as it did when handling was synchronous: the owner fails the run.
+    queue.catch((e: unknown) =>
+      setImmediate(() => {
+        throw e;
+      }),
+    );
+  });
+  async function handle({ buf, ops, paths }: Sha1Batch): Promise<void> {
     const data = Buffer.from(buf);
     const digests: Buffer[] = [];
     const files: number[] = [];
@@ -312,7 +382,8 @@ function serve(port: NonNullable<typeof parentPort>): void {
         openFile(s, paths[ops[i + 1]!]!);
       } else if (len === END) {
         open.delete(id);
-        finishDirect(s);
+        if (s.direct !== undefined) await finishDirect(s);
+        if (s.error) deleteFile(s); // a write that failed on the disk's time
         const st = s.final !== undefined && !s.error ? commitFile(s) : undefined;
         digests.push(s.hash.digest());
         if (st && !s.error) {
@@ -324,7 +395,10 @@ function serve(port: NonNullable<typeof parentPort>): void {
       } else {
         const block = data.subarray(ops[i + 1]!, ops[i + 1]! + len);
         s.hash.update(block);
-        if (!s.error && s.fd !== undefined) writePiece(s, block);
+        if (!s.error && s.fd !== undefined) {
+          const wait = writePiece(s, block);
+          if (wait) await wait;
+        }
       }
     }
     const out = new Uint8Array(new ArrayBuffer(digests.length * SHA1_BYTES));
@@ -333,7 +407,7 @@ function serve(port: NonNullable<typeof parentPort>): void {
     fileFields.set(files);
     const results: Sha1Results = { buf, digests: out.buffer, files: fileFields, errors };
     port.postMessage(results, [buf, out.buffer, fileFields.buffer as ArrayBuffer]);
-  });
+  }
 }
 
 /** Passed as workerData by OffThreadSha1: the main thread imports this module for its constants. */

@@ -71,6 +71,8 @@ const CASES: Case[] = [
   { size: A + 2 * SLOT_BYTES + 4095, pieces: [65_536, 3] },
   { size: A + 2 * SLOT_BYTES + 4097, pieces: [SLOT_BYTES + 17] },
   { size: 5 * SLOT_BYTES + 7, pieces: [1_000_003] },
+  { size: 2 * SLOT_BYTES + 3, pieces: [300_001] },
+  { size: 3 * SLOT_BYTES, pieces: [12_289] },
 ];
 
 /**
@@ -171,3 +173,70 @@ test('a large file skips the page cache past DIRECT_AFTER (fincore)', async (t) 
   );
   assert.ok(fs.readFileSync(file).equals(bytes));
 });
+
+test(
+  'a disk that fills up in the O_DIRECT part: that file fails and is gone, the next one lands',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs' },
+  async (t) => {
+    const mnt = fs.mkdtempSync(path.join(root, 'full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m,mode=0755', 'tmpfs', mnt]);
+    t.after(() => execFileSync('umount', ['-l', mnt]));
+    const ends: Array<{ ok: boolean; code?: string; digest: Buffer }> = [];
+    const hasher = new OffThreadSha1({
+      onDigest: (d, written) =>
+        ends.push({ ok: written.ok, code: written.ok ? undefined : written.code, digest: d }),
+      onLost: () => assert.fail('a digest was lost'),
+    });
+    const tooBig = content(5 * SLOT_BYTES, 7);
+    const fits = content(SLOT_BYTES + SLOT_BYTES / 2 + 5, 8);
+    for (const [name, bytes] of [
+      ['too-big', tooBig],
+      ['fits', fits],
+    ] as const) {
+      const id = hasher.open(path.join(mnt, name))!;
+      for (let off = 0; off < bytes.length; off += 14_213) {
+        const wait = hasher.update(id, bytes.subarray(off, off + 14_213));
+        if (wait) await wait;
+      }
+      hasher.end(id);
+      await hasher.settle();
+    }
+    await hasher.close();
+    assert.deepEqual(
+      ends.map((e) => [e.ok, e.code]),
+      [
+        [false, 'ENOSPC'],
+        [true, undefined],
+      ],
+    );
+    assert.deepEqual(ends[1]!.digest, sha1(fits));
+    assert.deepEqual(fs.readdirSync(mnt), ['fits']);
+    assert.ok(fs.readFileSync(path.join(mnt, 'fits')).equals(fits));
+  },
+);
+
+test(
+  'a disk full exactly where an O_DIRECT write begins: the write fails whole, the file is gone',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs' },
+  async (t) => {
+    const mnt = fs.mkdtempSync(path.join(root, 'exact-'));
+    // Room for the page-cache part and one O_DIRECT buffer: the next write has no byte of room.
+    const size = DIRECT_AFTER + SLOT_BYTES;
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', mnt]);
+    t.after(() => execFileSync('umount', ['-l', mnt]));
+    const ends: Array<{ ok: boolean; code?: string }> = [];
+    const hasher = new OffThreadSha1({
+      onDigest: (_d, written) =>
+        ends.push({ ok: written.ok, ...(written.ok ? {} : { code: written.code }) }),
+      onLost: () => assert.fail('a digest was lost'),
+    });
+    const id = hasher.open(path.join(mnt, 'f'))!;
+    const wait = hasher.update(id, content(size + SLOT_BYTES, 9));
+    if (wait) await wait;
+    hasher.end(id);
+    await hasher.settle();
+    await hasher.close();
+    assert.deepEqual(ends, [{ ok: false, code: 'ENOSPC' }]);
+    assert.deepEqual(fs.readdirSync(mnt), []);
+  },
+);
