@@ -100,7 +100,11 @@ async function slotSoon(): Promise<Slot> {
   for (;;) {
     const slot = freeSlot();
     if (slot !== undefined) return slot;
-    await busySlots[0]!.busy;
+    // None free: wait for the oldest write. The caller has just started one, so there is one.
+    const oldest = busySlots[0];
+    if (oldest === undefined)
+      throw new Error('no O_DIRECT buffer is free and none is being written');
+    await oldest.busy;
   }
 }
 
@@ -118,7 +122,7 @@ interface Stream {
   hash: Hash;
   /** The file being written (OPEN), until it is committed or deleted. */
   fd?: number;
-  /** Bytes written to the file so far. */
+  /** Bytes handed to the file so far (written, or being written with O_DIRECT). */
   pos: number;
   /** Its O_DIRECT descriptor and buffer, once it is past DIRECT_AFTER. */
   direct?: DirectWrite;
