@@ -242,6 +242,12 @@ function launch(s: Stream, d: DirectWrite, n: number): void {
   d.fill = 0;
   const at = s.pos;
   s.pos += n;
+  if (!directOn) {
+    // A write was refused as misaligned (below): the rest goes through the page cache, not again.
+    writeAtPosition(s, slot.buf.subarray(0, n), at);
+    freeSlots!.push(slot);
+    return;
+  }
   const done = new Promise<void>((resolve) => {
     fs.write(d.fd, slot.buf, 0, n, at, (err, written) => {
       if (err && err.code !== 'EINVAL') {
@@ -302,14 +308,10 @@ function writeAtPosition(s: Stream, data: Buffer, at: number): boolean {
     while (off < data.length) off += fs.writeSync(s.fd, data, off, data.length - off, at + off);
     return true;
   } catch (e) {
-    fail(s, e);
+    s.error = e as NodeJS.ErrnoException;
+    deleteFile(s);
     return false;
   }
-}
-
-function fail(s: Stream, e: unknown): void {
-  s.error = e as NodeJS.ErrnoException;
-  deleteFile(s);
 }
 
 /** Closes and deletes the stream's file, if it has one; never throws. */
