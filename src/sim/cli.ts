@@ -35,6 +35,8 @@ Options:
   --passcode none|auto:SECONDS|never   passcode behaviour (default none)
   --keybag-dpic N  --keybag-iter N     PBKDF2 rounds of backup keybags made by ChangePassword
                          (default 10000000 / 10000 as iOS; lower only for quick tests)
+  --service-tls-over-usb start mobilebackup2 and afc with TLS through usbmuxd too (real devices
+                         start them plain there, TLS only over Wi-Fi)
   --quiet                no log lines on stderr
 
 ctl commands:
@@ -90,6 +92,7 @@ export function parseRunArgs(argv: string[]): SimOptions & { quiet: boolean } {
     'quiet',
     'bonjour-txt',
     'bonjour-mac-hidden',
+    'service-tls-over-usb',
   ]);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const stateDir = flags.get('state');
@@ -104,6 +107,7 @@ export function parseRunArgs(argv: string[]): SimOptions & { quiet: boolean } {
   if (str('bonjour') !== undefined) opts.bonjour = str('bonjour');
   if (flags.has('bonjour-txt')) opts.bonjourTxt = true;
   if (flags.has('bonjour-mac-hidden')) opts.bonjourMacHidden = true;
+  if (flags.has('service-tls-over-usb')) opts.serviceTlsOverUsb = true;
   if (str('udid') !== undefined) opts.udid = str('udid');
   if (str('name') !== undefined) {
     const name = str('name')!;

@@ -10,8 +10,12 @@ export type ServiceHandler = (stream: Duplex, device: SimDeviceApi) => Promise<v
 
 export interface SimServiceSpec {
   name: string; // e.g. 'com.apple.mobilebackup2'
-  /** Whether StartService replies EnableServiceSSL: true (then the port speaks TLS first). */
-  tls: boolean;
+  /**
+   * When StartService replies EnableServiceSSL: true, after which the port speaks TLS first:
+   * 'always'; 'network', only to a host that reached lockdownd over Wi-Fi (real devices start afc
+   * and mobilebackup2 plain through usbmuxd, D40); 'never'. Otherwise the key is left out.
+   */
+  tls: 'always' | 'network' | 'never';
   handler: ServiceHandler;
 }
 

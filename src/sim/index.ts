@@ -81,6 +81,11 @@ export interface SimOptions {
   keyBagRounds?: { dpic?: number; iter?: number };
   /** Seconds between heartbeat Marcos (default 10). */
   heartbeatIntervalSeconds?: number;
+  /**
+   * Start mobilebackup2 and afc with TLS through usbmuxd too. Real devices start them plain
+   * there, TLS only over Wi-Fi (D40); this keeps a host's TLS path over usbmuxd exercised.
+   */
+  serviceTlsOverUsb?: boolean;
   /** true: JSON log lines on stderr; a function receives each line. Default: MOORING_SIM_LOG=1 → stderr. */
   log?: boolean | ((line: string) => void);
 }
@@ -234,31 +239,36 @@ function services(
   encryption: SimBackupEncryption,
   o: SimOptions,
 ): Map<string, SimServiceSpec> {
+  const backupTls = o.serviceTlsOverUsb === true ? 'always' : 'network';
   const list: SimServiceSpec[] = [
     {
       name: 'com.apple.mobilebackup2',
-      tls: true,
+      tls: backupTls,
       handler: mobilebackup2Service(store, { encryption }),
     },
-    { name: 'com.apple.afc', tls: true, handler: afcService },
-    { name: 'com.apple.mobile.notification_proxy', tls: true, handler: notificationProxyService },
+    { name: 'com.apple.afc', tls: backupTls, handler: afcService },
+    {
+      name: 'com.apple.mobile.notification_proxy',
+      tls: 'always',
+      handler: notificationProxyService,
+    },
     {
       name: 'com.apple.mobile.insecure_notification_proxy',
-      tls: false,
+      tls: 'never',
       handler: notificationProxyService,
     },
     {
       name: 'com.apple.mobile.installation_proxy',
-      tls: true,
+      tls: 'always',
       handler: installationProxyService(() => store.apps() as unknown as AppRecord[]),
     },
-    { name: 'com.apple.springboardservices', tls: true, handler: springboardService },
+    { name: 'com.apple.springboardservices', tls: 'always', handler: springboardService },
     {
       name: 'com.apple.mobile.heartbeat',
-      tls: true,
+      tls: 'always',
       handler: heartbeatService(o.heartbeatIntervalSeconds),
     },
-    { name: 'com.apple.mobile.diagnostics_relay', tls: true, handler: diagnosticsRelayService },
+    { name: 'com.apple.mobile.diagnostics_relay', tls: 'always', handler: diagnosticsRelayService },
   ];
   return new Map(list.map((s) => [s.name, s]));
 }

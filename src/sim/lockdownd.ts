@@ -299,12 +299,14 @@ class LockdownConnection {
       acceptClient: (der) => this.device.pairings.acceptsClientCertificate(pairing.hostId, der),
     };
     const device = this.device;
+    const tls = spec.tls === 'always' || (spec.tls === 'network' && this.transport === 'wifi');
     const port = await this.deps.ports.openServicePort((stream, transport) => {
       device.track(stream, transport);
-      void runService(spec, stream, spec.tls ? material : undefined, device);
+      void runService(spec, stream, tls ? material : undefined, device);
     }, this.deps.serviceHost());
-    this.device.log('service-started', { service: name, port });
-    return ok({ ...echo, Port: port, EnableServiceSSL: spec.tls });
+    this.device.log('service-started', { service: name, port, tls });
+    // A device leaves the key out for a plain service (D40).
+    return ok({ ...echo, Port: port, ...(tls ? { EnableServiceSSL: true } : {}) });
   }
 }
 

@@ -56,3 +56,39 @@ test('Mooring continues incrementally from a folder idevicebackup2 made', async 
   assert.equal(ours.filesReceived, m.added.length + m.modified.length + 2 + 4);
   await assertBackupMatches(target, await listing(f));
 });
+
+/** Whether the simulator's last mobilebackup2 was started with TLS (its service-started log). */
+function lastBackupServiceTls(fx: BackupFixture): unknown {
+  const started = fx.logs.filter(
+    (l) => l.event === 'service-started' && l.service === 'com.apple.mobilebackup2',
+  );
+  assert.ok(started.length > 0, 'the simulator logged mobilebackup2 starting');
+  return started[started.length - 1]!.tls;
+}
+
+test('through usbmuxd both hosts back up from a device that starts mobilebackup2 plain, or with TLS', async () => {
+  // Real devices start it plain through usbmuxd (D40); older simulators, and perhaps some devices,
+  // asked for TLS there: a host must follow EnableServiceSSL either way.
+  const tlsSim = await startBackupFixture({ seed: 43, serviceTlsOverUsb: true });
+  try {
+    for (const [fx, tls] of [
+      [f, false],
+      [tlsSim, true],
+    ] as const) {
+      const target = await makeTarget(fx);
+      const ours = await withSession(fx, 'usb', (session) =>
+        runBackup({ session, target, full: true }),
+      );
+      assert.equal(ours.ok, true, ours.message);
+      assert.equal(lastBackupServiceTls(fx), tls);
+      await fx.sim.ctl('mutate', { add: 1, modify: 1, delete: 1 });
+      const out = await idevicebackup2(fx, ['backup', target.root]);
+      assert.match(out, /Backup Successful\./);
+      assert.equal(lastBackupServiceTls(fx), tls);
+      assert.equal(lastFinished(fx).incremental, true);
+      await assertBackupMatches(target, await listing(fx));
+    }
+  } finally {
+    await tlsSim.close();
+  }
+});

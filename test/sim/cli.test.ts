@@ -67,9 +67,12 @@ describe('mooring-sim argument parsing', () => {
       'auto:2.5',
       '--wifi-connections',
       'off',
+      '--service-tls-over-usb',
       '--quiet',
     ]);
     assert.equal(o.stateDir, path.resolve('d'));
+    assert.equal(o.serviceTlsOverUsb, true);
+    assert.equal(parseRunArgs(['--state', 'd']).serviceTlsOverUsb, undefined);
     assert.equal(o.wifiPort, 0);
     assert.deepEqual(o.passcode, { kind: 'auto', seconds: 2.5 });
     assert.equal(o.trust, 'prompt');

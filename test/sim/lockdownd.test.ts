@@ -70,10 +70,10 @@ describe('sim lockdownd', () => {
     });
     const ports = new PortTable();
     const services = new Map<string, SimServiceSpec>([
-      ['com.apple.afc', { name: 'com.apple.afc', tls: true, handler: afcService }],
+      ['com.apple.afc', { name: 'com.apple.afc', tls: 'network', handler: afcService }],
       [
         'com.apple.mobilebackup2',
-        { name: 'com.apple.mobilebackup2', tls: true, handler: afcService },
+        { name: 'com.apple.mobilebackup2', tls: 'network', handler: afcService },
       ],
     ]);
     const deps = { device, ports, services, serviceHost: () => undefined };
@@ -127,8 +127,9 @@ describe('sim lockdownd', () => {
     r: Rig,
     cert = certs.rootCertPem,
     key = certs.rootKeyPem,
+    transport: Transport = 'usb',
   ): Promise<{ c: PlistConnection; id: string }> {
-    const c = r.connect();
+    const c = r.connect(transport);
     const reply = await request(c, { Request: 'StartSession', HostID: HOST_ID, SystemBUID: BUID });
     assert.equal(reply.EnableSessionSSL, true);
     assert.equal(typeof reply.SessionID, 'string');
@@ -308,13 +309,13 @@ describe('sim lockdownd', () => {
       'InvalidService',
     );
 
+    // Through usbmuxd a device starts afc plain, leaving EnableServiceSSL out (D40).
     const svc = await request(c, { Request: 'StartService', Service: 'com.apple.afc' });
-    assert.equal(svc.EnableServiceSSL, true);
+    assert.equal('EnableServiceSSL' in svc, false);
     assert.equal(svc.Service, 'com.apple.afc');
     const afc = new PlistConnection(r.ports.connectUsb(svc.Port as number)!, {
       readTimeoutMs: 5000,
     });
-    await afc.upgradeToTlsClient({ cert: certs.hostCertPem, key: certs.hostKeyPem });
     afc.stream.write(encodeAfcPacket({ packetNum: 1, operation: AfcOp.GET_DEVINFO }));
     const info = await readAfcPacket(new StreamReader(afc.stream), { timeoutMs: 5000 });
     assert.ok(decodeKeyValueList(info.data).Model);
@@ -332,6 +333,25 @@ describe('sim lockdownd', () => {
       (await request(c, { Request: 'GetValue', Key: 'SerialNumber' })).Error,
       'GetProhibited',
     );
+    c.close();
+  });
+
+  it('starts afc and mobilebackup2 with TLS over Wi-Fi, where it leaves them plain through usbmuxd', async () => {
+    const r = await pairedRig();
+    const { c } = await session(r, certs.rootCertPem, certs.rootKeyPem, 'wifi');
+    for (const service of ['com.apple.afc', 'com.apple.mobilebackup2']) {
+      const svc = await request(c, { Request: 'StartService', Service: service });
+      assert.equal(svc.EnableServiceSSL, true, service);
+    }
+    const svc = await request(c, { Request: 'StartService', Service: 'com.apple.afc' });
+    const afc = new PlistConnection(r.ports.connectUsb(svc.Port as number)!, {
+      readTimeoutMs: 5000,
+    });
+    await afc.upgradeToTlsClient({ cert: certs.hostCertPem, key: certs.hostKeyPem });
+    afc.stream.write(encodeAfcPacket({ packetNum: 1, operation: AfcOp.GET_DEVINFO }));
+    const info = await readAfcPacket(new StreamReader(afc.stream), { timeoutMs: 5000 });
+    assert.ok(decodeKeyValueList(info.data).Model);
+    afc.close();
     c.close();
   });
 
