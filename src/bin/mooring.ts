@@ -1,6 +1,9 @@
 /** Entry point of `mooring` (bin/mooring.js loads the compiled copy; tests run this file with tsx). */
 import { backupMayUseUsbmuxd, prestartJobThread } from '../job/thread-start';
+import { markHeapsInOneStep } from '../util/v8-heap';
 import { runMain } from './run-main';
+
+markHeapsInOneStep(); // before any thread starts (D41)
 
 // `mooring backup` starts its job's thread first, so that the thread loads the backup stack while
 // this one loads the command line and finds the device (job/thread-start); hence cli/main is

@@ -40,6 +40,7 @@ import type { AgentEvent } from '../agent/types';
 import { acquireAgentLock, type AgentLock } from '../api/agent-file';
 import { DEFAULT_API_LISTEN, serveAgent, type ServedAgent } from '../api/serve-agent';
 import { defaultDataDir } from '../util/paths';
+import { markHeapsInOneStep } from '../util/v8-heap';
 import { ElectronSafeStorageStore, secretsDir } from '../secrets'; // H8c
 import type { AttemptRow } from '../history/types';
 import { UsbmuxdClient } from '../transport/usbmuxd-client';
@@ -315,6 +316,7 @@ const STARTING: CallResult = {
 };
 
 async function main(): Promise<void> {
+  markHeapsInOneStep(); // before the agent starts any thread (D41)
   // Before `ready`: app:// behaves like https (secure context, its own origin, fetch allowed).
   protocol.registerSchemesAsPrivileged([
     { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } },
