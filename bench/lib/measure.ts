@@ -12,6 +12,8 @@ import {
   promises as fsp,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   statSync,
   writeSync,
 } from 'node:fs';
@@ -216,6 +218,61 @@ export async function benchWorkDir(prefix: string): Promise<string> {
 
 const PROBE_FILES = 2000;
 
+/** A mount point as /proc/self/mountinfo writes it: space, tab, newline and \\ as octal escapes. */
+function unescapeMountField(f: string): string {
+  return f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The file system `dir` is on (Linux): its type, its device, and for ext4 whether it has a journal.
+ * Without one (these build machines' own disks), creating a file skips every recently deleted
+ * inode nearby, one inode-table read each (`recently_deleted`, done only when there is no journal:
+ * Linux fs/ext4/ialloc.c, find_inode_bit), so a small-file figure there depends on what earlier
+ * runs deleted. A user's ext4 has a journal; bench/scratch-ext4.sh makes one to run the benches on.
+ */
+export function describeFileSystem(dir: string): string {
+  let info: string;
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return 'unknown (no /proc/self/mountinfo: not Linux)';
+  }
+  const real = realpathSync(dir);
+  let best:
+    { point: string; device: string; type: string; source: string; options: string } | undefined;
+  for (const line of info.split('\n')) {
+    // id parent major:minor root mount-point options [optional fields…] - type source super-options
+    const [left, right] = line.split(' - ');
+    if (left === undefined || right === undefined) continue;
+    const f = left.split(' ');
+    const [type, source, superOptions] = right.split(' ');
+    const point = unescapeMountField(f[4] ?? '');
+    const inside = real === point || real.startsWith(point === '/' ? '/' : `${point}/`);
+    // The longest mount point holding dir; of equal ones the last, which is mounted over the others.
+    if (!inside || (best !== undefined && point.length < best.point.length)) continue;
+    best = {
+      point,
+      device: f[2] ?? '',
+      type: type ?? '?',
+      source: source ?? '?',
+      options: [...new Set(`${f[5]},${superOptions}`.split(','))].join(','),
+    };
+  }
+  if (best === undefined) return 'unknown (no mount holds it)';
+  let journal = '';
+  if (best.type === 'ext4') {
+    // jbd2 lists each journal as <kernel device name>-<journal inode>, 8 being ext4's internal one;
+    // the kernel's name (vda, dm-0, nvme0n1p2) is what /sys/dev/block/<major:minor> links to.
+    try {
+      const name = path.basename(readlinkSync(`/sys/dev/block/${best.device}`));
+      journal = existsSync(`/proc/fs/jbd2/${name}-8`) ? ', with a journal' : ', without a journal';
+    } catch {
+      journal = ', journal unknown';
+    }
+  }
+  return `${best.type} on ${best.source} at ${best.point}${journal} (${best.options})`;
+}
+
 /**
  * Prints what creating a small file costs in `dir` right now. On ext4 without a journal (these
  * machines) it is several times more for minutes after many files nearby were deleted (the
@@ -234,6 +291,7 @@ export function probeFileCreation(dir: string): void {
     closeSync(fd);
   }
   const us = Number(process.hrtime.bigint() - t0) / 1e3 / PROBE_FILES;
+  console.log(`  file system: ${describeFileSystem(dir)}`);
   console.log(
     `  creating a file of 8 KiB in ${dir}: ${us.toFixed(0)} µs (${PROBE_FILES} files; ` +
       `~20–50 µs on a quiet disk here)`,
