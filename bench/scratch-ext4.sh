@@ -19,13 +19,18 @@ usage() {
 
 if [[ "${1:-}" == "--remove" ]]; then
   mnt="${2:-}"
-  [[ -n "$mnt" ]] || usage
-  if mountpoint -q "$mnt"; then
-    dev="$(findmnt -n -o SOURCE --target "$mnt")"
-    umount "$mnt"
-    losetup -d "$dev" 2>/dev/null || true
+  [[ -n "$mnt" && "$mnt" == /* ]] || usage
+  img="$mnt.img"
+  # Only what this script made: a mount of a loop device whose file is MOUNTPOINT.img.
+  dev="$(findmnt -n -o SOURCE --mountpoint "$mnt" || true)"
+  back="$( [[ "$dev" == /dev/loop* ]] && losetup -n -O BACK-FILE "$dev" || true)"
+  if [[ -z "$dev" || "$(realpath -m "$back")" != "$(realpath -m "$img")" ]]; then
+    echo "scratch-ext4.sh: $mnt is not a scratch file system made from $img; nothing removed" >&2
+    exit 1
   fi
-  rm -f "$mnt.img"
+  umount "$mnt"
+  losetup -d "$dev"
+  rm -f "$img"
   rmdir "$mnt" 2>/dev/null || true
   exit 0
 fi
@@ -37,20 +42,31 @@ if [[ "$(id -u)" != 0 ]]; then
   echo "scratch-ext4.sh: needs root (losetup, mount)" >&2
   exit 1
 fi
-for tool in mkfs.ext4 losetup mountpoint findmnt; do
+for tool in mkfs.ext4 losetup mountpoint findmnt numfmt; do
   command -v "$tool" >/dev/null || {
-    echo "scratch-ext4.sh: $tool is missing (apt-get install e2fsprogs util-linux)" >&2
+    echo "scratch-ext4.sh: $tool is missing (apt-get install e2fsprogs util-linux coreutils)" >&2
     exit 1
   }
 done
-if mountpoint -q "$mnt"; then
-  echo "scratch-ext4.sh: $mnt is mounted already; --remove it first" >&2
+img="$mnt.img"
+# Never over something that is there already: a file of that name, or a folder with files in it.
+if [[ -e "$img" ]]; then
+  echo "scratch-ext4.sh: $img exists; choose another MOUNTPOINT, or --remove the one made before" >&2
   exit 1
 fi
-
-img="$mnt.img"
-rm -f "$img"
+if [[ -e "$mnt" && -n "$(ls -A "$mnt" 2>/dev/null)" ]] || mountpoint -q "$mnt"; then
+  echo "scratch-ext4.sh: $mnt is not an empty folder; choose another MOUNTPOINT" >&2
+  exit 1
+fi
 bytes="$(numfmt --from=iec "$size")"
+
+dev=""
+cleanup() {
+  # Only on failure: what this run made, and nothing else.
+  if [[ -n "$dev" ]]; then losetup -d "$dev" 2>/dev/null || true; fi
+  rm -f "$img"
+}
+trap cleanup ERR
 # Written once through (zeros), not sparse: first writes would otherwise allocate under the bench.
 dd if=/dev/zero of="$img" bs=16M count="$((bytes / 16777216))" oflag=direct status=none
 # Inode tables and journal written now, not by a background thread during the benches.
@@ -58,4 +74,5 @@ mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
 dev="$(losetup --direct-io=on -f --show "$img")"
 mkdir -p "$mnt"
 mount "$dev" "$mnt"
+trap - ERR
 echo "$mnt"
