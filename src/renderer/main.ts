@@ -79,7 +79,12 @@ async function start(): Promise<void> {
   );
 
   let view: View | undefined;
+  /** The address `view` was built for: a link to another hash fires popstate, then hashchange. */
+  let shown: string | undefined;
   const route = (): void => {
+    // Built once per address: a second build would throw away the first, and with it the focus.
+    if (view !== undefined && location.hash === shown) return;
+    shown = location.hash;
     const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
     const previous = view;
     if (parts[0] === 'device' && parts[1]) {

@@ -452,6 +452,31 @@ describe(
       assert.equal(await overview.getAttribute('aria-selected'), 'true');
     });
 
+    it('a link to a device builds its page once, though the browser fires popstate and hashchange', async () => {
+      await page.goto(`${s.agent!.url}/#/`);
+      await page.locator('body[data-ready="true"]').waitFor();
+      await cardOf(page, usb).waitFor();
+      // Count the views put into <main>, and note both events, from before the link is followed.
+      await page.evaluate(`(() => {
+        window.__builds = 0;
+        window.__events = [];
+        new MutationObserver((records) => { window.__builds += records.length; })
+          .observe(document.getElementById('main'), { childList: true });
+        addEventListener('popstate', () => window.__events.push('popstate'));
+        addEventListener('hashchange', () => window.__events.push('hashchange'));
+      })()`);
+      await cardOf(page, usb).getByRole('link').focus();
+      await page.keyboard.press('Enter');
+      // Until hashchange has been handled (the page's own listener runs before this one).
+      await page.evaluate(`new Promise((resolve) => {
+        if (window.__events.includes('hashchange')) resolve(undefined);
+        else addEventListener('hashchange', () => setTimeout(resolve, 0), { once: true });
+      })`);
+      assert.deepEqual(await page.evaluate(`window.__events`), ['popstate', 'hashchange']);
+      assert.equal(await page.evaluate(`window.__builds`), 1);
+      await page.getByRole('tab', { name: 'Overview' }).waitFor();
+    });
+
     it('pages thousands of notifications by keyset: one page at first, more on scroll and on "Load more"', async () => {
       await page.goto(`${s.agent!.url}/#/device/${wifi}/notifications`);
       const items = page.locator('.notice');

@@ -132,8 +132,10 @@ export function notificationsPanel(
     const r = sentinel.getBoundingClientRect();
     return r.top < window.innerHeight && r.bottom >= 0;
   };
+  // An entry is measured at a frame and delivered later: by then the first page may have pushed the
+  // sentinel off the screen, so where it is now decides.
   const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) void loadMore();
+    if (entries.some((e) => e.isIntersecting) && sentinelOnScreen()) void loadMore();
   });
   observer.observe(sentinel);
 
