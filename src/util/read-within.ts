@@ -19,7 +19,8 @@ export const TRICKLE_MIN_CHUNKS = 3;
  * seventeenth pass).
  *
  * Errors: PROTOCOL ("too slowly") when bytes were still arriving when the time was up (a trickle),
- * TIMEOUT when the peer had gone quiet, CLOSED when the stream ended first.
+ * TIMEOUT when the peer had gone quiet, CLOSED when the stream has ended (even if the deadline has
+ * passed too by the time we look).
  */
 export class BodyWithin {
   private remaining: number;
@@ -66,6 +67,9 @@ export class BodyWithin {
       }
       if (this.expired || Date.now() >= this.deadline) {
         this.stopTimer();
+        // A peer that hung up is CLOSED however late we look: on a busy machine the deadline
+        // can pass before this loop runs again, and "timed out" would misname a disconnect.
+        this.reader.throwIfClosed(this.what);
         throw this.expiredError();
       }
       this.timer ??= setTimeout(() => {

@@ -188,7 +188,7 @@ export class StreamReader {
   }
 
   /** CLOSED when the stream has failed or ended (for a wait with nothing buffered). */
-  private throwIfClosed(what: string): void {
+  throwIfClosed(what: string): void {
     if (this.failure) {
       throw new MooringError(
         'CLOSED',
