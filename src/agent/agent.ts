@@ -328,6 +328,15 @@ export class Agent implements AgentService {
     return manualBackup(this.ctx, this.runner, udid);
   }
 
+  /**
+   * Settles once the copy of the latest that the agent makes after each backup, for the device's
+   * next one (D42), is done or dropped; at once when none is being made. Until then that copy takes
+   * the device's lock for a moment at its start and at its end.
+   */
+  nextBackupPrepared(udid: string): Promise<void> {
+    return this.runner.nextPrepared(this.udidOrAsGiven(udid));
+  }
+
   cancel(udid: string): boolean {
     const u = this.ctx.view.canonicalUdid(udid) ?? udid;
     return this.ctx.coordinator.cancel(u, new MooringError('USAGE', 'cancelled by the user'));

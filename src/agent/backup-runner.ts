@@ -20,6 +20,7 @@ import { readMetadata } from '../store/metadata';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
 import { pruneByRetention } from './auto-prune';
+import { prepareNextBackup } from './prepare-next';
 import { CONTACT_READS, type DeviceContact } from './device-contact';
 import { classifyOutcome } from './outcome-notice';
 
@@ -45,10 +46,33 @@ export class BackupRunner {
     private readonly contact: Pick<DeviceContact, 'pairRecord' | 'readValues'>,
   ) {}
 
-  /** Resolves once every backup started has ended and been recorded. */
+  /**
+   * Each device's next-backup copy being made after its last backup (D42). It runs in the
+   * background, outside the device's slot, so that the outcome is told at once; the device's next
+   * job waits for it first (its links are the ones that job would make) and takes it whole.
+   */
+  private readonly preparing = new Map<string, { stop: AbortController; done: Promise<void> }>();
+
+  /** Resolves once every backup started has ended and been recorded (and, stopping, its copy). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.jobs]);
+    if (this.ctx.stopping) for (const p of this.preparing.values()) p.stop.abort();
+    await Promise.all([...this.preparing.values()].map((p) => p.done));
     this.flushUnrecorded();
+  }
+
+  /** Settles once the device's next-backup copy being made, if any, is done (or dropped). */
+  nextPrepared(udid: string): Promise<void> {
+    return this.preparing.get(udid)?.done ?? Promise.resolve();
+  }
+
+  /** Starts the device's next-backup copy in the background (prepareNextBackup never rejects). */
+  private prepareNext(udid: string): void {
+    const entry = { stop: new AbortController(), done: Promise.resolve() };
+    entry.done = prepareNextBackup(this.ctx, udid, entry.stop.signal).then(() => {
+      if (this.preparing.get(udid) === entry) this.preparing.delete(udid);
+    });
+    this.preparing.set(udid, entry);
   }
 
   /** Takes the slot and records the attempt synchronously; the backup runs on in the background. */
@@ -133,6 +157,7 @@ export class BackupRunner {
     const { ctx } = this;
     let outcome: JobOutcome;
     try {
+      await this.preparing.get(udid)?.done;
       const endpoint = ctx.registry.endpoint(udid, { prefer: transport });
       if (!endpoint) throw new MooringError('CLOSED', `${udid} is no longer reachable`);
       await this.checkChosenFolder();
@@ -188,6 +213,7 @@ export class BackupRunner {
       // Still inside the device's slot: no other backup of it can start while old ones go.
       if (outcome.snapshot && !ctx.stopping) await pruneByRetention(ctx, udid, attemptId);
       await this.refreshSnapshot(udid);
+      if (outcome.snapshot && !ctx.stopping) this.prepareNext(udid);
     }
     return announce;
   }

@@ -4,13 +4,16 @@
  *   <dest>/<UDID>/                          the latest complete backup, Finder/iTunes layout
  *   <dest>/.mooring/<UDID>/snapshots/<id>/  earlier complete backups (files hard-linked, shared)
  *   <dest>/.mooring/<UDID>/staging/<id>/<UDID>/  a backup in progress (hard-link copy of the latest)
+ *   <dest>/.mooring/<UDID>/next/<UDID>/     the next backup's copy of the latest, made ahead (D42)
  *   <dest>/.mooring/<UDID>/journal.json     the commit or prune in progress
  *   <dest>/.mooring/<UDID>/snapshots.json   snapshot metadata
  *   <dest>/.mooring/<UDID>/lock             which process is changing any of this
  *
  * Commit is two renames under a journal (latest → snapshots/<prevId>, staging → latest); prune
  * renames a snapshot into trash/ before deleting it. Either is rolled forward by the next open.
- * A staging folder without a commit journal is never taken for a backup: it is discarded.
+ * A staging folder without a commit journal is never taken for a backup: it is discarded. A copy
+ * made ahead in `next/` is taken only whole (its record is written last) and only while the latest
+ * is still the folder it was made from.
  * Because files are shared by hard links, nothing here (nor in the backup engine) ever writes
  * into an existing file; deleting a snapshot only removes names.
  */
@@ -20,7 +23,7 @@ import type { Worker } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
 import { INFO_PLIST, STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
-import { exists, linkTree, mkdirOne, renameDurable } from './fs-util';
+import { exists, linkTree, mkdirOne, renameDurable, writeFileDurable } from './fs-util';
 import {
   clearJournal,
   readJournal,
@@ -119,7 +122,9 @@ export type PruneStep = 'journal' | 'trashed' | 'metadata' | 'removed' | 'cleare
 /** Fault matrix kill points: opening (lock taken, recovery done) and staging (made, linked). */
 export type OpenStep = 'locked' | 'recovered';
 export type StagingStep = 'created' | 'linked';
-export type StoreOp = 'commit' | 'prune' | 'open' | 'staging';
+/** Fault matrix kill point: the next backup's copy made, its record not yet written. */
+export type NextStep = 'linked';
+export type StoreOp = 'commit' | 'prune' | 'open' | 'staging' | 'next';
 
 export interface StoreHooks {
   /**
@@ -128,7 +133,7 @@ export interface StoreHooks {
    */
   afterStep?: (
     op: StoreOp,
-    step: CommitStep | PruneStep | OpenStep | StagingStep,
+    step: CommitStep | PruneStep | OpenStep | StagingStep | NextStep,
   ) => void | Promise<void>;
 }
 
@@ -154,6 +159,17 @@ export interface RecoveryReport {
   notes: string[];
 }
 
+/** SnapshotStore.prepareNext: the next backup's copy of the latest, made ahead (D42). */
+export interface PreparedNext {
+  /** The snapshot it is a copy of (the latest). */
+  base: string;
+  /** It was there already, made from this very latest: nothing was done. */
+  reused: boolean;
+  /** Files hard-linked (or cloned) now. */
+  files: number;
+  seconds: number;
+}
+
 export interface PruneResult {
   pruned: RetentionDecision[];
   kept: RetentionDecision[];
@@ -172,6 +188,11 @@ const UDID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
  * read ahead's own link to the device's Manifest.db, so the device may move the file meanwhile.
  */
 const READ_AHEAD_LINK = 'read-ahead-Manifest.db';
+
+/** In `next/`, written last: the copy beside it is complete, and what it was made from (D42). */
+const NEXT_RECORD = 'next.json';
+/** The device lock's purpose while prepareNext holds it (another process's message shows it). */
+const PREPARING = 'preparing the next backup';
 
 export class Staging implements BackupTargetLike {
   private state: 'open' | 'committed' | 'discarded' | 'failed' = 'open';
@@ -194,6 +215,8 @@ export class Staging implements BackupTargetLike {
     readonly udid: string,
     /** The folder it was staged from by hard links (the latest snapshot), if any. */
     readonly baseDir?: string,
+    /** Its copy of the latest was made ahead, after the previous backup (D42): ready at once. */
+    readonly preparedAhead = false,
   ) {}
 
   /**
@@ -379,6 +402,8 @@ export class SnapshotStore {
   readonly snapshotsDir: string;
   readonly stagingDir: string;
   readonly trashDir: string;
+  /** The next backup's copy of the latest, made ahead (prepareNext, D42). */
+  readonly nextDir: string;
   readonly journalFile: string;
   readonly metadataFile: string;
   readonly lockFile: string;
@@ -405,6 +430,7 @@ export class SnapshotStore {
     this.snapshotsDir = path.join(this.stateDir, 'snapshots');
     this.stagingDir = path.join(this.stateDir, 'staging');
     this.trashDir = path.join(this.stateDir, 'trash');
+    this.nextDir = path.join(this.stateDir, 'next');
     this.journalFile = path.join(this.stateDir, 'journal.json');
     this.metadataFile = path.join(this.stateDir, 'snapshots.json');
     this.lockFile = deviceLockFile(this.dest, udid);
@@ -479,7 +505,7 @@ export class SnapshotStore {
 
   private async step(
     op: StoreOp,
-    s: CommitStep | PruneStep | OpenStep | StagingStep,
+    s: CommitStep | PruneStep | OpenStep | StagingStep | NextStep,
   ): Promise<void> {
     await this.hooks.afterStep?.(op, s);
   }
@@ -499,6 +525,9 @@ export class SnapshotStore {
       await fsp.rm(path.join(this.stagingDir, name), { recursive: true, force: true });
       this.recovery.discardedStaging.push(name);
     }
+    // A copy made ahead that was stopped before its record: never taken, so removed (D42).
+    if ((await exists(this.nextDir)) && !(await exists(path.join(this.nextDir, NEXT_RECORD))))
+      await this.removeNext();
     for (const name of await readdirOrEmpty(this.trashDir)) {
       await fsp
         .rm(path.join(this.trashDir, name), { recursive: true, force: true })
@@ -630,8 +659,14 @@ export class SnapshotStore {
         await this.step('staging', 'created');
         const staged = path.join(root, this.udid);
         const base = !opts.fresh && (await isDir(this.latestDir)) ? this.latestDir : undefined;
-        const staging = new Staging(this, id, root, this.udid, base);
-        if (base !== undefined && opts.linkInBackground === true) {
+        // A repair (fresh) must not take a copy of the damaged latest; any other backup takes the
+        // copy made ahead if it is of this latest, and removes it otherwise.
+        const prepared = base !== undefined && (await this.takeNext(meta.latest, staged));
+        if (base === undefined) await this.removeNext();
+        const staging = new Staging(this, id, root, this.udid, base, prepared);
+        if (prepared) {
+          await this.step('staging', 'linked');
+        } else if (base !== undefined && opts.linkInBackground === true) {
           await fsp.mkdir(staged);
           staging._linkInBackground(async (signal, onTopLevel) => {
             await linkTree(base, staged, {
@@ -654,6 +689,103 @@ export class SnapshotStore {
         throw e;
       }
     });
+  }
+
+  /**
+   * Makes the next backup's copy of the latest now, in `next/`, as beginStaging would make it
+   * (every file hard-linked, Info.plist left out), so that the next backup of this device starts
+   * with its folder complete instead of waiting for 100,000 links (D42). The agent calls it after
+   * each backup; the links run at their lower priority (D35). Its record, written last, names the
+   * latest it was made from and that folder's top level; a backup takes the copy only while both
+   * still match. Undefined when there is no latest; `reused` when the copy was there already.
+   * Refused while this store has a backup staged; `signal` stops it (nothing is left).
+   *
+   * The device lock is held only to begin and to write the record, not while the links are made:
+   * a backup, a pin or a prune by another process is never refused for it. What they may do
+   * meanwhile is found at the end: a commit gives the latest a new Manifest.db and Status.plist
+   * (the copy is then dropped), and a backup or an open that finds the copy without its record
+   * removes it (the links then fail, and the copy is dropped). Only the agent makes copies.
+   */
+  async prepareNext(opts: { signal?: AbortSignal } = {}): Promise<PreparedNext | undefined> {
+    const begun = await this.withLock(PREPARING, async () => {
+      if (this.activeStaging !== undefined)
+        throw new MooringError('USAGE', `a backup is staged (${this.activeStaging})`);
+      await this.finishPending();
+      const meta = await this.reconcile();
+      const top = meta.latest === null ? undefined : await topLevelOf(this.latestDir);
+      if (meta.latest === null || top === undefined) {
+        await this.removeNext();
+        return undefined;
+      }
+      if (await this.nextIsOf(meta.latest)) return { base: meta.latest, top, reused: true };
+      await this.removeNext();
+      await fsp.mkdir(this.nextDir);
+      return { base: meta.latest, top, reused: false };
+    });
+    if (begun === undefined) return undefined;
+    const { base, top } = begun;
+    if (begun.reused) return { base, reused: true, files: 0, seconds: 0 };
+    const t0 = performance.now();
+    const copy = path.join(this.nextDir, this.udid);
+    let files: number;
+    try {
+      const stats = await linkTree(this.latestDir, copy, {
+        leaveOut: [INFO_PLIST],
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      files = stats.linked + stats.cloned;
+      await this.step('next', 'linked');
+      await this.withLock(PREPARING, async () => {
+        const want = JSON.stringify(top);
+        const latest = (await this.loadMetadata()).latest;
+        if (latest !== base || JSON.stringify(await topLevelOf(this.latestDir)) !== want)
+          throw new MooringError('IO', `${this.latestDir} changed while it was being copied`);
+        if (JSON.stringify(await topLevelOf(copy)) !== want)
+          throw new MooringError('IO', `the copy in ${this.nextDir} was removed while it was made`);
+        const record: NextRecord = { base, top };
+        await writeFileDurable(path.join(this.nextDir, NEXT_RECORD), JSON.stringify(record));
+      });
+    } catch (e) {
+      // Without the lock: nothing but this method makes `next/`, and only one agent calls it.
+      await this.removeNext();
+      throw e;
+    }
+    return { base, reused: false, files, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Whether `next/` holds a whole copy of the latest `latest` names, as it is now. */
+  private async nextIsOf(latest: string): Promise<boolean> {
+    let record: NextRecord;
+    try {
+      record = JSON.parse(
+        await fsp.readFile(path.join(this.nextDir, NEXT_RECORD), 'utf8'),
+      ) as NextRecord;
+    } catch {
+      return false; // none, or unreadable: not taken
+    }
+    if (record?.base !== latest || !Array.isArray(record.top)) return false;
+    const want = JSON.stringify(record.top);
+    // Hard links are the same inodes: the copy's top level reads exactly as the latest's.
+    return (
+      JSON.stringify(await topLevelOf(this.latestDir)) === want &&
+      JSON.stringify(await topLevelOf(path.join(this.nextDir, this.udid))) === want
+    );
+  }
+
+  /**
+   * beginStaging: moves the copy made ahead to `staged` when it is of the latest `latest`, and
+   * removes whatever else `next/` holds. True when it was taken.
+   */
+  private async takeNext(latest: string | null, staged: string): Promise<boolean> {
+    if (!(await exists(this.nextDir))) return false;
+    const usable = latest !== null && (await this.nextIsOf(latest));
+    if (usable) await fsp.rename(path.join(this.nextDir, this.udid), staged);
+    await this.removeNext();
+    return usable;
+  }
+
+  private async removeNext(): Promise<void> {
+    await fsp.rm(this.nextDir, { recursive: true, force: true });
   }
 
   /** @internal Staging.commit */
@@ -1063,6 +1195,34 @@ function split(decisions: RetentionDecision[]): PruneResult {
 
 function sortById(rs: SnapshotRecord[]): SnapshotRecord[] {
   return [...rs].sort((a, b) => compareSnapshotIds(a.id, b.id));
+}
+
+/** NEXT_RECORD's contents. */
+interface NextRecord {
+  base: string;
+  top: Array<[name: string, identity: string]>;
+}
+
+/**
+ * A backup folder's top level but Info.plist (every backup writes its own): each name with its
+ * file's device, inode, size and mtime to the nanosecond, or "folder". A tool that rewrote the
+ * backup gave it a new Manifest.db and Status.plist, so this tells whether a copy is still of it.
+ * Undefined when the folder is gone.
+ */
+async function topLevelOf(dir: string): Promise<Array<[string, string]> | undefined> {
+  let names: string[];
+  try {
+    names = (await fsp.readdir(dir)).filter((n) => n !== INFO_PLIST).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  const out: Array<[string, string]> = [];
+  for (const name of names) {
+    const st = await fsp.lstat(path.join(dir, name), { bigint: true });
+    out.push([name, st.isDirectory() ? 'folder' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`]);
+  }
+  return out;
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

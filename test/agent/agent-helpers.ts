@@ -128,6 +128,24 @@ export function nextAttempt(
   );
 }
 
+/**
+ * "Back up now" on `udid`, waited for to its end, which must be a success with a snapshot, and for
+ * the copy the agent then makes for the next backup (D42), so that the test may open the store.
+ */
+export async function backUpNow(
+  agent: Agent,
+  udid: string,
+): Promise<AttemptRow & { snapshotId: string }> {
+  const done = nextAttempt(agent, udid, (a) => a.outcome !== 'running', 'a backup to end');
+  const r = await agent.backupNow(udid);
+  assert.equal(r.started, true, r.message);
+  const a = await done;
+  assert.equal(a.outcome, 'success', a.message ?? '');
+  assert.ok(a.snapshotId, 'a successful backup names its snapshot');
+  await agent.nextBackupPrepared(udid);
+  return { ...a, snapshotId: a.snapshotId };
+}
+
 export function nextNotification(
   agent: Agent,
   udid: string,

@@ -16,6 +16,7 @@ import { Agent, type AgentOptions } from '../../src/agent/agent';
 import { dateOfSnapshotId, openStore } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
 import {
+  backUpNow,
   nextAttempt,
   notificationsOf,
   simFixture,
@@ -35,12 +36,7 @@ describe('Agent: retention and the backup folder', () => {
 
   /** One manual backup to its end; the committed snapshot's id. */
   async function backUp(): Promise<{ snapshotId: string; attemptId: number }> {
-    const done = nextAttempt(agent, udid, (a) => a.outcome !== 'running', 'a backup to end');
-    const r = await agent.backupNow(udid);
-    assert.equal(r.started, true, r.message);
-    const a = await done;
-    assert.equal(a.outcome, 'success', a.message ?? '');
-    assert.ok(a.snapshotId);
+    const a = await backUpNow(agent, udid);
     return { snapshotId: a.snapshotId, attemptId: a.id };
   }
 

@@ -16,6 +16,7 @@ import type { DeviceStatus } from '../../src/agent/types';
 import { FileSecretStore, secretsDir } from '../../src/secrets';
 import { clearUnlockedKeyBags } from '../../src/store/encrypted';
 import {
+  backUpNow,
   nextAttempt,
   notificationsOf,
   simFixture,
@@ -35,11 +36,7 @@ describe('backup encryption through the agent', () => {
   const status = (): DeviceStatus => agent.device(udid)!;
 
   async function backUp(): Promise<void> {
-    const done = nextAttempt(agent, udid, (a) => a.outcome !== 'running', 'a backup');
-    const r = await agent.backupNow(udid);
-    assert.equal(r.started, true, r.message);
-    const a = await done;
-    assert.equal(a.outcome, 'success', a.message ?? '');
+    await backUpNow(agent, udid);
   }
 
   before(async () => {

@@ -1,6 +1,7 @@
 /**
  * A second process for store tests: holds the device lock, or dies by SIGKILL in the middle of
- * staging, a commit or a prune, exactly where a real crash would leave things.
+ * staging, a commit, a prune or the next backup's copy made ahead, exactly where a real crash would
+ * leave things.
  * Usage: node --import tsx child.ts '<json {dest, mode, step?, dateMs?}>'
  */
 import { openStore } from '../../src/store';
@@ -8,7 +9,7 @@ import { sampleEntries, UDID, writeBackup } from './fixture';
 
 interface Args {
   dest: string;
-  mode: 'hold' | 'stage-and-die' | 'commit-and-die' | 'prune-and-die';
+  mode: 'hold' | 'stage-and-die' | 'commit-and-die' | 'prune-and-die' | 'prepare-and-die';
   step?: string;
   policy?: { keepAllDays: number; dailyDays: number; weeklyDays: number };
 }
@@ -22,6 +23,11 @@ async function main(): Promise<void> {
   if (a.mode === 'prune-and-die') {
     await store.prune(a.policy);
     process.stdout.write('pruned\n');
+    return;
+  }
+  if (a.mode === 'prepare-and-die') {
+    await store.prepareNext();
+    process.stdout.write('prepared\n');
     return;
   }
   const staging = await store.beginStaging();

@@ -203,3 +203,12 @@ export async function walkedUsage(dir: string): Promise<TreeUsage> {
   });
   return u;
 }
+
+/** Every file's path under `dir` with its inode ("dev:ino"): which names share which files. */
+export async function inodesOf(dir: string): Promise<Map<string, string>> {
+  const m = new Map<string, string>();
+  await walkFiles(dir, (f) => {
+    m.set(f.rel, f.inode);
+  });
+  return m;
+}

@@ -8,20 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { openStore, type SnapshotStore } from '../../src/store';
-import { walkFiles } from '../../src/store/fs-util';
 import { isMooringError } from '../../src/util/errors';
-import { sampleEntries, tempDirs, UDID, writeBackup } from './fixture';
+import { inodesOf, sampleEntries, tempDirs, UDID, writeBackup } from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-staging-bg-');
 after(cleanup);
-
-async function inodes(dir: string): Promise<Map<string, string>> {
-  const m = new Map<string, string>();
-  await walkFiles(dir, (f) => {
-    m.set(f.rel, f.inode);
-  });
-  return m;
-}
 
 async function storeWithLatest(files = 40): Promise<SnapshotStore> {
   const store = await openStore(tmp(), UDID);
@@ -33,13 +24,13 @@ async function storeWithLatest(files = 40): Promise<SnapshotStore> {
 
 test('links made in the background: the latest shared file by file, Info.plist left to the backup', async () => {
   const store = await storeWithLatest();
-  const latest = await inodes(store.latestDir);
+  const latest = await inodesOf(store.latestDir);
   const s = await store.beginStaging({ linkInBackground: true });
   // The folder exists at once: the engine may write its Info.plist while the links are made.
   assert.ok(existsSync(s.backupDir));
   await fsp.writeFile(path.join(s.backupDir, 'Info.plist'), 'written by this backup');
   await s.ready;
-  const staged = await inodes(s.backupDir);
+  const staged = await inodesOf(s.backupDir);
   assert.deepEqual([...staged.keys()].sort(), [...latest.keys()].sort());
   for (const [rel, inode] of staged) {
     if (rel === 'Info.plist') assert.notEqual(inode, latest.get(rel));

@@ -210,6 +210,24 @@ test('a staging left by a killed process is discarded, never mistaken for a back
   assert.equal(readFileSync(payload(store.latestDir, v1[2]!), 'utf8'), v1[2]!.content);
 });
 
+test('a copy made ahead, killed before its record, is removed by the next open and never taken', async () => {
+  const dest = tmp();
+  const v1 = sampleEntries(4);
+  const store0 = await openStore(dest, UDID);
+  await backUp(store0, v1);
+  const r = await runChild({ dest, mode: 'prepare-and-die', step: 'next:linked' });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  assert.ok(existsSync(path.join(store0.nextDir, UDID)), 'the child died with its copy made');
+  assert.ok(!existsSync(path.join(store0.nextDir, 'next.json')));
+  const store = await openStore(dest, UDID);
+  assert.ok(!existsSync(store.nextDir), 'an unfinished copy is removed on open');
+  await noLeftovers(store);
+  const s = await store.beginStaging({ linkInBackground: true });
+  assert.equal(s.preparedAhead, false);
+  await s.discard();
+  assert.ok((await store.verify()).ok);
+});
+
 test('SIGKILL in the middle of a commit: the next open finishes it', async () => {
   for (const step of ['moved-latest', 'metadata']) {
     const dest = tmp();

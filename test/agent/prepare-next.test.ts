@@ -1,0 +1,85 @@
+/**
+ * After each committed backup the agent makes the next backup's copy of the latest (D42), against a
+ * simulated iPhone on USB and real folders: the next backup takes that copy whole (the new latest
+ * is the very folder made ahead), and a backup started while the copy is still being made waits
+ * for it instead of failing on the device lock.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Agent } from '../../src/agent/agent';
+import { openStore } from '../../src/store';
+import { backUpNow, nextAttempt, simFixture, type SimFixture, untilOnUsb } from './agent-helpers';
+
+describe('Agent: the next backup prepared ahead', () => {
+  let f: SimFixture;
+  let agent: Agent;
+  let udid: string;
+  const logged: string[] = [];
+
+  const backUp = async (): Promise<string> => (await backUpNow(agent, udid)).snapshotId;
+
+  const nextDir = (): string => path.join(agent.backupDir, '.mooring', udid, 'next');
+
+  /** The copy made ahead, once its record is written: the snapshot it copies, its folder's inode. */
+  async function prepared(): Promise<{ base: string; ino: number }> {
+    const record = path.join(nextDir(), 'next.json');
+    for (let i = 0; i < 200 && !existsSync(record); i++) await delay(50);
+    const { base } = JSON.parse(readFileSync(record, 'utf8')) as { base: string };
+    return { base, ino: statSync(path.join(nextDir(), udid)).ino };
+  }
+
+  before(async () => {
+    f = await simFixture('mooring-agent-prepare-', {
+      files: 4000,
+      bytes: 4_000_000,
+      seed: 61,
+      name: 'Prepared iPhone',
+    });
+    udid = f.udid;
+    const options = f.agentOptions();
+    agent = await Agent.open({
+      ...options,
+      log: (line: string) => {
+        logged.push(line);
+        options.log?.(line); // the fixture's own checks of what the agent logs
+      },
+    });
+    agent.setConfig({ enabled: 'false' });
+    await agent.start();
+    await untilOnUsb(agent, udid);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await f?.close();
+  });
+
+  it('the next backup starts from the copy made after the last one', async () => {
+    const first = await backUp();
+    const copy = await prepared();
+    assert.equal(copy.base, first);
+    assert.ok(logged.some((l) => l.startsWith(`prepared the next backup of ${udid}: `)));
+    await f.sim.ctl('mutate', { add: 2, modify: 3, delete: 1 });
+    const second = await backUp();
+    assert.notEqual(second, first);
+    // The copy was moved into place, not made again: the new latest is the very folder.
+    assert.equal(statSync(path.join(agent.backupDir, udid)).ino, copy.ino);
+    const third = await prepared();
+    assert.equal(third.base, second);
+    assert.ok((await (await openStore(agent.backupDir, udid)).verify(second)).ok);
+  });
+
+  it('a backup asked for while the copy is still being made waits for it', async () => {
+    const done = nextAttempt(agent, udid, (a) => a.outcome !== 'running', 'a backup to end');
+    assert.equal((await agent.backupNow(udid)).started, true);
+    const first = await done;
+    assert.equal(first.outcome, 'success', first.message ?? '');
+    // At once, while the copy of that backup is being made (it has not written its record yet).
+    assert.ok(!existsSync(path.join(nextDir(), 'next.json')));
+    const id = await backUp();
+    assert.equal((await prepared()).base, id);
+  });
+});
