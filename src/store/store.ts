@@ -23,7 +23,7 @@ import type { Worker } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
 import { INFO_PLIST, STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
-import { exists, linkTree, mkdirOne, renameDurable, writeFileDurable } from './fs-util';
+import { exists, linkTree, mkdirOne, renameDurable, tempName, writeFileDurable } from './fs-util';
 import {
   clearJournal,
   readJournal,
@@ -536,8 +536,9 @@ export class SnapshotStore {
         });
     }
     for (const name of await readdirOrEmpty(this.stateDir)) {
+      // Files written atomically, and a copy made ahead that was being removed (removeNext).
       if (/\.tmp-\d+-[0-9a-f]+$/.test(name))
-        await fsp.rm(path.join(this.stateDir, name), { force: true });
+        await fsp.rm(path.join(this.stateDir, name), { recursive: true, force: true });
     }
     await this.reconcile();
   }
@@ -784,8 +785,20 @@ export class SnapshotStore {
     return usable;
   }
 
+  /**
+   * Removes `next/`, renamed aside first: links the agent may still be making into it (when
+   * another process drops a copy not finished yet) then fail on its old path instead of refilling
+   * the folder being removed. An open removes what a crash leaves aside (a `.tmp-` name).
+   */
   private async removeNext(): Promise<void> {
-    await fsp.rm(this.nextDir, { recursive: true, force: true });
+    const aside = tempName(this.nextDir);
+    try {
+      await fsp.rename(this.nextDir, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    await fsp.rm(aside, { recursive: true, force: true, maxRetries: 3 });
   }
 
   /** @internal Staging.commit */

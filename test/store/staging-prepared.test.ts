@@ -125,11 +125,16 @@ test('a copy that fails or is stopped half-way leaves nothing; the next open rem
     (e) => isMooringError(e, 'IO') && e.detail === 'ABORTED',
   );
   assert.ok(!existsSync(store.nextDir));
-  // What a crash leaves: a copy without its record. Never taken; the next open removes it.
+  // What a crash leaves: a copy without its record (never taken), or one renamed aside to be
+  // removed. The next open removes both.
   await fsp.mkdir(path.join(store.nextDir, UDID), { recursive: true });
   await fsp.writeFile(path.join(store.nextDir, UDID, 'Status.plist'), 'half a copy');
+  const aside = `${store.nextDir}.tmp-1-0123abcd`;
+  await fsp.mkdir(path.join(aside, UDID, '00'), { recursive: true });
+  await fsp.writeFile(path.join(aside, UDID, '00', 'a-link'), 'being removed');
   const reopened = await openStore(dest, UDID);
   assert.ok(!existsSync(reopened.nextDir));
+  assert.ok(!existsSync(aside));
   assert.ok((await reopened.verify()).ok);
 });
 
