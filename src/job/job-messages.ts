@@ -29,6 +29,8 @@ export interface JobSpec {
     /** Whether the caller wants to hear which password opened the backup. */
     onOpened: boolean;
   };
+  /** The private folder for decrypted files, which the caller removes once the thread has ended. */
+  decryptedDir?: string;
 }
 
 /** A job thread's workerData: what it may load while it waits for its job (job/thread-start). */

@@ -13,6 +13,7 @@
  * whose Electron cannot load modules from app.asar in a worker), runs in-process as before. The
  * thread may have been started before the job was known (thread-start).
  */
+import { promises as fsp } from 'node:fs';
 import { RecordedValues } from '../lockdown/values';
 import {
   breakOwnStaleLock,
@@ -22,6 +23,7 @@ import {
   releaseLockOfThread,
   type RecoveryReport,
 } from '../store';
+import { newDecryptedTempRoot } from '../store/encrypted';
 import { MooringError } from '../util/errors';
 import { fromWireError, toWireError } from '../util/error-wire';
 import {
@@ -124,7 +126,15 @@ async function onThread(
   const received = { bytesReceived: 0, filesReceived: 0, refusedPaths: [] as string[] };
   noteJobThread(threadId, true);
   const send = (m: ToJob): void => worker.postMessage(m);
-  send({ t: 'start', spec });
+  // Decrypted Manifest.db files go into a folder this thread removes: a thread that is ended
+  // (terminate, below) runs no 'exit' handler of its own.
+  let decryptedDir: string | undefined;
+  try {
+    decryptedDir = newDecryptedTempRoot();
+  } catch {
+    // the thread makes its own (and removes it when it ends by itself)
+  }
+  send({ t: 'start', spec: decryptedDir === undefined ? spec : { ...spec, decryptedDir } });
   const onAbort = (): void => send({ t: 'abort' });
   let ready = false;
   // The caller's own work for the session's values finishes before the outcome is returned, as
@@ -144,6 +154,8 @@ async function onThread(
         .catch(() => undefined)
         .then(async () => {
           noteJobThread(threadId, false);
+          if (decryptedDir !== undefined)
+            await fsp.rm(decryptedDir, { recursive: true, force: true }).catch(() => undefined);
           await releaseLockOfThread(lockFile, threadId).catch((e: unknown) => {
             log(`could not remove the lock of ${udid} left by its backup's thread: ${String(e)}`);
           });

@@ -14,6 +14,7 @@ import {
   type JobEvent,
   type JobOptions,
 } from './backup-to-store';
+import { useDecryptedTempRoot } from '../store/encrypted';
 import { crashTestStoreOptions } from './crash-test';
 import { endpointFromSpec } from './endpoint-spec';
 import { countGarbageCollections, GC_STATS_ENV } from './gc-count';
@@ -100,6 +101,7 @@ function encryption(spec: JobSpec): JobEncryption | undefined {
 }
 
 async function main(spec: JobSpec): Promise<void> {
+  if (spec.decryptedDir !== undefined) useDecryptedTempRoot(spec.decryptedDir);
   const gcCount = process.env[GC_STATS_ENV] === '1' ? countGarbageCollections() : undefined;
   const reads = spec.sessionReads;
   const enc = encryption(spec);

@@ -159,11 +159,65 @@ interface CachedManifest {
 const manifestCache = new Map<string, CachedManifest>();
 let tempRoot: string | undefined;
 
+/** Temp folders of decrypted Manifest.db files: `mooring-decrypted-<pid>-<random>`. */
+const DECRYPTED_PREFIX = 'mooring-decrypted-';
+
+/**
+ * A new private (0700) folder for decrypted Manifest.db files, named with this process's id. Those
+ * files name every file of an encrypted backup in clear, so none may outlive its process: folders
+ * of processes that are gone (killed before they could remove theirs) are removed first.
+ */
+export function newDecryptedTempRoot(): string {
+  removeDeadProcessesTempRoots();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${DECRYPTED_PREFIX}${process.pid}-`));
+  fs.chmodSync(dir, 0o700);
+  return dir;
+}
+
+function removeDeadProcessesTempRoots(): void {
+  const tmp = os.tmpdir();
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const pid = /^mooring-decrypted-(\d+)-[^/]+$/.exec(name)?.[1];
+    if (pid === undefined || processAlive(Number(pid))) continue;
+    const dir = path.join(tmp, name);
+    try {
+      // Only our own user's (a shared temp folder holds other users' too).
+      if (uid !== undefined && fs.lstatSync(dir).uid !== uid) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // another process removed it first, or it is not ours to remove
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Decrypted files go into `dir`, made and removed by the caller: a job thread, which may be ended
+ * (Worker.terminate) without running its 'exit' handlers, uses the folder its parent made for it.
+ */
+export function useDecryptedTempRoot(dir: string): void {
+  tempRoot = dir;
+}
+
 function privateTempRoot(): string {
   if (tempRoot === undefined) {
-    tempRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'mooring-decrypted-'));
-    fs.chmodSync(tempRoot, 0o700);
-    const root = tempRoot;
+    const root = newDecryptedTempRoot();
+    tempRoot = root;
     process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
   }
   return tempRoot;

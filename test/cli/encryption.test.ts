@@ -11,7 +11,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fsp, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { realTool } from '../helpers/real-tools';
 import { runMooring, startCliSim, type CliSim } from './backup-fixture';
@@ -29,6 +30,8 @@ before(async () => {
   });
   dest = path.join(cs.tmp, 'dest');
   data = path.join(cs.tmp, 'data');
+  tmpDir = path.join(cs.tmp, 'tmp');
+  await fsp.mkdir(tmpDir);
 });
 
 after(async () => {
@@ -41,11 +44,20 @@ async function ok(args: string[]): Promise<{ out: string; err: string }> {
   return r;
 }
 
+/** The CLI's temp folder (TMPDIR), to see what it leaves there. */
+let tmpDir: string;
+
 async function backup(): Promise<Record<string, unknown>> {
-  const r = await cs.mooring(['backup', '--dest', dest, '--json']);
+  const r = await cs.mooring(['backup', '--dest', dest, '--json'], { env: { TMPDIR: tmpDir } });
   assert.equal(r.code, 0, r.err + r.out);
   assert.equal(r.result?.ok, true, String(r.result?.message));
+  // The decrypted Manifest.db names every file in clear: nothing of it outlives the backup.
+  assert.deepEqual(decryptedLeft(), []);
   return r.result!;
+}
+
+function decryptedLeft(): string[] {
+  return readdirSync(tmpDir).filter((n) => n.startsWith('mooring-decrypted-'));
 }
 
 async function writeSecret(name: string, value: string): Promise<string> {
@@ -115,6 +127,11 @@ test('on: generated password printed once, stored 0600, recovery sheet 0600; on 
 });
 
 test('an encrypted backup is opened after verify, then browsed and extracted with the stored password', async () => {
+  // What a process killed before it could clean up left: removed by the next one.
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const left = path.join(tmpDir, `mooring-decrypted-${gone}-abc123`);
+  await fsp.mkdir(left);
+  await fsp.writeFile(path.join(left, 'x.db'), 'decrypted');
   const result = await backup();
   const enc = result.encryption as { opened: boolean; decrypted: number; files: number };
   assert.equal(enc.opened, true, JSON.stringify(result));
