@@ -27,6 +27,7 @@ import {
   type ManifestRow,
 } from '../format/manifest-db';
 import { readManifestPlist } from '../format/manifest-plist';
+import { pidAlive } from './lock';
 import { openStoreReadOnly } from './store';
 import {
   createPayloadDecipher,
@@ -185,7 +186,7 @@ function removeDeadProcessesTempRoots(): void {
   const uid = process.getuid?.();
   for (const name of names) {
     const pid = /^mooring-decrypted-(\d+)-[^/]+$/.exec(name)?.[1];
-    if (pid === undefined || processAlive(Number(pid))) continue;
+    if (pid === undefined || pidAlive(Number(pid))) continue;
     const dir = path.join(tmp, name);
     try {
       // Only our own user's (a shared temp folder holds other users' too).
@@ -194,15 +195,6 @@ function removeDeadProcessesTempRoots(): void {
     } catch {
       // another process removed it first, or it is not ours to remove
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

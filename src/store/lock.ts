@@ -32,7 +32,8 @@ function bootTime(): number {
   return Date.now() - os.uptime() * 1000;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this id runs on this machine (ours or another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
