@@ -157,7 +157,7 @@ export class BackupRunner {
     const { ctx } = this;
     let outcome: JobOutcome;
     try {
-      await this.preparing.get(udid)?.done;
+      await this.nextPrepared(udid);
       const endpoint = ctx.registry.endpoint(udid, { prefer: transport });
       if (!endpoint) throw new MooringError('CLOSED', `${udid} is no longer reachable`);
       await this.checkChosenFolder();

@@ -185,7 +185,8 @@ function removeDeadProcessesTempRoots(): void {
   }
   const uid = process.getuid?.();
   for (const name of names) {
-    const pid = /^mooring-decrypted-(\d+)-[^/]+$/.exec(name)?.[1];
+    if (!name.startsWith(DECRYPTED_PREFIX)) continue;
+    const pid = /^(\d+)-./.exec(name.slice(DECRYPTED_PREFIX.length))?.[1];
     if (pid === undefined || pidAlive(Number(pid))) continue;
     const dir = path.join(tmp, name);
     try {

@@ -713,12 +713,12 @@ export class SnapshotStore {
         throw new MooringError('USAGE', `a backup is staged (${this.activeStaging})`);
       await this.finishPending();
       const meta = await this.reconcile();
-      const top = meta.latest === null ? undefined : await topLevelOf(this.latestDir);
+      const top = meta.latest === null ? undefined : await topLevelIdentity(this.latestDir);
       if (meta.latest === null || top === undefined) {
         await this.removeNext();
         return undefined;
       }
-      if (await this.nextIsOf(meta.latest)) return { base: meta.latest, top, reused: true };
+      if (await this.nextIsOf(meta.latest, top)) return { base: meta.latest, top, reused: true };
       await this.removeNext();
       await fsp.mkdir(this.nextDir);
       return { base: meta.latest, top, reused: false };
@@ -737,11 +737,10 @@ export class SnapshotStore {
       files = stats.linked + stats.cloned;
       await this.step('next', 'linked');
       await this.withLock(PREPARING, async () => {
-        const want = JSON.stringify(top);
         const latest = (await this.loadMetadata()).latest;
-        if (latest !== base || JSON.stringify(await topLevelOf(this.latestDir)) !== want)
+        if (latest !== base || (await topLevelIdentity(this.latestDir)) !== top)
           throw new MooringError('IO', `${this.latestDir} changed while it was being copied`);
-        if (JSON.stringify(await topLevelOf(copy)) !== want)
+        if ((await topLevelIdentity(copy)) !== top)
           throw new MooringError('IO', `the copy in ${this.nextDir} was removed while it was made`);
         const record: NextRecord = { base, top };
         await writeFileDurable(path.join(this.nextDir, NEXT_RECORD), JSON.stringify(record));
@@ -754,8 +753,11 @@ export class SnapshotStore {
     return { base, reused: false, files, seconds: (performance.now() - t0) / 1000 };
   }
 
-  /** Whether `next/` holds a whole copy of the latest `latest` names, as it is now. */
-  private async nextIsOf(latest: string): Promise<boolean> {
+  /**
+   * Whether `next/` holds a whole copy of the latest, which `latest` names and whose top level
+   * reads `latestTop` now (topLevelIdentity).
+   */
+  private async nextIsOf(latest: string, latestTop: string): Promise<boolean> {
     let record: NextRecord;
     try {
       record = JSON.parse(
@@ -764,13 +766,9 @@ export class SnapshotStore {
     } catch {
       return false; // none, or unreadable: not taken
     }
-    if (record?.base !== latest || !Array.isArray(record.top)) return false;
-    const want = JSON.stringify(record.top);
+    if (record?.base !== latest || record.top !== latestTop) return false;
     // Hard links are the same inodes: the copy's top level reads exactly as the latest's.
-    return (
-      JSON.stringify(await topLevelOf(this.latestDir)) === want &&
-      JSON.stringify(await topLevelOf(path.join(this.nextDir, this.udid))) === want
-    );
+    return (await topLevelIdentity(path.join(this.nextDir, this.udid))) === latestTop;
   }
 
   /**
@@ -779,7 +777,8 @@ export class SnapshotStore {
    */
   private async takeNext(latest: string | null, staged: string): Promise<boolean> {
     if (!(await exists(this.nextDir))) return false;
-    const usable = latest !== null && (await this.nextIsOf(latest));
+    const top = latest === null ? undefined : await topLevelIdentity(this.latestDir);
+    const usable = latest !== null && top !== undefined && (await this.nextIsOf(latest, top));
     if (usable) await fsp.rename(path.join(this.nextDir, this.udid), staged);
     await this.removeNext();
     return usable;
@@ -1213,16 +1212,17 @@ function sortById(rs: SnapshotRecord[]): SnapshotRecord[] {
 /** NEXT_RECORD's contents. */
 interface NextRecord {
   base: string;
-  top: Array<[name: string, identity: string]>;
+  /** topLevelIdentity of the latest when the copy was made. */
+  top: string;
 }
 
 /**
- * A backup folder's top level but Info.plist (every backup writes its own): each name with its
- * file's device, inode, size and mtime to the nanosecond, or "folder". A tool that rewrote the
- * backup gave it a new Manifest.db and Status.plist, so this tells whether a copy is still of it.
- * Undefined when the folder is gone.
+ * A backup folder's top level but Info.plist (every backup writes its own), as one comparable
+ * string: each name with its file's device, inode, size and mtime to the nanosecond, or "folder". A
+ * tool that rewrote the backup gave it a new Manifest.db and Status.plist, so this tells whether a
+ * copy is still of it. Undefined when the folder is gone.
  */
-async function topLevelOf(dir: string): Promise<Array<[string, string]> | undefined> {
+async function topLevelIdentity(dir: string): Promise<string | undefined> {
   let names: string[];
   try {
     names = (await fsp.readdir(dir)).filter((n) => n !== INFO_PLIST).sort();
@@ -1235,7 +1235,7 @@ async function topLevelOf(dir: string): Promise<Array<[string, string]> | undefi
     const st = await fsp.lstat(path.join(dir, name), { bigint: true });
     out.push([name, st.isDirectory() ? 'folder' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`]);
   }
-  return out;
+  return JSON.stringify(out);
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
