@@ -17,6 +17,7 @@
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { BackupTimeouts } from '../backup';
 import type { MdnsSocketOptions } from '../discovery/bonjour-browser';
 import {
@@ -68,6 +69,9 @@ import type {
 
 export { PAIRING_REPROBE_MS, PROBE_TIMEOUT_MS } from './device-contact';
 
+/** When the agent makes the missing next-backup copies after it starts (AgentOptions). */
+export const PREPARE_AFTER_START_MS = 60_000;
+
 export interface AgentOptions {
   /** history.db and pair-records/ live here (and the API's agent.json). */
   dataDir: string;
@@ -88,6 +92,11 @@ export interface AgentOptions {
   backupTimeouts?: Partial<BackupTimeouts>;
   /** How long pair() waits for "Trust This Computer?" to be answered; default 2 minutes. */
   pairWaitMs?: number;
+  /**
+   * How long after start() the agent makes the next backup's copy (D42) for each device whose
+   * latest backup has none; default PREPARE_AFTER_START_MS; null: only after its own backups.
+   */
+  prepareAfterStartMs?: number | null;
   log?: (line: string) => void;
   /**
    * H8c: where backup passwords are kept; default a 0600 file per device in <dataDir>/secrets;
@@ -247,6 +256,31 @@ export class Agent implements AgentService {
     if (ctx.stopping) return;
     ctx.ticker.start();
     await ctx.ticker.poke();
+    const after =
+      this.o.prepareAfterStartMs === undefined
+        ? PREPARE_AFTER_START_MS
+        : this.o.prepareAfterStartMs;
+    if (after !== null) ctx.track((this.copiesAfterStart = this.prepareAfterStart(after)));
+  }
+
+  /** The pass of prepareAfterStart, once start() began it. */
+  private copiesAfterStart: Promise<void> = Promise.resolve();
+
+  /**
+   * The next backup's copy (D42) for the devices whose latest backup has none, one device at a
+   * time, `afterMs` after start: not while the computer is busy logging in. A device's copy
+   * persists across restarts, so once made this is a few lstats per device.
+   */
+  private async prepareAfterStart(afterMs: number): Promise<void> {
+    try {
+      await delay(afterMs, undefined, { signal: this.lifetime.signal, ref: false });
+    } catch {
+      return; // stopping
+    }
+    for (const d of this.ctx.db.listDevices()) {
+      if (this.ctx.stopping) return;
+      await this.runner.prepareIfMissing(d.udid);
+    }
   }
 
   /**
@@ -335,6 +369,14 @@ export class Agent implements AgentService {
    */
   nextBackupPrepared(udid: string): Promise<void> {
     return this.runner.nextPrepared(this.udidOrAsGiven(udid));
+  }
+
+  /**
+   * Settles once the pass that makes the missing next-backup copies after start
+   * (AgentOptions.prepareAfterStartMs) has gone through every device, or the agent stopped.
+   */
+  nextBackupsPreparedAfterStart(): Promise<void> {
+    return this.copiesAfterStart;
   }
 
   cancel(udid: string): boolean {

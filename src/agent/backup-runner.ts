@@ -66,6 +66,31 @@ export class BackupRunner {
     return this.preparing.get(udid)?.done ?? Promise.resolve();
   }
 
+  /**
+   * The device's next-backup copy, when its last backup was made without one (before this agent
+   * started: by an earlier version, by `mooring backup`, or a copy dropped since). Nothing is done
+   * while a backup of it runs (its success makes one) or when the chosen backup folder is missing
+   * (the store would make it again on the system disk). Settles when the copy is made, found
+   * already made (`reused`), or given up (logged).
+   */
+  async prepareIfMissing(udid: string): Promise<void> {
+    const { ctx } = this;
+    if (ctx.stopping || ctx.coordinator.isRunning(udid) || !ctx.runtime(udid).latestSnapshot)
+      return;
+    if (!this.preparing.has(udid)) {
+      try {
+        await this.checkChosenFolder();
+      } catch (e) {
+        ctx.log(`not preparing the next backup of ${udid}: ${errText(e)}`);
+        return;
+      }
+      // A backup may have taken the slot meanwhile: it makes the copy after it succeeds.
+      if (ctx.stopping || ctx.coordinator.isRunning(udid) || this.preparing.has(udid)) return;
+      this.prepareNext(udid);
+    }
+    await this.nextPrepared(udid);
+  }
+
   /** Starts the device's next-backup copy in the background (prepareNextBackup never rejects). */
   private prepareNext(udid: string): void {
     const entry = { stop: new AbortController(), done: Promise.resolve() };

@@ -2,7 +2,8 @@
  * After each committed backup the agent makes the next backup's copy of the latest (D42), against a
  * simulated iPhone on USB and real folders: the next backup takes that copy whole (the new latest
  * is the very folder made ahead), and a backup started while the copy is still being made waits
- * for it instead of failing on the device lock.
+ * for it instead of failing on the device lock. An agent started over a latest backup without a
+ * copy (made by `mooring backup`, or before this version) makes one after its start delay.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -81,5 +82,50 @@ describe('Agent: the next backup prepared ahead', () => {
     assert.ok(!existsSync(path.join(nextDir(), 'next.json')));
     const id = await backUp();
     assert.equal((await prepared()).base, id);
+  });
+
+  /** Another agent over the same folders; `agent` is it from now on (after() stops it). */
+  async function restart(prepareAfterStartMs: number): Promise<void> {
+    await agent.stop();
+    logged.length = 0;
+    const options = f.agentOptions();
+    agent = await Agent.open({
+      ...options,
+      prepareAfterStartMs,
+      log: (line: string) => {
+        logged.push(line);
+        options.log?.(line);
+      },
+    });
+    await agent.start();
+  }
+
+  it('an agent started over a latest backup without a copy makes one, after its delay', async () => {
+    await agent.nextBackupPrepared(udid);
+    // A backup made outside the agent (as `mooring backup` does) takes the copy and makes none.
+    const store = await openStore(agent.backupDir, udid);
+    await agent.stop();
+    await (await store.beginStaging()).commit();
+    const latest = (await store.list()).at(-1)!.id;
+    assert.ok(!existsSync(nextDir()));
+    // Stopped before its delay: the agent stops at once and makes nothing.
+    await restart(60_000);
+    await agent.stop();
+    assert.ok(!existsSync(nextDir()));
+    await restart(0);
+    await agent.nextBackupsPreparedAfterStart();
+    const copy = await prepared();
+    assert.equal(copy.base, latest);
+    assert.ok(logged.some((l) => l.startsWith(`prepared the next backup of ${udid}: `)));
+    // Once made, the copy stays across restarts: the next start finds it and makes none.
+    await restart(0);
+    await agent.nextBackupsPreparedAfterStart();
+    assert.equal((await prepared()).ino, copy.ino);
+    assert.ok(!logged.some((l) => l.startsWith('prepared the next backup')));
+    // The next backup takes it whole.
+    await untilOnUsb(agent, udid);
+    await f.sim.ctl('mutate', { modify: 2 });
+    await backUp();
+    assert.equal(statSync(path.join(agent.backupDir, udid)).ino, copy.ino);
   });
 });
