@@ -189,13 +189,31 @@ describe('Agent: retention and the backup folder', () => {
 
     // The choice survives a restart (it wins over the start option's default).
     await agent.stop();
-    agent = await Agent.open(options);
+    const logged: string[] = [];
+    // The next backup's copy is made right after start here (D42), for a latest without one.
+    agent = await Agent.open({
+      ...options,
+      prepareAfterStartMs: 0,
+      log: (line) => {
+        logged.push(line);
+        options.log?.(line);
+      },
+    });
     assert.equal(agent.backupDir, newDir);
     assert.equal(agent.device(udid)?.latestSnapshot?.id, s);
-    // A chosen folder that went away (its disk unplugged) is not created again: the backup fails.
+    // A chosen folder that went away (its disk unplugged) is not created again: not for the next
+    // backup's copy, and a backup fails.
     await rm(newDir, { recursive: true, force: true });
     const failed = nextAttempt(agent, udid, (a) => a.outcome !== 'running', 'the failed backup');
     await agent.start();
+    await agent.nextBackupsPreparedAfterStart();
+    assert.ok(
+      logged.some((l) =>
+        /^not preparing the next backup of .*: the backup folder .* is missing/.test(l),
+      ),
+      logged.join('\n'),
+    );
+    assert.equal(existsSync(newDir), false);
     await untilOnUsb(agent, udid);
     assert.equal((await agent.backupNow(udid)).started, true);
     const f = await failed;
