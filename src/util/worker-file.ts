@@ -7,9 +7,11 @@
  *   `.js` and never gets there).
  * - In the packaged desktop app the code lives in app.asar, which a worker may not be able to
  *   load; electron-builder.yml unpacks `*.worker.js` next to it (app.asar.unpacked). A worker
- *   module therefore imports nothing but Node's own modules. The one exception is the backup
- *   job's thread (job/job-thread), which needs the whole backup stack and loads it from app.asar
- *   (Electron 18 and later read asar in worker threads); it runs in-process where that fails.
+ *   module started from there therefore imports nothing but Node's own modules. The exceptions
+ *   load from app.asar (`fromAsar`; Electron 18 and later read asar in worker threads): the
+ *   backup job's thread (job/job-thread), which needs the whole backup stack and runs in-process
+ *   where that fails, and the Manifest.db rows thread (store/manifest-rows-off-thread), which
+ *   needs the format's SQLite reader and reads the rows on the verify's thread where it fails.
  */
 import path from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
