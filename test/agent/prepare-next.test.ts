@@ -108,9 +108,11 @@ describe('Agent: the next backup prepared ahead', () => {
     await (await store.beginStaging()).commit();
     const latest = (await store.list()).at(-1)!.id;
     assert.ok(!existsSync(nextDir()));
-    // Stopped before its delay: the agent stops at once and makes nothing.
+    // Stopped before its delay: the agent stops without waiting for it, and makes nothing.
     await restart(60_000);
+    const stopping = Date.now();
     await agent.stop();
+    assert.ok(Date.now() - stopping < 10_000, `stop took ${Date.now() - stopping} ms`);
     assert.ok(!existsSync(nextDir()));
     await restart(0);
     await agent.nextBackupsPreparedAfterStart();
