@@ -40,18 +40,14 @@ interface Prestarted {
 let prestarted: Prestarted | undefined;
 
 function launch(workerName: string, data: JobThreadData): Worker {
-  return startWorker(
-    __filename,
-    workerName,
-    {
-      workerData: data,
-      resourceLimits: {
-        maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB,
-        ...crashTestResourceLimits(),
-      },
+  // job.worker loads the stack from app.asar (util/worker-file, LOADED_FROM_ASAR).
+  return startWorker(__filename, workerName, {
+    workerData: data,
+    resourceLimits: {
+      maxYoungGenerationSizeMb: JOB_YOUNG_GENERATION_MB,
+      ...crashTestResourceLimits(),
     },
-    true, // it loads the stack from app.asar (util/worker-file)
-  );
+  });
 }
 
 /**

@@ -386,15 +386,10 @@ class RowsThread {
     };
     try {
       return new RowsThread(
-        startWorker(
-          __filename,
-          'manifest-rows.worker',
-          {
-            workerData: job,
-            resourceLimits: { maxYoungGenerationSizeMb: ROWS_YOUNG_GENERATION_MB },
-          },
-          true,
-        ),
+        startWorker(__filename, 'manifest-rows.worker', {
+          workerData: job,
+          resourceLimits: { maxYoungGenerationSizeMb: ROWS_YOUNG_GENERATION_MB },
+        }),
         new Int32Array(credit),
       );
     } catch {
