@@ -90,6 +90,17 @@ export async function simFixture(
   }
 }
 
+/** `options` whose log also keeps each line in `lines` (the fixture's own log checks still run). */
+export function keepingLog(options: AgentOptions, lines: string[]): AgentOptions {
+  return {
+    ...options,
+    log: (line: string) => {
+      lines.push(line);
+      options.log?.(line);
+    },
+  };
+}
+
 export function waitForEvent<T>(
   agent: Agent,
   what: string,

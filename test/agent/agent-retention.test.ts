@@ -17,6 +17,7 @@ import { dateOfSnapshotId, openStore } from '../../src/store';
 import { isMooringError } from '../../src/util/errors';
 import {
   backUpNow,
+  keepingLog,
   nextAttempt,
   notificationsOf,
   simFixture,
@@ -191,14 +192,7 @@ describe('Agent: retention and the backup folder', () => {
     await agent.stop();
     const logged: string[] = [];
     // The next backup's copy is made right after start here (D42), for a latest without one.
-    agent = await Agent.open({
-      ...options,
-      prepareAfterStartMs: 0,
-      log: (line) => {
-        logged.push(line);
-        options.log?.(line);
-      },
-    });
+    agent = await Agent.open(keepingLog({ ...options, prepareAfterStartMs: 0 }, logged));
     assert.equal(agent.backupDir, newDir);
     assert.equal(agent.device(udid)?.latestSnapshot?.id, s);
     // A chosen folder that went away (its disk unplugged) is not created again: not for the next

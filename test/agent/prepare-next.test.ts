@@ -12,7 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent } from '../../src/agent/agent';
 import { openStore } from '../../src/store';
-import { backUpNow, nextAttempt, simFixture, type SimFixture, untilOnUsb } from './agent-helpers';
+import {
+  backUpNow,
+  keepingLog,
+  nextAttempt,
+  simFixture,
+  type SimFixture,
+  untilOnUsb,
+} from './agent-helpers';
 
 describe('Agent: the next backup prepared ahead', () => {
   let f: SimFixture;
@@ -40,14 +47,7 @@ describe('Agent: the next backup prepared ahead', () => {
       name: 'Prepared iPhone',
     });
     udid = f.udid;
-    const options = f.agentOptions();
-    agent = await Agent.open({
-      ...options,
-      log: (line: string) => {
-        logged.push(line);
-        options.log?.(line); // the fixture's own checks of what the agent logs
-      },
-    });
+    agent = await Agent.open(keepingLog(f.agentOptions(), logged));
     agent.setConfig({ enabled: 'false' });
     await agent.start();
     await untilOnUsb(agent, udid);
@@ -88,15 +88,7 @@ describe('Agent: the next backup prepared ahead', () => {
   async function restart(prepareAfterStartMs: number): Promise<void> {
     await agent.stop();
     logged.length = 0;
-    const options = f.agentOptions();
-    agent = await Agent.open({
-      ...options,
-      prepareAfterStartMs,
-      log: (line: string) => {
-        logged.push(line);
-        options.log?.(line);
-      },
-    });
+    agent = await Agent.open(keepingLog(f.agentOptions({ prepareAfterStartMs }), logged));
     await agent.start();
   }
 
