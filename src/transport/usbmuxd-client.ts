@@ -247,6 +247,7 @@ export class UsbmuxdClient {
     const { Usbmux: AppiumUsbmux } = loadAppiumUsbmux();
     const socket = await this.openSocket();
     const mux = new AppiumUsbmux(socket);
+    refuseShortFrames(mux._splitter);
     trapSyncThrows(mux._splitter);
     trapSyncThrows(mux._decoder);
     let lastReply: PlistValue | undefined;
@@ -576,6 +577,29 @@ function wrapListenError(e: unknown, where: string): MooringError {
   return new MooringError('USBMUXD', `usbmuxd Listen connection at ${where} failed: ${message}`, {
     cause: e,
   });
+}
+
+/**
+ * appium's frame splitter trusts the length at the head of each usbmuxd message, which counts the
+ * whole message, its 16-byte header included. A length under 4 (less than the length field itself)
+ * sends it into an endless loop of empty messages that blocks the process; any length under the
+ * header is no message. Refused here, as a throw that trapSyncThrows makes a stream error.
+ */
+function refuseShortFrames(splitter: Transform): void {
+  const s = splitter as Transform & {
+    _readLength(data: Buffer, index: number, littleEndian: boolean): number;
+  };
+  const read = s._readLength.bind(s);
+  s._readLength = (data, index, littleEndian) => {
+    const length = read(data, index, littleEndian);
+    if (length < USBMUX_HEADER_BYTES) {
+      throw new MooringError(
+        'USBMUXD',
+        `usbmuxd sent a message ${length} bytes long, shorter than its own ${USBMUX_HEADER_BYTES}-byte header`,
+      );
+    }
+    return length;
+  };
 }
 
 /** Turns a synchronous throw inside a Transform into a stream 'error' instead of a process crash. */

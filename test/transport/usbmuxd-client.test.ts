@@ -384,6 +384,18 @@ describe('when usbmuxd is absent or misbehaves', () => {
     const silent = await fakeMux(() => undefined);
     const wrongAnswer = await fakeMux((tag) => encodePlistMessage(tag, { Surprise: true }));
     const badCommand = await fakeMux((tag) => encodePlistMessage(tag, buildResult(1)));
+    // A length under the header's 16 bytes (under 4 once sent appium's splitter into an endless
+    // loop that blocked the process: found by test/fuzz/usbmuxd-client).
+    const short = await Promise.all(
+      [0, 3, 15].map((length) =>
+        fakeMux((tag) =>
+          Buffer.concat([
+            encodeUsbmuxHeader({ length, version: 1, message: 8, tag }),
+            Buffer.alloc(64),
+          ]),
+        ),
+      ),
+    );
     try {
       for (const op of [
         (c: UsbmuxdClient) => c.listDevices(),
@@ -405,6 +417,13 @@ describe('when usbmuxd is absent or misbehaves', () => {
           op(badCommand.client),
           (e) => isMooringError(e, 'USBMUXD') && e.detail === 1,
         );
+        for (const f of short) {
+          await assert.rejects(
+            op(f.client),
+            (e) =>
+              isMooringError(e, 'USBMUXD') && /shorter than its own 16-byte header/.test(e.message),
+          );
+        }
       }
       await assert.rejects(oversized.client.savePairRecord(UDID, encodeXmlPlist({ a: 1 })), (e) =>
         isMooringError(e, 'USBMUXD'),
@@ -423,7 +442,9 @@ describe('when usbmuxd is absent or misbehaves', () => {
       );
     } finally {
       await Promise.all(
-        [oversized, badPlist, hangUp, silent, wrongAnswer, badCommand].map((f) => f.close()),
+        [oversized, badPlist, hangUp, silent, wrongAnswer, badCommand, ...short].map((f) =>
+          f.close(),
+        ),
       );
     }
   });
