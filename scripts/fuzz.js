@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run fuzz [-- <file substring>…]`: the property-based fuzz suite (test/fuzz) with many runs per
-// property (FUZZ_RUNS, default 200000; FUZZ_SEED replays a reported failure). The default test run
-// (`npm test`) runs the same properties with a small FUZZ_RUNS so CI stays bounded.
+// property (FUZZ_RUNS, default 200000; FUZZ_SEED replays a reported failure, or a file that hung:
+// each file prints its seed first). The default test run (`npm test`) runs the same properties
+// with a small FUZZ_RUNS so CI stays bounded.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { join } = require('node:path');

@@ -8,9 +8,10 @@
  *
  * Runs: `FUZZ_RUNS` (default below, sized so the whole suite stays well under a minute on two
  * cores) scales every property; `npm run fuzz` sets it high. `FUZZ_SEED` replays a failure that
- * fast-check reported (it prints seed and path).
+ * fast-check reported (it prints seed and path), or a file whose run hung (fuzzSeed prints it first).
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { isMooringError, type MooringErrorCode } from '../../src/util/errors';
@@ -34,10 +35,27 @@ export function fuzzRuns(weight = 1): number {
   return Math.max(10, Math.round((envInt('FUZZ_RUNS') ?? DEFAULT_FUZZ_RUNS) * weight));
 }
 
+let seedOfThisFile: number | undefined;
+
+/**
+ * FUZZ_SEED, or one drawn once per test file and written to stderr: a property whose input blocks
+ * the process never reports its own seed (test/fuzz/usbmuxd-client once hung CI that way), and
+ * `FUZZ_SEED=<it>` on that file gives every property the same inputs again.
+ */
+export function fuzzSeed(): number {
+  if (seedOfThisFile === undefined) {
+    seedOfThisFile = envInt('FUZZ_SEED') ?? 1 + Math.floor(Math.random() * 0x7ffffffe);
+    const file = path.basename(process.argv[1] ?? 'this file');
+    process.stderr.write(
+      `${file}: fuzz seed ${seedOfThisFile} (FUZZ_SEED=${seedOfThisFile} repeats its inputs)\n`,
+    );
+  }
+  return seedOfThisFile;
+}
+
 /** fast-check parameters for one property. */
 export function fuzzParams(weight = 1): fc.Parameters<unknown> {
-  const seed = envInt('FUZZ_SEED');
-  return { numRuns: fuzzRuns(weight), ...(seed === undefined ? {} : { seed }) };
+  return { numRuns: fuzzRuns(weight), seed: fuzzSeed() };
 }
 
 /** A long `npm run fuzz` must not be cut by the per-test timeout meant for CI. */
