@@ -75,8 +75,8 @@ export class BackupRunner {
    */
   async prepareIfMissing(udid: string): Promise<void> {
     const { ctx } = this;
-    if (ctx.stopping || ctx.coordinator.isRunning(udid) || !ctx.runtime(udid).latestSnapshot)
-      return;
+    const busy = (): boolean => ctx.stopping || ctx.coordinator.isRunning(udid);
+    if (busy() || !ctx.runtime(udid).latestSnapshot) return;
     if (!this.preparing.has(udid)) {
       try {
         await this.checkChosenFolder();
@@ -85,8 +85,7 @@ export class BackupRunner {
         return;
       }
       // A backup may have taken the slot meanwhile: it makes the copy after it succeeds.
-      if (ctx.stopping || ctx.coordinator.isRunning(udid) || this.preparing.has(udid)) return;
-      this.prepareNext(udid);
+      if (!busy() && !this.preparing.has(udid)) this.prepareNext(udid);
     }
     await this.nextPrepared(udid);
   }
