@@ -12,7 +12,7 @@ import { GLOBAL_SCOPE, type History } from '../history';
 import type { PolicyOverrides } from '../scheduler/policy';
 import { DEFAULT_POLICY } from '../scheduler/policy';
 import { parseWindow, type WindowSpec } from '../scheduler/window';
-import type { RetentionPolicy } from '../store/retention';
+import { parsePeriodHours, PERIOD_UNITS, type RetentionPolicy } from '../store/retention';
 import { MooringError } from '../util/errors';
 import type { ConfigValues } from './types';
 
@@ -141,21 +141,21 @@ const KEYS: Record<string, KeySpec> = {
     max: MAX_RETENTION_MS,
     device: true,
     def: 14 * DAY,
-    accepts: 'a period like "14d", "2w", "36h", "0s" or "forever"',
+    accepts: 'a period like "14d", "2w", "36h", "0" or "forever"',
   },
   'keep-daily': {
     kind: 'retention',
     max: MAX_RETENTION_MS,
     device: true,
     def: 60 * DAY,
-    accepts: 'a period like "60d", "8w" or "forever"',
+    accepts: 'a period like "60d", "8w", "2m" (months) or "forever"',
   },
   'keep-weekly': {
     kind: 'retention',
     max: MAX_RETENTION_MS,
     device: true,
     def: 365 * DAY,
-    accepts: 'a period like "1y", "52w", "365d" or "forever"',
+    accepts: 'a period like "1y", "12m" (months), "52w" or "forever"',
   },
   'backup-dir': {
     kind: 'path',
@@ -212,13 +212,6 @@ export function parseDuration(text: string): number | undefined {
     if (n !== undefined) ms += Number(n) * UNIT_MS[u]!;
   });
   return ms;
-}
-
-/** A retention period: a duration, or whole weeks / years ("2w", "1y" = 365 days). */
-function parsePeriod(text: string): number | undefined {
-  const m = /^(\d{1,4}) *([wy])$/.exec(text.trim().toLowerCase());
-  if (m !== null) return Number(m[1]) * (m[2] === 'w' ? 7 : 365) * DAY;
-  return parseDuration(text);
 }
 
 /** ms → "24h", "1h30m", "3d", "45s" (days only from 48 h: "24h" reads better than "1d"). */
@@ -285,6 +278,13 @@ function checkCanonical(key: string, spec: KeySpec, v: unknown): unknown {
     case 'retention':
       if (v === FOREVER) return v;
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > (spec.max ?? 0)) bad();
+      // Periods are whole hours. Less came from a version that read "m" as minutes: most likely
+      // months were meant, and minutes would prune every backup but the latest.
+      if ((v as number) % HOUR !== 0) {
+        throw usage(
+          `${key}: ${formatDuration(v as number)} is not a whole number of hours, and "m" now means months: set it again`,
+        );
+      }
       return v;
     case 'path':
       if (v === null) return v;
@@ -386,14 +386,12 @@ export function parseSetting(key: string, value: string, scope: Scope): unknown 
       if (t.toLowerCase() === 'off' || t === '') return null;
       return checkWebhookUrl(key, spec, t);
     case 'retention': {
-      const l = t.toLowerCase();
-      if (l === FOREVER || l === 'never' || l === 'infinity') return FOREVER;
-      const ms = parsePeriod(t);
-      if (ms === undefined) {
-        throw usage(
-          `${key}: expected ${spec.accepts} (units y, w, d, h, m, s), got ${shown(value)}`,
-        );
+      const hours = parsePeriodHours(t);
+      if (hours === Infinity) return FOREVER;
+      if (hours === undefined) {
+        throw usage(`${key}: expected ${spec.accepts} (${PERIOD_UNITS}), got ${shown(value)}`);
       }
+      const ms = hours * HOUR;
       if (ms > (spec.max ?? 0)) {
         throw usage(`${key}: ${shown(value)} is longer than a century: use "forever"`);
       }

@@ -118,22 +118,39 @@ export function planRetention(
   return out;
 }
 
+/** How a retention period may be written, for messages that refuse one. */
+export const PERIOD_UNITS = 'units y, m (30-day months), w, d, h';
+
 /**
- * A period in days: `14d`, `2w`, `2m` (30-day months), `1y` (365 days), a bare number of days,
- * or `forever`.
+ * A retention period in whole hours (Infinity for "forever"), or undefined if `text` is not one:
+ * `14d`, `8w`, `6m` (30-day months, as a person means "6m" of backups), `1y` (365 days), `36h`,
+ * terms together (`1y 6m`), a bare number of days, `0` with or without a unit. The one parser for
+ * the prune command's flags and the agent's keep-* settings, so "m" means the same in both: a
+ * minutes reading there would make "12m" prune every backup but the latest.
  */
+export function parsePeriodHours(text: string): number | undefined {
+  const v = text.trim().toLowerCase();
+  if (v === 'forever' || v === 'never' || v === 'inf' || v === 'infinity') return Infinity;
+  if (/^\d{1,6}$/.test(v)) return Number(v) * 24;
+  if (/^0+ *(?:[smhdwy]|mo)?$/.test(v)) return 0;
+  const m =
+    /^(?:(\d{1,3})y)? *(?:(\d{1,4})mo?)? *(?:(\d{1,5})w)? *(?:(\d{1,6})d)? *(?:(\d{1,7})h)?$/.exec(
+      v,
+    );
+  if (m === null || v === '') return undefined;
+  const [, y, mo, w, d, h] = m.map((n) => (n === undefined ? 0 : Number(n)));
+  return (y! * 365 + mo! * 30 + w! * 7 + d!) * 24 + h!;
+}
+
+/** A prune flag's period in days (Infinity for "forever"); a usage error says what is accepted. */
 export function parseDuration(s: string, flag: string): number {
-  const v = s.trim().toLowerCase();
-  if (v === 'forever' || v === 'inf' || v === 'infinity') return Infinity;
-  const m = /^(\d{1,6})\s*([dwmy]?)$/.exec(v);
-  if (!m) {
+  const hours = parsePeriodHours(s);
+  if (hours === undefined) {
     throw new UsageError(
-      `--${flag}: expected a period like 14d, 8w, 2m, 1y or "forever", got "${s}"`,
+      `--${flag}: expected a period like 14d, 8w, 6m, 1y or "forever" (${PERIOD_UNITS}), got "${s}"`,
     );
   }
-  const n = Number(m[1]);
-  const unit = m[2] === 'w' ? 7 : m[2] === 'm' ? 30 : m[2] === 'y' ? 365 : 1;
-  return n * unit;
+  return hours / 24;
 }
 
 export const RETENTION_FLAGS = ['keep-all', 'daily', 'weekly'] as const;

@@ -44,6 +44,12 @@ test('retention periods: durations, weeks, years and "forever"; bad ones say wha
   assert.equal(parseSetting('keep-weekly', '1y', 'global'), 365 * D);
   assert.equal(parseSetting('keep-weekly', 'Forever', 'device'), 'forever');
   assert.equal(parseSetting('keep-all', '36h', 'global'), 1.5 * D);
+  // "m" is months here as in `mooring prune`: read as minutes, "1m/2m/12m" would prune all.
+  assert.equal(parseSetting('keep-daily', '2m', 'global'), 60 * D);
+  assert.equal(parseSetting('keep-weekly', '1y 6m', 'device'), 545 * D);
+  assert.equal(parseSetting('keep-all', '0', 'device'), 0);
+  usageError(() => parseSetting('keep-all', '90min', 'global'), /30-day months/);
+  usageError(() => parseSetting('keep-all', '30s', 'global'), /keep-all: expected a period/);
   usageError(() => parseSetting('keep-all', 'banana', 'global'), /keep-all: expected a period/);
   usageError(() => parseSetting('keep-all', '-1d', 'global'), /keep-all: expected a period/);
   usageError(() => parseSetting('keep-weekly', '200y', 'global'), /longer than a century/);
@@ -106,6 +112,29 @@ test('the periods must grow in the scope written, with the device merged over th
     applyConfig(h, { 'keep-all': null, 'keep-daily': null, 'keep-weekly': null });
     assert.deepEqual(readRetention(h, UDID_A), DEFAULT_RETENTION);
     assert.deepEqual(readRetention(h, UDID_B), DEFAULT_RETENTION);
+  } finally {
+    h.close();
+  }
+});
+
+test('a period stored in minutes by an earlier version is set aside, not obeyed, and says why', () => {
+  const h = fresh();
+  try {
+    // What "keep-all 2m / keep-daily 3m / keep-weekly 12m" became when "m" meant minutes.
+    h.setSetting('global', 'keep-all', 2 * 60_000);
+    h.setSetting('global', 'keep-daily', 3 * 60_000);
+    h.setSetting('global', 'keep-weekly', 12 * 60_000);
+    const problems: string[] = [];
+    assert.deepEqual(
+      readRetention(h, undefined, (p) => problems.push(p)),
+      DEFAULT_RETENTION,
+    );
+    assert.equal(problems.length, 3);
+    assert.match(
+      problems[0]!,
+      /keep-all.*2m is not a whole number of hours, and "m" now means months/,
+    );
+    assert.match(problems[0]!, /using the default/);
   } finally {
     h.close();
   }

@@ -112,6 +112,10 @@ test('retention flags: durations, defaults, forever, and refusals', () => {
   assert.equal(parseDuration('1y', 'x'), 365);
   assert.equal(parseDuration('30', 'x'), 30);
   assert.equal(parseDuration('forever', 'x'), Infinity);
+  assert.equal(parseDuration('36h', 'x'), 1.5);
+  assert.equal(parseDuration('1y 6m', 'x'), 545);
+  assert.equal(parseDuration('3mo', 'x'), 90);
+  assert.equal(parseDuration('0s', 'x'), 0);
   assert.deepEqual(parseRetentionArgs([]), DEFAULT_RETENTION);
   assert.deepEqual(parseRetentionArgs(['--keep-all', '7d', '--daily=30d', '--weekly', 'forever']), {
     keepAllDays: 7,
@@ -123,6 +127,11 @@ test('retention flags: durations, defaults, forever, and refusals', () => {
   assert.throws(() => parseRetentionArgs(['--keep-all', '90d']), usage); // longer than --daily
   assert.throws(() => parseRetentionArgs(['--monthly', '1y']), usage);
   assert.throws(() => parseRetentionArgs(['--daily', '-5d']), usage);
+  assert.throws(() => parseRetentionArgs(['--daily', '90min']), usage);
+  assert.throws(
+    () => parseRetentionArgs(['--daily', '5s']),
+    (e: unknown) => usage(e) && /units y, m \(30-day months\), w, d, h/.test((e as Error).message),
+  );
   // weekly forever keeps one a week however old.
   const plan = planRetention(
     [snap(3000), snap(3000.5)],

@@ -27,7 +27,7 @@ interface FieldSpec {
   resettable?: boolean;
 }
 
-const RETENTION_HINT = 'A period such as 14d, 8w or 1y, or “forever”.';
+const RETENTION_HINT = 'A period such as 14d, 8w, 6m (months) or 1y, or “forever”.';
 
 /** How long old backups are kept (src/store/retention.ts), for one scope. */
 function retention(scope: Scope): FieldSpec[] {
