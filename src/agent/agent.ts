@@ -34,7 +34,7 @@ import { systemLockdownDir } from '../lockdown';
 import type { TickInfo } from '../scheduler';
 import type { UsbmuxdClient } from '../transport/usbmuxd-client';
 import { MooringError } from '../util/errors';
-import { defaultBackupDir } from '../util/paths';
+import { defaultBackupDir, historyFile } from '../util/paths';
 import { AgentContext, errText } from './agent-context';
 import { BackupRunner } from './backup-runner';
 import { backupFolderSetting, prepareBackupFolder } from './backup-folder';
@@ -184,7 +184,7 @@ export class Agent implements AgentService {
     const dataDir = path.resolve(o.dataDir);
     await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
     const fallbackDir = path.resolve(o.backupDir ?? defaultBackupDir(dataDir));
-    const history = openHistory(path.join(dataDir, 'history.db'), {
+    const history = openHistory(historyFile(dataDir), {
       ...(o.now ? { clock: o.now } : {}),
     });
     let agent: Agent;

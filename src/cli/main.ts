@@ -15,8 +15,8 @@ import { startEmbeddedSim, type EmbeddedSim } from './embedded-sim';
 import { backupCommand } from './commands/backup';
 import { pinCommand, pruneCommand, snapshotsCommand, type StoreArgs } from './commands/snapshots';
 import { diffCommand, extractCommand, filesCommand, verifyCommand } from './commands/inspect';
-import { destination } from './store-access';
-import { retentionFromFlags } from '../store';
+import { resolveDestination } from './agent-settings';
+import { RETENTION_FLAGS, retentionFromFlags } from '../store';
 import { AgentApiError } from '../api/client';
 import { EXIT_NO_AGENT, NoAgentError } from './agent-connection';
 import { AGENT_COMMANDS, agentDevices, runAgentCommand } from './agent-commands';
@@ -45,6 +45,8 @@ Commands:
   pin|unpin SNAPSHOT           keep a snapshot forever (or not)
   prune [--keep-all 14d] [--daily 60d] [--weekly 365d|forever] [--dry-run]
                                remove snapshots the retention policy no longer keeps
+                               (default: the device's keep-* settings; units y, m =
+                               30-day months, w, d, h)
   verify [--snapshot S] [--no-hash]
                                check every file of a backup against its Manifest.db
   files [--snapshot S] [--domain D] [PATTERN]
@@ -94,7 +96,7 @@ Options:
   --host ADDR[:PORT]           the device's Wi-Fi address, for --via wifi
   --usbmuxd ADDR               usbmuxd endpoint: UNIX:/path, /path, host:port
                                (default USBMUXD_SOCKET_ADDRESS, else the platform's)
-  --dest DIR                   where backups live (default: DATA-DIR/backups)
+  --dest DIR                   where backups live (default: the agent's backup folder)
   --data DIR, --data-dir DIR   Mooring's own files (default: per-user data folder)
   --agent URL                  the agent to talk to (token in MOORING_TOKEN; default: the
                                one DATA-DIR/agent.json names)
@@ -202,8 +204,8 @@ export async function main(
       });
       if (!known) await pairCommand(ctx, sim.udid);
     }
-    const storeArgs = (): StoreArgs => ({
-      dest: destination(flags.get('dest'), dataDir),
+    const storeArgs = async (): Promise<StoreArgs> => ({
+      dest: (await resolveDestination(flags.get('dest'), dataDir, ctx.err)).dir,
       ...(udid === undefined ? {} : { udid }),
       json,
     });
@@ -271,26 +273,31 @@ export async function main(
       }
       case 'snapshots':
         noMore();
-        return await snapshotsCommand(ctx, storeArgs());
+        return await snapshotsCommand(ctx, await storeArgs());
       case 'pin':
       case 'unpin': {
         const [snapshot, ...extra] = rest;
         if (snapshot === undefined || extra.length > 0) {
           throw new UsageError(`usage: mooring ${command} SNAPSHOT [--udid U] [--dest DIR]`);
         }
-        return await pinCommand(ctx, storeArgs(), snapshot, command === 'pin');
+        return await pinCommand(ctx, await storeArgs(), snapshot, command === 'pin');
       }
       case 'prune':
         noMore();
         return await pruneCommand(
           ctx,
-          storeArgs(),
-          retentionFromFlags(flags),
+          await storeArgs(),
+          RETENTION_FLAGS.some((f) => flags.has(f)) ? retentionFromFlags(flags) : undefined,
           flags.has('dry-run'),
         );
       case 'verify':
         noMore();
-        return await verifyCommand(ctx, storeArgs(), flags.get('snapshot'), !flags.has('no-hash'));
+        return await verifyCommand(
+          ctx,
+          await storeArgs(),
+          flags.get('snapshot'),
+          !flags.has('no-hash'),
+        );
       case 'files':
       case 'extract': {
         if (rest.length > 1) throw new UsageError(`unexpected argument "${rest[1]}"`);
@@ -300,17 +307,17 @@ export async function main(
           pattern: rest[0],
           passwordsFor, // H8b
         };
-        if (command === 'files') return await filesCommand(ctx, storeArgs(), q);
+        if (command === 'files') return await filesCommand(ctx, await storeArgs(), q);
         const to = flags.get('to');
         if (to === undefined) throw new UsageError('extract needs --to DIR (where the files go)');
-        return await extractCommand(ctx, storeArgs(), q, to);
+        return await extractCommand(ctx, await storeArgs(), q, to);
       }
       case 'diff': {
         const [from, to, ...extra] = rest;
         if (from === undefined || to === undefined || extra.length > 0) {
           throw new UsageError('usage: mooring diff SNAPSHOT1 SNAPSHOT2 [--udid U] [--dest DIR]');
         }
-        return await diffCommand(ctx, storeArgs(), from, to, passwordsFor); // H8b
+        return await diffCommand(ctx, await storeArgs(), from, to, passwordsFor); // H8b
       }
       case 'encryption': {
         // H8b

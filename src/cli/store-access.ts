@@ -1,13 +1,7 @@
 /** Opening the snapshot store for a command: which destination, which device. */
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { MooringError } from '../util/errors';
 import { openStore, type SnapshotStore } from '../store';
-import { defaultBackupDir } from '../util/paths';
-
-export function destination(flag: string | undefined, dataDir: string): string {
-  return path.resolve(flag ?? defaultBackupDir(dataDir));
-}
 
 const UDID_DIR = /^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{16}$|^[0-9a-f]{40}$/;
 

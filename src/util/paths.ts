@@ -25,7 +25,12 @@ export function embeddedSimDir(dataDir: string): string {
   return path.join(dataDir, 'simulator');
 }
 
-/** Where backups go when --dest is not given. */
+/** The agent's history of attempts, skips and failures, and its settings. */
+export function historyFile(dataDir: string): string {
+  return path.join(dataDir, 'history.db');
+}
+
+/** Where backups go when neither --dest nor the backup-dir setting says otherwise. */
 export function defaultBackupDir(dataDir: string): string {
   return path.join(dataDir, 'backups');
 }

@@ -91,6 +91,9 @@ describe('mooring agent and its client commands', () => {
       sim.usbmuxdAddress,
       '--mdns-interface',
       'off',
+      // Not the default folder, and not a stored setting: only the running agent knows it.
+      '--backup-dir',
+      path.join(tmp, 'chosen'),
     ];
     agent = await startAgent(agentArgs);
   });
@@ -225,6 +228,26 @@ describe('mooring agent and its client commands', () => {
     assert.ok(lines.length > 0);
     for (const l of lines) assert.match(l, /(Agent Test iPhone|Mooring): /);
     assert.match(human.out, /Agent Test iPhone: /);
+  });
+
+  it('the store commands use the running agent’s folder and the device’s periods, without --dest', async () => {
+    const listed = await cli('snapshots', '--json');
+    assert.equal(listed.code, 0, listed.err);
+    const snapshots = JSON.parse(listed.out) as Array<{ id: string; isLatest: boolean }>;
+    assert.equal(snapshots.length, 1);
+    assert.equal(snapshots[0]!.isLatest, true);
+    // The device keeps everything for two (30-day) months: prune says whose periods it applies.
+    const set = await cli('config', 'set', 'keep-all', '2m', '--udid', sim.udid);
+    assert.equal(set.code, 0, set.err);
+    const plan = await cli('prune', '--dry-run');
+    assert.equal(plan.code, 0, plan.err);
+    assert.match(
+      plan.out,
+      new RegExp(`^Retention \\(the keep-\\* settings of ${sim.udid}\\): keep all for 60 days, `),
+    );
+    const flagged = await cli('prune', '--dry-run', '--keep-all', '1d', '--json');
+    assert.equal(JSON.parse(flagged.out).from, 'the flags given');
+    assert.equal((await cli('config', 'reset', 'keep-all', '--udid', sim.udid)).code, 0);
   });
 
   it('cancels a running backup (`mooring cancel`), recorded as cancelled', async () => {

@@ -32,7 +32,7 @@ import { INFO_PLIST } from '../../format/layout';
 import { MooringError } from '../../util/errors';
 import { UsageError } from '../../util/cli-flags';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
-import { destination } from '../store-access';
+import { resolveDestination } from '../agent-settings';
 
 export const ENCRYPTION_USAGE =
   'usage: mooring encryption on|off|change|status|password|sheet --udid U [--password-file F] [--old-password-file F] [--generate] [--no-store] [--out FILE.html]';
@@ -188,7 +188,7 @@ function defaultSheetPath(ctx: CliContext, udid: string): string {
 
 export async function encryptionCommand(ctx: CliContext, a: EncryptionArgs): Promise<number> {
   const store = storeOf(ctx, a);
-  const dest = destination(a.dest, ctx.dataDir);
+  const dest = (await resolveDestination(a.dest, ctx.dataDir, ctx.err)).dir;
   switch (a.sub) {
     case 'on':
     case 'off':

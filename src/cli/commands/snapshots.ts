@@ -1,5 +1,6 @@
 /** `mooring snapshots | pin | unpin | prune`: the versioned history of one device's backups. */
-import { describePolicy, type RetentionPolicy } from '../../store';
+import { DEFAULT_RETENTION, describePolicy, type RetentionPolicy } from '../../store';
+import { agentRetention } from '../agent-settings';
 import type { CliContext } from '../context';
 import { formatBytes } from '../progress';
 import { openDeviceStore } from '../store-access';
@@ -59,19 +60,34 @@ export async function pinCommand(
   return 0;
 }
 
+/**
+ * `flagged`: the policy the retention flags give, if any were given. Without them, the device's
+ * keep-* settings, as the agent prunes after each backup; the defaults only when there is no agent.
+ */
 export async function pruneCommand(
   ctx: CliContext,
   a: StoreArgs,
-  policy: RetentionPolicy,
+  flagged: RetentionPolicy | undefined,
   dryRun: boolean,
 ): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid);
+  const settings =
+    flagged === undefined ? agentRetention(ctx.dataDir, store.udid, ctx.err) : undefined;
+  const policy = flagged ?? settings ?? DEFAULT_RETENTION;
+  const source =
+    flagged !== undefined
+      ? 'the flags given'
+      : settings !== undefined
+        ? `the keep-* settings of ${store.udid}`
+        : 'the defaults (no agent settings: --keep-all, --daily, --weekly choose)';
   const removed = (dryRun ? await store.planPrune(policy) : await store.prune(policy)).pruned;
   if (a.json) {
-    ctx.out(JSON.stringify({ dryRun, policy: describePolicy(policy), removed }, null, 2));
+    ctx.out(
+      JSON.stringify({ dryRun, policy: describePolicy(policy), from: source, removed }, null, 2),
+    );
     return 0;
   }
-  ctx.out(`Retention: ${describePolicy(policy)}.`);
+  ctx.out(`Retention (${source}): ${describePolicy(policy)}.`);
   if (removed.length === 0) ctx.out('Nothing to prune.');
   for (const d of removed) {
     ctx.out(`${dryRun ? 'would remove' : 'removed'} ${d.id} (${d.reason})`);

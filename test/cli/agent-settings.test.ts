@@ -1,0 +1,91 @@
+/**
+ * Where the store commands look without --dest, and which periods prune applies without flags,
+ * when no agent runs: read from the agent's real history file (its backup-dir and keep-*
+ * settings), the defaults without one, and a history that cannot be opened said, not fatal.
+ * (With a running agent: test/cli/agent-cli.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { applyConfig } from '../../src/agent/config';
+import { agentRetention, resolveDestination } from '../../src/cli/agent-settings';
+import { openHistory } from '../../src/history';
+import { DEFAULT_RETENTION } from '../../src/store/retention';
+import { historyFile } from '../../src/util/paths';
+import { tempDirs, UDID_A, UDID_B } from '../history/fixture';
+
+const dirs = tempDirs('mooring-cli-agent-settings-');
+after(dirs.cleanup);
+
+function dataDirWith(config: Record<string, string>, udid?: string): string {
+  const data = dirs.tmp();
+  const h = openHistory(historyFile(data));
+  try {
+    applyConfig(h, config, udid);
+  } finally {
+    h.close();
+  }
+  return data;
+}
+
+test('without --dest: the backup-dir setting, else the default folder; --dest wins', async () => {
+  const warnings: string[] = [];
+  const warn = (l: string): number => warnings.push(l);
+  const chosen = path.join(dirs.tmp(), 'external', 'iPhone backups');
+  const data = dataDirWith({ 'backup-dir': chosen });
+  assert.deepEqual(await resolveDestination(undefined, data, warn), {
+    dir: chosen,
+    from: 'the backup-dir setting',
+  });
+  assert.deepEqual(await resolveDestination('relative/dest', data, warn), {
+    dir: path.resolve('relative/dest'),
+    from: '--dest',
+  });
+  const none = dirs.tmp();
+  assert.deepEqual(await resolveDestination(undefined, none, warn), {
+    dir: path.join(none, 'backups'),
+    from: 'the default backup folder',
+  });
+  // Looking did not create a history where there was none.
+  assert.equal(existsSync(historyFile(none)), false);
+  assert.deepEqual(warnings, []);
+});
+
+test('prune without flags: the device’s own periods over the global ones; none without a history', () => {
+  const data = dataDirWith({ 'keep-all': '30d', 'keep-daily': '6m', 'keep-weekly': 'forever' });
+  const h = openHistory(historyFile(data));
+  applyConfig(h, { 'keep-all': '1w' }, UDID_A);
+  h.close();
+  const warn = (l: string): never => assert.fail(l);
+  assert.deepEqual(agentRetention(data, UDID_A, warn), {
+    keepAllDays: 7,
+    dailyDays: 180,
+    weeklyDays: Infinity,
+  });
+  assert.deepEqual(agentRetention(data, UDID_B, warn), {
+    keepAllDays: 30,
+    dailyDays: 180,
+    weeklyDays: Infinity,
+  });
+  assert.equal(agentRetention(dirs.tmp(), UDID_A, warn), undefined);
+  assert.deepEqual(agentRetention(dataDirWith({}), UDID_A, warn), DEFAULT_RETENTION);
+});
+
+test('a history that cannot be opened is said once, and the defaults are used', async () => {
+  const data = dirs.tmp();
+  mkdirSync(data, { recursive: true });
+  writeFileSync(historyFile(data), 'not a database, but long enough to be looked at '.repeat(20));
+  const warnings: string[] = [];
+  const d = await resolveDestination(undefined, data, (l) => warnings.push(l));
+  assert.deepEqual(d, { dir: path.join(data, 'backups'), from: 'the default backup folder' });
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0]!,
+    /^not reading the agent's settings: The history database .* is damaged/,
+  );
+  assert.equal(
+    agentRetention(data, UDID_A, () => undefined),
+    undefined,
+  );
+});
