@@ -6,9 +6,10 @@
  * the next backup.
  */
 import { pruneFailed } from '../history';
-import { openStore, type PruneResult } from '../store';
+import type { PruneResult } from '../store';
 import { errText, type AgentContext } from './agent-context';
 import { readRetention } from './config';
+import { openAgentStore } from './store-findings';
 
 /** Prunes the device's snapshots by its policy; undefined when it failed (and was recorded). */
 export async function pruneByRetention(
@@ -18,7 +19,7 @@ export async function pruneByRetention(
 ): Promise<PruneResult | undefined> {
   try {
     const policy = readRetention(ctx.db, udid, (problem) => ctx.log(`settings: ${problem}`));
-    const store = await openStore(ctx.backupDir, udid);
+    const store = await openAgentStore(ctx, udid, attemptId);
     // The store's own clock: snapshot ids are taken from it too.
     const result = await store.prune(policy);
     if (result.pruned.length > 0) {

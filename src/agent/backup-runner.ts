@@ -21,6 +21,7 @@ import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
 import { pruneByRetention } from './auto-prune';
 import { prepareNextBackup } from './prepare-next';
+import { recordStoreFindings } from './store-findings';
 import { CONTACT_READS, type DeviceContact } from './device-contact';
 import { classifyOutcome } from './outcome-notice';
 
@@ -229,6 +230,7 @@ export class BackupRunner {
     // client that sees the success then sees its snapshot too.
     if (outcome.ok) await this.refreshSnapshot(udid);
     const announce = this.finishJob(udid, attemptId, transport, outcome);
+    recordStoreFindings(ctx, udid, outcome.storeFound, attemptId);
     const enc = outcome.ok ? outcome.encryption : undefined;
     if (enc && !enc.opened && enc.problem !== undefined && !toldUnopened) {
       ctx.record({ ...encryptedNotOpened({ problem: enc.problem }), udid, attemptId });

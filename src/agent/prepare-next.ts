@@ -4,8 +4,9 @@
  * complete instead of waiting for its hard links while the person holds the phone. Only speed
  * depends on it: a failure is logged, and the next backup links its folder as before.
  */
-import { openStore, type PreparedNext } from '../store';
+import type { PreparedNext } from '../store';
 import { errText, type AgentContext } from './agent-context';
+import { openAgentStore } from './store-findings';
 
 /** The store's prepareNext for the device; undefined when it failed (and was logged) or stopped. */
 export async function prepareNextBackup(
@@ -14,7 +15,7 @@ export async function prepareNextBackup(
   signal: AbortSignal,
 ): Promise<PreparedNext | undefined> {
   try {
-    const store = await openStore(ctx.backupDir, udid);
+    const store = await openAgentStore(ctx, udid);
     const made = await store.prepareNext({ signal });
     if (made && !made.reused) {
       ctx.log(

@@ -17,10 +17,15 @@ export async function devicesIn(dest: string): Promise<string[]> {
   return names.filter((n) => UDID_DIR.test(n)).sort();
 }
 
-/** The store of `udid` in `dest`; without --udid, the only device there. */
+/**
+ * The store of `udid` in `dest`; without --udid, the only device there. What its open found
+ * changed outside a backup is said on `warn`: this open brings the records in line, so the agent
+ * will not find it again to tell.
+ */
 export async function openDeviceStore(
   dest: string,
   udid: string | undefined,
+  warn: (line: string) => void,
 ): Promise<SnapshotStore> {
   if (udid === undefined) {
     const found = await devicesIn(dest);
@@ -34,5 +39,7 @@ export async function openDeviceStore(
     }
     udid = found[0]!;
   }
-  return openStore(dest, udid);
+  const store = await openStore(dest, udid);
+  for (const found of store.recovery.found) warn(`mooring: ${found}`);
+  return store;
 }

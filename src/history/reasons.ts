@@ -65,6 +65,7 @@ export const REASONS = {
   INTERRUPTED: { kind: 'backup', severity: 'warning', hasFix: false },
   BACKUP_SUCCEEDED: { kind: 'backup', severity: 'info', hasFix: false },
   PRUNE_FAILED: { kind: 'backup', severity: 'warning', hasFix: true },
+  STORE_RECOVERED: { kind: 'backup', severity: 'warning', hasFix: true },
   ENCRYPTED_NOT_OPENED: { kind: 'backup', severity: 'warning', hasFix: true }, // H8c
   PAIRING_INVALID: { kind: 'pairing', severity: 'error', hasFix: true },
   PAIRING_EXPIRING: { kind: 'pairing', severity: 'warning', hasFix: true },
@@ -451,6 +452,19 @@ export function pruneFailed(p: { detail: string }): Notice {
     `The backup is complete, but older backups could not be removed as the retention settings ask: ${quote(p.detail)}`,
     'Mooring tries again after the next backup; check that the backup folder is writable and has no files open in other programs',
     { detail: quote(p.detail) },
+  );
+}
+
+/**
+ * Opening the device's backups, the store found them changed outside a backup (a folder deleted or
+ * replaced by hand or by another tool, its records unreadable) and brought its records in line.
+ */
+export function storeRecovered(p: { found: string }): Notice {
+  return notice(
+    'STORE_RECOVERED',
+    `Mooring found the backups of this device changed outside a backup, and brought its records in line: ${quote(p.found)}`,
+    'Nothing was deleted by Mooring. If no one changed the backup folder by hand or with another program, check the disk it is on; "mooring verify" proves the latest backup whole',
+    { found: quote(p.found) },
   );
 }
 

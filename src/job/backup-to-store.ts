@@ -88,6 +88,8 @@ export interface JobOutcome {
   error?: Error;
   /** What the store repaired on opening, as one line. */
   recovered?: string;
+  /** What the store found changed outside a backup when it opened (RecoveryReport.found). */
+  storeFound?: string[];
   /**
    * The latest backup was found damaged on disk (marked by a verification, or found when this
    * backup's staged copy did not verify): this job made a full backup into a fresh snapshot.
@@ -229,6 +231,7 @@ export function describeRecovery(r: RecoveryReport): string | undefined {
     parts.push(`discarded ${r.discardedStaging.length} unfinished backup(s)`);
   }
   if (r.adopted) parts.push(`adopted an existing backup as snapshot ${r.adopted}`);
+  parts.push(...r.found);
   return parts.length > 0 ? `Store recovered: ${parts.join('; ')}.` : undefined;
 }
 
@@ -388,6 +391,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     }
   }
   if (recovered) outcome.recovered = recovered;
+  if (store.recovery.found.length > 0) outcome.storeFound = [...store.recovery.found];
   if (!outcome.ok && outcome.freeBytes === undefined) {
     const free = await freeBytesAt(o.dest);
     if (free !== undefined) outcome.freeBytes = free;

@@ -156,7 +156,14 @@ export interface RecoveryReport {
   adopted?: string;
   /** Set when another process holds the lock, so recovery was left to it. */
   skipped?: string;
+  /** Housekeeping after an interruption (a stale lock broken, a prune given up). */
   notes: string[];
+  /**
+   * What the store found changed about its backups outside a backup, and how it brought its
+   * records in line: the person should hear of these (a folder deleted or replaced by hand or by
+   * another tool, snapshots.json unreadable).
+   */
+  found: string[];
 }
 
 /** SnapshotStore.prepareNext: the next backup's copy of the latest, made ahead (D42). */
@@ -407,7 +414,7 @@ export class SnapshotStore {
   readonly journalFile: string;
   readonly metadataFile: string;
   readonly lockFile: string;
-  recovery: RecoveryReport = { discardedStaging: [], notes: [] };
+  recovery: RecoveryReport = { discardedStaging: [], notes: [], found: [] };
 
   private lock: DeviceLock | undefined;
   private lockUsers = 0;
@@ -549,12 +556,19 @@ export class SnapshotStore {
   }
 
   private async loadMetadata(): Promise<StoreMetadata> {
+    const { meta, malformed } = await this.readOrEmpty();
+    if (malformed !== undefined) this.recovery.notes.push(`${malformed}; read as empty`);
+    return meta;
+  }
+
+  /** `malformed`: why snapshots.json could not be read, so the records start empty. */
+  private async readOrEmpty(): Promise<{ meta: StoreMetadata; malformed?: string }> {
     try {
-      return (await readMetadata(this.metadataFile, this.udid)) ?? emptyMetadata(this.udid);
+      const meta = await readMetadata(this.metadataFile, this.udid);
+      return { meta: meta ?? emptyMetadata(this.udid) };
     } catch (e) {
       if (e instanceof MooringError && e.code === 'MALFORMED') {
-        this.recovery.notes.push(`${e.message}; rebuilt from the folders (pins are lost)`);
-        return emptyMetadata(this.udid);
+        return { meta: emptyMetadata(this.udid), malformed: e.message };
       }
       throw e;
     }
@@ -566,7 +580,15 @@ export class SnapshotStore {
    * idevicebackup2 or Finder, or overwritten in place by them) is adopted with a new id.
    */
   private async reconcile(): Promise<StoreMetadata> {
-    const meta = await this.loadMetadata();
+    // Records rebuilt from the folders are pinned: retention must not remove a snapshot whose
+    // pin was lost with the file.
+    const { meta, malformed } = await this.readOrEmpty();
+    const rebuilt = malformed !== undefined;
+    if (rebuilt) {
+      this.recovery.found.push(
+        `${malformed}; rebuilt from the folders, with every snapshot pinned, since which were pinned is not known: unpin those not worth keeping`,
+      );
+    }
     const before = JSON.stringify(meta);
     const records = new Map(meta.snapshots.map((r) => [r.id, r]));
     const present = new Set<string>();
@@ -577,14 +599,14 @@ export class SnapshotStore {
     for (const id of [...records.keys()]) {
       if (id !== meta.latest && !present.has(id)) {
         records.delete(id);
-        this.recovery.notes.push(`snapshot ${id} has no folder any more; forgotten`);
+        this.recovery.found.push(`snapshot ${id} has no folder any more; forgotten`);
       }
     }
     for (const id of present) {
       if (records.has(id)) continue;
       const status = await statusOf(path.join(this.snapshotsDir, id));
-      records.set(id, this.recordFromDisk(id, dateOfSnapshotId(id)!, status, false));
-      this.recovery.notes.push(`snapshot ${id} had no metadata; added`);
+      records.set(id, this.recordFromDisk(id, dateOfSnapshotId(id)!, status, false, rebuilt));
+      if (!rebuilt) this.recovery.found.push(`snapshot ${id} had no record; added`);
     }
     if (await isDir(this.latestDir)) {
       const status = await statusOf(this.latestDir);
@@ -595,19 +617,19 @@ export class SnapshotStore {
       if (!same) {
         if (cur) {
           records.delete(cur.id);
-          this.recovery.notes.push(
+          this.recovery.found.push(
             `the latest backup (${cur.id}) was replaced in place by another tool`,
           );
         }
         const date = status?.date ?? (await mtimeOf(this.latestDir));
         const id = newSnapshotId(date, (x) => records.has(x) || present.has(x));
-        records.set(id, this.recordFromDisk(id, date, status, true));
+        records.set(id, this.recordFromDisk(id, date, status, true, rebuilt));
         meta.latest = id;
         this.recovery.adopted = id;
       }
     } else if (meta.latest !== null) {
       records.delete(meta.latest);
-      this.recovery.notes.push(`the latest backup folder ${this.latestDir} is gone`);
+      this.recovery.found.push(`the latest backup folder ${this.latestDir} is gone`);
       meta.latest = null;
     }
     meta.snapshots = [...records.values()];
@@ -621,11 +643,12 @@ export class SnapshotStore {
     date: Date,
     status: StatusPlistInfo | undefined,
     adopted: boolean,
+    pinned = false,
   ): SnapshotRecord {
     const r: SnapshotRecord = {
       id,
       date: date.toISOString(),
-      pinned: false,
+      pinned,
       status: status?.snapshotState === 'finished' ? 'complete' : 'incomplete',
       udid: this.udid,
     };

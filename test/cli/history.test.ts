@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, truncate, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -166,5 +166,17 @@ describe('mooring snapshots / pin / prune / verify / files / extract / diff', ()
     const r = await mooring('snapshots', '--dest', path.join(tmp, 'empty'));
     assert.equal(r.code, 2);
     assert.match(r.err, /no device backups in .*pass --dest/);
+  });
+
+  it('says what the store found changed outside a backup (its records rebuilt, all pinned)', async () => {
+    await writeFile(path.join(dest, '.mooring', sim.udid, 'snapshots.json'), '{"version":1,');
+    const r = await mooring('snapshots', '--dest', dest, '--json');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^mooring: .*rebuilt from the folders, with every snapshot pinned/);
+    const list = JSON.parse(r.out) as Array<{ pinned: boolean }>;
+    assert.equal(list.length, 2);
+    assert.ok(list.every((s) => s.pinned));
+    // Said once: the records agree with the folders now.
+    assert.equal((await mooring('snapshots', '--dest', dest)).err, '');
   });
 });

@@ -28,6 +28,7 @@ import {
   pairingInvalid,
   passcodeNotEntered,
   pruneFailed,
+  storeRecovered,
   paused,
   queued,
   REASON_CODES,
@@ -145,6 +146,9 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
   ],
   COMPUTER_ASLEEP: [computerAsleep({ from: NOW - 9 * H, to: NOW - 3 * H, now: NOW })],
   PRUNE_FAILED: [pruneFailed({ detail: 'EACCES: permission denied, rename …/snapshots/x' })],
+  STORE_RECOVERED: [
+    storeRecovered({ found: 'snapshot 20261124T101500Z has no folder any more; forgotten' }),
+  ],
   // H8c
   ENCRYPTED_NOT_OPENED: [
     encryptedNotOpened({ problem: 'NO_PASSWORD' }),

@@ -387,11 +387,22 @@ test('a damaged snapshots.json is rebuilt from the folders; a damaged journal st
   const store = await openStore(dest, UDID);
   await fsp.writeFile(store.metadataFile, '{"version":1,"udid":');
   const rebuilt = await openStore(dest, UDID);
-  assert.ok(rebuilt.recovery.notes.some((n) => /rebuilt/.test(n)));
+  assert.ok(
+    rebuilt.recovery.found.some((n) => /rebuilt from the folders.*every snapshot pinned/.test(n)),
+  );
   const list = await rebuilt.list();
   assert.deepEqual(list.map((s) => s.id).slice(0, 2), ids.slice(0, 2));
   assert.equal(list.length, 3);
   assert.ok(list[2]!.isLatest);
+  // Which were pinned went with the file: all are, so that no retention removes one of them.
+  assert.deepEqual(
+    list.map((s) => s.pinned),
+    [true, true, true],
+  );
+  assert.deepEqual(
+    (await rebuilt.planPrune({ keepAllDays: 0, dailyDays: 0, weeklyDays: 0 })).pruned,
+    [],
+  );
   await fsp.writeFile(store.journalFile, 'garbage');
   await assert.rejects(
     openStore(dest, UDID),

@@ -14,7 +14,7 @@ export async function verifyCommand(
   snapshot: string | undefined,
   hash: boolean,
 ): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   // A committed snapshot's result is recorded (damaged or not) so the next backup can repair it.
   const ref = snapshot ?? 'latest';
   const report =
@@ -82,7 +82,7 @@ function storeQuery(
 }
 
 export async function filesCommand(ctx: CliContext, a: StoreArgs, q: QueryArgs): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   let n = 0;
   const files = store.files(storeQuery(q, store.udid));
   // H8b: the first entry is where an encrypted snapshot is opened (or refused).
@@ -110,7 +110,7 @@ export async function extractCommand(
   q: QueryArgs,
   to: string,
 ): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   const r = await withPasswordHint(store.udid, () =>
     store.extract({ ...storeQuery(q, store.udid), to: path.resolve(to) }),
   );
@@ -131,7 +131,7 @@ export async function diffCommand(
   to: string,
   passwordsFor?: (udid: string) => PasswordCandidates, // H8b
 ): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   const d = await withPasswordHint(store.udid, () =>
     store.diff(from, to, passwordsFor ? { passwords: passwordsFor(store.udid) } : {}),
   );

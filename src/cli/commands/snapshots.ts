@@ -12,7 +12,7 @@ export interface StoreArgs {
 }
 
 export async function snapshotsCommand(ctx: CliContext, a: StoreArgs): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   const list = await store.list();
   if (a.json) {
     ctx.out(JSON.stringify(list, null, 2));
@@ -49,7 +49,7 @@ export async function pinCommand(
   snapshot: string,
   pinned: boolean,
 ): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   if (pinned) await store.pin(snapshot);
   else await store.unpin(snapshot);
   ctx.out(
@@ -70,7 +70,7 @@ export async function pruneCommand(
   flagged: RetentionPolicy | undefined,
   dryRun: boolean,
 ): Promise<number> {
-  const store = await openDeviceStore(a.dest, a.udid);
+  const store = await openDeviceStore(a.dest, a.udid, ctx.err);
   const settings =
     flagged === undefined ? agentRetention(ctx.dataDir, store.udid, ctx.err) : undefined;
   const policy = flagged ?? settings ?? DEFAULT_RETENTION;
