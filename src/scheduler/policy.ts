@@ -43,8 +43,10 @@ export interface RetryPolicy {
  *     prompt and the agent tells the user the phone is waiting for the passcode.
  * A failure with reason PASSCODE_NOT_ENTERED backs off for at least `notEnteredRetryMs` (rather
  * than hammering a phone nobody is looking at), except that an unlock after that failure allows
- * the next attempt as soon as the ordinary exponential backoff has passed. The per-day retry cap
- * bounds all of it.
+ * the next attempt as soon as the ordinary exponential backoff has passed. A failure with reason
+ * DEVICE_LOCKED is retried as soon as the device has been unlocked since, without the backoff:
+ * that is what its notice promises, and the unlock is the condition it waited for. The per-day
+ * retry cap bounds all of it.
  */
 export interface PasscodePolicy {
   recentUseMs: number;
@@ -153,6 +155,8 @@ export function validatePolicy(p: SchedulePolicy): SchedulePolicy {
 
 /** The failure reason (as the agent records it) that triggers the passcode backoff. */
 export const PASSCODE_NOT_ENTERED = 'PASSCODE_NOT_ENTERED';
+/** The device refused the backup because it was locked (its data protected until unlocked). */
+export const DEVICE_LOCKED = 'DEVICE_LOCKED';
 
 export interface DeviceState {
   reachable: { usb: boolean; wifi: boolean };
@@ -380,10 +384,11 @@ export function decide(
     }
     if (lastAttempt !== undefined) {
       let delay = retryDelayMs(policy.retry, failures);
-      if (device.lastFailureReason === PASSCODE_NOT_ENTERED) {
-        const unlockedSince = inUse && recentUse !== undefined && recentUse > lastAttempt;
-        if (!unlockedSince) delay = Math.max(delay, policy.passcode.notEnteredRetryMs);
+      const unlockedSince = inUse && recentUse !== undefined && recentUse > lastAttempt;
+      if (device.lastFailureReason === PASSCODE_NOT_ENTERED && !unlockedSince) {
+        delay = Math.max(delay, policy.passcode.notEnteredRetryMs);
       }
+      if (device.lastFailureReason === DEVICE_LOCKED && unlockedSince) delay = 0;
       retryAt = lastAttempt + delay;
       if (t < retryAt) {
         return skip(
