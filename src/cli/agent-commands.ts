@@ -127,7 +127,7 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
       return historyCommand(
         client,
         { ...paging(flags), ...(severity ? { severity } : {}), ...(kind ? { kind } : {}) },
-        { json, out },
+        { json, out, markRead: flags.has('mark-read') },
       );
     }
     case 'attempts': {

@@ -62,7 +62,7 @@ export function statusLines(s: AgentStatus, now: number): string[] {
     `Automatic backups: ${s.paused ? 'paused (`mooring resume` restarts them)' : 'on'}`,
     `Running: ${s.running} of at most ${s.concurrency} at a time`,
     `USB (usbmuxd): ${s.usbmuxd}; Wi-Fi (Bonjour): ${s.bonjour}`,
-    `Unread notifications: ${counts.length ? counts.join(', ') : 'none'}`,
+    `Unread notifications: ${counts.length ? `${counts.join(', ')} (\`mooring history --mark-read\` after reading them)` : 'none'}`,
   ];
   if (s.devices.length === 0) lines.push('No devices yet: pair one with `mooring pair` over USB.');
   for (const d of s.devices) lines.push('', ...deviceLines(d, now));

@@ -78,7 +78,8 @@ The agent (automatic backups; the commands below talk to it):
   status                       the agent, its devices and unread notifications
   devices                      (while an agent runs) what the agent knows of each device
   history [--udid U] [--severity info|warning|error] [--kind K] [--limit N] [--before ID]
-                               notifications, newest first, each with its device's name
+          [--mark-read]        notifications, newest first, each with its device's name
+                               (--mark-read: those shown and older count as read)
   attempts [--udid U] [--outcome O] [--limit N] [--before ID]
                                backup attempts, newest first
   backup-now --udid U [--wait] start a backup now (--wait: until it ends; exit 0 on success)
@@ -143,6 +144,7 @@ const BOOLEANS = [
   'dry-run',
   'no-hash',
   'wait',
+  'mark-read',
   'generate', // H8b
   'no-store', // H8b
   'no-store-passwords', // H8c: mooring agent keeps no backup passwords

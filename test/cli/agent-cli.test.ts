@@ -250,6 +250,24 @@ describe('mooring agent and its client commands', () => {
     assert.equal((await cli('config', 'reset', 'keep-all', '--udid', sim.udid)).code, 0);
   });
 
+  it('history --mark-read counts what it shows, and older, as read; status says how', async () => {
+    const before = await cli('status');
+    assert.match(
+      before.out,
+      /^Unread notifications: .*\(`mooring history --mark-read` after reading them\)$/m,
+    );
+    const unread = (await new AgentClient(agent.url, agent.token).status()).summary.unread.total;
+    assert.ok(unread > 0);
+    const marked = await cli('history', '--mark-read');
+    assert.equal(marked.code, 0, marked.err);
+    assert.match(marked.out, new RegExp(`^${unread} notifications? marked read\\.$`, 'm'));
+    assert.match((await cli('status')).out, /^Unread notifications: none$/m);
+    const page = JSON.parse(
+      (await cli('history', '--json', '--limit', '1000')).out,
+    ) as Page<NotificationRow>;
+    assert.ok(page.items.every((n) => n.read));
+  });
+
   it('cancels a running backup (`mooring cancel`), recorded as cancelled', async () => {
     // The device stalls before its first message, so the backup is surely still running.
     await sim.ctl('fault', { name: 'delayFirstMessageMs', value: '3000' });

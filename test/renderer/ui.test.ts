@@ -477,6 +477,31 @@ describe(
       await page.getByRole('tab', { name: 'Overview' }).waitFor();
     });
 
+    it('opening Notifications marks the device’s notifications read; those not read before say "New"', async () => {
+      const unread = async (udid: string): Promise<number> =>
+        (await s.notifications(udid)).filter((n) => !n.read).length;
+      const usbUnread = await unread(usb);
+      const wifiUnread = await unread(wifi);
+      assert.ok(wifiUnread >= SEEDED, `the seeded notifications are unread (${wifiUnread})`);
+      assert.ok((await s.status()).summary.unread.total >= SEEDED);
+      await page.goto(`${s.agent!.url}/#/device/${wifi}/notifications`);
+      const first = page.locator('.notice').first();
+      await first.waitFor();
+      assert.equal(await first.locator('.new').textContent(), 'New');
+      assert.match((await first.getAttribute('class')) ?? '', /\bunread\b/);
+      // All of the device's notifications, not only the page shown; the other device's stay.
+      await s.waitFor(
+        'the Wi-Fi device’s notifications read',
+        async () => (await unread(wifi)) === 0,
+      );
+      assert.equal(await unread(usb), usbUnread);
+      // Seen once: opened again, nothing is new.
+      await page.reload();
+      await page.locator('.notice').first().waitFor();
+      assert.equal(await page.locator('.notice .new').count(), 0);
+      assert.equal(await page.locator('.notice.unread').count(), 0);
+    });
+
     it('pages thousands of notifications by keyset: one page at first, more on scroll and on "Load more"', async () => {
       await page.goto(`${s.agent!.url}/#/device/${wifi}/notifications`);
       const items = page.locator('.notice');

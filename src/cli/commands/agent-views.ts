@@ -30,14 +30,21 @@ export async function agentDevicesCommand(client: AgentClient, o: ViewOptions): 
   return 0;
 }
 
+/** `markRead`: once shown, the notifications up to the newest shown (of --udid's device) are read. */
 export async function historyCommand(
   client: AgentClient,
   q: HistoryQuery,
-  o: ViewOptions,
+  o: ViewOptions & { markRead?: boolean },
 ): Promise<number> {
   const page = await client.history(q);
+  const markRead = async (): Promise<number> => {
+    const newest = page.items[0]?.id;
+    if (o.markRead !== true || newest === undefined) return 0;
+    return client.markRead({ ...(q.udid === undefined ? {} : { udid: q.udid }), upTo: newest });
+  };
   if (o.json) {
     o.out(JSON.stringify(page, null, 2));
+    await markRead();
     return 0;
   }
   if (page.items.length === 0) o.out('No notifications.');
@@ -45,6 +52,10 @@ export async function historyCommand(
   const now = Date.now();
   for (const n of page.items) for (const l of notificationLines(n, names, now)) o.out(l);
   if (page.nextCursor !== null) o.out(`(older entries: --before ${page.nextCursor})`);
+  if (o.markRead === true) {
+    const marked = await markRead();
+    o.out(`${marked} notification${marked === 1 ? '' : 's'} marked read.`);
+  }
   return 0;
 }
 

@@ -3,7 +3,9 @@
  * reason, message and fix hint; filtered by severity. Pages come by keyset (`before` = the last
  * page's cursor), so the thousandth page costs what the first does; only loaded rows are in the
  * DOM, and more load when the end of the list scrolls into view (or on "Load more"). New
- * notifications from the event stream go on top without a reload.
+ * notifications from the event stream go on top without a reload. Rows not read before are marked
+ * "New"; opening the tab marks the device's notifications read up to the newest shown (what
+ * `mooring status` counts as unread, and what a desktop notice skips).
  */
 import type { NotificationRow, Severity } from '../agent-types.js';
 import { h, setText } from '../dom.js';
@@ -18,12 +20,17 @@ function item(n: NotificationRow, now: number): HTMLElement {
   time.textContent = `${formatTimestamp(n.at)} · ${formatRelative(n.at, now)}`;
   return h(
     'li',
-    { class: `notice severity-${n.severity}`, 'data-id': n.id, 'data-reason': n.reasonCode },
+    {
+      class: `notice severity-${n.severity}${n.read ? '' : ' unread'}`,
+      'data-id': n.id,
+      'data-reason': n.reasonCode,
+    },
     h(
       'div',
       { class: 'notice-head' },
       h('span', { class: `badge sev-${n.severity}` }, SEVERITY_LABEL[n.severity]),
       h('span', { class: 'reason' }, n.reasonCode),
+      n.read ? null : h('span', { class: 'new' }, 'New'),
       time,
     ),
     h('p', { class: 'message' }, n.message),
@@ -66,6 +73,16 @@ export function notificationsPanel(
   /** Bumped on every filter change: answers for an older filter are dropped. */
   let generation = 0;
   const shown = new Set<number>();
+  /** The newest notification marked read from here; only newer ones are marked again. */
+  let readUpTo = 0;
+
+  const markRead = (rows: readonly NotificationRow[]): void => {
+    const newest = Math.max(0, ...rows.filter((n) => !n.read).map((n) => n.id));
+    if (newest <= readUpTo) return;
+    readUpTo = newest;
+    // Best effort: an answer lost only leaves them unread until the tab is opened again.
+    state.bridge.call('markRead', { udid, upTo: newest }).catch(() => undefined);
+  };
 
   const refreshControls = (): void => {
     more.hidden = done;
@@ -95,6 +112,7 @@ export function notificationsPanel(
           frag.append(item(n, now));
         }
         list.append(frag);
+        markRead(page.items);
         cursor = page.nextCursor;
         done = page.nextCursor === null;
         refreshControls();
@@ -145,6 +163,7 @@ export function notificationsPanel(
       if (n.udid !== udid || (severity && n.severity !== severity) || shown.has(n.id)) return;
       shown.add(n.id);
       list.prepend(item(n, Date.now()));
+      markRead([n]);
       refreshControls();
     } else if (c.type === 'reloaded') {
       reset();
