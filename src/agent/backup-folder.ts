@@ -1,19 +1,25 @@
 /**
- * Moving where backups go (the backup-dir setting): the new folder must exist or be creatable
- * and be writable, which is checked by creating it and writing (then removing) a probe file.
- * Synchronous on purpose: setConfig answers at once, and no backup can start between the check
+ * Moving where backups go (the backup-dir setting): the new folder must exist or be creatable,
+ * be writable, which is checked by creating it and writing (then removing) a probe file, and
+ * share files between snapshots (a hard link or a clone: exFAT and FAT32 do neither, and there
+ * the first backup would work and every later one fail). Synchronous on purpose: setConfig answers at once, and no backup can start between the check
  * and the switch. The old folder is left exactly as it is.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sharingRefusedIn } from '../store';
 import { MooringError } from '../util/errors';
 
 export function prepareBackupFolder(dir: string): void {
-  const fail = (why: string, cause?: unknown): never => {
+  const fail = (
+    why: string,
+    cause?: unknown,
+    todo = 'Choose a folder this user may write to',
+  ): never => {
     throw new MooringError(
       'USAGE',
-      `backup-dir: cannot use ${JSON.stringify(dir)}: ${why}. Choose a folder this user may write to`,
+      `backup-dir: cannot use ${JSON.stringify(dir)}: ${why}. ${todo}`,
       cause === undefined ? {} : { cause },
     );
   };
@@ -40,6 +46,14 @@ export function prepareBackupFolder(dir: string): void {
     fail(`it is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
   }
   fs.rmSync(probe, { force: true });
+  const refused = sharingRefusedIn(dir);
+  if (refused !== undefined) {
+    fail(
+      `its disk cannot share files between backups (hard links refused: ${refused}; no copy-on-write clones either), so every backup after the first would fail`,
+      undefined,
+      'Choose a folder on a disk formatted APFS, NTFS, ext4, Btrfs or XFS (not exFAT or FAT32)',
+    );
+  }
 }
 
 /**

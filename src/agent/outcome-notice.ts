@@ -11,6 +11,7 @@ import {
   deviceError,
   deviceLocked,
   deviceMisbehaved,
+  FOLDER_SHARES_NOTHING_FIX,
   interrupted,
   notEnoughSpace,
   pairingInvalid,
@@ -22,6 +23,7 @@ import {
   type Transport,
 } from '../history';
 import { isDiskFull, type JobOutcome } from '../job';
+import { SHARE_REFUSED } from '../store';
 import { devicePathSegments } from '../backup'; // H7h
 import { AfcStatus } from '../protocol/afc';
 import { isMooringError } from '../util/errors';
@@ -123,6 +125,10 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
       }),
       withCode,
     );
+  }
+  // The folder took the first backup, but its disk cannot share files with the next (exFAT).
+  if (isMooringError(job.error, 'IO') && job.error.detail === SHARE_REFUSED) {
+    return failure(backupFailed({ detail: job.message, fix: FOLDER_SHARES_NOTHING_FIX }));
   }
   // H7f: our own backup folder failed (removed, read-only): the device only saw a silent host.
   if (job.folderProblem && job.folderProblem !== 'full') {

@@ -402,14 +402,19 @@ export function deviceMisbehaved(p: {
 }
 
 /** A failure with no more specific reason (a protocol error, this computer's disk, a bug). */
-export function backupFailed(p: { detail: string }): Notice {
+/** `fix`: what to do when the cause is known (else: Mooring retries; the log says more). */
+export function backupFailed(p: { detail: string; fix?: string }): Notice {
   return notice(
     'BACKUP_FAILED',
     `The backup failed: ${quote(p.detail)}`,
-    'Mooring tries again later; if it keeps failing, look at the agent log and report it',
+    p.fix ?? 'Mooring tries again later; if it keeps failing, look at the agent log and report it',
     { detail: quote(p.detail) },
   );
 }
+
+/** The fix of a backup folder whose disk shares no files between backups (exFAT, FAT32). */
+export const FOLDER_SHARES_NOTHING_FIX =
+  'Choose a backup folder on a disk formatted APFS, NTFS, ext4, Btrfs or XFS, not exFAT or FAT32 (Settings → Backup folder, or mooring config set backup-dir DIR); the backups already made there stay readable';
 
 export function cancelled(p: { by: 'user' | 'device' }): Notice {
   return notice(

@@ -3,7 +3,15 @@
  * fsync of the folder), directory fsync, and the hard-link copy of a backup tree (its walk in
  * link-tree.worker.ts, shared with the worker threads that do most of a large one).
  */
-import { constants as fsc, lstatSync, mkdirSync, promises as fsp, readdirSync } from 'node:fs';
+import {
+  constants as fsc,
+  lstatSync,
+  mkdirSync,
+  promises as fsp,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +30,7 @@ import {
   linkFolder,
   noCounts,
   ShareRefused,
+  shareFile,
 } from './link-tree.worker';
 
 /** Whether `p` exists (without following a final symlink). */
@@ -229,13 +238,41 @@ export async function linkTree(
   }
 }
 
+/**
+ * Why files in `dir` cannot be shared between snapshots (the code a hard link was refused with,
+ * when no copy-on-write clone could stand in), or undefined when they can. Every backup after the
+ * first shares the unchanged files of the one before, so a folder on exFAT or FAT32 takes one
+ * backup and fails every later one. Probed with a file of our own (random name), removed after.
+ */
+export function sharingRefusedIn(dir: string): string | undefined {
+  const probe = path.join(
+    dir,
+    `.mooring-share-test-${process.pid}-${randomBytes(6).toString('hex')}`,
+  );
+  const twin = `${probe}-link`;
+  try {
+    writeFileSync(probe, 'mooring', { flag: 'wx' });
+    shareFile(probe, twin, noCounts());
+    return undefined;
+  } catch (e) {
+    if (e instanceof ShareRefused) return e.code;
+    throw e;
+  } finally {
+    rmSync(twin, { force: true });
+    rmSync(probe, { force: true });
+  }
+}
+
+/** MooringError.detail of a backup whose folder's file system shares no files (sharingRefusedIn). */
+export const SHARE_REFUSED = 'SHARE_REFUSED';
+
 function refusedError(from: string, code: string, cause: unknown): MooringError {
   return new MooringError(
     'IO',
     `Cannot share ${from} with the new backup: the filesystem refuses hard links (${code}) ` +
       `and copy-on-write clones. Use a destination on a filesystem with hard links (APFS, ` +
       `ext4, Btrfs, XFS, NTFS).`,
-    { detail: code, cause },
+    { detail: SHARE_REFUSED, cause },
   );
 }
 

@@ -8,3 +8,4 @@ export type { SnapshotDamage, SnapshotRecord, SnapshotStatus } from './metadata'
 export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';
 export { breakOwnStaleLock, noteJobThread, releaseLockOfThread } from './lock';
+export { SHARE_REFUSED, sharingRefusedIn } from './fs-util';

@@ -78,7 +78,7 @@ export function linkEntry(e: Dirent, from: string, to: string, counts: LinkCount
   return false;
 }
 
-function shareFile(from: string, to: string, counts: LinkCounts): void {
+export function shareFile(from: string, to: string, counts: LinkCounts): void {
   try {
     linkSync(from, to);
     counts.linked++;

@@ -138,7 +138,7 @@ for (const [way, opts] of [
       });
       await assert.rejects(copy, (e) => {
         assert.ok(isMooringError(e, 'IO'), String(e));
-        assert.equal(e.detail, 'EXDEV');
+        assert.equal(e.detail, 'SHARE_REFUSED');
         assert.match(
           e.message,
           /^Cannot share .+ with the new backup: the filesystem refuses hard links \(EXDEV\)/,

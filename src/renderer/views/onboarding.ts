@@ -93,7 +93,7 @@ export function setupGuide(
   const s3 = step(
     'folder',
     '3. Choose where backups go',
-    'Any folder this computer can write to, such as one on an external disk.',
+    'Any folder this computer can write to, such as one on an external disk formatted APFS, NTFS or ext4 (exFAT and FAT32 cannot keep versions).',
     folder.root,
   );
   const hide = h('button', { type: 'button', class: 'secondary' }, 'Hide Setup Guide');
