@@ -5,7 +5,9 @@
  *
  * Within a day or week the OLDEST snapshot is the one kept: it was already the representative
  * yesterday, so the choice never changes as snapshots age (keeping the newest would prune
- * yesterday's pick as soon as a newer one of the same week aged into the weekly range).
+ * yesterday's pick as soon as a newer one of the same week aged into the weekly range). A snapshot
+ * that is not sound (marked damaged, or incomplete) neither represents nor covers a day or week
+ * that has a sound one: keeping it would prune the only whole backup of that day.
  */
 import { parseFlags, UsageError } from '../util/cli-flags';
 
@@ -29,6 +31,8 @@ export interface RetentionCandidate {
   date: Date;
   pinned: boolean;
   isLatest: boolean;
+  /** False for a snapshot marked damaged or incomplete; default true. */
+  sound?: boolean;
 }
 
 export interface RetentionDecision {
@@ -86,11 +90,16 @@ export function planRetention(
     return { prune: `older than ${policy.weeklyDays} days` };
   };
   const zones = candidates.map(zoneOf);
-  // A day or week that holds a snapshot kept anyway (latest, pinned) needs no other.
+  const sound = (c: RetentionCandidate): boolean => c.sound !== false;
+  // A day or week that holds a sound snapshot kept anyway (latest, pinned) needs no other.
   const covered = new Map<string, string>();
+  // The days and weeks with a sound snapshot that may represent them.
+  const soundIn = new Set<string>();
   candidates.forEach((c, i) => {
     const b = zones[i]!.bucket;
-    if (b !== undefined && (c.isLatest || c.pinned) && !covered.has(b)) covered.set(b, c.id);
+    if (b === undefined || !sound(c)) return;
+    if ((c.isLatest || c.pinned) && !covered.has(b)) covered.set(b, c.id);
+    soundIn.add(b);
   });
   const order = candidates
     .map((c, i) => i)
@@ -109,10 +118,16 @@ export function planRetention(
     else {
       const b = z.bucket!;
       const holder = covered.get(b);
-      if (holder === undefined) {
+      if (holder !== undefined) decide(false, `${holder} is kept for the ${b}`);
+      else if (!sound(c) && soundIn.has(b)) {
+        decide(
+          false,
+          `a whole snapshot is kept for the ${b} instead of this damaged or incomplete one`,
+        );
+      } else {
         covered.set(b, c.id);
         decide(true, `kept for the ${b}`);
-      } else decide(false, `${holder} is kept for the ${b}`);
+      }
     }
   }
   return out;

@@ -1113,6 +1113,7 @@ export class SnapshotStore {
         date: recordDate(r),
         pinned: r.pinned,
         isLatest: r.id === meta.latest,
+        sound: r.status === 'complete' && r.damaged === undefined,
       })),
       policy,
       now,

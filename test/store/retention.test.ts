@@ -143,3 +143,37 @@ test('retention flags: durations, defaults, forever, and refusals', () => {
     [false, true],
   );
 });
+
+test('a damaged or incomplete snapshot does not stand for its day or week when a whole one is there', () => {
+  const policy = { keepAllDays: 1, dailyDays: 10, weeklyDays: 100 };
+  // Day 3: the oldest is damaged, a later one is whole. Day 5: only damaged ones.
+  const damagedFirst = snap(3.5, { sound: false });
+  const wholeLater = snap(3.2);
+  const onlyDamaged = snap(5.5, { sound: false });
+  const alsoDamaged = snap(5.2, { sound: false });
+  // Week of day 40: a damaged pinned one does not cover it; a whole one is kept besides.
+  const pinnedDamaged = snap(40.9, { sound: false, pinned: true });
+  const wholeSameWeek = snap(40.5);
+  const latest = snap(0.1, { isLatest: true });
+  const plan = planRetention(
+    [damagedFirst, wholeLater, onlyDamaged, alsoDamaged, pinnedDamaged, wholeSameWeek, latest],
+    policy,
+    NOW,
+  );
+  const keep = new Map(plan.map((d) => [d.id, d]));
+  assert.equal(keep.get(damagedFirst.id)!.keep, false);
+  assert.match(keep.get(damagedFirst.id)!.reason, /whole snapshot is kept for the day .* instead/);
+  assert.equal(keep.get(wholeLater.id)!.keep, true);
+  // With no whole one, the oldest stands for the day as before.
+  assert.equal(keep.get(onlyDamaged.id)!.keep, true);
+  assert.equal(keep.get(alsoDamaged.id)!.keep, false);
+  assert.equal(keep.get(pinnedDamaged.id)!.keep, true, 'pinned');
+  assert.equal(keep.get(wholeSameWeek.id)!.keep, true, 'the week’s whole snapshot');
+  assert.equal(keep.get(latest.id)!.keep, true);
+  // Sound by default: the earlier rule (the oldest of each day) is unchanged.
+  const plain = planRetention([snap(3.5), snap(3.2), latest], policy, NOW);
+  assert.deepEqual(
+    plain.map((d) => d.keep),
+    [true, false, true],
+  );
+});
