@@ -134,6 +134,7 @@ export class Agent implements AgentService {
   /** Ends waits for the device (a Trust dialog) when the agent stops. */
   private readonly lifetime = new AbortController();
   private usbmuxdState: AgentStatus['usbmuxd'];
+  private usbmuxdProblem: string | null = null;
   private stopped: Promise<void> | undefined;
   readonly timeZone: string;
   readonly version = packageVersion();
@@ -243,8 +244,12 @@ export class Agent implements AgentService {
       guard('disappeared', (p) => contact.onPresence(p, 'disappeared')),
     );
     ctx.registry.on('usbmuxd', (s) => {
-      this.usbmuxdState = s.state;
+      const problem = s.state === 'listening' ? null : s.error.message;
       if (s.state !== 'listening') ctx.log(`usbmuxd ${s.state}: ${s.error.message}`);
+      if (s.state === this.usbmuxdState && problem === this.usbmuxdProblem) return;
+      this.usbmuxdState = s.state;
+      this.usbmuxdProblem = problem;
+      ctx.emit({ type: 'usbmuxd', usbmuxd: s.state, usbmuxdProblem: problem });
     });
     ctx.registry.on('warning', (e) => ctx.log(`discovery: ${e.message}`));
     ctx.lockWatcher.on(
@@ -325,6 +330,7 @@ export class Agent implements AgentService {
       running: this.ctx.coordinator.running().length,
       concurrency: g.concurrency,
       usbmuxd: this.usbmuxdState,
+      usbmuxdProblem: this.usbmuxdProblem,
       bonjour: this.o.mdns === null ? 'off' : 'browsing',
       devices: this.devices(),
       summary: this.ctx.db.summary(),

@@ -146,6 +146,8 @@ export interface AgentStatus {
   running: number;
   concurrency: number;
   usbmuxd: 'listening' | 'lost' | 'unavailable' | 'off';
+  /** Why USB is not available ('lost', 'unavailable'), saying what to do; null otherwise. */
+  usbmuxdProblem: string | null;
   bonjour: 'browsing' | 'off';
   devices: DeviceStatus[];
   summary: HistorySummary;
@@ -196,7 +198,9 @@ export type AgentEvent =
       /** Bytes the device announced for this backup, when known. */
       totalBytes: number | null;
     }
-  | { type: 'agent'; paused: boolean; running: number };
+  | { type: 'agent'; paused: boolean; running: number }
+  /** USB (usbmuxd) became available, or stopped being: the same two fields as AgentStatus. */
+  | { type: 'usbmuxd'; usbmuxd: AgentStatus['usbmuxd']; usbmuxdProblem: string | null };
 
 /** The agent as its front ends see it. Errors are MooringError ('USAGE' for bad input). */
 export interface AgentService extends SnapshotBrowsing, EncryptionControl {

@@ -62,6 +62,7 @@ export function statusLines(s: AgentStatus, now: number): string[] {
     `Automatic backups: ${s.paused ? 'paused (`mooring resume` restarts them)' : 'on'}`,
     `Running: ${s.running} of at most ${s.concurrency} at a time`,
     `USB (usbmuxd): ${s.usbmuxd}; Wi-Fi (Bonjour): ${s.bonjour}`,
+    ...(s.usbmuxdProblem === null ? [] : [`  ${s.usbmuxdProblem}`]),
     `Unread notifications: ${counts.length ? `${counts.join(', ')} (\`mooring history --mark-read\` after reading them)` : 'none'}`,
   ];
   if (s.devices.length === 0) lines.push('No devices yet: pair one with `mooring pair` over USB.');

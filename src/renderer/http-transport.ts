@@ -18,14 +18,16 @@ import { BridgeError, type BridgeMethod, type MooringBridge } from './transport.
 type Args<M extends BridgeMethod> = Parameters<AgentService[M]>;
 type Result<M extends BridgeMethod> = Awaited<ReturnType<AgentService[M]>>;
 
-const EVENT_TYPES: ReadonlyArray<AgentEvent['type']> = [
-  'device',
-  'device-removed',
-  'notification',
-  'attempt',
-  'progress',
-  'agent',
-];
+/** The SSE event names to listen for: every AgentEvent type (a new one fails to compile here). */
+const EVENT_TYPES = Object.keys({
+  device: true,
+  'device-removed': true,
+  notification: true,
+  attempt: true,
+  progress: true,
+  agent: true,
+  usbmuxd: true,
+} satisfies Record<AgentEvent['type'], true>) as ReadonlyArray<AgentEvent['type']>;
 
 function query(q: object): string {
   const p = new URLSearchParams();

@@ -36,6 +36,8 @@ function header(state: AppState): { el: HTMLElement; update(): void } {
     { class: 'offline', role: 'alert', hidden: true },
     'Lost the connection to the Mooring agent; reconnecting…',
   );
+  // Without usbmuxd no device appears on USB and none can be paired: say why, and what to do.
+  const usb = h('p', { class: 'usb-problem', role: 'status', hidden: true });
   toggle.addEventListener('click', () => {
     const call = state.paused ? state.bridge.call('resume') : state.bridge.call('pause');
     call.catch((e: unknown) => {
@@ -49,11 +51,19 @@ function header(state: AppState): { el: HTMLElement; update(): void } {
     h('a', { href: '#/', class: 'brand' }, 'Mooring'),
     h('div', { class: 'header-actions' }, pausedNote, toggle),
     offline,
+    usb,
   );
   const update = (): void => {
     pausedNote.hidden = !state.paused;
     setText(toggle, state.paused ? 'Resume Automatic Backups' : 'Pause Automatic Backups');
     offline.hidden = !state.offline;
+    usb.hidden = state.usbProblem === null;
+    setText(
+      usb,
+      state.usbProblem === null
+        ? ''
+        : `USB is not available, so devices cannot be paired or backed up by cable: ${state.usbProblem}. Wi-Fi backups of paired devices go on.`,
+    );
   };
   update();
   return { el, update };
@@ -68,7 +78,7 @@ async function start(): Promise<void> {
   const main = h('main', { id: 'main', tabindex: -1 });
   app.replaceChildren(top.el, main);
   state.subscribe((c) => {
-    if (c.type === 'agent' || c.type === 'connection' || c.type === 'reloaded') top.update();
+    if (['agent', 'usbmuxd', 'connection', 'reloaded'].includes(c.type)) top.update();
   });
   http?.onConnection(
     () => {

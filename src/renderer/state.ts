@@ -34,6 +34,8 @@ export class AppState {
   readonly totals = new Map<string, number | null>();
   paused = false;
   backupDir = '';
+  /** Why USB (usbmuxd) is not available, saying what to do; null while it is (or is off). */
+  usbProblem: string | null = null;
   /** The event stream is down (the agent stopped or the network dropped). */
   offline = false;
   /**
@@ -57,6 +59,7 @@ export class AppState {
     for (const d of s.devices) this.devices.set(d.udid, d);
     this.paused = s.paused;
     this.backupDir = s.backupDir;
+    this.usbProblem = s.usbmuxdProblem;
     this.emit({ type: 'reloaded' });
   }
 
@@ -128,6 +131,9 @@ export class AppState {
       }
       case 'agent':
         this.paused = e.paused;
+        break;
+      case 'usbmuxd':
+        this.usbProblem = e.usbmuxdProblem;
         break;
       default:
         break;

@@ -83,6 +83,7 @@ export function status(devices: DeviceStatus[], o: Partial<AgentStatus> = {}): A
     running: devices.filter((d) => d.running).length,
     concurrency: 1,
     usbmuxd: 'listening',
+    usbmuxdProblem: null,
     bonjour: 'browsing',
     devices,
     summary: {

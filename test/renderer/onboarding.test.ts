@@ -24,6 +24,7 @@ import { startSim, type RunningSim } from '../../src/sim/index';
 import { ROOT } from '../helpers/agent-harness';
 import { readAgentFile } from '../../src/api/agent-file';
 import { CHROMIUM, MASK_COLOR, openBrowser, type UiBrowser } from './browser';
+import { mooring } from '../cli/run-cli';
 
 const SHOTS = path.join(ROOT, 'docs', 'screenshots');
 const BIN = path.join(ROOT, 'src', 'bin', 'mooring.ts');
@@ -454,6 +455,65 @@ describe(
         ui.problems.filter((p) => !expected.test(p)),
         [],
       );
+    });
+  },
+);
+
+describe(
+  'no usbmuxd yet: the page says why USB is unavailable, until it comes',
+  { skip: !existsSync(CHROMIUM) && `${CHROMIUM} missing` },
+  () => {
+    let tmp: string;
+    let agent: SpawnedAgent | undefined;
+    let ui: UiBrowser | undefined;
+    let sim: RunningSim | undefined;
+
+    before(async () => {
+      tmp = await mkdtemp(path.join(os.tmpdir(), 'mooring-ui-no-usbmuxd-'));
+    });
+    after(async () => {
+      await ui?.close();
+      if (agent) {
+        const exited = new Promise((r) => agent!.child.once('close', r));
+        agent.child.kill('SIGTERM');
+        await Promise.race([exited, delay(10_000)]);
+        agent.child.kill('SIGKILL');
+      }
+      await sim?.stop();
+      await rm(tmp, { recursive: true, force: true });
+    });
+
+    it('shows usbmuxd’s problem in the header and in `mooring status`, and hides it once USB works', async () => {
+      const socket = path.join(tmp, 'usbmuxd.sock');
+      const dataDir = path.join(tmp, 'data');
+      agent = await spawnAgent(dataDir, `UNIX:${socket}`);
+      ui = await openBrowser();
+      const page = ui.page;
+      await page.goto(agent.loginUrl);
+      await page.locator('body[data-ready="true"]').waitFor({ timeout: UI_WAIT });
+      const note = page.locator('header .usb-problem');
+      await note.waitFor({ timeout: UI_WAIT });
+      assert.match(
+        (await note.textContent()) ?? '',
+        /^USB is not available, so devices cannot be paired or backed up by cable: usbmuxd is not running at .*usbmuxd\.sock.*: install\/start usbmuxd/,
+      );
+      const status = await mooring('status', '--data', dataDir);
+      assert.equal(status.code, 0, status.err);
+      assert.match(status.out, /^USB \(usbmuxd\): unavailable;.*\n {2}usbmuxd is not running at /m);
+
+      // usbmuxd starts (the simulator's, at that address): the agent's next Listen finds it.
+      sim = await startSim({
+        stateDir: path.join(tmp, 'sim'),
+        usbmuxd: `UNIX:${socket}`,
+        seed: 612,
+      });
+      await note.waitFor({ state: 'hidden', timeout: UI_WAIT });
+      await page.locator(`.device-card[data-udid="${sim.udid}"]`).waitFor({ timeout: UI_WAIT });
+      assert.doesNotMatch(
+        (await mooring('status', '--data', dataDir)).out,
+        /usbmuxd is not running/,
+      );
+      assert.deepEqual(ui.problems, []);
     });
   },
 );
