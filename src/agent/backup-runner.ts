@@ -133,6 +133,8 @@ export class BackupRunner {
       phase: 'connecting',
       bytes: 0,
       files: 0,
+      percent: null,
+      quietSince: null,
       passcodeWaiting: false,
       ...(transport === 'wifi' && presence?.wifi ? { address: presence.wifi.host } : {}),
     };
@@ -272,6 +274,12 @@ export class BackupRunner {
       case 'progress':
         running.bytes = e.bytesReceived;
         running.files = e.filesReceived;
+        // The device's percentage, once it sent one (0 before its first upload).
+        if (e.percent > 0 || running.percent !== null) running.percent = e.percent;
+        if (running.quietSince !== null) {
+          running.quietSince = null;
+          ctx.emitDevice(udid);
+        }
         ctx.emit({
           type: 'progress',
           udid,
@@ -279,8 +287,19 @@ export class BackupRunner {
           phase: running.phase,
           bytes: e.bytesReceived,
           files: e.filesReceived,
-          totalBytes: null,
+          percent: running.percent,
         });
+        break;
+      case 'stalled':
+        // Told once per quiet spell; the front ends count the time from it.
+        if (running.quietSince === null) {
+          running.quietSince = ctx.now() - e.waitingMs;
+          ctx.emitDevice(udid);
+        }
+        break;
+      case 'resumed':
+        running.quietSince = null;
+        ctx.emitDevice(udid);
         break;
       case 'passcode-requested':
         running.passcodeWaiting = true;

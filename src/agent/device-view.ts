@@ -118,6 +118,8 @@ export class DeviceView {
             phase: running.phase,
             bytes: running.bytes,
             files: running.files,
+            percent: running.percent,
+            quietSince: running.quietSince,
             passcodeWaiting: running.passcodeWaiting,
           }
         : null,

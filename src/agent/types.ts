@@ -26,6 +26,13 @@ export interface RunningBackup {
   phase: string;
   bytes: number;
   files: number;
+  /** The device's own percentage of the backup (0–100), null until it reports one. */
+  percent: number | null;
+  /**
+   * Since when the device has sent nothing while its connection is alive (it may be preparing:
+   * minutes for a large phone), once that has lasted the stall notice's time; null while it talks.
+   */
+  quietSince: number | null;
   /** The device shows its passcode prompt and waits for someone to type it. */
   passcodeWaiting: boolean;
 }
@@ -195,8 +202,8 @@ export type AgentEvent =
       phase: string;
       bytes: number;
       files: number;
-      /** Bytes the device announced for this backup, when known. */
-      totalBytes: number | null;
+      /** The device's own percentage of the backup, null until it reports one. */
+      percent: number | null;
     }
   | { type: 'agent'; paused: boolean; running: number }
   /** USB (usbmuxd) became available, or stopped being: the same two fields as AgentStatus. */

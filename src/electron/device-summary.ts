@@ -20,7 +20,8 @@ export const MAX_LINE_CHARS = 72;
 export interface ProgressFacts {
   attemptId: number;
   bytes: number;
-  totalBytes: number | null;
+  /** The device's own percentage, null until it reports one. */
+  percent: number | null;
 }
 
 /** Everything the tray builders look at, gathered by main.ts from the agent and its events. */
@@ -78,8 +79,8 @@ function days(ms: number): string {
 
 function percentOf(d: DeviceStatus, p: ProgressFacts | undefined): number | null {
   if (!d.running || !p || p.attemptId !== d.running.attemptId) return null;
-  if (p.totalBytes === null || p.totalBytes <= 0) return null;
-  return Math.max(0, Math.min(100, Math.floor((p.bytes * 100) / p.totalBytes)));
+  if (p.percent === null) return null;
+  return Math.max(0, Math.min(100, Math.floor(p.percent)));
 }
 
 function lastFailure(d: DeviceStatus, a: AttemptRow | undefined): AttemptRow | undefined {

@@ -151,7 +151,7 @@ function scheduleRedraw(): void {
 
 function onAgentEvent(e: AgentEvent): void {
   if (e.type === 'progress') {
-    progress[e.udid] = { attemptId: e.attemptId, bytes: e.bytes, totalBytes: e.totalBytes };
+    progress[e.udid] = { attemptId: e.attemptId, bytes: e.bytes, percent: e.percent };
   } else if (e.type === 'attempt' && e.attempt.outcome !== 'running') {
     lastAttempt[e.attempt.udid] = e.attempt;
     delete progress[e.attempt.udid];

@@ -97,24 +97,28 @@ export function phaseText(phase: string): string {
   return PHASES[phase] ?? phase;
 }
 
-/** 0–100, or null while the total is unknown (the progress bar is then indeterminate). */
-export function progressPercent(bytes: number, totalBytes: number | null): number | null {
-  if (totalBytes === null || totalBytes <= 0) return null;
-  return Math.max(0, Math.min(100, Math.floor((bytes / totalBytes) * 100)));
+/** The device's own 0–100, or null before it reported one (the bar is then indeterminate). */
+export function progressPercent(r: Pick<RunningBackup, 'percent'>): number | null {
+  return r.percent === null ? null : Math.max(0, Math.min(100, Math.floor(r.percent)));
 }
 
-/** Progress of a running backup: "Copying… 42% (12.0 MB)", "Waiting for passcode". */
+/**
+ * Progress of a running backup: "Backing up… 42% (12.0 MB)", "Waiting for the passcode on the
+ * device", and, when the device has gone quiet, since when (it may be preparing for minutes).
+ */
 export function progressText(
-  r: Pick<RunningBackup, 'phase' | 'bytes' | 'passcodeWaiting'>,
-  totalBytes: number | null,
+  r: Pick<RunningBackup, 'phase' | 'bytes' | 'passcodeWaiting' | 'percent' | 'quietSince'>,
+  now: number,
 ): string {
   if (r.passcodeWaiting) return 'Waiting for the passcode on the device';
-  const pct = progressPercent(r.bytes, totalBytes);
+  const pct = progressPercent(r);
   const amount = r.bytes > 0 ? ` (${formatBytes(r.bytes)})` : '';
-  if (r.phase === 'transferring' || r.bytes > 0) {
-    return `Backing up… ${pct === null ? '' : `${pct}% `}`.trimEnd() + amount;
-  }
-  return `${phaseText(r.phase)}…`;
+  const line =
+    r.phase === 'transferring' || r.bytes > 0
+      ? `Backing up… ${pct === null ? '' : `${pct}% `}`.trimEnd() + amount
+      : `${phaseText(r.phase)}…`;
+  if (r.quietSince === null) return line;
+  return `${line}; the device has sent nothing since ${formatWhen(r.quietSince, now)} and may still be preparing`;
 }
 
 /** A device is called "not seen" after this long without discovery hearing of it. */
@@ -123,12 +127,8 @@ export const NOT_SEEN_AFTER_MS = 24 * 3600_000;
 export type DeviceTone = 'ok' | 'busy' | 'attention' | 'idle';
 
 /** The one line a device list shows for a device, and its tone (colour of the badge). */
-export function deviceStatusLine(
-  d: DeviceStatus,
-  now: number,
-  totalBytes: number | null = null,
-): { text: string; tone: DeviceTone } {
-  if (d.running) return { text: progressText(d.running, totalBytes), tone: 'busy' };
+export function deviceStatusLine(d: DeviceStatus, now: number): { text: string; tone: DeviceTone } {
+  if (d.running) return { text: progressText(d.running, now), tone: 'busy' };
   if (!d.paired || d.next.code === 'NOT_PAIRED') {
     return { text: 'Not paired yet', tone: 'attention' };
   }

@@ -30,8 +30,6 @@ export interface PairingState {
 
 export class AppState {
   readonly devices = new Map<string, DeviceStatus>();
-  /** Bytes the device announced for its running backup, when it did. */
-  readonly totals = new Map<string, number | null>();
   paused = false;
   backupDir = '';
   /** Why USB (usbmuxd) is not available, saying what to do; null while it is (or is off). */
@@ -116,17 +114,21 @@ export class AppState {
     switch (e.type) {
       case 'device':
         this.devices.set(e.device.udid, e.device);
-        if (!e.device.running) this.totals.delete(e.device.udid);
         break;
       case 'device-removed':
         this.devices.delete(e.udid);
         break;
       case 'progress': {
         const d = this.devices.get(e.udid);
-        if (d?.running) {
-          d.running = { ...d.running, phase: e.phase, bytes: e.bytes, files: e.files };
+        if (d?.running?.attemptId === e.attemptId) {
+          d.running = {
+            ...d.running,
+            phase: e.phase,
+            bytes: e.bytes,
+            files: e.files,
+            percent: e.percent,
+          };
         }
-        this.totals.set(e.udid, e.totalBytes);
         break;
       }
       case 'agent':

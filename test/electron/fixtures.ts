@@ -46,6 +46,8 @@ export function running(
     phase: 'receiving',
     bytes: 0,
     files: 0,
+    percent: null,
+    quietSince: null,
     passcodeWaiting: false,
     ...o,
   };

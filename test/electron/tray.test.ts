@@ -59,18 +59,18 @@ describe('device status line', () => {
 
   it('running with a percentage from the progress events of this attempt', () => {
     const d = device({ running: running({ attemptId: 7, bytes: 100 }) });
-    const progress = { [UDID_A]: { attemptId: 7, bytes: 4_200, totalBytes: 10_000 } };
+    const progress = { [UDID_A]: { attemptId: 7, bytes: 4_200, percent: 42.7 } };
     const s = summarizeDevice(d, facts([d], { progress }));
     assert.equal(s.line, 'Backing up… 42%');
     assert.equal(s.percent, 42);
     assert.equal(s.condition, 'running');
   });
 
-  it('running: bytes when the size is unknown, and stale progress of an older attempt ignored', () => {
+  it('running: bytes before the device reports a percentage, and stale progress of an older attempt ignored', () => {
     const d = device({ running: running({ attemptId: 8, bytes: 12_000_000 }) });
-    const old = { [UDID_A]: { attemptId: 7, bytes: 9_000, totalBytes: 10_000 } };
+    const old = { [UDID_A]: { attemptId: 7, bytes: 9_000, percent: 90 } };
     assert.equal(line(d, { progress: old }), 'Backing up… 12.0 MB');
-    const unknown = { [UDID_A]: { attemptId: 8, bytes: 3_400_000, totalBytes: null } };
+    const unknown = { [UDID_A]: { attemptId: 8, bytes: 3_400_000, percent: null } };
     assert.equal(line(d, { progress: unknown }), 'Backing up… 3.4 MB');
     assert.equal(line(device({ running: running() })), 'Backing up…');
   });
@@ -204,7 +204,7 @@ describe('tray menu', () => {
   it('a running backup offers Cancel instead of Back Up Now', () => {
     const d = device({ running: running() });
     const items = menu([d], {
-      progress: { [UDID_A]: { attemptId: 7, bytes: 50, totalBytes: 200 } },
+      progress: { [UDID_A]: { attemptId: 7, bytes: 50, percent: 25 } },
     });
     assert.equal(byId(items, `device:${UDID_A}:status`).label, 'Backing up… 25%');
     assert.deepEqual(byId(items, `device:${UDID_A}:cancel`).action, {
@@ -307,7 +307,7 @@ describe('tray icon state and tooltip', () => {
   it('backing up, with the percentage as the menu-bar title', () => {
     const d = device({ running: running() });
     const s = trayState(
-      facts([d], { progress: { [UDID_A]: { attemptId: 7, bytes: 1, totalBytes: 3 } } }),
+      facts([d], { progress: { [UDID_A]: { attemptId: 7, bytes: 1, percent: 33.3 } } }),
     );
     assert.equal(s.icon, 'backing-up');
     assert.equal(s.title, '33%');

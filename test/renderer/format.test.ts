@@ -13,6 +13,7 @@ import {
   formatRelative,
   formatWhen,
   nextRunText,
+  phaseText,
   progressPercent,
   progressText,
   reachableText,
@@ -55,6 +56,8 @@ const running = (over: Partial<NonNullable<DeviceStatus['running']>> = {}) => ({
   phase: 'transferring',
   bytes: 42_000_000,
   files: 120,
+  percent: 42.6 as number | null,
+  quietSince: null as number | null,
   passcodeWaiting: false,
   ...over,
 });
@@ -85,23 +88,33 @@ describe('renderer text helpers', () => {
     assert.equal(formatWhen(NOW + 72 * H, NOW), '2026-03-13 at 12:00');
   });
 
-  it('reads progress as a percentage only when the total is known', () => {
-    assert.equal(progressPercent(42, 100), 42);
-    assert.equal(progressPercent(150, 100), 100);
-    assert.equal(progressPercent(42, null), null);
-    assert.equal(progressPercent(42, 0), null);
-    assert.equal(progressText(running(), 100_000_000), 'Backing up… 42% (42.0 MB)');
-    assert.equal(progressText(running(), null), 'Backing up… (42.0 MB)');
-    assert.equal(progressText(running({ phase: 'connecting', bytes: 0 }), null), 'Connecting…');
+  it('reads progress as the device’s own percentage, once it reports one', () => {
+    assert.equal(progressPercent({ percent: 42.6 }), 42);
+    assert.equal(progressPercent({ percent: 100.4 }), 100);
+    assert.equal(progressPercent({ percent: null }), null);
+    assert.equal(progressText(running(), NOW), 'Backing up… 42% (42.0 MB)');
+    assert.equal(progressText(running({ percent: null }), NOW), 'Backing up… (42.0 MB)');
     assert.equal(
-      progressText(running({ passcodeWaiting: true }), null),
+      progressText(running({ phase: 'connecting', bytes: 0, percent: null }), NOW),
+      'Connecting…',
+    );
+    assert.equal(
+      progressText(running({ passcodeWaiting: true }), NOW),
       'Waiting for the passcode on the device',
+    );
+    // A device that went quiet says since when (it may be preparing for minutes).
+    assert.equal(
+      progressText(
+        running({ phase: 'preparing', bytes: 0, percent: null, quietSince: NOW - 3 * 60_000 }),
+        NOW,
+      ),
+      `${phaseText('preparing')}…; the device has sent nothing since ${formatWhen(NOW - 3 * 60_000, NOW)} and may still be preparing`,
     );
   });
 
   it('says each device state in one line with its tone', () => {
     assert.deepEqual(deviceStatusLine(device(), NOW), { text: 'Backed up 3 h ago', tone: 'ok' });
-    assert.deepEqual(deviceStatusLine(device({ running: running() }), NOW, 100_000_000), {
+    assert.deepEqual(deviceStatusLine(device({ running: running() }), NOW), {
       text: 'Backing up… 42% (42.0 MB)',
       tone: 'busy',
     });

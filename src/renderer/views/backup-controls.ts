@@ -55,12 +55,11 @@ export function backupControls(state: AppState, udid: string): BackupControls {
     button.classList.toggle('primary', !running);
     progress.hidden = !running;
     if (d.running) {
-      const total = state.totals.get(udid) ?? null;
-      const pct = progressPercent(d.running.bytes, total);
-      // No value attribute = indeterminate bar, while the total is unknown.
+      const pct = progressPercent(d.running);
+      // No value attribute = indeterminate bar, until the device reports its percentage.
       if (pct === null) bar.removeAttribute('value');
       else bar.value = pct;
-      setText(progressLine, progressText(d.running, total));
+      setText(progressLine, progressText(d.running, Date.now()));
       bar.setAttribute('aria-label', `Backup progress of ${deviceTitle(d)}`);
       if (!wasRunning) message.classList.remove('error');
     } else if (wasRunning) {

@@ -160,7 +160,7 @@ export function overviewPanel(
 
   const update = (d: DeviceStatus): void => {
     const now = Date.now();
-    const line = deviceStatusLine(d, now, state.totals.get(udid) ?? null);
+    const line = deviceStatusLine(d, now);
     setText(status, line.text);
     status.className = `badge tone-${line.tone}`;
     setText(
