@@ -56,7 +56,9 @@ export const MB_ERRORS: Readonly<Record<number, MbErrorInfo>> = Object.freeze({
   [MbErrorCode.BAD_BACKUP]: {
     explanation:
       'the device could not use the previous backup in this folder (damaged or incomplete)',
-    fix: "Make the next backup a full backup: move this device's folder out of the backup folder (or run mooring backup --full), then back up again",
+    // Mooring's job asks again for a full backup at once (job/backup-to-store), so this is seen
+    // only when that one failed too.
+    fix: 'Restart the device and back up again; Mooring already asked it for a full backup instead',
     severity: 'error',
   },
   [MbErrorCode.PASSCODE_NOT_ENTERED]: {

@@ -20,6 +20,7 @@ import {
   type BackupTimeouts,
 } from '../backup';
 import { DeviceSession, type DeviceEndpoint, type ValueQuery, type ValueReader } from '../lockdown';
+import { MbErrorCode } from '../format/mb-errors';
 import type { PairRecord } from '../pairing/pair-record';
 import {
   appendAttempt,
@@ -342,9 +343,18 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
   // Fault matrix: a latest marked damaged is repaired by a full backup into a fresh staging
   // (a link copy would carry the damage into the new snapshot).
   let repair = await store.latestDamage().catch(() => undefined);
+  // The device could not use the previous backup (MBErrorDomain 205): asked again, once, for a
+  // full backup into a fresh staging, instead of failing the same way at every attempt.
+  let refusedPrevious = false;
   let outcome: JobOutcome | undefined;
   for (let round = 0; round < 2 && outcome === undefined; round++) {
-    if (repair) {
+    if (refusedPrevious) {
+      emit({
+        type: 'store',
+        message:
+          'The device could not use the previous backup (MBErrorDomain 205); asking it for a full backup into a new snapshot',
+      });
+    } else if (repair) {
       emit({
         type: 'store',
         message: `The latest backup (${repair.id}) is damaged (${describeDamage(repair.damage)}); making a full backup into a new snapshot`,
@@ -354,16 +364,25 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     try {
       // The hard links of the latest are made while the device's session opens (stagedBackup).
       staging = await store.beginStaging({
-        ...(repair ? { fresh: true } : {}),
+        ...(repair || refusedPrevious ? { fresh: true } : {}),
         linkInBackground: true,
       });
     } catch (e) {
       return failedOutcome(o, 'store', diskFullError(e, `start a backup in ${o.dest}`), extra);
     }
     try {
-      const r = await stagedBackup(repair ? { ...o, full: true } : o, staging, emit, store);
+      const full = repair !== undefined || refusedPrevious;
+      const r = await stagedBackup(full ? { ...o, full: true } : o, staging, emit, store);
       if (r === 'latest-damaged') repair = await store.latestDamage().catch(() => undefined);
-      else outcome = r;
+      else if (
+        !r.ok &&
+        !full &&
+        o.full !== true &&
+        r.result.errorCode === MbErrorCode.BAD_BACKUP &&
+        !o.signal?.aborted
+      ) {
+        refusedPrevious = true;
+      } else outcome = r;
     } catch (e) {
       // Only bugs and our own disk get here (the engine itself never throws for the device).
       outcome = await failedOutcome(o, 'backup', e, extra);
@@ -372,7 +391,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
         await staging.discard().catch(() => undefined);
       }
     }
-    if (outcome === undefined && repair === undefined) break;
+    if (outcome === undefined && repair === undefined && !refusedPrevious) break;
   }
   if (outcome === undefined) {
     outcome = await failedOutcome(

@@ -113,6 +113,32 @@ describe('backupToStore', () => {
     );
   });
 
+  it('a previous backup the device cannot use (205) is followed, in the same job, by a full one', async () => {
+    // An empty Manifest.plist: what a real device refuses with MBErrorDomain 205. A new file, so
+    // no other snapshot's (hard-linked) copy changes.
+    const plist = path.join(dest, sim.udid, 'Manifest.plist');
+    await fsp.rm(plist);
+    await fsp.writeFile(plist, '');
+    const before = await latestId();
+    const events: JobEvent[] = [];
+    const out = await backupToStore({ endpoint, record, dest, onEvent: (e) => events.push(e) });
+    assert.equal(out.ok, true, out.message);
+    assert.equal(out.result.isFull, true, 'the device made a full backup');
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'store' &&
+          /could not use the previous backup \(MBErrorDomain 205\)/.test(e.message),
+      ),
+      'it says why it asks again',
+    );
+    assert.equal(await latestId(), out.snapshot?.id);
+    // The backup it could not use is kept as the snapshot before.
+    const ids = (await (await openStore(dest, sim.udid)).list()).map((x) => x.id);
+    assert.ok(before !== undefined && ids.includes(before), JSON.stringify(ids));
+    assert.equal(out.verify?.ok, true);
+  });
+
   it('a cancel through the signal ends as a cancelled backup stage, latest untouched', async () => {
     const before = await latestId();
     const ac = new AbortController();
