@@ -107,6 +107,7 @@ export class AgentContext {
       webhookUrl: () => this.settings().webhook,
       log: (line) => this.log(line),
       track: (p) => this.track(p),
+      now: () => this.now(),
     });
     this.view = new DeviceView({
       db: this.db,

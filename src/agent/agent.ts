@@ -354,7 +354,7 @@ export class Agent implements AgentService {
     return this.ctx.db.listAttempts(q);
   }
 
-  markRead(opts: { udid?: string; upTo?: number }): number {
+  markRead(opts: { udid?: string | null; upTo?: number }): number {
     return this.ctx.db.markRead(opts);
   }
 

@@ -216,8 +216,11 @@ export interface AgentService extends SnapshotBrowsing, EncryptionControl {
   device(udid: string): DeviceStatus | undefined;
   history(q: HistoryQuery): Page<NotificationRow>;
   attempts(q: AttemptQuery): Page<AttemptRow>;
-  /** Marks notifications read (all, or one device's, up to an id); returns how many. */
-  markRead(opts: { udid?: string; upTo?: number }): number;
+  /**
+   * Marks notifications read up to an id: one device's (`udid`), Mooring's own (`udid: null`,
+   * those about no device), or all (left out); returns how many.
+   */
+  markRead(opts: { udid?: string | null; upTo?: number }): number;
   /** Starts a backup now (ignores window, interval, pause); resolves once started or refused. */
   backupNow(udid: string): Promise<BackupNowResult>;
   /** Cancels the device's running backup; false when none runs. */

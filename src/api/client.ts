@@ -97,7 +97,7 @@ export class AgentClient {
     return (await this.json<{ url: string }>('POST', '/api/login-link')).url;
   }
 
-  async markRead(opts: { udid?: string; upTo?: number } = {}): Promise<number> {
+  async markRead(opts: { udid?: string | null; upTo?: number } = {}): Promise<number> {
     return (await this.json<{ marked: number }>('POST', '/api/history/read', opts)).marked;
   }
 

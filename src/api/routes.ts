@@ -51,15 +51,20 @@ function udidParam(c: RouteContext): string {
   return checkUdid(decodeURIComponent(c.params[0] ?? ''));
 }
 
-async function markReadBody(c: RouteContext): Promise<{ udid?: string; upTo?: number }> {
+async function markReadBody(c: RouteContext): Promise<{ udid?: string | null; upTo?: number }> {
   queryParams(c.search, []);
   const body = (await readJsonBody(c.req)) ?? {};
   if (!isPlainObject(body)) throw badRequest('expected a JSON object {udid?, upTo?}');
-  const out: { udid?: string; upTo?: number } = {};
+  const out: { udid?: string | null; upTo?: number } = {};
   for (const [k, v] of Object.entries(body)) {
     if (k === 'udid' && typeof v === 'string') out.udid = checkUdid(v);
+    else if (k === 'udid' && v === null) out.udid = null;
     else if (k === 'upTo' && Number.isSafeInteger(v) && (v as number) > 0) out.upTo = v as number;
-    else throw badRequest(`"${k.slice(0, 40)}": expected udid (a UDID) or upTo (a positive id)`);
+    else {
+      throw badRequest(
+        `"${k.slice(0, 40)}": expected udid (a UDID, or null for Mooring's own) or upTo (a positive id)`,
+      );
+    }
   }
   return out;
 }

@@ -46,6 +46,7 @@ export const DESKTOP_CATEGORY: Record<ReasonCode, NoticeCategory | null> = {
   PRUNE_FAILED: null, // the backup itself is good; Mooring retries after the next one
   STORE_RECOVERED: null, // nothing was lost; shown in Notifications
   BACKUP_DIR_CHANGED: null, // the person just chose the new folder
+  WEBHOOK_FAILED: null, // the desktop shows the backups' own notices anyway
 };
 
 /** Longest notification body (the OS cuts longer ones anyway). */

@@ -148,8 +148,8 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
   markRead: (a) => {
     arity('markRead', a, 1, 1);
     return [
-      options<{ udid?: string; upTo?: number }>(a[0], 'markRead', {
-        udid: optionalUdid,
+      options<{ udid?: string | null; upTo?: number }>(a[0], 'markRead', {
+        udid: (x) => (x === null ? null : optionalUdid(x)),
         upTo: (x) => positiveInt(x, 'upTo', MAX_ID),
       }),
     ];

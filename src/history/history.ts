@@ -388,13 +388,18 @@ export class History {
   }
 
   /** Marks notifications read: all, or those up to id `upTo`, of one device or all. Returns how many changed. */
-  markRead(opts: { upTo?: number; udid?: string } = {}): number {
+  /** `udid`: one device's notifications; null: Mooring's own (no device); left out: all. */
+  markRead(opts: { upTo?: number; udid?: string | null } = {}): number {
     return this.durable(
       () =>
         this.stmt(
           `UPDATE notifications SET read = 1
-           WHERE read = 0 AND id <= @upTo AND (@udid IS NULL OR udid = @udid)`,
-        ).run({ upTo: opts.upTo ?? Number.MAX_SAFE_INTEGER, udid: opts.udid ?? null }).changes,
+           WHERE read = 0 AND id <= @upTo AND (@all = 1 OR udid IS @udid)`,
+        ).run({
+          upTo: opts.upTo ?? Number.MAX_SAFE_INTEGER,
+          all: opts.udid === undefined ? 1 : 0,
+          udid: opts.udid ?? null,
+        }).changes,
     );
   }
 

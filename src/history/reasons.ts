@@ -72,6 +72,7 @@ export const REASONS = {
   NO_RECENT_BACKUP: { kind: 'stale', severity: 'warning', hasFix: true },
   COMPUTER_ASLEEP: { kind: 'agent', severity: 'warning', hasFix: true },
   BACKUP_DIR_CHANGED: { kind: 'agent', severity: 'info', hasFix: false },
+  WEBHOOK_FAILED: { kind: 'agent', severity: 'warning', hasFix: true },
 } as const satisfies Record<string, ReasonSpec>;
 
 export type ReasonCode = keyof typeof REASONS;
@@ -554,6 +555,16 @@ export function computerAsleep(p: { from: number; to: number; now: number }): No
 }
 
 /** Where backups go changed; the backups made until now stay in the old folder as they are. */
+/** The webhook could not be reached; told here, since the webhook itself cannot tell it. */
+export function webhookFailed(p: { detail: string }): Notice {
+  return notice(
+    'WEBHOOK_FAILED',
+    `Mooring could not send its notices to the webhook: ${quote(p.detail)}. Until it can, they are only here`,
+    'Check the webhook URL in Settings (or mooring config set webhook URL, or off to stop sending)',
+    { detail: quote(p.detail) },
+  );
+}
+
 export function backupDirChanged(p: { from: string; to: string }): Notice {
   return notice(
     'BACKUP_DIR_CHANGED',

@@ -44,7 +44,7 @@ test('passcode, cancel and known MBErrorDomain codes read as a human line', () =
   );
   assert.equal(
     deviceErrorMessage(205, 'Error reading backup', noSpace),
-    "The device stopped the backup: the device could not use the previous backup in this folder (damaged or incomplete); restart the device and back up again; Mooring already asked it for a full backup instead (MBErrorDomain 205: Error reading backup)",
+    'The device stopped the backup: the device could not use the previous backup in this folder (damaged or incomplete); restart the device and back up again; Mooring already asked it for a full backup instead (MBErrorDomain 205: Error reading backup)',
   );
   // The engine and the history explain a code with the same words.
   assert.match(deviceErrorMessage(1, undefined, noSpace), /keychain.*\(MBErrorDomain 1\)$/);

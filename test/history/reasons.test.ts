@@ -29,6 +29,7 @@ import {
   passcodeNotEntered,
   pruneFailed,
   storeRecovered,
+  webhookFailed,
   paused,
   queued,
   REASON_CODES,
@@ -155,6 +156,7 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
     encryptedNotOpened({ problem: 'MISMATCH' }),
   ],
   BACKUP_DIR_CHANGED: [backupDirChanged({ from: '/old/backups', to: '/Volumes/Disk/backups' })],
+  WEBHOOK_FAILED: [webhookFailed({ detail: 'webhook ntfy.sh answered HTTP 401' })],
 };
 
 test('every code has renderings whose code, kind, severity and fix agree with the catalogue', () => {

@@ -502,6 +502,42 @@ describe(
       assert.equal(await page.locator('.notice.unread').count(), 0);
     });
 
+    it('Mooring’s own notices (a webhook that fails) are on the device list until marked read', async () => {
+      // A webhook nothing listens at, then a warning to send: the send fails, and says so here.
+      await s.api('PATCH', '/api/config', { webhook: 'http://127.0.0.1:9/mooring' });
+      try {
+        await page.goto(`${s.agent!.url}/#/`);
+        await page.locator('body[data-ready="true"]').waitFor();
+        assert.equal(await page.locator('section.agent-notices').isHidden(), true);
+        const usbUnread = async (): Promise<number> =>
+          (await s.notifications(usb)).filter((n) => !n.read).length;
+        await s.api('POST', `/api/devices/${usb}/backup`, {}).catch(() => undefined);
+        const notice = page.locator('section.agent-notices .notice[data-reason="WEBHOOK_FAILED"]');
+        await notice.waitFor({ timeout: UI_WAIT });
+        assert.match(
+          (await notice.locator('.message').textContent()) ?? '',
+          /^Mooring could not send its notices to the webhook: .*127\.0\.0\.1:9/,
+        );
+        assert.match((await notice.locator('.fix').textContent()) ?? '', /Check the webhook URL/);
+        const before = await usbUnread();
+        await page
+          .locator('section.agent-notices')
+          .getByRole('button', { name: 'Mark as Read' })
+          .click();
+        await page.locator('section.agent-notices').waitFor({ state: 'hidden' });
+        // Only Mooring's own were marked: the device's stay as they were.
+        const own = (await s.notifications()).filter((n) => n.udid === null);
+        assert.ok(own.some((n) => n.reasonCode === 'WEBHOOK_FAILED'));
+        assert.ok(own.every((n) => n.read));
+        assert.equal(await usbUnread(), before);
+        await page.reload();
+        await page.locator('body[data-ready="true"]').waitFor();
+        assert.equal(await page.locator('section.agent-notices').isHidden(), true);
+      } finally {
+        await s.api('PATCH', '/api/config', { webhook: 'off' });
+      }
+    });
+
     it('pages thousands of notifications by keyset: one page at first, more on scroll and on "Load more"', async () => {
       await page.goto(`${s.agent!.url}/#/device/${wifi}/notifications`);
       const items = page.locator('.notice');

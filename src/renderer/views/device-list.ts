@@ -16,6 +16,7 @@ import {
 } from '../format.js';
 import { showGuide } from '../pairing.js';
 import type { AppState } from '../state.js';
+import { agentNotices } from './agent-notices.js';
 import { backupControls } from './backup-controls.js';
 import { guideDismissed, setupGuide } from './onboarding.js';
 import { pairControl } from './pair-control.js';
@@ -98,10 +99,12 @@ export function deviceListView(state: AppState): View {
       })
     : undefined;
   const reopen = h('p', { class: 'guide-link' }, h('a', { href: '#/welcome' }, 'Setup guide'));
+  const notices = agentNotices(state);
   const root = h(
     'section',
     { class: 'page', 'aria-labelledby': 'devices-title' },
     h('h1', { id: 'devices-title' }, 'Devices'),
+    notices.root,
     guide?.root,
     empty,
     list,
@@ -149,6 +152,7 @@ export function deviceListView(state: AppState): View {
       clearInterval(timer);
       for (const c of cards.values()) c.dispose();
       guide?.dispose();
+      notices.dispose();
     },
   };
 }
