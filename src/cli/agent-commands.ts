@@ -32,6 +32,7 @@ export const AGENT_COMMANDS = [
   'config',
   'pause',
   'resume',
+  'open',
 ] as const;
 
 export interface AgentCommandArgs {
@@ -155,6 +156,12 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
     case 'pause':
     case 'resume':
       return pauseCommand(client, a.command === 'pause', { json, out });
+    case 'open': {
+      // The agent's first link works once; this one too (the token never goes in a URL).
+      const url = await client.loginLink();
+      out(json ? JSON.stringify({ url }, null, 2) : url);
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command "${a.command}"`);
   }

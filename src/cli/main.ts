@@ -90,6 +90,7 @@ The agent (automatic backups; the commands below talk to it):
                                stale-after, keep-all, keep-daily, keep-weekly (retention
                                after each backup), backup-dir (where new backups go)
   pause | resume               stop or restart automatic backups
+  open                         print a new one-time link that opens the UI in a browser
 
 Options:
   --udid U                     which device (needed when several are connected)

@@ -250,6 +250,30 @@ describe('mooring agent and its client commands', () => {
     assert.equal((await cli('config', 'reset', 'keep-all', '--udid', sim.udid)).code, 0);
   });
 
+  it('backup-now --wait says what to do when the backup fails', async () => {
+    // The device drops the connection early: CONNECTION_LOST, which has a fix.
+    await sim.ctl('fault', { name: 'dropAfterBytes', value: '2000' });
+    try {
+      const r = await cli('backup-now', '--udid', sim.udid, '--wait');
+      assert.equal(r.code, 1);
+      assert.match(r.out, /: failure — /);
+      assert.match(r.err, /^ {2}what to do: \S/m);
+    } finally {
+      await sim.ctl('fault', { name: 'dropAfterBytes', value: 'off' });
+    }
+  });
+
+  it('`mooring open` prints a new one-time login link (no token in it) that works once', async () => {
+    const r = await cli('open');
+    assert.equal(r.code, 0, r.err);
+    const link = new URL(r.out.trim());
+    assert.equal(link.origin, agent.url);
+    assert.equal(link.pathname, '/login');
+    assert.ok(!r.out.includes(agent.token));
+    assert.equal((await fetch(link, { redirect: 'manual' })).status, 303);
+    assert.equal((await fetch(link, { redirect: 'manual' })).status, 401);
+  });
+
   it('history --mark-read counts what it shows, and older, as read; status says how', async () => {
     const before = await cli('status');
     assert.match(

@@ -66,6 +66,7 @@ async function follow(
       o.err(`${name}: ${phase} (${formatCount(e.files)} files, ${formatBytes(e.bytes)})`);
     } else if (e.type === 'notification' && e.notification.attemptId === attemptId) {
       o.err(`${name}: ${e.notification.message}`);
+      if (e.notification.fixHint) o.err(`  what to do: ${e.notification.fixHint}`);
     }
   }
   return undefined;
