@@ -329,6 +329,7 @@ export class Agent implements AgentService {
       paused: g.overrides.paused === true,
       running: this.ctx.coordinator.running().length,
       concurrency: g.concurrency,
+      staleAfterMs: g.staleAfterMs,
       usbmuxd: this.usbmuxdState,
       usbmuxdProblem: this.usbmuxdProblem,
       bonjour: this.o.mdns === null ? 'off' : 'browsing',

@@ -152,6 +152,8 @@ export interface AgentStatus {
   paused: boolean;
   running: number;
   concurrency: number;
+  /** The stale-after setting: a device not backed up for this long needs attention. */
+  staleAfterMs: number;
   usbmuxd: 'listening' | 'lost' | 'unavailable' | 'off';
   /** Why USB is not available ('lost', 'unavailable'), saying what to do; null otherwise. */
   usbmuxdProblem: string | null;

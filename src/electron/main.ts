@@ -35,7 +35,6 @@ import {
 } from 'electron';
 import { ipcMain } from 'electron';
 import { Agent } from '../agent/agent';
-import { DEFAULT_STALE_AFTER_MS, parseDuration } from '../agent/config';
 import type { AgentEvent } from '../agent/types';
 import { acquireAgentLock, type AgentLock } from '../api/agent-file';
 import { DEFAULT_API_LISTEN, serveAgent, type ServedAgent } from '../api/serve-agent';
@@ -93,8 +92,7 @@ function expectedSender(): ExpectedSender | undefined {
 
 function facts(a: Agent): TrayFacts {
   const status = a.status();
-  const staleAfterMs = parseDuration(a.getConfig()['stale-after'] ?? '') ?? DEFAULT_STALE_AFTER_MS;
-  return { status, progress, lastAttempt, staleAfterMs, now: Date.now() };
+  return { status, progress, lastAttempt, staleAfterMs: status.staleAfterMs, now: Date.now() };
 }
 
 function launchAtLogin(): boolean | null {

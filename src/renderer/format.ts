@@ -126,8 +126,15 @@ export const NOT_SEEN_AFTER_MS = 24 * 3600_000;
 
 export type DeviceTone = 'ok' | 'busy' | 'attention' | 'idle';
 
-/** The one line a device list shows for a device, and its tone (colour of the badge). */
-export function deviceStatusLine(d: DeviceStatus, now: number): { text: string; tone: DeviceTone } {
+/**
+ * The one line a device list shows for a device, and its tone (colour of the badge): attention
+ * once its last backup is older than the stale-after setting, as the tray and the notices say.
+ */
+export function deviceStatusLine(
+  d: DeviceStatus,
+  now: number,
+  staleAfterMs: number,
+): { text: string; tone: DeviceTone } {
   if (d.running) return { text: progressText(d.running, now), tone: 'busy' };
   if (!d.paired || d.next.code === 'NOT_PAIRED') {
     return { text: 'Not paired yet', tone: 'attention' };
@@ -141,7 +148,7 @@ export function deviceStatusLine(d: DeviceStatus, now: number): { text: string; 
   }
   if (d.lastSuccess === null) return { text: 'Never backed up', tone: 'attention' };
   const ago = formatRelative(d.lastSuccess, now);
-  const stale = now - d.lastSuccess >= 3 * 24 * 3600_000;
+  const stale = now - d.lastSuccess >= staleAfterMs;
   return { text: `Backed up ${ago}`, tone: stale ? 'attention' : 'ok' };
 }
 

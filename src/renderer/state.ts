@@ -32,6 +32,8 @@ export class AppState {
   readonly devices = new Map<string, DeviceStatus>();
   paused = false;
   backupDir = '';
+  /** The stale-after setting (ms), from the agent's status; 3 days until it is loaded. */
+  staleAfterMs = 3 * 24 * 3600_000;
   /** Why USB (usbmuxd) is not available, saying what to do; null while it is (or is off). */
   usbProblem: string | null = null;
   /** The event stream is down (the agent stopped or the network dropped). */
@@ -58,6 +60,7 @@ export class AppState {
     this.paused = s.paused;
     this.backupDir = s.backupDir;
     this.usbProblem = s.usbmuxdProblem;
+    this.staleAfterMs = s.staleAfterMs;
     this.emit({ type: 'reloaded' });
   }
 

@@ -263,6 +263,15 @@ describe('mooring agent and its client commands', () => {
     }
   });
 
+  it('status carries the stale-after setting, which the UI and the tray judge staleness by', async () => {
+    const staleAfter = async (): Promise<number> =>
+      (JSON.parse((await cli('status', '--json')).out) as { staleAfterMs: number }).staleAfterMs;
+    assert.equal(await staleAfter(), 3 * 24 * 3600_000);
+    assert.equal((await cli('config', 'set', 'stale-after', '5d')).code, 0);
+    assert.equal(await staleAfter(), 5 * 24 * 3600_000);
+    assert.equal((await cli('config', 'reset', 'stale-after')).code, 0);
+  });
+
   it('`mooring open` prints a new one-time login link (no token in it) that works once', async () => {
     const r = await cli('open');
     assert.equal(r.code, 0, r.err);

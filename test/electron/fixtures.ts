@@ -84,6 +84,7 @@ export function status(devices: DeviceStatus[], o: Partial<AgentStatus> = {}): A
     paused: false,
     running: devices.filter((d) => d.running).length,
     concurrency: 1,
+    staleAfterMs: 3 * DAY,
     usbmuxd: 'listening',
     usbmuxdProblem: null,
     bonjour: 'browsing',

@@ -48,6 +48,9 @@ function device(over: Partial<DeviceStatus> = {}): DeviceStatus {
   };
 }
 
+/** The default stale-after setting (3 days). */
+const STALE = 72 * 3600_000;
+
 const running = (over: Partial<NonNullable<DeviceStatus['running']>> = {}) => ({
   attemptId: 7,
   trigger: 'manual' as const,
@@ -113,19 +116,23 @@ describe('renderer text helpers', () => {
   });
 
   it('says each device state in one line with its tone', () => {
-    assert.deepEqual(deviceStatusLine(device(), NOW), { text: 'Backed up 3 h ago', tone: 'ok' });
-    assert.deepEqual(deviceStatusLine(device({ running: running() }), NOW), {
+    assert.deepEqual(deviceStatusLine(device(), NOW, STALE), {
+      text: 'Backed up 3 h ago',
+      tone: 'ok',
+    });
+    assert.deepEqual(deviceStatusLine(device({ running: running() }), NOW, STALE), {
       text: 'Backing up… 42% (42.0 MB)',
       tone: 'busy',
     });
     assert.deepEqual(
-      deviceStatusLine(device({ running: running({ passcodeWaiting: true }) }), NOW),
+      deviceStatusLine(device({ running: running({ passcodeWaiting: true }) }), NOW, STALE),
       { text: 'Waiting for the passcode on the device', tone: 'busy' },
     );
     assert.deepEqual(
       deviceStatusLine(
         device({ pairing: { health: 'invalid', expiresAt: null, message: 'x' } }),
         NOW,
+        STALE,
       ),
       { text: 'Not trusted any more: pair again', tone: 'attention' },
     );
@@ -137,6 +144,7 @@ describe('renderer text helpers', () => {
           next: { code: 'NOT_PAIRED', message: 'pair it', at: null },
         }),
         NOW,
+        STALE,
       ),
       { text: 'Not paired yet', tone: 'attention' },
     );
@@ -144,14 +152,27 @@ describe('renderer text helpers', () => {
       deviceStatusLine(
         device({ reachable: { usb: false, wifi: false }, lastSeen: NOW - 50 * H }),
         NOW,
+        STALE,
       ),
       { text: 'Not seen for 2 days 2 h', tone: 'attention' },
     );
-    assert.deepEqual(deviceStatusLine(device({ lastSuccess: null }), NOW), {
+    assert.deepEqual(deviceStatusLine(device({ lastSuccess: null }), NOW, STALE), {
       text: 'Never backed up',
       tone: 'attention',
     });
-    assert.equal(deviceStatusLine(device({ lastSuccess: NOW - 80 * H }), NOW).tone, 'attention');
+    assert.equal(
+      deviceStatusLine(device({ lastSuccess: NOW - 80 * H }), NOW, STALE).tone,
+      'attention',
+    );
+    // The stale-after setting decides, as it does for the tray and the notices.
+    assert.equal(
+      deviceStatusLine(device({ lastSuccess: NOW - 80 * H }), NOW, 7 * 24 * H).tone,
+      'ok',
+    );
+    assert.equal(
+      deviceStatusLine(device({ lastSuccess: NOW - 13 * H }), NOW, 12 * H).tone,
+      'attention',
+    );
     assert.equal(reachableText({ usb: true, wifi: true }), 'USB and Wi-Fi');
     assert.equal(reachableText({ usb: false, wifi: false }), 'Not connected');
   });

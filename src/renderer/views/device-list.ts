@@ -62,7 +62,7 @@ function card(state: AppState, d: DeviceStatus): Card {
       model,
       [x.productType, x.iosVersion && `iOS ${x.iosVersion}`].filter(Boolean).join(' · ') || x.udid,
     );
-    const line = deviceStatusLine(x, now);
+    const line = deviceStatusLine(x, now, state.staleAfterMs);
     setText(badge, line.text);
     badge.className = `badge tone-${line.tone}`;
     setText(conn, reachableText(x.reachable));

@@ -107,7 +107,7 @@ export function deviceView(
       return;
     }
     setText(title, deviceTitle(d));
-    const line = deviceStatusLine(d, Date.now());
+    const line = deviceStatusLine(d, Date.now(), state.staleAfterMs);
     setText(badge, line.text);
     badge.className = `badge tone-${line.tone}`;
     pairing.update(d);

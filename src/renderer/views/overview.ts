@@ -160,7 +160,7 @@ export function overviewPanel(
 
   const update = (d: DeviceStatus): void => {
     const now = Date.now();
-    const line = deviceStatusLine(d, now);
+    const line = deviceStatusLine(d, now, state.staleAfterMs);
     setText(status, line.text);
     status.className = `badge tone-${line.tone}`;
     setText(
