@@ -33,7 +33,9 @@ import {
 import { systemLockdownDir } from '../lockdown';
 import type { TickInfo } from '../scheduler';
 import type { UsbmuxdClient } from '../transport/usbmuxd-client';
+import { isSnapshotId } from '../store';
 import { MooringError } from '../util/errors';
+import { isUdid } from '../util/udid';
 import { defaultBackupDir, historyFile } from '../util/paths';
 import { AgentContext, errText } from './agent-context';
 import { BackupRunner } from './backup-runner';
@@ -46,6 +48,7 @@ import { DEFAULT_PAIR_WAIT_MS, pairDevice } from './device-pairing';
 import { manualBackup } from './manual-backup';
 import { Scheduling } from './scheduling';
 import { SnapshotBrowser } from './snapshot-browser';
+import { openAgentStore } from './store-findings';
 import { setWifi } from './wifi-switch';
 import type {
   AgentEvent,
@@ -425,6 +428,21 @@ export class Agent implements AgentService {
     });
     this.ctx.track(work);
     return work;
+  }
+
+  async pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]> {
+    if (!isUdid(udid))
+      throw new MooringError('USAGE', `udid: ${JSON.stringify(udid)} is not a UDID`);
+    if (snapshotId !== 'latest' && !isSnapshotId(snapshotId)) {
+      throw new MooringError(
+        'USAGE',
+        `snapshot: ${JSON.stringify(snapshotId)} is not a snapshot id`,
+      );
+    }
+    const store = await openAgentStore(this.ctx, udid);
+    if (pinned) await store.pin(snapshotId);
+    else await store.unpin(snapshotId);
+    return this.snapshots(udid);
   }
 
   /** A new backup folder is refused while a backup writes into the current one. */

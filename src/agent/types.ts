@@ -244,6 +244,11 @@ export interface AgentService extends SnapshotBrowsing, EncryptionControl {
    * time). The record is saved where `mooring pair` saves it; the device then becomes backed up.
    */
   pair(udid: string): Promise<PairResult>;
+  /**
+   * Pins a snapshot (retention never removes it) or unpins it, as `mooring pin`; returns the
+   * device's snapshots as they are then. Refused while a backup of the device holds its store.
+   */
+  pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]>;
   /** Every event from now on; returns the unsubscribe function. */
   subscribe(listener: (e: AgentEvent) => void): () => void;
 }
@@ -268,6 +273,7 @@ export const BRIDGE_METHODS = [
   'resume',
   'setWifi',
   'pair',
+  'pinSnapshot',
   'snapshots',
   'files',
   'diff',

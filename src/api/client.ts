@@ -135,6 +135,11 @@ export class AgentClient {
     return this.json('POST', `/api/devices/${encodeURIComponent(udid)}/wifi`, { on });
   }
 
+  pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]> {
+    const at = `/api/devices/${encodeURIComponent(udid)}/snapshots/${encodeURIComponent(snapshotId)}`;
+    return this.json('POST', `${at}/pin`, { pinned });
+  }
+
   /**
    * Pairs a USB-attached device; resolves once someone answers the Trust dialog (paired, 200)
    * or it ended without pairing (409): both answer a PairResult. Waits up to the agent's wait.

@@ -1,11 +1,18 @@
 /**
- * Snapshot browsing over HTTP (read-only): the device's snapshots, a page of a snapshot's files,
- * the diff of two snapshots, and one file as a download. Parameters are checked here before the
+ * Snapshot browsing over HTTP: the device's snapshots, a page of a snapshot's files, the diff of
+ * two snapshots, and one file as a download (all read-only); and pinning a snapshot, the one
+ * change made here. Parameters are checked here before the
  * agent sees them (it checks again); the agent's "not found" becomes 404, "encrypted" (no password that opens it) and a damaged snapshot 409.
  */
 import { pipeline } from 'node:stream/promises';
-import { MAX_FILE_PAGE, type FileQuery, type SnapshotBrowsing } from '../agent/types';
+import {
+  MAX_FILE_PAGE,
+  type AgentService,
+  type FileQuery,
+  type SnapshotBrowsing,
+} from '../agent/types';
 import { MooringError } from '../util/errors';
+import { isPlainObject, readJsonBody } from './body';
 import { HttpError, badRequest } from './http-error';
 import { checkUdid, queryParams } from './query';
 import type { Route, RouteContext, Reply } from './routes';
@@ -58,6 +65,8 @@ async function answer(run: () => Promise<Reply>): Promise<Reply> {
     if (e instanceof MooringError) {
       if (e.detail === 'NOT_FOUND') throw new HttpError(404, 'NOT_FOUND', e.message);
       if (e.detail === 'ENCRYPTED') throw new HttpError(409, 'ENCRYPTED', e.message);
+      // A pin while a backup (or another process) holds the device's store.
+      if (e.detail === 'LOCKED') throw new HttpError(409, 'LOCKED', e.message);
       // A snapshot whose files do not parse is damaged on disk: the request was fine.
       if (e.code === 'MALFORMED') throw new HttpError(409, 'DAMAGED', e.message);
       if (e.code === 'UNSAFE_PATH') throw new HttpError(403, 'UNSAFE_PATH', e.message);
@@ -76,8 +85,33 @@ export function attachmentHeader(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
-export function snapshotRoutes(service: SnapshotBrowsing): Route[] {
+/** `{"pinned": true|false}` and nothing else. */
+async function pinnedBody(c: RouteContext): Promise<boolean> {
+  queryParams(c.search, []);
+  const body = await readJsonBody(c.req);
+  if (
+    !isPlainObject(body) ||
+    Object.keys(body).length !== 1 ||
+    typeof (body as { pinned?: unknown }).pinned !== 'boolean'
+  ) {
+    throw badRequest('expected a JSON object {"pinned": true} or {"pinned": false}');
+  }
+  return (body as { pinned: boolean }).pinned;
+}
+
+export function snapshotRoutes(
+  service: SnapshotBrowsing & Pick<AgentService, 'pinSnapshot'>,
+): Route[] {
   return [
+    {
+      method: 'POST',
+      path: new RegExp(`^${SNAPSHOT}/pin$`),
+      handle: (c) =>
+        answer(async () => {
+          const pinned = await pinnedBody(c);
+          return { body: await service.pinSnapshot(udidOf(c), snapshotOf(c), pinned) };
+        }),
+    },
     {
       method: 'GET',
       path: new RegExp(`^${DEVICE}/snapshots$`),

@@ -175,6 +175,11 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
     return [udid(a[0]), a[1]];
   },
   pair: (a) => (arity('pair', a, 1, 1), [udid(a[0])]),
+  pinSnapshot: (a) => {
+    arity('pinSnapshot', a, 3, 3);
+    if (typeof a[2] !== 'boolean') throw usage(`pinned: expected true or false, got ${show(a[2])}`);
+    return [udid(a[0]), snapshotId(a[1], 'snapshot'), a[2]];
+  },
   // H8c: backup encryption; password checks never echo the value (no show()).
   setEncryption: (a) => {
     arity('setEncryption', a, 2, 2);

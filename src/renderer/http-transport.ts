@@ -112,6 +112,10 @@ export class HttpBridge implements MooringBridge, SnapshotSource {
     setWifi: (udid, on) => this.request('POST', `${dev(udid)}/wifi`, { on }),
     // 409 carries why it did not pair (refused, nobody answered), as a result.
     pair: (udid) => this.request('POST', `${dev(udid)}/pair`, {}, [409]),
+    pinSnapshot: (udid, snapshotId, pinned) =>
+      this.request('POST', `${dev(udid)}/snapshots/${encodeURIComponent(snapshotId)}/pin`, {
+        pinned,
+      }),
     snapshots: (udid) => this.request('GET', snapshotPaths(udid).list),
     files: (udid, snapshotId, q) => this.request('GET', snapshotPaths(udid, snapshotId).files(q)),
     diff: (udid, from, to) => this.request('GET', snapshotPaths(udid).diff(from, to)),

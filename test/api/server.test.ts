@@ -393,6 +393,7 @@ describe('API event streams', () => {
       resume: () => agent.resume(),
       setWifi: (u, on) => agent.setWifi(u, on),
       pair: (u) => agent.pair(u),
+      pinSnapshot: (u, id, p) => agent.pinSnapshot(u, id, p),
       snapshots: (u) => agent.snapshots(u),
       files: (u, id, q) => agent.files(u, id, q),
       diff: (u, a, b) => agent.diff(u, a, b),

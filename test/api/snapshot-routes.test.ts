@@ -191,3 +191,66 @@ describe('snapshot routes', () => {
     );
   });
 });
+
+describe('pinning a snapshot over HTTP', () => {
+  let t: ServedAgent;
+  let client: AgentClient;
+  let port: number;
+  let ids: string[];
+  let backupDir: string;
+
+  before(async () => {
+    t = await startServedAgent('mooring-api-pin-', TOKEN, {
+      prepare: async (dir) => {
+        backupDir = path.join(dir, 'backups');
+        ids = await commitSnapshots(backupDir, UDID, [sampleEntries(3), sampleEntries(4)]);
+        return { dataDir: path.join(dir, 'data'), backupDir };
+      },
+    });
+    ({ client, port } = t);
+  });
+  after(() => t?.close());
+
+  it('pins and unpins, as mooring pin does; refuses a bad body, an unknown snapshot, and a busy store', async () => {
+    const pinnedOf = (list: Array<{ id: string; pinned: boolean }>) =>
+      list.find((s) => s.id === ids[0])?.pinned;
+    assert.equal(pinnedOf(await client.pinSnapshot(UDID, ids[0]!, true)), true);
+    assert.equal((await (await openStore(backupDir, UDID)).list())[0]!.pinned, true);
+    assert.equal(pinnedOf(await client.pinSnapshot(UDID, ids[0]!, false)), false);
+
+    const post = (p: string, body: string) =>
+      raw(port, {
+        method: 'POST',
+        path: p,
+        token: TOKEN,
+        headers: { 'Content-Type': 'application/json' },
+        body,
+      });
+    const bad = await post(`/api/devices/${UDID}/snapshots/${ids[0]}/pin`, '{"pinned":"yes"}');
+    assert.equal(bad.status, 400);
+    assert.match(errorOf(bad).message, /\{"pinned": true\}/);
+    const unknown = await post(
+      `/api/devices/${UDID}/snapshots/20200101T000000Z/pin`,
+      '{"pinned":true}',
+    );
+    assert.equal(unknown.status, 400);
+    assert.match(errorOf(unknown).message, /no snapshot "20200101T000000Z"/);
+
+    // A backup of the device holds its store: the pin is refused with why, and nothing changes.
+    const staging = await (await openStore(backupDir, UDID)).beginStaging();
+    try {
+      await assert.rejects(client.pinSnapshot(UDID, ids[0]!, true), (e: unknown) => {
+        assert.ok(e instanceof AgentApiError, String(e));
+        assert.equal(e.status, 409);
+        assert.match(
+          e.message,
+          /^This device's backups are in use by process \d+ .*\(backup, since /,
+        );
+        return true;
+      });
+    } finally {
+      await staging.discard();
+    }
+    assert.equal((await (await openStore(backupDir, UDID)).list())[0]!.pinned, false);
+  });
+});

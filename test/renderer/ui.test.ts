@@ -308,6 +308,30 @@ describe(
         })
         .waitFor();
       assert.equal(await page.locator('.diff-entries li').count(), diff.entries.length);
+
+      // Pin the older snapshot from the picker (retention then never removes it), then unpin it.
+      type Pins = Array<{ id: string; pinned: boolean }>;
+      const pinnedNow = async (): Promise<boolean | undefined> =>
+        (await s.api<Pins>('GET', `/api/devices/${usb}/snapshots`)).find((x) => x.id === older.id)
+          ?.pinned;
+      await snapshot.selectOption(older.id);
+      await page.getByRole('button', { name: 'Pin', exact: true }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: `Snapshot ${older.id} is pinned` })
+        .waitFor();
+      await page.getByRole('button', { name: 'Unpin', exact: true }).waitFor();
+      assert.match(
+        (await snapshot.locator(`option[value="${older.id}"]`).textContent()) ?? '',
+        / · pinned$/,
+      );
+      assert.equal(await snapshot.inputValue(), older.id, 'the choice is kept');
+      assert.equal(await pinnedNow(), true);
+      await page.getByRole('button', { name: 'Unpin', exact: true }).click();
+      await page.getByRole('button', { name: 'Pin', exact: true }).waitFor();
+      assert.equal(await pinnedNow(), false);
+      await snapshot.selectOption(latest.id);
+      await page.getByRole('status').filter({ hasText: 'is no longer pinned' }).waitFor();
       await page.screenshot({ path: path.join(SHOTS, 'files.png') });
     });
 

@@ -13,11 +13,18 @@ import { errorMessage } from '../transport.js';
 
 export const FILE_PAGE = 200;
 
-/** "2026-11-22 05:31:07 · 206 files · 21.2 MB · latest". */
+/**
+ * "2026-11-22 05:31:07 · 206 files · 21.2 MB · latest · pinned": what sets a snapshot apart,
+ * above all one that is damaged or incomplete, before someone restores from it.
+ */
 export function snapshotLabel(s: SnapshotSummary): string {
   const parts = [formatTimestamp(s.at), `${s.files} files`, formatBytes(s.size)];
   if (s.encrypted) parts.push('encrypted');
   if (s.isLatest) parts.push('latest');
+  if (s.pinned) parts.push('pinned');
+  if (s.damaged) parts.push('DAMAGED');
+  else if (!s.complete) parts.push('incomplete');
+  if (s.adopted) parts.push('made by another program');
   return parts.join(' · ');
 }
 
@@ -184,6 +191,18 @@ export function filesPanel(state: AppState, udid: string): { root: HTMLElement; 
     };
   }
   const snapSelect = h('select', { name: 'snapshot' });
+  // Pinned snapshots are never removed by retention (as `mooring pin`).
+  const pin = h('button', { type: 'button', disabled: true }, 'Pin');
+  const pinStatus = h('p', { class: 'hint', role: 'status' });
+  let snapshots: SnapshotSummary[] = [];
+  const selected = (): SnapshotSummary | undefined =>
+    snapshots.find((s) => s.id === snapSelect.value);
+  const showPin = (): void => {
+    const s = selected();
+    pin.disabled = s === undefined;
+    setText(pin, s?.pinned ? 'Unpin' : 'Pin');
+  };
+  snapSelect.addEventListener('change', showPin);
   const domain = h('input', {
     type: 'text',
     name: 'domain',
@@ -203,6 +222,7 @@ export function filesPanel(state: AppState, udid: string): { root: HTMLElement; 
     labelled(`files-domain-${udid}`, 'Domain', domain),
     labelled(`files-pattern-${udid}`, 'Path', pattern),
     h('button', { type: 'submit', class: 'primary' }, 'Show Files'),
+    pin,
   );
   const rows = h('tbody');
   const table = h(
@@ -239,6 +259,7 @@ export function filesPanel(state: AppState, udid: string): { root: HTMLElement; 
     'div',
     { class: 'files' },
     browse,
+    pinStatus,
     table,
     more,
     listStatus,
@@ -303,6 +324,44 @@ export function filesPanel(state: AppState, udid: string): { root: HTMLElement; 
       );
   });
 
+  /** The pickers from `list`, keeping what each had chosen (the newest, for a first fill). */
+  const fill = (list: SnapshotSummary[]): SnapshotSummary[] => {
+    snapshots = list;
+    const newestFirst = [...list].sort((a, b) => b.at - a.at);
+    const options = (sel: HTMLSelectElement, pick: string | undefined): void => {
+      const keep = sel.value;
+      sel.replaceChildren(
+        ...newestFirst.map((s) => h('option', { value: s.id }, snapshotLabel(s))),
+      );
+      sel.value = newestFirst.some((s) => s.id === keep) ? keep : (pick ?? '');
+    };
+    options(snapSelect, newestFirst[0]?.id);
+    options(toSelect, newestFirst[0]?.id);
+    options(fromSelect, (newestFirst[1] ?? newestFirst[0])?.id);
+    showPin();
+    return newestFirst;
+  };
+  pin.addEventListener('click', () => {
+    const s = selected();
+    if (!s) return;
+    pin.disabled = true;
+    state.bridge
+      .call('pinSnapshot', udid, s.id, !s.pinned)
+      .then((list) => {
+        fill(list);
+        setText(
+          pinStatus,
+          s.pinned
+            ? `Snapshot ${s.id} is no longer pinned: retention may remove it in time.`
+            : `Snapshot ${s.id} is pinned: retention will never remove it.`,
+        );
+      })
+      .catch((e: unknown) => {
+        setText(pinStatus, errorMessage(e));
+        showPin();
+      });
+  });
+
   const load = async (): Promise<void> => {
     let list: SnapshotSummary[];
     try {
@@ -311,16 +370,7 @@ export function filesPanel(state: AppState, udid: string): { root: HTMLElement; 
       setText(listStatus, `The snapshots could not be listed: ${errorMessage(e)}`);
       return;
     }
-    const newestFirst = [...list].sort((a, b) => b.at - a.at);
-    const options = (sel: HTMLSelectElement, pick: string | undefined): void => {
-      sel.replaceChildren(
-        ...newestFirst.map((s) => h('option', { value: s.id }, snapshotLabel(s))),
-      );
-      if (pick) sel.value = pick;
-    };
-    options(snapSelect, newestFirst[0]?.id);
-    options(toSelect, newestFirst[0]?.id);
-    options(fromSelect, (newestFirst[1] ?? newestFirst[0])?.id);
+    const newestFirst = fill(list);
     if (newestFirst.length === 0) {
       setText(listStatus, 'No snapshots yet: back the device up first.');
       return;
