@@ -415,6 +415,8 @@ export class SnapshotStore {
   readonly metadataFile: string;
   readonly lockFile: string;
   recovery: RecoveryReport = { discardedStaging: [], notes: [], found: [] };
+  /** Set when a read met unreadable records (see loadMetadata); taken by the next reconcile. */
+  private recordsLost: string | undefined;
 
   private lock: DeviceLock | undefined;
   private lockUsers = 0;
@@ -557,15 +559,27 @@ export class SnapshotStore {
 
   private async loadMetadata(): Promise<StoreMetadata> {
     const { meta, malformed } = await this.readOrEmpty();
-    if (malformed !== undefined) this.recovery.notes.push(`${malformed}; read as empty`);
+    if (malformed !== undefined) {
+      // A journal replayed over unreadable records writes them anew without the pins: the
+      // reconcile that follows must pin what it adds back (see reconcile).
+      this.recordsLost ??= malformed;
+      this.recovery.notes.push(`${malformed}; read as empty`);
+    }
     return meta;
   }
 
-  /** `malformed`: why snapshots.json could not be read, so the records start empty. */
-  private async readOrEmpty(): Promise<{ meta: StoreMetadata; malformed?: string }> {
+  /**
+   * `malformed`: why snapshots.json could not be read; `missing`: there is none. Either way the
+   * records start empty.
+   */
+  private async readOrEmpty(): Promise<{
+    meta: StoreMetadata;
+    malformed?: string;
+    missing?: boolean;
+  }> {
     try {
       const meta = await readMetadata(this.metadataFile, this.udid);
-      return { meta: meta ?? emptyMetadata(this.udid) };
+      return meta === undefined ? { meta: emptyMetadata(this.udid), missing: true } : { meta };
     } catch (e) {
       if (e instanceof MooringError && e.code === 'MALFORMED') {
         return { meta: emptyMetadata(this.udid), malformed: e.message };
@@ -580,22 +594,30 @@ export class SnapshotStore {
    * idevicebackup2 or Finder, or overwritten in place by them) is adopted with a new id.
    */
   private async reconcile(): Promise<StoreMetadata> {
-    // Records rebuilt from the folders are pinned: retention must not remove a snapshot whose
-    // pin was lost with the file.
-    const { meta, malformed } = await this.readOrEmpty();
-    const rebuilt = malformed !== undefined;
-    if (rebuilt) {
-      this.recovery.found.push(
-        `${malformed}; rebuilt from the folders, with every snapshot pinned, since which were pinned is not known: unpin those not worth keeping`,
-      );
-    }
-    const before = JSON.stringify(meta);
-    const records = new Map(meta.snapshots.map((r) => [r.id, r]));
+    const { meta, malformed, missing } = await this.readOrEmpty();
     const present = new Set<string>();
     for (const name of await readdirOrEmpty(this.snapshotsDir)) {
       if (isSnapshotId(name) && (await isDir(path.join(this.snapshotsDir, name))))
         present.add(name);
     }
+    // Records lost (unreadable, deleted, or rewritten from an unreadable file by a journal's
+    // replay) are rebuilt from the folders with every snapshot pinned: retention must not
+    // remove a snapshot whose pin went with the file.
+    const lost =
+      malformed ??
+      this.recordsLost ??
+      // Older snapshots are only ever made by our commits, which write the records first (a
+      // latest alone, without them, is another program's backup to adopt).
+      (missing === true && present.size > 0 ? 'snapshots.json is missing' : undefined);
+    this.recordsLost = undefined;
+    const rebuilt = lost !== undefined;
+    if (rebuilt) {
+      this.recovery.found.push(
+        `${lost}; rebuilt from the folders, with every snapshot pinned, since which were pinned is not known: unpin those not worth keeping`,
+      );
+    }
+    const before = JSON.stringify(meta);
+    const records = new Map(meta.snapshots.map((r) => [r.id, r]));
     for (const id of [...records.keys()]) {
       if (id !== meta.latest && !present.has(id)) {
         records.delete(id);
@@ -623,7 +645,8 @@ export class SnapshotStore {
         }
         const date = status?.date ?? (await mtimeOf(this.latestDir));
         const id = newSnapshotId(date, (x) => records.has(x) || present.has(x));
-        records.set(id, this.recordFromDisk(id, date, status, true, rebuilt));
+        // Rebuilt: our own latest, not another program's.
+        records.set(id, this.recordFromDisk(id, date, status, !rebuilt, rebuilt));
         meta.latest = id;
         this.recovery.adopted = id;
       }
@@ -971,7 +994,14 @@ export class SnapshotStore {
       const status = await statusOf(path.join(this.snapshotsDir, j.prevId));
       records.set(
         j.prevId,
-        this.recordFromDisk(j.prevId, dateOfSnapshotId(j.prevId)!, status, false),
+        // Its record was lost with an unreadable file: pinned, as reconcile pins the others.
+        this.recordFromDisk(
+          j.prevId,
+          dateOfSnapshotId(j.prevId)!,
+          status,
+          false,
+          this.recordsLost !== undefined,
+        ),
       );
     }
     await writeMetadata(this.metadataFile, {

@@ -412,6 +412,66 @@ test('a damaged snapshots.json is rebuilt from the folders; a damaged journal st
   await assert.rejects(openStore(dest, '../etc'), (e) => isMooringError(e, 'USAGE'));
 });
 
+test('records lost without a parse error are rebuilt pinned too: a deleted file, a journal replayed over a damaged one', async () => {
+  // snapshots.json deleted: the older snapshots' folders say Mooring had records.
+  const dest = tmp();
+  const { ids } = await threeSnapshots(dest);
+  const first = await openStore(dest, UDID);
+  await first.pin(ids[0]!);
+  await fsp.rm(first.metadataFile);
+  const reopened = await openStore(dest, UDID);
+  assert.ok(
+    reopened.recovery.found.some((n) =>
+      /^snapshots\.json is missing; rebuilt .* every snapshot pinned/.test(n),
+    ),
+    reopened.recovery.found.join('; '),
+  );
+  const list = await reopened.list();
+  assert.deepEqual(
+    list.map((x) => [x.pinned, x.adopted]),
+    [
+      [true, false],
+      [true, false],
+      [true, false],
+    ],
+    'pinned, and the latest is ours, not adopted',
+  );
+  assert.deepEqual(
+    (await reopened.planPrune({ keepAllDays: 0, dailyDays: 0, weeklyDays: 0 })).pruned,
+    [],
+  );
+
+  // A commit interrupted after its journal, then snapshots.json damaged: the replay writes the
+  // records anew from nothing; what the reconcile adds back after it is pinned, and told.
+  const dest2 = tmp();
+  const three = await threeSnapshots(dest2);
+  const store = await openStore(dest2, UDID, {
+    hooks: {
+      afterStep: (op, step) => {
+        if (op === 'commit' && step === 'journal') throw new Error('crash after journal');
+      },
+    },
+  });
+  await (await openStore(dest2, UDID)).pin(three.ids[0]!);
+  await assert.rejects(backUp(store, sampleEntries(6)), /crash after journal/);
+  await fsp.writeFile(store.metadataFile, '{"version":1,');
+  const after = await openStore(dest2, UDID);
+  assert.equal(after.recovery.journal, 'commit');
+  assert.ok(
+    after.recovery.found.some((n) =>
+      /rebuilt from the folders, with every snapshot pinned/.test(n),
+    ),
+    after.recovery.found.join('; '),
+  );
+  const older = (await after.list()).filter((x) => !x.isLatest);
+  assert.ok(older.length >= 2, JSON.stringify(older));
+  assert.ok(older.some((x) => x.id === three.ids[0] && x.pinned));
+  assert.deepEqual(
+    (await after.planPrune({ keepAllDays: 0, dailyDays: 0, weeklyDays: 0 })).pruned,
+    [],
+  );
+});
+
 // ---- second process ---------------------------------------------------------------------
 
 import { spawn } from 'node:child_process';
