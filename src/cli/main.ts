@@ -16,7 +16,6 @@ import { backupCommand } from './commands/backup';
 import { pinCommand, pruneCommand, snapshotsCommand, type StoreArgs } from './commands/snapshots';
 import { diffCommand, extractCommand, filesCommand, verifyCommand } from './commands/inspect';
 import { resolveDestination } from './agent-settings';
-import { RETENTION_FLAGS, retentionFromFlags } from '../store';
 import { AgentApiError } from '../api/client';
 import { EXIT_NO_AGENT, NoAgentError } from './agent-connection';
 import { AGENT_COMMANDS, agentDevices, runAgentCommand } from './agent-commands';
@@ -287,12 +286,7 @@ export async function main(
       }
       case 'prune':
         noMore();
-        return await pruneCommand(
-          ctx,
-          await storeArgs(),
-          RETENTION_FLAGS.some((f) => flags.has(f)) ? retentionFromFlags(flags) : undefined,
-          flags.has('dry-run'),
-        );
+        return await pruneCommand(ctx, await storeArgs(), flags, flags.has('dry-run'));
       case 'verify':
         noMore();
         return await verifyCommand(

@@ -1,5 +1,5 @@
 /** The agent's history database (devices, attempts, notifications, settings) and its reason codes. */
-export { openHistory, type OpenHistoryOptions } from './open';
+export { openHistory, openHistoryReadOnly, type OpenHistoryOptions } from './open';
 export {
   History,
   MAX_FIELD_CHARS,

@@ -161,3 +161,42 @@ export function openHistory(file: string, opts: OpenHistoryOptions = {}): Histor
     );
   }
 }
+
+/**
+ * Opens an existing history read-only, for a process other than the agent (the command line
+ * reading its settings): nothing is created, migrated or written, so a running agent, even of
+ * another version, is never disturbed. It must be Mooring's, at the schema version this code
+ * writes; otherwise a MooringError says why, and the caller decides without it.
+ */
+export function openHistoryReadOnly(file: string): History {
+  const abs = path.resolve(file);
+  let db: Database.Database;
+  try {
+    db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 5000 });
+  } catch (e) {
+    throw new MooringError(
+      'IO',
+      `Cannot open the history database ${abs}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  try {
+    const appId = db.pragma('application_id', { simple: true }) as number;
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (appId !== APPLICATION_ID) throw foreign(abs);
+    checkNotNewer(abs, version, MIGRATIONS.length);
+    if (version !== MIGRATIONS.length) {
+      throw new MooringError(
+        'USAGE',
+        `The history database ${abs} is at schema version ${version}; start the agent of this version once to bring it to ${MIGRATIONS.length}`,
+      );
+    }
+    return new History(db, abs, version, Date.now);
+  } catch (e) {
+    db.close();
+    if (isMooringError(e)) throw e;
+    throw damaged(abs, (e as Error).message, e);
+  }
+}

@@ -170,16 +170,22 @@ export function parseDuration(s: string, flag: string): number {
 
 export const RETENTION_FLAGS = ['keep-all', 'daily', 'weekly'] as const;
 
-/** The policy from parsed flags (`--keep-all 14d --daily 60d --weekly 365d`); defaults fill gaps. */
-export function retentionFromFlags(flags: Map<string, string>): RetentionPolicy {
+/**
+ * The policy from parsed flags (`--keep-all 14d --daily 60d --weekly 365d`); `base` (the device's
+ * settings, else the defaults) fills the periods not given.
+ */
+export function retentionFromFlags(
+  flags: Map<string, string>,
+  base: RetentionPolicy = DEFAULT_RETENTION,
+): RetentionPolicy {
   const get = (name: string, dflt: number): number => {
     const v = flags.get(name);
     return v === undefined ? dflt : parseDuration(v, name);
   };
   return validatePolicy({
-    keepAllDays: get('keep-all', DEFAULT_RETENTION.keepAllDays),
-    dailyDays: get('daily', DEFAULT_RETENTION.dailyDays),
-    weeklyDays: get('weekly', DEFAULT_RETENTION.weeklyDays),
+    keepAllDays: get('keep-all', base.keepAllDays),
+    dailyDays: get('daily', base.dailyDays),
+    weeklyDays: get('weekly', base.weeklyDays),
   });
 }
 

@@ -245,8 +245,27 @@ describe('mooring agent and its client commands', () => {
       plan.out,
       new RegExp(`^Retention \\(the keep-\\* settings of ${sim.udid}\\): keep all for 60 days, `),
     );
-    const flagged = await cli('prune', '--dry-run', '--keep-all', '1d', '--json');
-    assert.equal(JSON.parse(flagged.out).from, 'the flags given');
+    // One period given: the others are still the device's, not the defaults.
+    const one = JSON.parse(
+      (await cli('prune', '--dry-run', '--weekly', 'forever', '--json')).out,
+    ) as {
+      policy: string;
+      from: string;
+    };
+    assert.equal(one.policy, 'keep all for 60 days, one a day up to 60 days, one a week forever');
+    assert.equal(one.from, `--weekly, the rest from the keep-* settings of ${sim.udid}`);
+    const all = await cli(
+      'prune',
+      '--dry-run',
+      '--keep-all',
+      '1d',
+      '--daily',
+      '2d',
+      '--weekly',
+      '3d',
+      '--json',
+    );
+    assert.equal(JSON.parse(all.out).from, 'the flags given');
     assert.equal((await cli('config', 'reset', 'keep-all', '--udid', sim.udid)).code, 0);
   });
 

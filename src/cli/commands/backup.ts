@@ -6,7 +6,7 @@
 import { runBackupJob, type JobEncryption, type JobOutcome } from '../../job';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { humanProgress, jsonProgress, type ProgressSink } from '../progress';
-import { resolveDestination } from '../agent-settings';
+import { requireChosenFolder, resolveDestination } from '../agent-settings';
 import { FileSecretStore, passwordCandidates, secretsDir } from '../../secrets'; // H8b
 
 export interface BackupArgs {
@@ -41,7 +41,9 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     : humanProgress((t) => process.stderr.write(t), a.live);
   const endpoint = await resolveEndpoint(ctx, a.udid, a.via);
   const { record } = await requirePairRecord(ctx, endpoint.udid);
-  const dest = (await resolveDestination(a.dest, ctx.dataDir, ctx.err)).dir;
+  const destination = await resolveDestination(a.dest, ctx.dataDir, ctx.err);
+  requireChosenFolder(destination);
+  const dest = destination.dir;
   // On a thread of its own when it can (job/job-thread); the crash-test hook goes with it.
   const outcome = await runBackupJob({
     endpoint,

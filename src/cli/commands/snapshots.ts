@@ -1,5 +1,12 @@
 /** `mooring snapshots | pin | unpin | prune`: the versioned history of one device's backups. */
-import { DEFAULT_RETENTION, describePolicy, type RetentionPolicy } from '../../store';
+import {
+  DEFAULT_RETENTION,
+  describePolicy,
+  RETENTION_FLAGS,
+  retentionFromFlags,
+  type RetentionPolicy,
+} from '../../store';
+import { MooringError } from '../../util/errors';
 import { agentRetention } from '../agent-settings';
 import type { CliContext } from '../context';
 import { formatBytes } from '../progress';
@@ -61,25 +68,42 @@ export async function pinCommand(
 }
 
 /**
- * `flagged`: the policy the retention flags give, if any were given. Without them, the device's
- * keep-* settings, as the agent prunes after each backup; the defaults only when there is no agent.
+ * The device's keep-* settings, as the agent prunes after each backup, with the periods the
+ * retention flags give in their place; the defaults only where there is no agent history. A
+ * history that cannot be read is refused unless every period is given: pruning by defaults could
+ * remove what the person's settings keep.
  */
 export async function pruneCommand(
   ctx: CliContext,
   a: StoreArgs,
-  flagged: RetentionPolicy | undefined,
+  flags: Map<string, string>,
   dryRun: boolean,
 ): Promise<number> {
   const store = await openDeviceStore(a.dest, a.udid, ctx.err);
-  const settings =
-    flagged === undefined ? agentRetention(ctx.dataDir, store.udid, ctx.err) : undefined;
-  const policy = flagged ?? settings ?? DEFAULT_RETENTION;
+  const given = RETENTION_FLAGS.filter((f) => flags.has(f));
+  let settings: RetentionPolicy | undefined;
+  if (given.length < RETENTION_FLAGS.length) {
+    try {
+      settings = agentRetention(ctx.dataDir, store.udid, (l) => ctx.err(`mooring: ${l}`));
+    } catch (e) {
+      throw new MooringError(
+        'USAGE',
+        `cannot read the agent's retention settings (${(e as Error).message}); give all three periods (--keep-all, --daily, --weekly) to prune without them`,
+        { cause: e },
+      );
+    }
+  }
+  const policy = retentionFromFlags(flags, settings ?? DEFAULT_RETENTION);
+  const base =
+    settings !== undefined
+      ? `the keep-* settings of ${store.udid}`
+      : 'the defaults (no agent history: --keep-all, --daily, --weekly choose)';
   const source =
-    flagged !== undefined
+    given.length === RETENTION_FLAGS.length
       ? 'the flags given'
-      : settings !== undefined
-        ? `the keep-* settings of ${store.udid}`
-        : 'the defaults (no agent settings: --keep-all, --daily, --weekly choose)';
+      : given.length > 0
+        ? `${given.map((f) => `--${f}`).join(', ')}, the rest from ${base}`
+        : base;
   const removed = (dryRun ? await store.planPrune(policy) : await store.prune(policy)).pruned;
   if (a.json) {
     ctx.out(
