@@ -185,10 +185,12 @@ export class AgentContext {
   }
 
   emitAgent(): void {
+    const g = this.settings();
     this.emit({
       type: 'agent',
-      paused: this.settings().overrides.paused === true,
+      paused: g.overrides.paused === true,
       running: this.coordinator.running().length,
+      staleAfterMs: g.staleAfterMs,
     });
   }
 

@@ -35,7 +35,6 @@ import type { TickInfo } from '../scheduler';
 import type { UsbmuxdClient } from '../transport/usbmuxd-client';
 import { isSnapshotId } from '../store';
 import { MooringError } from '../util/errors';
-import { isUdid } from '../util/udid';
 import { defaultBackupDir, historyFile } from '../util/paths';
 import { AgentContext, errText } from './agent-context';
 import { BackupRunner } from './backup-runner';
@@ -48,7 +47,7 @@ import { DEFAULT_PAIR_WAIT_MS, pairDevice } from './device-pairing';
 import { manualBackup } from './manual-backup';
 import { Scheduling } from './scheduling';
 import { SnapshotBrowser } from './snapshot-browser';
-import { openAgentStore } from './store-findings';
+import { usingAgentStore } from './store-findings';
 import { setWifi } from './wifi-switch';
 import type {
   AgentEvent,
@@ -410,10 +409,11 @@ export class Agent implements AgentService {
     const dir = backupFolderSetting(parsed, this.defaultBackupDir);
     const moving = dir !== undefined && dir !== ctx.backupDir;
     if (moving) this.checkMovable(dir);
-    const pausedBefore = ctx.settings().overrides.paused === true;
+    const g = ctx.settings();
+    const before = { paused: g.overrides.paused === true, staleAfterMs: g.staleAfterMs };
     applyConfig(ctx.db, changes, u);
     if (moving) this.moveBackups(dir);
-    this.scheduling.afterSettingsChange(u, pausedBefore);
+    this.scheduling.afterSettingsChange(u, before);
     return this.getConfig(u);
   }
 
@@ -431,18 +431,18 @@ export class Agent implements AgentService {
   }
 
   async pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]> {
-    if (!isUdid(udid))
-      throw new MooringError('USAGE', `udid: ${JSON.stringify(udid)} is not a UDID`);
     if (snapshotId !== 'latest' && !isSnapshotId(snapshotId)) {
       throw new MooringError(
         'USAGE',
         `snapshot: ${JSON.stringify(snapshotId)} is not a snapshot id`,
       );
     }
-    const store = await openAgentStore(this.ctx, udid);
-    if (pinned) await store.pin(snapshotId);
-    else await store.unpin(snapshotId);
-    return this.snapshots(udid);
+    // A device Mooring knows, as it names it: never a folder made for a stranger's UDID.
+    const u = this.ctx.view.requireKnown(udid);
+    await usingAgentStore(this.ctx, u, undefined, (store) =>
+      pinned ? store.pin(snapshotId) : store.unpin(snapshotId),
+    );
+    return this.snapshots(u);
   }
 
   /** A new backup folder is refused while a backup writes into the current one. */

@@ -9,7 +9,7 @@ import { pruneFailed } from '../history';
 import type { PruneResult } from '../store';
 import { errText, type AgentContext } from './agent-context';
 import { readRetention } from './config';
-import { openAgentStore } from './store-findings';
+import { usingAgentStore } from './store-findings';
 
 /** Prunes the device's snapshots by its policy; undefined when it failed (and was recorded). */
 export async function pruneByRetention(
@@ -19,9 +19,8 @@ export async function pruneByRetention(
 ): Promise<PruneResult | undefined> {
   try {
     const policy = readRetention(ctx.db, udid, (problem) => ctx.log(`settings: ${problem}`));
-    const store = await openAgentStore(ctx, udid, attemptId);
     // The store's own clock: snapshot ids are taken from it too.
-    const result = await store.prune(policy);
+    const result = await usingAgentStore(ctx, udid, attemptId, (store) => store.prune(policy));
     if (result.pruned.length > 0) {
       ctx.log(
         `retention: removed ${result.pruned.length} older snapshot(s) of ${udid}: ${result.pruned.map((d) => d.id).join(', ')}`,

@@ -6,7 +6,7 @@
  */
 import type { PreparedNext } from '../store';
 import { errText, type AgentContext } from './agent-context';
-import { openAgentStore } from './store-findings';
+import { usingAgentStore } from './store-findings';
 
 /** The store's prepareNext for the device; undefined when it failed (and was logged) or stopped. */
 export async function prepareNextBackup(
@@ -15,8 +15,9 @@ export async function prepareNextBackup(
   signal: AbortSignal,
 ): Promise<PreparedNext | undefined> {
   try {
-    const store = await openAgentStore(ctx, udid);
-    const made = await store.prepareNext({ signal });
+    const made = await usingAgentStore(ctx, udid, undefined, (store) =>
+      store.prepareNext({ signal }),
+    );
     if (made && !made.reused) {
       ctx.log(
         `prepared the next backup of ${udid}: ${made.files} files linked in ${made.seconds.toFixed(2)} s`,

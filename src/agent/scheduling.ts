@@ -55,7 +55,10 @@ export class Scheduling {
   }
 
   /** A setting changed: apply the limit, let timed skips be recorded again, decide anew. */
-  afterSettingsChange(udid: string | undefined, pausedBefore: boolean): void {
+  afterSettingsChange(
+    udid: string | undefined,
+    before: { paused: boolean; staleAfterMs: number },
+  ): void {
     const { ctx } = this;
     const g = ctx.settings();
     if (g.concurrency !== ctx.coordinator.concurrency)
@@ -66,9 +69,9 @@ export class Scheduling {
         rt.lastReason = undefined;
       }
     }
-    const paused = g.overrides.paused === true;
-    if (paused !== pausedBefore)
-      ctx.emit({ type: 'agent', paused, running: ctx.coordinator.running().length });
+    if ((g.overrides.paused === true) !== before.paused || g.staleAfterMs !== before.staleAfterMs) {
+      ctx.emitAgent();
+    }
     ctx.redecide();
   }
 

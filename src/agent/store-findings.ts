@@ -24,13 +24,20 @@ export function recordStoreFindings(
   });
 }
 
-/** The device's store in the agent's backup folder, its findings recorded. */
-export async function openAgentStore(
+/**
+ * Uses the device's store in the agent's backup folder, then records what it found: at its open
+ * and at every reconcile of `use` (a prune or a pin brings the records in line too), once.
+ */
+export async function usingAgentStore<T>(
   ctx: AgentContext,
   udid: string,
-  attemptId?: number,
-): Promise<SnapshotStore> {
+  attemptId: number | undefined,
+  use: (store: SnapshotStore) => Promise<T>,
+): Promise<T> {
   const store = await openStore(ctx.backupDir, udid);
-  recordStoreFindings(ctx, udid, store.recovery.found, attemptId);
-  return store;
+  try {
+    return await use(store);
+  } finally {
+    recordStoreFindings(ctx, udid, store.recovery.found, attemptId);
+  }
 }

@@ -207,7 +207,8 @@ export type AgentEvent =
       /** The device's own percentage of the backup, null until it reports one. */
       percent: number | null;
     }
-  | { type: 'agent'; paused: boolean; running: number }
+  /** Paused or not, backups running, and the stale-after setting (it colours the devices). */
+  | { type: 'agent'; paused: boolean; running: number; staleAfterMs: number }
   /** USB (usbmuxd) became available, or stopped being: the same two fields as AgentStatus. */
   | { type: 'usbmuxd'; usbmuxd: AgentStatus['usbmuxd']; usbmuxdProblem: string | null };
 

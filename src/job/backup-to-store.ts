@@ -28,6 +28,8 @@ import {
   recordStagingVerify,
   describeDamage,
   openStore,
+  SHARE_REFUSED,
+  sharingRefusedIn,
   type SnapshotDamage,
   type RecoveryReport,
   type SnapshotInfo,
@@ -225,6 +227,31 @@ export async function probeBackupFolder(
   }
 }
 
+/**
+ * A file the staging could not share (SHARE_REFUSED) on a disk that does share files (a new
+ * probe file links): that file is the cause (immutable, another user's under Linux's
+ * protected_hardlinks), not the disk, so the person is not told to change disks.
+ */
+function blameOneFile(outcome: JobOutcome, dest: string): void {
+  const e = outcome.error;
+  if (!isMooringError(e, 'IO') || e.detail !== SHARE_REFUSED) return;
+  let refused: string | undefined;
+  try {
+    refused = sharingRefusedIn(dest);
+  } catch {
+    return; // the folder itself is the trouble; the probe of the folder says so
+  }
+  if (refused !== undefined) return;
+  const file = /^Cannot share (.+) with the new backup/.exec(e.message)?.[1] ?? 'a file';
+  const code = /hard links \((\w+)\)/.exec(e.message)?.[1] ?? 'refused';
+  outcome.error = new MooringError(
+    'IO',
+    `Cannot share ${file} with the new backup (${code}), though this folder's disk shares other files: check that file's owner and attributes (made by another user, or immutable); the previous backup is kept unchanged`,
+    { detail: 'LINK_REFUSED', cause: e },
+  );
+  outcome.message = outcome.error.message;
+}
+
 export function describeRecovery(r: RecoveryReport): string | undefined {
   const parts: string[] = [];
   if (r.journal) parts.push(`finished an interrupted ${r.journal}`);
@@ -338,7 +365,13 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
   }
   const recovered = describeRecovery(store.recovery);
   if (recovered) emit({ type: 'store', message: recovered });
-  const extra = recovered ? { recovered } : {};
+  // On every outcome from here, failed ones too: this open brought the records in line, so no
+  // later open will find the same changes to tell.
+  const found = store.recovery.found;
+  const extra: Partial<JobOutcome> = {
+    ...(recovered ? { recovered } : {}),
+    ...(found.length > 0 ? { storeFound: [...found] } : {}),
+  };
   const startedAt = new Date().toISOString();
   // Fault matrix: a latest marked damaged is repaired by a full backup into a fresh staging
   // (a link copy would carry the damage into the new snapshot).
@@ -402,6 +435,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     );
   }
   if (repair && outcome.ok) outcome.repaired = repair;
+  if (!outcome.ok) blameOneFile(outcome, o.dest);
   if (!outcome.ok && outcome.stage !== 'connect' && outcome.stage !== 'session') {
     const folder = await probeBackupFolder(o.dest);
     if (folder && !(folder.problem === 'full' && /free space/i.test(outcome.message))) {
@@ -410,6 +444,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     }
   }
   if (recovered) outcome.recovered = recovered;
+  // Findings of later reconciles in this job (its commit) too.
   if (store.recovery.found.length > 0) outcome.storeFound = [...store.recovery.found];
   if (!outcome.ok && outcome.freeBytes === undefined) {
     const free = await freeBytesAt(o.dest);

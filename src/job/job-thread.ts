@@ -268,7 +268,10 @@ async function threadDied(
     // Not 'connect': a failure of ours, not of the device's connection.
     committed ? 'commit' : 'backup',
     new MooringError('IO', message, cause === undefined ? {} : { cause }),
-    recovered ? { recovered } : {},
+    {
+      ...(recovered ? { recovered } : {}),
+      ...(recovery && recovery.found.length > 0 ? { storeFound: [...recovery.found] } : {}),
+    },
   );
   outcome.result.failure = 'internal';
   Object.assign(outcome.result, d.received);

@@ -136,6 +136,7 @@ export class AppState {
       }
       case 'agent':
         this.paused = e.paused;
+        this.staleAfterMs = e.staleAfterMs;
         break;
       case 'usbmuxd':
         this.usbProblem = e.usbmuxdProblem;

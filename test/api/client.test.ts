@@ -87,8 +87,20 @@ describe('AgentClient', () => {
       seen.push(e);
       if (e.type === 'agent') break;
     }
-    assert.deepEqual(seen.at(-1), { type: 'agent', paused: true, running: 0 });
+    assert.deepEqual(seen.at(-1), {
+      type: 'agent',
+      paused: true,
+      running: 0,
+      staleAfterMs: 3 * 24 * 3600_000,
+    });
     assert.equal(await client.resume(), false);
+    // A new stale-after setting is an "agent" event too: the UI colours the devices by it.
+    const more = await client.openEvents(abort.signal);
+    await client.setConfig({ 'stale-after': '5d' });
+    for await (const e of more) {
+      if (e.type === 'agent' && e.staleAfterMs === 5 * 24 * 3600_000) break;
+    }
+    await client.setConfig({ 'stale-after': null });
 
     // events() opens lazily and stops when the signal aborts.
     const second = new AbortController();

@@ -322,7 +322,12 @@ describe('API server', () => {
       },
     );
     const got = await received;
-    assert.deepEqual(got.data, { type: 'agent', paused: true, running: 0 });
+    assert.deepEqual(got.data, {
+      type: 'agent',
+      paused: true,
+      running: 0,
+      staleAfterMs: 3 * 24 * 3600_000,
+    });
     const resumed = await raw(port, { method: 'POST', path: '/api/resume', token: TOKEN });
     assert.deepEqual(resumed.json, { paused: false });
   });

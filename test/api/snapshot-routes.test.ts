@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/agent/agent';
@@ -15,7 +15,9 @@ import { AgentApiError, AgentClient } from '../../src/api/client';
 import { payloadPath } from '../../src/format/layout';
 import { createBackupKeyBag, wrapClassKey } from '../../src/format/encryption';
 import { encodeBinaryPlist } from '../../src/protocol/plist';
+import { openHistory } from '../../src/history';
 import { openStore } from '../../src/store';
+import { historyFile } from '../../src/util/paths';
 import { sampleEntries, UDID, writeBackup, type FakeEntry } from '../store/fixture';
 import { commitSnapshots, startServedAgent, type ServedAgent } from '../helpers/agent-server';
 import { errorOf, raw } from './http-helpers';
@@ -204,6 +206,10 @@ describe('pinning a snapshot over HTTP', () => {
       prepare: async (dir) => {
         backupDir = path.join(dir, 'backups');
         ids = await commitSnapshots(backupDir, UDID, [sampleEntries(3), sampleEntries(4)]);
+        // A device the agent knows (the UI only offers those).
+        const h = openHistory(historyFile(path.join(dir, 'data')));
+        h.upsertDevice({ udid: UDID });
+        h.close();
         return { dataDir: path.join(dir, 'data'), backupDir };
       },
     });
@@ -235,6 +241,11 @@ describe('pinning a snapshot over HTTP', () => {
     );
     assert.equal(unknown.status, 400);
     assert.match(errorOf(unknown).message, /no snapshot "20200101T000000Z"/);
+
+    // A device the agent does not know: refused, and no folder is made for it.
+    const stranger = '00008110-0000000000000001';
+    await assert.rejects(client.pinSnapshot(stranger, 'latest', true), /No device .* is known/);
+    assert.equal(existsSync(path.join(backupDir, '.mooring', stranger)), false);
 
     // A backup of the device holds its store: the pin is refused with why, and nothing changes.
     const staging = await (await openStore(backupDir, UDID)).beginStaging();

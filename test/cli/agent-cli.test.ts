@@ -310,6 +310,9 @@ describe('mooring agent and its client commands', () => {
     );
     const unread = (await new AgentClient(agent.url, agent.token).status()).summary.unread.total;
     assert.ok(unread > 0);
+    const filtered = await cli('history', '--mark-read', '--severity', 'error');
+    assert.equal(filtered.code, 2);
+    assert.match(filtered.err, /--mark-read marks every notification up to the newest shown/);
     const marked = await cli('history', '--mark-read');
     assert.equal(marked.code, 0, marked.err);
     assert.match(marked.out, new RegExp(`^${unread} notifications? marked read\\.$`, 'm'));

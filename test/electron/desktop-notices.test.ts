@@ -129,7 +129,10 @@ describe('desktop notifications', () => {
     // Events other than notifications never notify.
     assert.equal(desktopNoticeFor({ type: 'attempt', attempt: attempt() }, names), null);
     assert.equal(desktopNoticeFor({ type: 'device', device: device() }, names), null);
-    assert.equal(desktopNoticeFor({ type: 'agent', paused: true, running: 0 }, names), null);
+    assert.equal(
+      desktopNoticeFor({ type: 'agent', paused: true, running: 0, staleAfterMs: 1 }, names),
+      null,
+    );
   });
 
   it('decides every reason code', () => {

@@ -5,6 +5,7 @@
  * them touches the latest complete backup.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -137,6 +138,36 @@ describe('backupToStore', () => {
     const ids = (await (await openStore(dest, sim.udid)).list()).map((x) => x.id);
     assert.ok(before !== undefined && ids.includes(before), JSON.stringify(ids));
     assert.equal(out.verify?.ok, true);
+  });
+
+  it('one file that cannot be linked is named as the cause, not the disk (which links others)', async (t) => {
+    const latest = path.join(dest, sim.udid);
+    const bucket = (await fsp.readdir(latest)).find((n) => /^[0-9a-f]{2}$/.test(n))!;
+    const victim = path.join(latest, bucket, (await fsp.readdir(path.join(latest, bucket)))[0]!);
+    // Immutable: link() is refused (EPERM), even to root, while new files link fine.
+    try {
+      execFileSync('chattr', ['+i', victim], { stdio: 'ignore' });
+    } catch {
+      t.skip('chattr +i is not possible here (not root, or a file system without it)');
+      return;
+    }
+    const before = await latestId();
+    try {
+      const out = await backupToStore({ endpoint, record, dest });
+      assert.equal(out.ok, false);
+      assert.ok(
+        isMooringError(out.error, 'IO') && out.error.detail === 'LINK_REFUSED',
+        String(out.error),
+      );
+      assert.match(
+        out.message,
+        /^Cannot share .+ with the new backup \(EPERM\), though this folder's disk shares other files: check that file's owner and attributes/,
+      );
+      assert.doesNotMatch(out.message, /APFS|exFAT/);
+    } finally {
+      execFileSync('chattr', ['-i', victim], { stdio: 'ignore' });
+    }
+    assert.equal(await latestId(), before, 'the latest is untouched');
   });
 
   it('a cancel through the signal ends as a cancelled backup stage, latest untouched', async () => {

@@ -138,7 +138,7 @@ export function deviceListView(state: AppState): View {
     if (c.type === 'progress') {
       const d = state.devices.get(c.udid);
       if (d) cards.get(c.udid)?.update(d, Date.now());
-    } else if (c.type === 'device' || c.type === 'device-removed' || c.type === 'reloaded') {
+    } else if (['device', 'device-removed', 'reloaded', 'agent'].includes(c.type)) {
       sync();
     }
   });

@@ -116,6 +116,7 @@ export function deviceView(
   const unsubscribe = state.subscribe((c) => {
     if (
       c.type === 'reloaded' ||
+      c.type === 'agent' ||
       (c.type === 'device' && c.device.udid === udid) ||
       (c.type === 'progress' && c.udid === udid) ||
       (c.type === 'device-removed' && c.udid === udid)

@@ -4,8 +4,8 @@
  * page's cursor), so the thousandth page costs what the first does; only loaded rows are in the
  * DOM, and more load when the end of the list scrolls into view (or on "Load more"). New
  * notifications from the event stream go on top without a reload. Rows not read before are marked
- * "New"; opening the tab marks the device's notifications read up to the newest shown (what
- * `mooring status` counts as unread, and what a desktop notice skips).
+ * "New"; seeing them (the tab open and visible, no severity filter) marks the device's
+ * notifications read up to the newest shown (what `mooring status` counts as unread).
  */
 import type { NotificationRow, Severity } from '../agent-types.js';
 import { h, setText } from '../dom.js';
@@ -75,14 +75,26 @@ export function notificationsPanel(
   const shown = new Set<number>();
   /** The newest notification marked read from here; only newer ones are marked again. */
   let readUpTo = 0;
+  /** The newest unread notification shown, to mark once it has been seen. */
+  let unreadUpTo = 0;
 
-  const markRead = (rows: readonly NotificationRow[]): void => {
-    const newest = Math.max(0, ...rows.filter((n) => !n.read).map((n) => n.id));
-    if (newest <= readUpTo) return;
-    readUpTo = newest;
+  /**
+   * Marks read what has been seen: only with no severity filter (a filtered list does not show
+   * what "up to this id" would also mark) and while the page is visible (a live notice arriving
+   * behind another window, or in the tray, has not been read).
+   */
+  const flushRead = (): void => {
+    if (severity !== undefined || document.visibilityState !== 'visible') return;
+    if (unreadUpTo <= readUpTo) return;
+    readUpTo = unreadUpTo;
     // Best effort: an answer lost only leaves them unread until the tab is opened again.
-    state.bridge.call('markRead', { udid, upTo: newest }).catch(() => undefined);
+    state.bridge.call('markRead', { udid, upTo: readUpTo }).catch(() => undefined);
   };
+  const markRead = (rows: readonly NotificationRow[]): void => {
+    for (const n of rows) if (!n.read && n.id > unreadUpTo) unreadUpTo = n.id;
+    flushRead();
+  };
+  document.addEventListener('visibilitychange', flushRead);
 
   const refreshControls = (): void => {
     more.hidden = done;
@@ -175,6 +187,7 @@ export function notificationsPanel(
     dispose: () => {
       unsubscribe();
       observer.disconnect();
+      document.removeEventListener('visibilitychange', flushRead);
     },
   };
 }

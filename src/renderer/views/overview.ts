@@ -210,6 +210,7 @@ export function overviewPanel(
   void loadTimeline();
   const unsubscribe = state.subscribe((c) => {
     if (
+      c.type === 'agent' ||
       (c.type === 'device' && c.device.udid === udid) ||
       (c.type === 'progress' && c.udid === udid)
     ) {
