@@ -36,3 +36,12 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   const proto = Object.getPrototypeOf(v) as unknown;
   return proto === Object.prototype || proto === null;
 }
+
+/** A body of exactly `{"<key>": true}` or `{"<key>": false}` (the Wi-Fi switch, a pin). */
+export async function readSwitchBody(req: IncomingMessage, key: string): Promise<boolean> {
+  const body = await readJsonBody(req);
+  if (!isPlainObject(body) || Object.keys(body).length !== 1 || typeof body[key] !== 'boolean') {
+    throw badRequest(`expected a JSON object {"${key}": true} or {"${key}": false}`);
+  }
+  return body[key] as boolean;
+}

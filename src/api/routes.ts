@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentService } from '../agent/types';
-import { isPlainObject, readJsonBody } from './body';
+import { isPlainObject, readJsonBody, readSwitchBody } from './body';
 import type { LoginCodes } from './browser-login';
 import { checkConfigChanges } from './config-changes';
 import { HttpError, badRequest } from './http-error';
@@ -72,15 +72,7 @@ async function markReadBody(c: RouteContext): Promise<{ udid?: string | null; up
 /** `{on: true|false}` and nothing else. */
 async function wifiBody(c: RouteContext): Promise<boolean> {
   queryParams(c.search, []);
-  const body = await readJsonBody(c.req);
-  if (
-    !isPlainObject(body) ||
-    Object.keys(body).length !== 1 ||
-    typeof (body as { on?: unknown }).on !== 'boolean'
-  ) {
-    throw badRequest('expected a JSON object {"on": true} or {"on": false}');
-  }
-  return (body as { on: boolean }).on;
+  return readSwitchBody(c.req, 'on');
 }
 
 async function configChanges(c: RouteContext): Promise<Record<string, string | null>> {

@@ -12,7 +12,7 @@ import {
   type SnapshotBrowsing,
 } from '../agent/types';
 import { MooringError } from '../util/errors';
-import { isPlainObject, readJsonBody } from './body';
+import { readSwitchBody } from './body';
 import { HttpError, badRequest } from './http-error';
 import { checkUdid, queryParams } from './query';
 import type { Route, RouteContext, Reply } from './routes';
@@ -88,15 +88,7 @@ export function attachmentHeader(name: string): string {
 /** `{"pinned": true|false}` and nothing else. */
 async function pinnedBody(c: RouteContext): Promise<boolean> {
   queryParams(c.search, []);
-  const body = await readJsonBody(c.req);
-  if (
-    !isPlainObject(body) ||
-    Object.keys(body).length !== 1 ||
-    typeof (body as { pinned?: unknown }).pinned !== 'boolean'
-  ) {
-    throw badRequest('expected a JSON object {"pinned": true} or {"pinned": false}');
-  }
-  return (body as { pinned: boolean }).pinned;
+  return readSwitchBody(c.req, 'pinned');
 }
 
 export function snapshotRoutes(
