@@ -100,14 +100,10 @@ function prepareFile(file: string): void {
   }
 }
 
-/** Opens (creating if needed) and migrates the history database at `file`. */
-export function openHistory(file: string, opts: OpenHistoryOptions = {}): History {
-  const abs = path.resolve(file);
-  const migrations = opts.migrations ?? MIGRATIONS;
-  prepareFile(abs);
-  let db: Database.Database;
+/** SQLite's connection to an existing file; its refusal as a MooringError naming the file. */
+function connect(abs: string, options: Database.Options): Database.Database {
   try {
-    db = new Database(abs, { fileMustExist: true, timeout: opts.busyTimeoutMs ?? 5000 });
+    return new Database(abs, options);
   } catch (e) {
     throw new MooringError(
       'IO',
@@ -117,6 +113,14 @@ export function openHistory(file: string, opts: OpenHistoryOptions = {}): Histor
       },
     );
   }
+}
+
+/** Opens (creating if needed) and migrates the history database at `file`. */
+export function openHistory(file: string, opts: OpenHistoryOptions = {}): History {
+  const abs = path.resolve(file);
+  const migrations = opts.migrations ?? MIGRATIONS;
+  prepareFile(abs);
+  const db = connect(abs, { fileMustExist: true, timeout: opts.busyTimeoutMs ?? 5000 });
   try {
     // Look before writing anything: a damaged, foreign or newer file is left exactly as it was.
     if (opts.check !== 'none') {
@@ -170,18 +174,7 @@ export function openHistory(file: string, opts: OpenHistoryOptions = {}): Histor
  */
 export function openHistoryReadOnly(file: string): History {
   const abs = path.resolve(file);
-  let db: Database.Database;
-  try {
-    db = new Database(abs, { readonly: true, fileMustExist: true, timeout: 5000 });
-  } catch (e) {
-    throw new MooringError(
-      'IO',
-      `Cannot open the history database ${abs}: ${(e as Error).message}`,
-      {
-        cause: e,
-      },
-    );
-  }
+  const db = connect(abs, { readonly: true, fileMustExist: true, timeout: 5000 });
   try {
     const appId = db.pragma('application_id', { simple: true }) as number;
     const version = db.pragma('user_version', { simple: true }) as number;
