@@ -29,6 +29,7 @@ import {
   describeDamage,
   openStore,
   SHARE_REFUSED,
+  ShareRefused,
   sharingRefusedIn,
   type SnapshotDamage,
   type RecoveryReport,
@@ -235,6 +236,8 @@ export async function probeBackupFolder(
 function blameOneFile(outcome: JobOutcome, dest: string): void {
   const e = outcome.error;
   if (!isMooringError(e, 'IO') || e.detail !== SHARE_REFUSED) return;
+  if (!(e.cause instanceof ShareRefused)) return;
+  const { from, code } = e.cause;
   let refused: string | undefined;
   try {
     refused = sharingRefusedIn(dest);
@@ -242,11 +245,9 @@ function blameOneFile(outcome: JobOutcome, dest: string): void {
     return; // the folder itself is the trouble; the probe of the folder says so
   }
   if (refused !== undefined) return;
-  const file = /^Cannot share (.+) with the new backup/.exec(e.message)?.[1] ?? 'a file';
-  const code = /hard links \((\w+)\)/.exec(e.message)?.[1] ?? 'refused';
   outcome.error = new MooringError(
     'IO',
-    `Cannot share ${file} with the new backup (${code}), though this folder's disk shares other files: check that file's owner and attributes (made by another user, or immutable); the previous backup is kept unchanged`,
+    `Cannot share ${from} with the new backup (${code}), though this folder's disk shares other files: check that file's owner and attributes (made by another user, or immutable); the previous backup is kept unchanged`,
     { detail: 'LINK_REFUSED', cause: e },
   );
   outcome.message = outcome.error.message;

@@ -263,7 +263,10 @@ export function sharingRefusedIn(dir: string): string | undefined {
   }
 }
 
-/** MooringError.detail of a backup whose folder's file system shares no files (sharingRefusedIn). */
+/**
+ * MooringError.detail of a file the staging could not share (sharingRefusedIn probes whether the
+ * folder's disk shares none); its cause is the ShareRefused naming the file and the code.
+ */
 export const SHARE_REFUSED = 'SHARE_REFUSED';
 
 function refusedError(from: string, code: string, cause: unknown): MooringError {
@@ -272,7 +275,7 @@ function refusedError(from: string, code: string, cause: unknown): MooringError 
     `Cannot share ${from} with the new backup: the filesystem refuses hard links (${code}) ` +
       `and copy-on-write clones. Use a destination on a filesystem with hard links (APFS, ` +
       `ext4, Btrfs, XFS, NTFS).`,
-    { detail: SHARE_REFUSED, cause },
+    { detail: SHARE_REFUSED, cause: new ShareRefused(from, code, cause) },
   );
 }
 

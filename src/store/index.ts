@@ -9,3 +9,4 @@ export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';
 export { breakOwnStaleLock, noteJobThread, releaseLockOfThread } from './lock';
 export { SHARE_REFUSED, sharingRefusedIn } from './fs-util';
+export { ShareRefused } from './link-tree.worker';

@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { linkTree, type LinkTreeOptions, type LinkTreeStats } from '../../src/store/fs-util';
+import { ShareRefused } from '../../src/store/link-tree.worker';
 import { isMooringError } from '../../src/util/errors';
 import { tempDirs } from './fixture';
 
@@ -143,7 +144,10 @@ for (const [way, opts] of [
           e.message,
           /^Cannot share .+ with the new backup: the filesystem refuses hard links \(EXDEV\)/,
         );
-        assert.ok(e.cause instanceof Error, 'the clone refusal as cause');
+        // The file and the code, and under them the clone refusal.
+        assert.ok(e.cause instanceof ShareRefused, String(e.cause));
+        assert.equal(e.cause.code, 'EXDEV');
+        assert.ok(e.cause.cause instanceof Error, 'the clone refusal as cause');
         return true;
       });
     } finally {
