@@ -266,6 +266,12 @@ export class BackupRunner {
     const { ctx } = this;
     const running = ctx.runtime(udid).running;
     if (!running || running.attemptId !== attemptId || ctx.stopping) return;
+    /** The start of a quiet spell (null: the device talks); the front ends hear of a change. */
+    const quietSince = (since: number | null): void => {
+      if (running.quietSince === since) return;
+      running.quietSince = since;
+      ctx.emitDevice(udid);
+    };
     switch (e.type) {
       case 'phase':
         running.phase = e.phase;
@@ -276,10 +282,7 @@ export class BackupRunner {
         running.files = e.filesReceived;
         // The device's percentage, once it sent one (0 before its first upload).
         if (e.percent > 0 || running.percent !== null) running.percent = e.percent;
-        if (running.quietSince !== null) {
-          running.quietSince = null;
-          ctx.emitDevice(udid);
-        }
+        quietSince(null);
         ctx.emit({
           type: 'progress',
           udid,
@@ -291,15 +294,11 @@ export class BackupRunner {
         });
         break;
       case 'stalled':
-        // Told once per quiet spell; the front ends count the time from it.
-        if (running.quietSince === null) {
-          running.quietSince = ctx.now() - e.waitingMs;
-          ctx.emitDevice(udid);
-        }
+        // Told once per quiet spell (repeated every stall notice); its start stays as first told.
+        if (running.quietSince === null) quietSince(ctx.now() - e.waitingMs);
         break;
       case 'resumed':
-        running.quietSince = null;
-        ctx.emitDevice(udid);
+        quietSince(null);
         break;
       case 'passcode-requested':
         running.passcodeWaiting = true;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Agent, AgentOptions } from '../../src/agent/agent';
+import { Agent, type AgentOptions } from '../../src/agent/agent';
 import type { AgentEvent } from '../../src/agent/types';
 import type { AttemptRow, NotificationRow } from '../../src/history';
 import { startSim, type RunningSim, type SimOptions } from '../../src/sim/index';
@@ -192,4 +192,21 @@ export async function untilOnUsb(agent: Agent, udid: string): Promise<void> {
   await waitForEvent(agent, 'the device on USB', (e) =>
     e.type === 'device' && e.device.udid === udid && e.device.reachable.usb ? true : undefined,
   );
+}
+
+/**
+ * An agent on `options`, started with automatic backups off (only the backups a test asks for
+ * run), once `udid` is on USB. Stopped again if it gets no further.
+ */
+export async function startedOnUsb(options: AgentOptions, udid: string): Promise<Agent> {
+  const agent = await Agent.open(options);
+  try {
+    agent.setConfig({ enabled: 'false' });
+    await agent.start();
+    await untilOnUsb(agent, udid);
+    return agent;
+  } catch (e) {
+    await agent.stop();
+    throw e;
+  }
 }

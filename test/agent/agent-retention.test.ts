@@ -22,6 +22,7 @@ import {
   notificationsOf,
   simFixture,
   type SimFixture,
+  startedOnUsb,
   untilOnUsb,
 } from './agent-helpers';
 
@@ -70,11 +71,7 @@ describe('Agent: retention and the backup folder', () => {
     });
     ({ tmp, udid } = f);
     options = f.agentOptions();
-    agent = await Agent.open(options);
-    // Only the backups the test asks for.
-    agent.setConfig({ enabled: 'false' });
-    await agent.start();
-    await untilOnUsb(agent, udid);
+    agent = await startedOnUsb(options, udid);
   });
   after(async () => {
     await agent?.stop();

@@ -16,7 +16,7 @@ import { prepareBackupFolder } from '../../src/agent/backup-folder';
 import { FOLDER_SHARES_NOTHING_FIX } from '../../src/history';
 import { isMooringError } from '../../src/util/errors';
 import { tempDirs } from '../helpers/temp-dirs';
-import { backUpNow, nextAttempt, notificationsOf, simFixture, untilOnUsb } from './agent-helpers';
+import { backUpNow, nextAttempt, notificationsOf, simFixture, startedOnUsb } from './agent-helpers';
 
 const dirs = tempDirs('mooring-backup-folder-');
 after(dirs.cleanup);
@@ -84,10 +84,10 @@ describe('a folder on exFAT', { skip: whyNoExfat() ?? false }, () => {
     });
     let agent: Agent | undefined;
     try {
-      agent = await Agent.open(f.agentOptions({ backupDir: path.join(mountPoint, 'agent') }));
-      agent.setConfig({ enabled: 'false' });
-      await agent.start();
-      await untilOnUsb(agent, f.udid);
+      agent = await startedOnUsb(
+        f.agentOptions({ backupDir: path.join(mountPoint, 'agent') }),
+        f.udid,
+      );
       assert.equal((await backUpNow(agent, f.udid)).outcome, 'success');
       const ended = nextAttempt(agent, f.udid, (a) => a.outcome !== 'running', 'the backup to end');
       assert.equal((await agent.backupNow(f.udid)).started, true);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/agent/agent';
 import type { AgentEvent, RunningBackup } from '../../src/agent/types';
-import { backUpNow, simFixture, type SimFixture, untilOnUsb } from './agent-helpers';
+import { backUpNow, simFixture, type SimFixture, startedOnUsb } from './agent-helpers';
 
 describe('Agent: a running backup’s percentage and its quiet spells', () => {
   let f: SimFixture;
@@ -17,10 +17,7 @@ describe('Agent: a running backup’s percentage and its quiet spells', () => {
   before(async () => {
     f = await simFixture('mooring-backup-progress-', { files: 40, bytes: 4_000_000, seed: 91 });
     // A stall is told after 300 ms without a message (15 s by default).
-    agent = await Agent.open(f.agentOptions({ backupTimeouts: { stallNoticeMs: 300 } }));
-    agent.setConfig({ enabled: 'false' });
-    await agent.start();
-    await untilOnUsb(agent, f.udid);
+    agent = await startedOnUsb(f.agentOptions({ backupTimeouts: { stallNoticeMs: 300 } }), f.udid);
   });
   after(async () => {
     await agent?.stop();

@@ -18,6 +18,7 @@ import {
   nextAttempt,
   simFixture,
   type SimFixture,
+  startedOnUsb,
   untilOnUsb,
 } from './agent-helpers';
 
@@ -47,10 +48,7 @@ describe('Agent: the next backup prepared ahead', () => {
       name: 'Prepared iPhone',
     });
     udid = f.udid;
-    agent = await Agent.open(keepingLog(f.agentOptions(), logged));
-    agent.setConfig({ enabled: 'false' });
-    await agent.start();
-    await untilOnUsb(agent, udid);
+    agent = await startedOnUsb(keepingLog(f.agentOptions(), logged), udid);
   });
 
   after(async () => {

@@ -15,7 +15,7 @@ import {
   notificationsOf,
   simFixture,
   type SimFixture,
-  untilOnUsb,
+  startedOnUsb,
 } from './agent-helpers';
 
 describe('Agent: what the store finds changed outside a backup', () => {
@@ -41,10 +41,7 @@ describe('Agent: what the store finds changed outside a backup', () => {
       name: 'Findings iPhone',
     });
     udid = f.udid;
-    agent = await Agent.open(f.agentOptions());
-    agent.setConfig({ enabled: 'false' });
-    await agent.start();
-    await untilOnUsb(agent, udid);
+    agent = await startedOnUsb(f.agentOptions(), udid);
   });
   after(async () => {
     await agent?.stop();

@@ -6,9 +6,9 @@
  */
 import type { NotificationRow } from '../agent-types.js';
 import { h } from '../dom.js';
-import { formatTimestamp, SEVERITY_LABEL } from '../format.js';
 import type { AppState } from '../state.js';
 import { errorMessage } from '../transport.js';
+import { noticeItem } from './notifications.js';
 
 /** Unread notices shown at most (the rest are in `mooring history`). */
 export const AGENT_NOTICES_SHOWN = 5;
@@ -29,22 +29,8 @@ export function agentNotices(state: AppState): { root: HTMLElement; dispose(): v
 
   const render = (): void => {
     shown = shown.slice(0, AGENT_NOTICES_SHOWN);
-    list.replaceChildren(
-      ...shown.map((n) =>
-        h(
-          'li',
-          { class: `notice severity-${n.severity}`, 'data-id': n.id, 'data-reason': n.reasonCode },
-          h(
-            'div',
-            { class: 'notice-head' },
-            h('span', { class: `badge sev-${n.severity}` }, SEVERITY_LABEL[n.severity]),
-            h('time', { datetime: new Date(n.at).toISOString() }, formatTimestamp(n.at)),
-          ),
-          h('p', { class: 'message' }, n.message),
-          n.fixHint ? h('p', { class: 'fix' }, h('strong', {}, 'What to do: '), n.fixHint) : null,
-        ),
-      ),
-    );
+    const now = Date.now();
+    list.replaceChildren(...shown.map((n) => noticeItem(n, now)));
     root.hidden = shown.length === 0;
   };
 

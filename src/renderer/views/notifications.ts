@@ -15,7 +15,8 @@ import { errorMessage } from '../transport.js';
 
 export const NOTIFICATION_PAGE = 100;
 
-function item(n: NotificationRow, now: number): HTMLElement {
+/** One notice as a list item: severity, reason, "New" until read, time, message, what to do. */
+export function noticeItem(n: NotificationRow, now: number): HTMLElement {
   const time = h('time', { datetime: new Date(n.at).toISOString(), title: formatTimestamp(n.at) });
   time.textContent = `${formatTimestamp(n.at)} · ${formatRelative(n.at, now)}`;
   return h(
@@ -121,7 +122,7 @@ export function notificationsPanel(
         for (const n of page.items) {
           if (shown.has(n.id)) continue;
           shown.add(n.id);
-          frag.append(item(n, now));
+          frag.append(noticeItem(n, now));
         }
         list.append(frag);
         markRead(page.items);
@@ -174,7 +175,7 @@ export function notificationsPanel(
       const n = c.notification;
       if (n.udid !== udid || (severity && n.severity !== severity) || shown.has(n.id)) return;
       shown.add(n.id);
-      list.prepend(item(n, Date.now()));
+      list.prepend(noticeItem(n, Date.now()));
       markRead([n]);
       refreshControls();
     } else if (c.type === 'reloaded') {
