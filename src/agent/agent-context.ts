@@ -22,6 +22,7 @@ import { pairRecordStoreDir } from '../util/paths';
 import { readDeviceOverrides, readGlobalSettings, type GlobalSettings } from './config';
 import { newRuntime, type DeviceRuntime } from './device-runtime';
 import { deviceState } from './device-state';
+import { currentFolderFacts } from './folder-backups';
 import type { AgentEncryption } from './encryption'; // H8c
 import { DeviceView, reachableOver } from './device-view';
 import { LockWatcher } from './lock-watcher';
@@ -115,6 +116,7 @@ export class AgentContext {
       pairRecords: this.pairRecords,
       now: this.now,
       runtime: (udid) => this.runtime(udid),
+      folder: (udid) => currentFolderFacts(this, udid),
       encryption: (udid) => this.encryption?.status(udid) ?? NO_ENCRYPTION, // H8c
     });
   }
@@ -156,6 +158,7 @@ export class AgentContext {
       now,
       policy.window,
       this.timeZone,
+      currentFolderFacts(this, udid),
     );
   }
 

@@ -41,6 +41,7 @@ import { BackupRunner } from './backup-runner';
 import { backupFolderSetting, prepareBackupFolder } from './backup-folder';
 import { applyConfig, checkConfig, effectiveConfig, readGlobalSettings } from './config';
 import { DeviceContact } from './device-contact';
+import { readDeviceFolder } from './folder-backups';
 import { AgentEncryption } from './encryption'; // H8c
 import { FileSecretStore, secretsDir, type SecretStore } from '../secrets'; // H8c
 import { DEFAULT_PAIR_WAIT_MS, pairDevice } from './device-pairing';
@@ -213,7 +214,7 @@ export class Agent implements AgentService {
       const n = history.listHistory({ udid: a.udid, limit: 1 }).items[0];
       if (n && n.attemptId === a.id) agent.ctx.notifier.announce(n);
     }
-    await Promise.all(history.listDevices().map((d) => agent.runner.refreshSnapshot(d.udid)));
+    await Promise.all(history.listDevices().map((d) => readDeviceFolder(agent.ctx, d.udid)));
     await Promise.all(history.listDevices().map((d) => agent.encryption.refreshStored(d.udid))); // H8c
     return agent;
   }
@@ -467,7 +468,7 @@ export class Agent implements AgentService {
     ctx.record(backupDirChanged({ from, to: dir }));
     for (const rt of ctx.runtimes.values()) rt.latestSnapshot = null;
     ctx.track(
-      Promise.all(ctx.db.listDevices().map((d) => this.runner.refreshSnapshot(d.udid))).then(() => {
+      Promise.all(ctx.db.listDevices().map((d) => readDeviceFolder(ctx, d.udid))).then(() => {
         for (const d of ctx.db.listDevices()) ctx.emitDevice(d.udid);
       }),
     );

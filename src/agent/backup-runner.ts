@@ -5,7 +5,6 @@
  * try again. The end is announced only once the slot is free, so whoever hears it may start the next.
  */
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import {
   encryptedNotOpened,
   waitingForPasscode,
@@ -15,11 +14,10 @@ import {
 } from '../history';
 import { runBackupJob, type JobEvent, type JobOutcome } from '../job';
 import { decide } from '../scheduler';
-import { dateOfSnapshotId } from '../store';
-import { readMetadata } from '../store/metadata';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
 import { pruneByRetention } from './auto-prune';
+import { readDeviceFolder } from './folder-backups';
 import { prepareNextBackup } from './prepare-next';
 import { recordStoreFindings } from './store-findings';
 import { CONTACT_READS, type DeviceContact } from './device-contact';
@@ -160,21 +158,6 @@ export class BackupRunner {
     return { attemptId };
   }
 
-  /** Reads the latest snapshot of the device from the store into its status. */
-  async refreshSnapshot(udid: string): Promise<void> {
-    const { ctx } = this;
-    try {
-      const file = path.join(ctx.backupDir, '.mooring', udid, 'snapshots.json');
-      const meta = await readMetadata(file, udid);
-      const id = meta?.latest ?? null;
-      const at = id === null ? undefined : dateOfSnapshotId(id);
-      ctx.runtime(udid).latestSnapshot =
-        id === null || at === undefined ? null : { id, at: at.getTime() };
-    } catch (e) {
-      ctx.log(`cannot read the snapshots of ${udid}: ${errText(e)}`);
-    }
-  }
-
   private async runJob(
     udid: string,
     attemptId: number,
@@ -230,7 +213,7 @@ export class BackupRunner {
     ctx.encryption?.afterJob(udid, outcome);
     // The new snapshot is in the device's status before the attempt that made it is recorded: a
     // client that sees the success then sees its snapshot too.
-    if (outcome.ok) await this.refreshSnapshot(udid);
+    if (outcome.ok) await readDeviceFolder(ctx, udid);
     const announce = this.finishJob(udid, attemptId, transport, outcome);
     recordStoreFindings(ctx, udid, outcome.storeFound, attemptId);
     const enc = outcome.ok ? outcome.encryption : undefined;
@@ -240,7 +223,7 @@ export class BackupRunner {
     if (outcome.ok) {
       // Still inside the device's slot: no other backup of it can start while old ones go.
       if (outcome.snapshot && !ctx.stopping) await pruneByRetention(ctx, udid, attemptId);
-      await this.refreshSnapshot(udid);
+      await readDeviceFolder(ctx, udid);
       if (outcome.snapshot && !ctx.stopping) this.prepareNext(udid);
     }
     return announce;

@@ -6,6 +6,7 @@
  */
 import type { History } from '../history';
 import { wallClock } from '../scheduler';
+import type { FolderFacts } from './folder-backups';
 import type { DeviceStatus, RunningBackup } from './types';
 
 export interface RunningInfo extends RunningBackup {
@@ -35,6 +36,8 @@ export interface DeviceRuntime {
   /** The lock watcher observes it. */
   watched: boolean;
   latestSnapshot: DeviceStatus['latestSnapshot'];
+  /** What the backup folder holds of it, as last read (readDeviceFolder). */
+  folder?: FolderFacts;
   /** EnableWifiConnections as last read or set; null before the first contact. */
   wifiBackups: boolean | null;
   /** A pair() is waiting for the answer on the device. */

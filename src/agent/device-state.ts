@@ -6,6 +6,7 @@
  */
 import type { AttemptRow, History } from '../history';
 import { policyDay, type DeviceState, type WindowSpec } from '../scheduler';
+import type { FolderFacts } from './folder-backups';
 
 /** Attempts looked at per device when counting failures (a day's cap is far below this). */
 export const MAX_ATTEMPTS_SCANNED = 200;
@@ -27,6 +28,10 @@ export function countsAsFailure(a: AttemptRow): boolean {
 
 export interface AttemptFacts {
   lastSuccessAt?: number;
+  /** When that success ended (its snapshot was committed by then). */
+  lastSuccessEndedAt?: number;
+  /** The snapshot that success made. */
+  lastSuccessSnapshot?: string;
   lastAttemptAt?: number;
   consecutiveFailures: number;
   /** Failed automatic attempts since `dayStart`. */
@@ -44,6 +49,8 @@ export function attemptFacts(h: History, udid: string, dayStart: number): Attemp
     if (a.outcome === 'success') {
       // START of the success: the interval counts from there (see DeviceState.lastSuccessAt).
       facts.lastSuccessAt = a.startedAt;
+      facts.lastSuccessEndedAt = a.endedAt ?? a.startedAt;
+      if (a.snapshotId !== null) facts.lastSuccessSnapshot = a.snapshotId;
       break;
     }
     if (!countsAsFailure(a)) continue; // interrupted: Mooring stopped, not the device's fault
@@ -54,9 +61,44 @@ export function attemptFacts(h: History, udid: string, dayStart: number): Attemp
   if (facts.lastSuccessAt === undefined) {
     // Older than the page: the devices table still knows when the last success ended.
     const last = h.getDevice(udid)?.lastSuccess;
-    if (last !== null && last !== undefined) facts.lastSuccessAt = last;
+    if (last !== null && last !== undefined) facts.lastSuccessAt = facts.lastSuccessEndedAt = last;
   }
   return facts;
+}
+
+/**
+ * The start of the last backup as the schedule counts it. The backup folder decides when it was
+ * read after the history's last success ended (so it holds that success's snapshot, or the
+ * snapshot went since): its newest sound snapshot, whoever made it (`mooring backup` beside the
+ * agent), or none (a folder moved to an empty one, the device's folder deleted, every snapshot
+ * damaged): due now. Otherwise (not read since, or unreadable, or missing: a disk unplugged) the
+ * newer of the two.
+ */
+export function scheduleLastSuccess(f: AttemptFacts, folder?: FolderFacts): number | undefined {
+  const v = folder?.reading.value;
+  if (folder === undefined || v === undefined || v.state === 'unknown') return f.lastSuccessAt;
+  // The history's start is the precise one for its own snapshot (an id keeps whole seconds).
+  const sound =
+    v.sound === null
+      ? undefined
+      : v.sound.id === f.lastSuccessSnapshot
+        ? f.lastSuccessAt
+        : v.sound.at;
+  if (f.lastSuccessEndedAt === undefined || folder.readAt > f.lastSuccessEndedAt) return sound;
+  return sound === undefined || f.lastSuccessAt === undefined
+    ? (sound ?? f.lastSuccessAt)
+    : Math.max(sound, f.lastSuccessAt);
+}
+
+/** When the device was last backed up as its status shows it: the newer of the history's and the folder's. */
+export function shownLastSuccess(
+  historyLast: number | null | undefined,
+  folder?: FolderFacts,
+): number | null {
+  const v = folder?.reading.value;
+  const sound = v?.state === 'known' ? (v.sound?.at ?? null) : null;
+  const h = historyLast ?? null;
+  return sound === null || h === null ? (sound ?? h) : Math.max(sound, h);
 }
 
 const date = (t: number | undefined): Date | undefined =>
@@ -70,6 +112,7 @@ export function deviceState(
   now: number,
   window: WindowSpec,
   timeZone: string,
+  folder?: FolderFacts,
 ): DeviceState {
   const day = policyDay(new Date(now), window, timeZone);
   const f = attemptFacts(h, udid, day.start.getTime());
@@ -83,7 +126,7 @@ export function deviceState(
     if (v !== undefined) s[k] = v;
   };
   set('lastSeenAt', date(live.lastSeenAt));
-  set('lastSuccessAt', date(f.lastSuccessAt));
+  set('lastSuccessAt', date(scheduleLastSuccess(f, folder)));
   set('lastAttemptAt', date(f.lastAttemptAt));
   set('lastFailureReason', f.lastFailureReason);
   set('passcodeRequired', live.passcodeRequired);

@@ -9,6 +9,8 @@ import type { History } from '../history';
 import { MooringError } from '../util/errors';
 import { effectiveConfig } from './config';
 import type { DeviceRuntime } from './device-runtime';
+import { shownLastSuccess } from './device-state';
+import type { FolderFacts } from './folder-backups';
 import { pairingHealth } from './pairing-health';
 import type { DeviceStatus, EncryptionStatus, PairingHealth } from './types';
 
@@ -18,6 +20,8 @@ export interface DeviceViewDeps {
   pairRecords: PairRecordIndex;
   now: () => number;
   runtime: (udid: string) => DeviceRuntime;
+  /** What the backup folder holds of the device, as last read. */
+  folder: (udid: string) => FolderFacts | undefined;
   /** H8c: backup encryption as the agent knows it. */
   encryption: (udid: string) => EncryptionStatus;
 }
@@ -38,6 +42,14 @@ export function reachableOver(p: DevicePresence | undefined): { usb: boolean; wi
 
 export class DeviceView {
   constructor(private readonly d: DeviceViewDeps) {}
+
+  /**
+   * When the device was last backed up: the history's last success, or a newer snapshot in the
+   * backup folder (made by `mooring backup` beside the agent).
+   */
+  lastSuccess(udid: string): number | null {
+    return shownLastSuccess(this.d.db.getDevice(udid)?.lastSuccess, this.d.folder(udid));
+  }
 
   /** Every device in the history or seen by discovery since start. */
   knownUdids(): string[] {
@@ -107,7 +119,7 @@ export class DeviceView {
       address: p?.wifi?.host ?? null,
       lastSeen: this.lastSeen(udid),
       lastContact: row?.lastContact ?? null,
-      lastSuccess: row?.lastSuccess ?? null,
+      lastSuccess: this.lastSuccess(udid),
       lastUnlocked: rt.lastUnlockedAt ?? null,
       running: running
         ? {

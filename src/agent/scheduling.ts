@@ -26,6 +26,7 @@ import { errText, type AgentContext } from './agent-context';
 import { readDeviceOverrides, type GlobalSettings } from './config';
 import type { BackupRunner } from './backup-runner';
 import type { DeviceContact } from './device-contact';
+import { readDeviceFolder } from './folder-backups';
 import { dayKey } from './device-runtime';
 import type { PairingView } from './device-view';
 import { skipView } from './skip-notice';
@@ -49,9 +50,21 @@ export class Scheduling {
 
   async onTick(info: TickInfo): Promise<void> {
     if (this.ctx.stopping) return;
+    await this.readFolders();
+    if (this.ctx.stopping) return;
     const now = this.ctx.now();
     if (info.slept) this.noteSleep(info.slept.from.getTime(), info.slept.to.getTime(), now);
     this.decideAll(now);
+  }
+
+  /** What the backup folder holds of each device, read before deciding (see folder-backups). */
+  private async readFolders(): Promise<void> {
+    const { ctx } = this;
+    const udids = ctx.db.listDevices().map((d) => d.udid);
+    const changed = await Promise.all(udids.map((u) => readDeviceFolder(ctx, u)));
+    udids.forEach((u, i) => {
+      if (changed[i] === true) ctx.emitDevice(u);
+    });
   }
 
   /** A setting changed: apply the limit, let timed skips be recorded again, decide anew. */
@@ -174,7 +187,8 @@ export class Scheduling {
     if (!policy.enabled) return null;
     const row = ctx.db.getDevice(udid);
     if (!row) return null;
-    const since = row.lastSuccess ?? row.firstSeen;
+    const last = ctx.view.lastSuccess(udid);
+    const since = last ?? row.firstSeen;
     if (now - since < g.staleAfterMs) return since + g.staleAfterMs;
     const rt = ctx.runtime(udid);
     const today = dayKey(now, ctx.timeZone);
@@ -183,7 +197,7 @@ export class Scheduling {
       ctx.record({
         ...noRecentBackup({
           days: (now - since) / DAY_MS,
-          ...(row.lastSuccess === null ? {} : { lastSuccessAt: row.lastSuccess }),
+          ...(last === null ? {} : { lastSuccessAt: last }),
           now,
         }),
         udid,

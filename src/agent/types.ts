@@ -50,7 +50,10 @@ export interface DeviceStatus {
   lastSeen: number | null;
   /** Last successful lockdown session (the pairing worked then). */
   lastContact: number | null;
-  /** End of the last successful backup. */
+  /**
+   * The last successful backup: the end of the agent's last success, or the start of a newer sound
+   * snapshot in the backup folder (one made by `mooring backup` beside the agent).
+   */
   lastSuccess: number | null;
   /** Last sign of the device being unlocked or used (springboard lock-state notifications). */
   lastUnlocked: number | null;

@@ -7,6 +7,7 @@ export { isSnapshotId, dateOfSnapshotId, formatSnapshotId } from './ids';
 export type { SnapshotDamage, SnapshotRecord, SnapshotStatus } from './metadata';
 export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';
+export * from './folder-backup';
 export { breakOwnStaleLock, noteJobThread, releaseLockOfThread } from './lock';
 export { SHARE_REFUSED, sharingRefusedIn } from './fs-util';
 export { ShareRefused } from './link-tree.worker';

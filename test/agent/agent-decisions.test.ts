@@ -1,14 +1,22 @@
 /**
  * The agent's pure translations: how a job's outcome becomes an attempt outcome and a notice
  * (every row of the table in issue 4), how a scheduler skip becomes a recorded reason (or none),
- * and how the scheduler's DeviceState is derived from a real history database.
+ * how the scheduler's DeviceState is derived from a real history database, and how the backup
+ * folder's own record of its snapshots joins the history's last success.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { attemptFacts } from '../../src/agent/device-state';
+import {
+  attemptFacts,
+  scheduleLastSuccess,
+  shownLastSuccess,
+  type AttemptFacts,
+} from '../../src/agent/device-state';
+import type { FolderFacts } from '../../src/agent/folder-backups';
+import type { FolderBackup } from '../../src/store';
 import { classifyOutcome, type OutcomeFacts } from '../../src/agent/outcome-notice';
 import { skipView } from '../../src/agent/skip-notice';
 import type { BackupResult } from '../../src/backup';
@@ -366,5 +374,69 @@ describe('attemptFacts (from a real history database)', () => {
     assert.equal(f.attemptsToday, 2, 'the two automatic failures of today');
     assert.equal(f.lastFailureReason, 'PASSCODE_NOT_ENTERED');
     assert.equal(f.lastAttemptAt, NOW - 600_000 + 1000);
+  });
+});
+
+describe('the last success, from the history and the backup folder', () => {
+  const H = 3_600_000;
+  // The agent's own last backup: 10:00–10:05, snapshot 20260110T100001Z.
+  const own: AttemptFacts = {
+    consecutiveFailures: 0,
+    attemptsToday: 0,
+    lastSuccessAt: NOW - 2 * H,
+    lastSuccessEndedAt: NOW - 2 * H + 300_000,
+    lastSuccessSnapshot: '20260110T100001Z',
+  };
+  const folder = (value: FolderBackup, readAt = NOW): FolderFacts => ({
+    dest: '/backups',
+    reading: { value, key: 'k' },
+    readAt,
+  });
+  const known = (sound: { id: string; at: number } | null): FolderBackup => ({
+    state: 'known',
+    sound,
+    latest: sound,
+  });
+  const ownMark = { id: '20260110T100001Z', at: NOW - 2 * H + 1000 };
+  const cliMark = { id: '20260110T110000Z', at: NOW - H };
+
+  it('without a reading of the folder, or one that cannot tell, the history decides', () => {
+    assert.equal(scheduleLastSuccess(own), own.lastSuccessAt);
+    const unplugged = folder({ state: 'unknown', why: 'the backup folder is missing' });
+    assert.equal(scheduleLastSuccess(own, unplugged), own.lastSuccessAt);
+    assert.equal(shownLastSuccess(own.lastSuccessEndedAt, unplugged), own.lastSuccessEndedAt);
+  });
+
+  it('read after the last success ended, the folder decides', () => {
+    // Its own snapshot: the history's start, to the millisecond (an id keeps whole seconds).
+    assert.equal(scheduleLastSuccess(own, folder(known(ownMark))), own.lastSuccessAt);
+    // A newer one made by `mooring backup`.
+    assert.equal(scheduleLastSuccess(own, folder(known(cliMark))), cliMark.at);
+    // No sound backup there (moved to an empty folder, deleted, damaged): due now.
+    assert.equal(scheduleLastSuccess(own, folder(known(null))), undefined);
+    // An older sound one only (the latest marked damaged): counted from that one.
+    const older = { id: '20260109T100000Z', at: NOW - 26 * H };
+    assert.equal(scheduleLastSuccess(own, folder(known(older))), older.at);
+    // Never backed up by the agent: the folder alone.
+    const none: AttemptFacts = { consecutiveFailures: 0, attemptsToday: 0 };
+    assert.equal(scheduleLastSuccess(none, folder(known(cliMark))), cliMark.at);
+    assert.equal(scheduleLastSuccess(none, folder(known(null))), undefined);
+  });
+
+  it('read before the last success ended (its snapshot not in it yet), the newer of the two', () => {
+    const early = NOW - 2 * H + 100_000;
+    assert.equal(scheduleLastSuccess(own, folder(known(null), early)), own.lastSuccessAt);
+    const older = { id: '20260109T100000Z', at: NOW - 26 * H };
+    assert.equal(scheduleLastSuccess(own, folder(known(older), early)), own.lastSuccessAt);
+    assert.equal(scheduleLastSuccess(own, folder(known(cliMark), early)), cliMark.at);
+  });
+
+  it('the status shows the newer of the history and the folder, never nothing when one knows', () => {
+    assert.equal(shownLastSuccess(own.lastSuccessEndedAt, folder(known(cliMark))), cliMark.at);
+    assert.equal(shownLastSuccess(NOW, folder(known(cliMark))), NOW);
+    assert.equal(shownLastSuccess(null, folder(known(cliMark))), cliMark.at);
+    assert.equal(shownLastSuccess(NOW, folder(known(null))), NOW);
+    assert.equal(shownLastSuccess(undefined, folder(known(null))), null);
+    assert.equal(shownLastSuccess(null), null);
   });
 });

@@ -8,7 +8,8 @@
  *   lock goes (instead of the attempt staying "running");
  * - the history database damaged (bytes overwritten): the agent refuses to start with a message
  *   that says what to do, never recreates it over the user's history; the backups are untouched;
- *   with the file moved aside as told, the agent starts and backs up again.
+ *   with the file moved aside as told, the agent starts, knows the device's last backup from the
+ *   backup folder (so none is due at once), and backs up again when asked.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -16,7 +17,7 @@ import { openSync, closeSync, writeSync, promises as fsp, statSync } from 'node:
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BackupNowResult } from '../../src/agent/types';
-import { verifyBackupFolder } from '../../src/store';
+import { dateOfSnapshotId, verifyBackupFolder } from '../../src/store';
 import { Scenario, treeNames } from '../helpers/agent-harness';
 import { FaultReport, prng, RUNS } from './report';
 
@@ -203,7 +204,22 @@ describe('mooring agent under faults', () => {
       await fsp.rename(db, `${db}.damaged`);
       for (const x of ['-wal', '-shm']) await fsp.rm(`${db}${x}`, { force: true });
       await s.startAgent();
-      await s.waitForAttempt(udid, 'a backup with a new history', (x) => x.outcome === 'success');
+      // A new history knows no backup, but the folder does: the device is not "never backed
+      // up", and nothing is due until an interval after its latest snapshot.
+      const latest = snapshots.find((x) => x.isLatest)!;
+      const d = await s.waitFor('the device known again, not due', async () => {
+        const x = await s.device(udid).catch(() => undefined);
+        return x?.next.code === 'NOT_DUE' ? x : undefined;
+      });
+      assert.equal(d.lastSuccess, dateOfSnapshotId(latest.id)?.getTime(), JSON.stringify(d));
+      assert.equal((await s.attempts(udid)).length, 0, 'no backup started by itself');
+      const id = await backupNow();
+      const done = await s.waitForAttempt(
+        udid,
+        'a backup with a new history',
+        (x) => x.id === id && x.outcome !== 'running',
+      );
+      assert.equal(done.outcome, 'success', done.message ?? '');
       assert.equal(
         (await s.snapshots(udid)).length,
         snapshots.length + 1,
