@@ -35,11 +35,13 @@ import type { TickInfo } from '../scheduler';
 import type { UsbmuxdClient } from '../transport/usbmuxd-client';
 import { isSnapshotId } from '../store';
 import { MooringError } from '../util/errors';
+import { LogFile, logFilePath, readLogTail } from '../util/log-file';
 import { defaultBackupDir, historyFile } from '../util/paths';
 import { AgentContext, errText } from './agent-context';
 import { BackupRunner } from './backup-runner';
 import { backupFolderSetting, prepareBackupFolder } from './backup-folder';
 import { applyConfig, checkConfig, effectiveConfig, readGlobalSettings } from './config';
+import { openAgentLog } from './agent-log';
 import { DeviceContact } from './device-contact';
 import { readDeviceFolder } from './folder-backups';
 import { AgentEncryption } from './encryption'; // H8c
@@ -53,6 +55,7 @@ import { setWifi } from './wifi-switch';
 import type {
   AgentEvent,
   AgentService,
+  AgentLogTail,
   AgentStatus,
   BackupNowResult,
   ConfigValues,
@@ -149,6 +152,7 @@ export class Agent implements AgentService {
     readonly defaultBackupDir: string,
     backupDir: string,
     db: History,
+    private readonly logFile: LogFile | undefined,
   ) {
     this.timeZone = o.timeZone ?? systemTimeZone();
     this.usbmuxdState = o.usbmuxd === null ? 'off' : 'unavailable';
@@ -184,13 +188,19 @@ export class Agent implements AgentService {
    * Opens the history (creating the data folder), records attempts a killed agent left running
    * as interrupted, and prepares discovery. Nothing runs until start().
    */
-  static async open(o: AgentOptions): Promise<Agent> {
-    const dataDir = path.resolve(o.dataDir);
+  static async open(given: AgentOptions): Promise<Agent> {
+    const dataDir = path.resolve(given.dataDir);
     await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const agentLog = openAgentLog(dataDir, given.log);
+    const o: AgentOptions = { ...given, log: agentLog.log };
     const fallbackDir = path.resolve(o.backupDir ?? defaultBackupDir(dataDir));
-    const history = openHistory(historyFile(dataDir), {
-      ...(o.now ? { clock: o.now } : {}),
-    });
+    let history: History;
+    try {
+      history = openHistory(historyFile(dataDir), { ...(o.now ? { clock: o.now } : {}) });
+    } catch (e) {
+      agentLog.file?.close();
+      throw e;
+    }
     let agent: Agent;
     try {
       // The folder chosen in the settings wins over the start option (which is its default).
@@ -205,9 +215,10 @@ export class Agent implements AgentService {
           o.log?.(`backups go to ${chosen} (the backup-dir setting), not ${fallbackDir}`);
         }
       }
-      agent = new Agent(o, dataDir, fallbackDir, backupDir, history);
+      agent = new Agent(o, dataDir, fallbackDir, backupDir, history, agentLog.file);
     } catch (e) {
       history.close();
+      agentLog.file?.close();
       throw e;
     }
     for (const a of history.markRunningAttemptsInterrupted(agent.ctx.now())) {
@@ -309,6 +320,7 @@ export class Agent implements AgentService {
       await ctx.settleBackground();
       ctx.db.close();
       ctx.notifier.clear();
+      this.logFile?.close();
     })();
     return this.stopped;
   }
@@ -472,6 +484,10 @@ export class Agent implements AgentService {
         for (const d of ctx.db.listDevices()) ctx.emitDevice(d.udid);
       }),
     );
+  }
+
+  readLog(q: { maxBytes?: number }): Promise<AgentLogTail> {
+    return readLogTail(logFilePath(this.dataDir), q.maxBytes);
   }
 
   pause(): void {

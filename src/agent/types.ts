@@ -253,8 +253,19 @@ export interface AgentService extends SnapshotBrowsing, EncryptionControl {
    * device's snapshots as they are then. Refused while a backup of the device holds its store.
    */
   pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]>;
+  /** The newest lines of the agent's log file, up to `maxBytes` (default 64 KiB, at most 1 MiB). */
+  readLog(q: { maxBytes?: number }): Promise<AgentLogTail>;
   /** Every event from now on; returns the unsubscribe function. */
   subscribe(listener: (e: AgentEvent) => void): () => void;
+}
+
+/** The end of `<data>/logs/agent.log`: whole lines, oldest first. */
+export interface AgentLogTail {
+  /** Where the log is (whether or not it exists yet). */
+  file: string;
+  text: string;
+  /** Older lines were left out. */
+  truncated: boolean;
 }
 
 /**
@@ -277,6 +288,7 @@ export const BRIDGE_METHODS = [
   'resume',
   'setWifi',
   'pair',
+  'readLog',
   'pinSnapshot',
   'snapshots',
   'files',

@@ -4,6 +4,7 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import type {
+  AgentLogTail,
   AgentEvent,
   AgentStatus,
   BackupNowResult,
@@ -133,6 +134,11 @@ export class AgentClient {
   /** Switches the device's Wi-Fi connections; the switch as the device now has it. */
   setWifi(udid: string, on: boolean): Promise<WifiResult> {
     return this.json('POST', `/api/devices/${encodeURIComponent(udid)}/wifi`, { on });
+  }
+
+  /** The end of the agent's log file. */
+  readLog(q: { maxBytes?: number } = {}): Promise<AgentLogTail> {
+    return this.json('GET', `/api/log${queryString({ bytes: q.maxBytes })}`);
   }
 
   pinSnapshot(udid: string, snapshotId: string, pinned: boolean): Promise<SnapshotSummary[]> {

@@ -3,6 +3,7 @@
  * parameters, out-of-range numbers and unknown enum values are refused with a message saying
  * what is accepted.
  */
+import { MAX_LOG_TAIL_BYTES } from '../util/log-file';
 import {
   ATTEMPT_OUTCOMES,
   MAX_PAGE_SIZE,
@@ -101,4 +102,15 @@ export function attemptQuery(search: URLSearchParams): AttemptQuery {
 /** `?udid=U` or nothing (config routes). */
 export function udidQuery(search: URLSearchParams): string | undefined {
   return optionalUdid(queryParams(search, ['udid'])).udid;
+}
+
+/** `?bytes=N`: how much of the log's end to send (GET /api/log). */
+export function logQuery(search: URLSearchParams): { maxBytes?: number } {
+  const bytes = intParam(
+    queryParams(search, ['bytes']).get('bytes'),
+    'bytes',
+    1,
+    MAX_LOG_TAIL_BYTES,
+  );
+  return bytes === undefined ? {} : { maxBytes: bytes };
 }

@@ -8,7 +8,7 @@ import { isPlainObject, readJsonBody, readSwitchBody } from './body';
 import type { LoginCodes } from './browser-login';
 import { checkConfigChanges } from './config-changes';
 import { HttpError, badRequest } from './http-error';
-import { attemptQuery, checkUdid, historyQuery, queryParams, udidQuery } from './query';
+import { attemptQuery, checkUdid, historyQuery, logQuery, queryParams, udidQuery } from './query';
 import { snapshotRoutes } from './snapshot-routes';
 import { encryptionRoutes } from './encryption-routes'; // H8c
 import { MAX_EVENT_STREAMS, type EventStreams } from './sse';
@@ -145,6 +145,11 @@ export function apiRoutes(
       method: 'POST',
       path: /^\/api\/history\/read$/,
       handle: async (c) => ok({ marked: service.markRead(await markReadBody(c)) }),
+    },
+    {
+      method: 'GET',
+      path: /^\/api\/log$/,
+      handle: async (c) => ok(await service.readLog(logQuery(c.search))),
     },
     {
       method: 'GET',

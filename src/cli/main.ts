@@ -13,6 +13,7 @@ import { pairCommand } from './commands/pair';
 import { wifiCommand } from './commands/wifi';
 import { startEmbeddedSim, type EmbeddedSim } from './embedded-sim';
 import { backupCommand } from './commands/backup';
+import { logCommand } from './commands/log';
 import { pinCommand, pruneCommand, snapshotsCommand, type StoreArgs } from './commands/snapshots';
 import { diffCommand, extractCommand, filesCommand, verifyCommand } from './commands/inspect';
 import { resolveDestination } from './agent-settings';
@@ -90,6 +91,8 @@ The agent (automatic backups; the commands below talk to it):
                                after each backup), backup-dir (where new backups go)
   pause | resume               stop or restart automatic backups
   open                         print a new one-time link that opens the UI in a browser
+  log [--bytes N]              the end of the agent's log (DATA/logs/agent.log; works
+                               without a running agent)
 
 Options:
   --udid U                     which device (needed when several are connected)
@@ -135,6 +138,7 @@ const VALUED = [
   'severity',
   'kind',
   'outcome',
+  'bytes',
 ] as const;
 const BOOLEANS = [
   'json',
@@ -176,6 +180,10 @@ export async function main(
     const agentArgs = { command, rest, flags, dataDir, out, err };
     if ((AGENT_COMMANDS as readonly string[]).includes(command)) {
       return await runAgentCommand(agentArgs);
+    }
+    if (command === 'log') {
+      if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+      return await logCommand(dataDir, { bytes: flags.get('bytes'), json: flags.has('json'), out });
     }
     if (command === 'devices' && !flags.has('sim')) {
       const viaAgent = await agentDevices(agentArgs);

@@ -21,6 +21,7 @@ import { MAX_PAGE_SIZE } from '../history/queries';
 import { NOTIFICATION_KINDS, SEVERITIES } from '../history/reasons';
 import { isMooringError } from '../util/errors';
 import { isUdid, UDID_EXAMPLE } from '../util/udid';
+import { MAX_LOG_TAIL_BYTES } from '../util/log-file';
 import { isPlainObject } from '../api/body';
 import { checkConfigChanges } from '../api/config-changes';
 import { checkEncryptionRequest, checkStorePasswordBody } from '../api/encryption-routes'; // H8c
@@ -166,6 +167,14 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
     const changes = checkConfigChanges(a[0], usage);
     const u = optionalUdid(a[1]);
     return u === undefined ? [changes] : [changes, u];
+  },
+  readLog: (a) => {
+    arity('readLog', a, 1, 1);
+    return [
+      options<{ maxBytes?: number }>(a[0], 'readLog', {
+        maxBytes: (x) => positiveInt(x, 'maxBytes', MAX_LOG_TAIL_BYTES),
+      }),
+    ];
   },
   pause: (a) => (arity('pause', a, 0, 0), []),
   resume: (a) => (arity('resume', a, 0, 0), []),

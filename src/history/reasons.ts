@@ -96,6 +96,9 @@ export interface Notice {
 /** Longest device-supplied text (an error description) quoted in a message. */
 export const MAX_QUOTED_CHARS = 300;
 
+/** Where a person finds the agent's log (util/log-file), for the fixes that send them there. */
+export const WHERE_THE_LOG_IS = 'the agent log (Settings → Agent log, or `mooring log`)';
+
 function quote(s: string): string {
   // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
@@ -392,7 +395,7 @@ export function deviceMisbehaved(p: {
   return notice(
     'DEVICE_MISBEHAVED',
     `Security: the device ${what} and the backup was stopped; nothing outside the device's backup folder was written or read, and the last complete backup is untouched`,
-    'If this happens again, do not trust this device: disconnect it, update or restore it, and report the message; the agent log has the details',
+    `If this happens again, do not trust this device: disconnect it, update or restore it, and report the message; ${WHERE_THE_LOG_IS} has the details`,
     facts({
       security: true,
       detail: quote(p.detail),
@@ -408,7 +411,8 @@ export function backupFailed(p: { detail: string; fix?: string }): Notice {
   return notice(
     'BACKUP_FAILED',
     `The backup failed: ${quote(p.detail)}`,
-    p.fix ?? 'Mooring tries again later; if it keeps failing, look at the agent log and report it',
+    p.fix ??
+      `Mooring tries again later; if it keeps failing, look at ${WHERE_THE_LOG_IS} and report it`,
     { detail: quote(p.detail) },
   );
 }

@@ -112,6 +112,7 @@ export class HttpBridge implements MooringBridge, SnapshotSource {
     setWifi: (udid, on) => this.request('POST', `${dev(udid)}/wifi`, { on }),
     // 409 carries why it did not pair (refused, nobody answered), as a result.
     pair: (udid) => this.request('POST', `${dev(udid)}/pair`, {}, [409]),
+    readLog: (q) => this.request('GET', `/api/log${query({ bytes: q.maxBytes })}`),
     pinSnapshot: (udid, snapshotId, pinned) =>
       this.request('POST', `${dev(udid)}/snapshots/${encodeURIComponent(snapshotId)}/pin`, {
         pinned,

@@ -4,6 +4,7 @@
  * round trip, history paging against the database itself, and the event stream.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -220,12 +221,32 @@ describe('API server', () => {
       ['/api/config?udid=x', /UDID/],
       ['/api/status?x=1', /unknown query parameter/],
       ['/api/devices/not-a-udid', /UDID/],
+      ['/api/log?bytes=0', /bytes: expected an integer from 1 to 1048576/],
+      ['/api/log?bytes=2000000', /bytes/],
+      ['/api/log?lines=5', /unknown query parameter "lines" \(accepted: bytes\)/],
     ];
     for (const [p, message] of cases) {
       const r = await get(p);
       assert.equal(r.status, 400, p);
       assert.match(errorOf(r).message, message, p);
     }
+  });
+
+  it("sends the end of the agent's log file: whole lines, as much as asked", async () => {
+    // Two lines ("backups now go to …"), and back as it was.
+    t.agent.setConfig({ 'backup-dir': path.join(tmp, 'moved') });
+    t.agent.setConfig({ 'backup-dir': null });
+    const r = await get('/api/log');
+    assert.equal(r.status, 200);
+    const tail = r.json as { file: string; text: string; truncated: boolean };
+    assert.equal(tail.file, path.join(tmp, 'logs', 'agent.log'));
+    assert.equal(tail.text, readFileSync(tail.file, 'utf8'), 'all of a short log');
+    assert.equal(tail.truncated, false);
+    assert.match(tail.text, /Z backups now go to .*moved/);
+    const lastLine = tail.text.trimEnd().split('\n').at(-1)!;
+    const small = (await get(`/api/log?bytes=${Buffer.byteLength(lastLine) + 1}`)).json;
+    assert.deepEqual(small, { file: tail.file, text: `${lastLine}\n`, truncated: true });
+    assert.equal((await raw(port, { path: '/api/log' })).status, 401, 'not without the token');
   });
 
   it('answers 404 for an unknown device or route, 405 for a wrong method, 409 for a refused backup', async () => {
@@ -398,6 +419,7 @@ describe('API event streams', () => {
       resume: () => agent.resume(),
       setWifi: (u, on) => agent.setWifi(u, on),
       pair: (u) => agent.pair(u),
+      readLog: (q) => agent.readLog(q),
       pinSnapshot: (u, id, p) => agent.pinSnapshot(u, id, p),
       snapshots: (u) => agent.snapshots(u),
       files: (u, id, q) => agent.files(u, id, q),

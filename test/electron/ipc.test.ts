@@ -169,6 +169,14 @@ describe('bridge call validation', () => {
     assert.deepEqual(checkCall('markRead', [{ udid: UDID, upTo: 5 }]).args, [
       { udid: UDID, upTo: 5 },
     ]);
+    assert.deepEqual(checkCall('readLog', [{ maxBytes: 4096 }]).args, [{ maxBytes: 4096 }]);
+    assert.deepEqual(checkCall('readLog', [{}]).args, [{}]);
+    refused(
+      () => checkCall('readLog', [{ maxBytes: 0 }]),
+      'USAGE',
+      /maxBytes: expected an integer from 1 to 1048576/,
+    );
+    refused(() => checkCall('readLog', [{ path: '/etc/passwd' }]), 'USAGE', /unknown field "path"/);
   });
 
   it('checks settings maps: names, string or null values, sizes', () => {

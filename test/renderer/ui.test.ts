@@ -7,7 +7,7 @@
  * docs/screenshots/{devices,notifications,settings,files}.png (light theme, 1280×800).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -412,6 +412,24 @@ describe(
       await page.getByRole('button', { name: 'Resume Automatic Backups' }).click();
       await page.getByRole('button', { name: 'Pause Automatic Backups' }).waitFor();
       assert.equal((await s.status()).paused, false);
+    });
+
+    it('Settings: the agent’s log, shown on request, is the end of its log file', async () => {
+      await page.goto(`${s.agent!.url}/#/device/${usb}/settings`);
+      const section = page.getByRole('region', { name: 'Agent log' });
+      await section.getByRole('button', { name: 'Show Log' }).click();
+      const shown = section.locator('pre.agent-log');
+      await shown.waitFor();
+      const file = path.join(s.dataDir, 'logs', 'agent.log');
+      await section.getByText(`In ${file}`).waitFor();
+      const text = (await shown.textContent()) ?? '';
+      const onDisk = readFileSync(file, 'utf8');
+      assert.ok(
+        text.length > 0 && onDisk.endsWith(text),
+        `${text.slice(-300)}\n---\n${onDisk.slice(-300)}`,
+      );
+      assert.match(text, /^\d{4}-\d\d-\d\dT[\d:.]+Z /m);
+      await section.getByRole('button', { name: 'Refresh' }).waitFor();
     });
 
     it('a revoked pairing: Back Up Now fails and Notifications shows the reason and the fix', async () => {

@@ -1,11 +1,12 @@
 /**
  * A device's Settings: its Wi-Fi switch (acts at once), its own schedule and retention (interval,
  * time window, automatic backups on/off, how long old backups are kept), the settings all devices
- * share (retries per day, passcode wait, webhook, pause, retention) and where backups go. The
- * agent validates: its message for a bad value appears under that field. After saving, the
- * next-run time the agent now plans is shown (it moves with the schedule).
+ * share (retries per day, passcode wait, webhook, pause, retention), where backups go, and the
+ * agent's log. The agent validates: its message for a bad value appears under that field. After
+ * saving, the next-run time the agent now plans is shown (it moves with the schedule).
  */
 import type { ConfigValues } from '../../agent/types';
+import { agentLogSection } from './agent-log.js';
 import { backupFolderForm } from './backup-folder.js';
 import { wifiSwitch } from './wifi-switch.js';
 import { encryptionSection } from './encryption.js'; // H8c
@@ -209,6 +210,12 @@ export function settingsPanel(
       { class: 'settings-block', 'aria-labelledby': 'folder-title' },
       h('h3', { id: 'folder-title' }, 'Where backups go'),
       folder.root,
+    ),
+    h(
+      'section',
+      { class: 'settings-block', 'aria-labelledby': 'log-title' },
+      h('h3', { id: 'log-title' }, 'Agent log'),
+      agentLogSection(state).root,
     ),
   );
   let loaded: { device: ConfigValues; global: ConfigValues } | undefined;
