@@ -323,6 +323,10 @@ export class BackupRunner {
       ...(running?.passcodeSince === undefined
         ? {}
         : { passcodeWaitedMs: now - running.passcodeSince }),
+      lockState: {
+        observedSince: ctx.lockWatcher.observedSince(udid),
+        lastActivity: rt.lastUnlockedAt,
+      },
     };
     let c = classifyOutcome(facts);
     if (c.outcome === 'failure') {

@@ -38,6 +38,8 @@ interface Watch {
   /** Wakes the backoff sleep early on unwatch. */
   wake: (() => void) | undefined;
   done: Promise<void>;
+  /** `now()` when the current observer started; undefined while none runs. */
+  since: number | undefined;
 }
 
 export class LockWatcher extends EventEmitter<{
@@ -80,9 +82,18 @@ export class LockWatcher extends EventEmitter<{
       client: undefined,
       wake: undefined,
       done: Promise.resolve(),
+      since: undefined,
     };
     this.watches.set(udid, w);
     w.done = this.run(w);
+  }
+
+  /**
+   * Since when the device's lock state has been observed without a break (undefined while it is
+   * not): no lock-state notification since then means nobody unlocked or locked it meanwhile.
+   */
+  observedSince(udid: string): number | undefined {
+    return this.watches.get(udid)?.since;
   }
 
   unwatch(udid: string): void {
@@ -159,11 +170,13 @@ export class LockWatcher extends EventEmitter<{
       session = undefined;
       await s.close();
       connectedAt = performance.now();
+      w.since = this.now();
       await client.finished;
       if (ended !== undefined && !w.stopped) this.report(w.udid, ended);
     } catch (e) {
       if (!w.stopped) this.report(w.udid, e instanceof Error ? e : new Error(String(e)));
     } finally {
+      w.since = undefined;
       if (client !== undefined) {
         client.close();
         await client.finished.catch(() => undefined);

@@ -14,6 +14,8 @@ import {
   FOLDER_SHARES_NOTHING_FIX,
   interrupted,
   notEnoughSpace,
+  notUnlocked24h,
+  notUnlockedSinceReboot,
   pairingInvalid,
   passcodeNotEntered,
   verificationFailed,
@@ -26,6 +28,7 @@ import { isDiskFull, type JobOutcome } from '../job';
 import { SHARE_REFUSED } from '../store';
 import { devicePathSegments } from '../backup'; // H7h
 import { AfcStatus } from '../protocol/afc';
+import { NOT_UNLOCKED_SINCE_BOOT } from '../lockdown/errors';
 import { isMooringError } from '../util/errors';
 
 /** MBErrorDomain codes the agent treats specially (reference §4.7, DECISIONS D11). */
@@ -47,6 +50,21 @@ export interface OutcomeFacts {
   retryAt?: number;
   /** How long the passcode prompt stayed up. */
   passcodeWaitedMs?: number;
+  /** What the lock watcher saw: since when without a break, and its last lock or unlock. */
+  lockState?: { observedSince: number | undefined; lastActivity: number | undefined };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Locked, and seen by the lock watcher without a break for a day with no lock or unlock (a lock
+ * comes right after being unlocked): nobody has unlocked it for 24 hours. What was not watched
+ * is not claimed: a device away today may have been unlocked many times.
+ */
+function notUnlockedForADay(f: OutcomeFacts): boolean {
+  const l = f.lockState;
+  if (l?.observedSince === undefined || f.now - l.observedSince < DAY_MS) return false;
+  return l.lastActivity === undefined || f.now - l.lastActivity >= DAY_MS;
 }
 
 export interface ClassifiedOutcome {
@@ -156,8 +174,11 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
   if (cause?.code === 'DEVICE_ERROR' && cause.detail === AfcStatus.OP_WOULD_BLOCK) {
     return failure(busy({ other: 'sync' }));
   }
+  if (cause?.detail === NOT_UNLOCKED_SINCE_BOOT) return failure(notUnlockedSinceReboot());
   if (cause?.detail === 'PasswordProtected' || cause?.detail === 'EscrowLocked') {
-    return failure(deviceLocked());
+    if (!notUnlockedForADay(f)) return failure(deviceLocked());
+    const last = f.lockState?.lastActivity;
+    return failure(notUnlocked24h({ ...(last === undefined ? {} : { lastUnlockAt: last }), now }));
   }
   if (code !== undefined) {
     return failure(

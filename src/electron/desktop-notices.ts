@@ -19,8 +19,8 @@ export const DESKTOP_CATEGORY: Record<ReasonCode, NoticeCategory | null> = {
   PAUSED: null,
   DEVICE_NOT_SEEN: null,
   DEVICE_LOCKED: null,
-  NOT_UNLOCKED_24H: null,
-  NOT_UNLOCKED_SINCE_REBOOT: null,
+  NOT_UNLOCKED_24H: 'failure', // nothing changes until someone unlocks it
+  NOT_UNLOCKED_SINCE_REBOOT: 'failure',
   WIFI_UNREACHABLE: null,
   BUSY: null,
   RETRY_LIMIT_REACHED: null, // follows failures that were notified already

@@ -195,7 +195,7 @@ export function notUnlocked24h(p: { lastUnlockAt?: number; now: number }): Notic
   return notice(
     'NOT_UNLOCKED_24H',
     `The device has not been unlocked for more than 24 hours${last}, so it will not start a backup`,
-    'Unlock the device with its passcode; the backup can start after that',
+    'Unlock the device with its passcode; the backup starts once it has been unlocked',
     facts(p),
   );
 }
@@ -204,7 +204,7 @@ export function notUnlockedSinceReboot(): Notice {
   return notice(
     'NOT_UNLOCKED_SINCE_REBOOT',
     'The device has restarted and has not been unlocked since; its data stays locked until then',
-    'Unlock the device once with its passcode',
+    'Unlock the device once with its passcode; the backup starts once it has been unlocked',
     {},
   );
 }

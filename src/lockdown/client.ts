@@ -15,7 +15,7 @@ import {
   pairRequestRecord,
   type PairRecord,
 } from '../pairing/pair-record';
-import { lockdownError } from './errors';
+import { isLockdownError, lockdownError, notUnlockedSinceBoot } from './errors';
 import { DEFAULT_LOCKDOWN_LABEL, LOCKDOWN_TYPE, WIRELESS_LOCKDOWN_DOMAIN } from './constants';
 
 /** How long the user gets to answer "Trust This Computer?" by default. */
@@ -234,7 +234,15 @@ export class LockdownClient {
   async startService(name: string, opts: { escrowBag?: Buffer } = {}): Promise<ServiceInfo> {
     const body: PlistDict = { Service: name };
     if (opts.escrowBag !== undefined) body.EscrowBag = opts.escrowBag;
-    const reply = await this.request('StartService', body, { service: name });
+    let reply: PlistDict;
+    try {
+      reply = await this.request('StartService', body, { service: name });
+    } catch (e) {
+      if (opts.escrowBag !== undefined && isLockdownError(e, 'MissingValue')) {
+        throw notUnlockedSinceBoot(name);
+      }
+      throw e;
+    }
     const port = reply.Port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new MooringError('MALFORMED', `StartService ${name} reply has no valid Port`);

@@ -136,6 +136,20 @@ export interface LockdownErrorContext {
   service?: string;
 }
 
+/**
+ * MooringError detail: StartService with the escrow bag answered MissingValue, which is how a
+ * phone not unlocked since it booted refuses (its data protection keys are still sealed).
+ */
+export const NOT_UNLOCKED_SINCE_BOOT = 'NotUnlockedSinceBoot';
+
+export function notUnlockedSinceBoot(service: string): MooringError {
+  return new MooringError(
+    'DEVICE_ERROR',
+    `The device has restarted and has not been unlocked since, so it cannot open its data for ${service}: unlock it once with its passcode and try again (lockdownd StartService ${service} with the escrow bag: MissingValue)`,
+    { detail: NOT_UNLOCKED_SINCE_BOOT },
+  );
+}
+
 /** Maps lockdownd's `Error` string to a MooringError (detail = the raw string). */
 export function lockdownError(error: string, ctx: LockdownErrorContext): MooringError {
   const info = LOCKDOWN_ERRORS[error];

@@ -44,9 +44,9 @@ export interface RetryPolicy {
  * A failure with reason PASSCODE_NOT_ENTERED backs off for at least `notEnteredRetryMs` (rather
  * than hammering a phone nobody is looking at), except that an unlock after that failure allows
  * the next attempt as soon as the ordinary exponential backoff has passed. A failure with reason
- * DEVICE_LOCKED is retried as soon as the device has been unlocked since, without the backoff:
- * that is what its notice promises, and the unlock is the condition it waited for. The per-day
- * retry cap bounds all of it.
+ * DEVICE_LOCKED (or NOT_UNLOCKED_24H, NOT_UNLOCKED_SINCE_REBOOT) is retried as soon as the
+ * device has been unlocked since, without the backoff: that is what its notice promises, and the
+ * unlock is the condition it waited for. The per-day retry cap bounds all of it.
  */
 export interface PasscodePolicy {
   recentUseMs: number;
@@ -157,6 +157,12 @@ export function validatePolicy(p: SchedulePolicy): SchedulePolicy {
 export const PASSCODE_NOT_ENTERED = 'PASSCODE_NOT_ENTERED';
 /** The device refused the backup because it was locked (its data protected until unlocked). */
 export const DEVICE_LOCKED = 'DEVICE_LOCKED';
+/** Failures that an unlock ends: retried as soon as the device has been unlocked since. */
+const LOCKED_REASONS: ReadonlySet<string> = new Set([
+  DEVICE_LOCKED,
+  'NOT_UNLOCKED_24H',
+  'NOT_UNLOCKED_SINCE_REBOOT',
+]);
 
 export interface DeviceState {
   reachable: { usb: boolean; wifi: boolean };
@@ -388,7 +394,7 @@ export function decide(
       if (device.lastFailureReason === PASSCODE_NOT_ENTERED && !unlockedSince) {
         delay = Math.max(delay, policy.passcode.notEnteredRetryMs);
       }
-      if (device.lastFailureReason === DEVICE_LOCKED && unlockedSince) delay = 0;
+      if (LOCKED_REASONS.has(device.lastFailureReason ?? '') && unlockedSince) delay = 0;
       retryAt = lastAttempt + delay;
       if (t < retryAt) {
         return skip(

@@ -78,6 +78,8 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
   bonjourInstance: string | undefined;
 
   private lockedFlag = false;
+  /** Cleared by a reboot of a device with a passcode; set by the first unlock after it. */
+  private unlockedSinceBootFlag = true;
   private dialog: DialogState = 'idle';
   private dialogTimer: NodeJS.Timeout | undefined;
   private readonly observers = new Map<string, Set<() => void>>();
@@ -120,6 +122,14 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
 
   get locked(): boolean {
     return this.lockedFlag && this.passcode.kind !== 'none';
+  }
+
+  /**
+   * False from a reboot until the first unlock: its data protection keys are still sealed, so
+   * the escrow bag cannot release them (lockdownd then refuses StartService with MissingValue).
+   */
+  get unlockedSinceBoot(): boolean {
+    return this.unlockedSinceBootFlag || this.passcode.kind === 'none';
   }
 
   get wifiConnectionsEnabled(): boolean {
@@ -296,6 +306,7 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
 
   unlock(): void {
     this.lockedFlag = false;
+    this.unlockedSinceBootFlag = true;
     this.log('unlocked');
     this.postNotification(NOTIFY_LOCKSTATE);
   }
@@ -303,12 +314,14 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
   /** After a reboot a device with a passcode stays locked until the first unlock. */
   markRebooted(): void {
     this.lockedFlag = this.passcode.kind !== 'none';
+    this.unlockedSinceBootFlag = !this.lockedFlag;
     this.resetDialog();
   }
 
   /** The user types the passcode: unlocks, and satisfies any pending backup prompt. */
   enterPasscode(): number {
     this.lockedFlag = false;
+    this.unlockedSinceBootFlag = true;
     const n = this.pendingPasscodes.size;
     for (const p of [...this.pendingPasscodes]) this.finishPasscode(p, true);
     this.log('passcode-entered', { prompts: n });

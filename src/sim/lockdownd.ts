@@ -99,6 +99,7 @@ class LockdownConnection {
         key: req.Key,
         domain: req.Domain,
         service: req.Service,
+        ...(req.EscrowBag === undefined ? {} : { escrowBag: Buffer.isBuffer(req.EscrowBag) }),
         transport: this.transport,
       });
       if (name === undefined) {
@@ -106,6 +107,9 @@ class LockdownConnection {
         continue;
       }
       const reply = await this.handle(name, req);
+      if (typeof reply.Error === 'string') {
+        this.device.log('lockdown-refused', { request: name, error: reply.Error });
+      }
       await this.conn.send({ Request: name, ...reply });
       await this.afterReply(name, reply);
     }
@@ -290,6 +294,11 @@ class LockdownConnection {
     if (!this.session) return { ...echo, Error: 'SessionInactive' };
     const spec = this.deps.services.get(name);
     if (!spec) return { ...echo, Error: 'InvalidService' };
+    // A phone not unlocked since it booted cannot open its escrow bag, and says MissingValue
+    // (its log: "Escrow unlock unavailable because user has not unlocked device since boot";
+    // libimobiledevice/libimobiledevice#1078).
+    if (NEEDS_UNLOCK.has(name) && Buffer.isBuffer(req.EscrowBag) && !this.device.unlockedSinceBoot)
+      return { ...echo, Error: 'MissingValue' };
     if (this.device.locked && NEEDS_UNLOCK.has(name))
       return { ...echo, Error: 'PasswordProtected' };
     const pairing = this.session.pairing;

@@ -23,6 +23,7 @@ import type { BackupResult } from '../../src/backup';
 import { openHistory, type History } from '../../src/history';
 import type { JobOutcome } from '../../src/job';
 import { DEFAULT_POLICY, decide, type SkipDecision } from '../../src/scheduler';
+import { notUnlockedSinceBoot } from '../../src/lockdown/errors';
 import { MooringError } from '../../src/util/errors';
 
 const NOW = Date.UTC(2026, 0, 10, 12, 0, 0);
@@ -191,6 +192,46 @@ describe('classifyOutcome', () => {
       job({}, { failure: 'setup', cause: { code: 'DEVICE_ERROR', detail: 'PasswordProtected' } }),
     );
     assert.equal(locked.notice.reasonCode, 'DEVICE_LOCKED');
+  });
+
+  it('not unlocked since a restart; not unlocked for a day only when watched all that day', () => {
+    const sealed = classify(
+      job({ error: notUnlockedSinceBoot('com.apple.mobilebackup2') }, { failure: 'setup' }),
+    );
+    assert.equal(sealed.outcome, 'failure');
+    assert.equal(sealed.notice.reasonCode, 'NOT_UNLOCKED_SINCE_REBOOT');
+    assert.match(sealed.notice.fixHint ?? '', /^Unlock the device once with its passcode/);
+    const H = 3_600_000;
+    const lockedWith = (lockState: OutcomeFacts['lockState']) =>
+      classify(
+        job({}, { failure: 'setup', cause: { code: 'DEVICE_ERROR', detail: 'PasswordProtected' } }),
+        { lockState },
+      ).notice;
+    // Watched for 30 h; the last lock or unlock 26 h ago.
+    const day = lockedWith({ observedSince: NOW - 30 * H, lastActivity: NOW - 26 * H });
+    assert.equal(day.reasonCode, 'NOT_UNLOCKED_24H');
+    assert.equal(day.severity, 'warning');
+    assert.match(
+      day.message,
+      /not been unlocked for more than 24 hours \(last unlocked 26 h ago\)/,
+    );
+    // Watched for 30 h with nothing at all: no time to name.
+    const none = lockedWith({ observedSince: NOW - 30 * H, lastActivity: undefined });
+    assert.match(none.message, /^The device has not been unlocked for more than 24 hours, so/);
+    // Not claimed: watched only since 3 h ago (it may have been unlocked away from here)…
+    assert.equal(
+      lockedWith({ observedSince: NOW - 3 * H, lastActivity: NOW - 26 * H }).reasonCode,
+      'DEVICE_LOCKED',
+    );
+    // …not watched now, or locked or unlocked within the day.
+    assert.equal(
+      lockedWith({ observedSince: undefined, lastActivity: undefined }).reasonCode,
+      'DEVICE_LOCKED',
+    );
+    assert.equal(
+      lockedWith({ observedSince: NOW - 30 * H, lastActivity: NOW - 2 * H }).reasonCode,
+      'DEVICE_LOCKED',
+    );
   });
 
   it('other device codes are DEVICE_ERROR with the code; anything else BACKUP_FAILED', () => {

@@ -23,6 +23,8 @@ import {
   notDue,
   notEnoughSpace,
   noRecentBackup,
+  notUnlocked24h,
+  notUnlockedSinceReboot,
   pairingExpiring,
   pairingInvalid,
   passcodeNotEntered,
@@ -79,6 +81,8 @@ describe('desktop notifications', () => {
     assert.equal(lost?.urgency, 'normal'); // a warning: Mooring retries
     assert.match(lost?.body ?? '', /Keep the device on the same Wi-Fi network/);
     for (const n of [
+      notUnlockedSinceReboot(),
+      notUnlocked24h({ lastUnlockAt: NOW - 30 * HOUR, now: NOW }),
       passcodeNotEntered({ waitedMs: 10 * 60_000, now: NOW }),
       deviceError({ code: 105 }),
       verificationFailed({ problems: 2, firstProblem: 'Manifest.db: 1 missing file' }),

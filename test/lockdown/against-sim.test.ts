@@ -11,6 +11,7 @@ import type { PairRecord } from '../../src/pairing/pair-record';
 import { openLockdown, DeviceSession } from '../../src/lockdown/session';
 import { findPairRecord, savePairRecord } from '../../src/lockdown/pair-records';
 import { WIRELESS_LOCKDOWN_DOMAIN } from '../../src/lockdown/constants';
+import { NOT_UNLOCKED_SINCE_BOOT } from '../../src/lockdown/errors';
 import { pairOverUsb, startSimFixture, type SimFixture } from './sim-fixture';
 
 let f: SimFixture;
@@ -252,5 +253,31 @@ test("trust prompt: Pair is re-sent while the dialog is up; Trust and Don't Trus
     }
   } finally {
     await p.close();
+  }
+});
+
+test('a device not unlocked since it restarted: StartService mobilebackup2 says so', async () => {
+  // A simulator of its own: a reboot gives the USB device a new usbmuxd id.
+  const g = await startSimFixture({ passcode: { kind: 'never' } });
+  try {
+    const rec = await pairOverUsb(g);
+    await g.sim.ctl('reboot');
+    const s = await DeviceSession.open(g.wifi, rec, { timeoutMs: 5000 });
+    try {
+      await assert.rejects(
+        s.startService('com.apple.mobilebackup2', { escrowBag: true }),
+        (e) =>
+          isMooringError(e, 'DEVICE_ERROR') &&
+          e.detail === NOT_UNLOCKED_SINCE_BOOT &&
+          /has restarted and has not been unlocked since.*unlock it once/.test(e.message),
+      );
+      await g.sim.ctl('unlock');
+      const mb = await s.startService('com.apple.mobilebackup2', { escrowBag: true });
+      mb.close();
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await g.close();
   }
 });

@@ -840,6 +840,33 @@ check([
     },
     expect: { action: 'start', trigger: 'retry', reason: 'device-in-use' },
   },
+  ...(['NOT_UNLOCKED_SINCE_REBOOT', 'NOT_UNLOCKED_24H'] as const).map((reason) => ({
+    name: `${reason} 2 min ago, unlocked since: retry now, not after the backoff`,
+    now: NOW,
+    policy: { window: NIGHT },
+    device: {
+      ...PC,
+      consecutiveFailures: 1,
+      attemptsToday: 1,
+      lastAttemptAt: plus(NOW, -2 * MIN),
+      lastFailureReason: reason,
+      lastUnlockedAt: plus(NOW, -1 * MIN),
+    },
+    expect: { action: 'start', trigger: 'retry', reason: 'device-in-use' },
+  })),
+  {
+    name: 'not unlocked since a reboot, 2 min ago, and still not: the ordinary backoff',
+    now: NOW,
+    policy: { window: NIGHT },
+    device: {
+      ...PC,
+      consecutiveFailures: 1,
+      attemptsToday: 1,
+      lastAttemptAt: plus(NOW, -2 * MIN),
+      lastFailureReason: 'NOT_UNLOCKED_SINCE_REBOOT',
+    },
+    expect: { reasonCode: 'RETRY_BACKOFF', params: { retryAt: plus(NOW, 13 * MIN) } },
+  },
   {
     name: 'device locked 2 min ago, not unlocked since: the ordinary backoff',
     now: NOW,

@@ -395,6 +395,34 @@ describe('sim lockdownd', () => {
     c.close();
   });
 
+  it('after a reboot, until the first unlock: mobilebackup2 with the escrow bag is MissingValue', async () => {
+    const r = await pairedRig({ kind: 'never' });
+    r.device.markRebooted();
+    assert.equal(r.device.locked, true);
+    assert.equal(r.device.unlockedSinceBoot, false);
+    const { c } = await session(r);
+    const start = (escrow: boolean) =>
+      request(c, {
+        Request: 'StartService',
+        Service: 'com.apple.mobilebackup2',
+        ...(escrow ? { EscrowBag: Buffer.from('escrow') } : {}),
+      });
+    // As a phone answers it (libimobiledevice#1078): the escrow bag cannot be opened yet.
+    assert.equal((await start(true)).Error, 'MissingValue');
+    assert.equal((await start(false)).Error, 'PasswordProtected');
+    r.device.unlock();
+    assert.equal(r.device.unlockedSinceBoot, true);
+    assert.equal((await start(true)).Result, 'Success');
+    // Locked again after that first unlock: locked, not sealed.
+    r.device.lock();
+    assert.equal((await start(true)).Error, 'PasswordProtected');
+    c.close();
+    // A device without a passcode has nothing sealed after a reboot.
+    const open = await pairedRig();
+    open.device.markRebooted();
+    assert.equal(open.device.unlockedSinceBoot, true);
+  });
+
   it('survives hostile input: missing Request, non-dict, bad plist, oversized frame', async () => {
     const r = await rig();
     const c = r.connect();

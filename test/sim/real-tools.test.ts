@@ -132,7 +132,11 @@ describe('mooring-sim against libimobiledevice tools', () => {
   });
 
   it('tells idevicepair to unlock first while the device is locked', async () => {
-    const s = await sim('locked', { passcode: { kind: 'never' } });
+    const logs: Array<Record<string, unknown>> = [];
+    const s = await sim('locked', {
+      passcode: { kind: 'never' },
+      log: (line) => logs.push(JSON.parse(line) as Record<string, unknown>),
+    });
     await s.ctl('lock');
     const r = await tool(s, 'idevicepair', ['pair']);
     assert.equal(r.code, 1);
@@ -144,6 +148,23 @@ describe('mooring-sim against libimobiledevice tools', () => {
     assert.equal((await tool(s, 'idevice_id', ['-l'])).stdout.trim(), s.udid);
     const info = await tool(s, 'ideviceinfo', ['-k', 'ProductVersion']);
     assert.equal(info.stdout.trim(), '17.5', 'lockdown sessions work while locked');
+    // Not unlocked since the restart: idevicebackup2's StartService (with the escrow bag) gets
+    // MissingValue, as libimobiledevice#1078 reports from a real phone.
+    const into = `${s.stateDir}-sealed`;
+    await fsp.mkdir(into);
+    const seen = logs.length;
+    const sealed = await tool(s, 'idevicebackup2', ['backup', '--full', into]);
+    assert.notEqual(sealed.code, 0);
+    assert.match(sealed.stdout, /Could not start service com\.apple\.mobilebackup2/);
+    const asked = logs.slice(seen);
+    assert.ok(
+      asked.some((l) => l.service === 'com.apple.mobilebackup2' && l.escrowBag === true),
+      'idevicebackup2 sent the escrow bag',
+    );
+    assert.ok(
+      asked.some((l) => l.event === 'lockdown-refused' && l.error === 'MissingValue'),
+      JSON.stringify(asked.filter((l) => String(l.event).startsWith('lockdown'))),
+    );
     assert.deepEqual(await s.ctl('enter-passcode'), { prompts: 0, locked: false });
   });
 
