@@ -10,6 +10,7 @@
 /** MBErrorDomain codes with a known meaning. */
 export const MbErrorCode = {
   KEYCHAIN: 1,
+  SNAPSHOT_EXISTS: 3,
   BAD_STATUS: 103,
   UPLOAD_FAILED: 104,
   INSUFFICIENT_SPACE: 105,
@@ -31,6 +32,14 @@ export const MB_ERRORS: Readonly<Record<number, MbErrorInfo>> = Object.freeze({
   [MbErrorCode.KEYCHAIN]: {
     explanation: 'the device could not back up its keychain (it was locked)',
     fix: 'Unlock the device and keep it unlocked until the backup has started',
+    severity: 'error',
+  },
+  // "Failed to create snapshot: File exists (17) at path /private/var" after a backup was cut
+  // off; users report that only a restart of the phone clears it (libimobiledevice#1257).
+  [MbErrorCode.SNAPSHOT_EXISTS]: {
+    explanation:
+      'the device could not begin its backup: an earlier backup that was cut off left its snapshot behind',
+    fix: 'Restart the device, then back up again (only a restart clears it)',
     severity: 'error',
   },
   [MbErrorCode.BAD_STATUS]: {

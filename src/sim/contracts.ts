@@ -29,6 +29,12 @@ export interface SimFaults {
   lowDisk?: boolean;
   /** Send malformed / hostile frames (oversized lengths, '..' paths, bad plists). */
   evil?: EvilMode;
+  /**
+   * A Backup whose connection drops leaves the device's own backup snapshot behind, and every
+   * later Backup fails with MBErrorDomain 3 ("Failed to create snapshot: File exists") until a
+   * reboot, as phones do after an interrupted backup (libimobiledevice#1257).
+   */
+  staleSnapshot?: boolean;
 }
 
 /** H7h: the hostile-device modes (src/sim/backup/evil.ts says what each does). */
@@ -78,6 +84,8 @@ export interface SimDeviceApi {
   readonly passcode: PasscodeMode;
   /** Device is locked (passcode set and not unlocked). */
   readonly locked: boolean;
+  /** A backup snapshot an interrupted Backup left (faults.staleSnapshot); a reboot clears it. */
+  snapshotLeft: boolean;
   /** notification_proxy bus: a post reaches every observer on every NP connection. */
   postNotification(name: string): void;
   observeNotification(name: string, cb: () => void): () => void;

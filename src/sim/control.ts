@@ -64,7 +64,13 @@ export const CTL_COMMANDS = [
 /** Commands that only touch the content store, so they work without a running simulator. */
 export const CONTENT_COMMANDS = new Set(['mutate', 'listing', 'wipe']);
 
-const FAULT_NAMES = ['dropAfterBytes', 'delayFirstMessageMs', 'lowDisk', 'evil'] as const;
+const FAULT_NAMES = [
+  'dropAfterBytes',
+  'delayFirstMessageMs',
+  'lowDisk',
+  'staleSnapshot',
+  'evil',
+] as const;
 const EVIL_VALUES = EVIL_MODES; // H7h: the list lives beside the modes
 
 function countArg(args: Record<string, unknown>, name: string): number | undefined {
@@ -106,11 +112,12 @@ export function applyFault(faults: SimFaults, name: unknown, value: unknown): Si
       break;
     }
     case 'lowDisk':
+    case 'staleSnapshot':
       if (!['on', 'true', 'off', 'false'].includes(text)) {
-        throw new MooringError('USAGE', `fault lowDisk: expected on or off, got ${text}`);
+        throw new MooringError('USAGE', `fault ${key}: expected on or off, got ${text}`);
       }
-      if (text === 'on' || text === 'true') faults.lowDisk = true;
-      else delete faults.lowDisk;
+      if (text === 'on' || text === 'true') faults[key] = true;
+      else delete faults[key];
       break;
     case 'evil':
       if (!(EVIL_VALUES as readonly string[]).includes(text)) {

@@ -78,6 +78,8 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
   bonjourInstance: string | undefined;
 
   private lockedFlag = false;
+  /** See SimDeviceApi.snapshotLeft. */
+  snapshotLeft = false;
   /** Cleared by a reboot of a device with a passcode; set by the first unlock after it. */
   private unlockedSinceBootFlag = true;
   private dialog: DialogState = 'idle';
@@ -315,6 +317,7 @@ export class SimDevice extends EventEmitter implements SimDeviceApi {
   markRebooted(): void {
     this.lockedFlag = this.passcode.kind !== 'none';
     this.unlockedSinceBootFlag = !this.lockedFlag;
+    this.snapshotLeft = false;
     this.resetDialog();
   }
 

@@ -4,6 +4,9 @@
  * - restarted and not unlocked since: lockdownd refuses mobilebackup2 with MissingValue (as a
  *   phone does), recorded as NOT_UNLOCKED_SINCE_REBOOT with its fix; the unlock that follows
  *   starts the retry at once, and it succeeds;
+ * - a backup cut off mid-transfer leaves the phone's own snapshot (the simulator's staleSnapshot
+ *   fault, as libimobiledevice#1257 reports): the next fails with MBErrorDomain 3, told as "restart
+ *   the device"; after a restart it works;
  * - locked, and watched for more than a day (the agent's clock moved on) with no lock or unlock:
  *   NOT_UNLOCKED_24H, not the plain DEVICE_LOCKED.
  */
@@ -22,7 +25,7 @@ import {
 
 const HOUR = 3_600_000;
 
-describe('Agent: a phone restarted, or not unlocked for a day', () => {
+describe('Agent: a phone restarted, stuck with an old snapshot, or not unlocked for a day', () => {
   let f: SimFixture;
   let agent: Agent;
   let udid: string;
@@ -105,6 +108,32 @@ describe('Agent: a phone restarted, or not unlocked for a day', () => {
     );
     assert.equal(done.outcome, 'success', done.message ?? '');
     agent.setConfig({ enabled: 'false' });
+  });
+
+  it("a cut-off backup left the phone's snapshot: the next says to restart it; after a restart it works", async () => {
+    await heard('unlock');
+    await f.sim.ctl('fault', { name: 'staleSnapshot', value: 'on' });
+    await f.sim.ctl('fault', { name: 'dropAfterBytes', value: '5000' });
+    const cut = await backUpNow();
+    assert.equal(cut.reasonCode, 'CONNECTION_LOST');
+    await f.sim.ctl('fault', { name: 'dropAfterBytes', value: 'off' });
+    const stuck = await backUpNow();
+    assert.equal(stuck.outcome, 'failure');
+    assert.equal(stuck.reasonCode, 'DEVICE_ERROR');
+    const n = notificationsOf(agent, udid).find((x) => x.attemptId === stuck.id);
+    assert.ok(n);
+    assert.match(n.message, /an earlier backup that was cut off left its snapshot behind/);
+    assert.match(n.message, /MBErrorDomain 3|error 3/);
+    assert.equal(n.fixHint, 'Restart the device, then back up again (only a restart clears it)');
+    const gone = waitForEvent(agent, 'the device off USB', (e) =>
+      e.type === 'device' && e.device.udid === udid && !e.device.reachable.usb ? true : undefined,
+    );
+    await f.sim.ctl('reboot');
+    await gone;
+    await untilOnUsb(agent, udid);
+    await heard('unlock');
+    assert.equal((await backUpNow()).outcome, 'success');
+    await f.sim.ctl('fault', { name: 'staleSnapshot', value: 'off' });
   });
 
   it('locked and watched for over a day with no unlock: NOT_UNLOCKED_24H', async () => {

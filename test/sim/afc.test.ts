@@ -29,6 +29,7 @@ function deviceFor(mediaDir: string): SimDeviceApi {
     faults: {},
     passcode: { kind: 'none' },
     locked: false,
+    snapshotLeft: false,
     values: () => ({}),
     domain: () => ({}),
     postNotification: () => undefined,

@@ -147,6 +147,9 @@ describe('mooring-sim argument parsing', () => {
     assert.throws(() => applyFault({}, 'meltdown', '1'), usage('meltdown'));
     assert.throws(() => applyFault({}, 'evil', 'mostly'), usage('evil'));
     assert.throws(() => applyFault({}, 'lowDisk', 'sometimes'), usage('lowDisk'));
+    assert.deepEqual(applyFault({}, 'staleSnapshot', 'on'), { staleSnapshot: true });
+    assert.deepEqual(applyFault({ staleSnapshot: true }, 'staleSnapshot', 'off'), {});
+    assert.throws(() => applyFault({}, 'staleSnapshot', '1'), usage('staleSnapshot'));
   });
 });
 

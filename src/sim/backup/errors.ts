@@ -8,6 +8,9 @@ export const MbError = {
   OK: 0,
   /** observed (Hello): no protocol version in common. */
   NO_COMMON_VERSION: 1,
+  /** observed: "Failed to create snapshot: File exists (17) at path "/private/var"" after an
+   *  interrupted backup, until the phone restarts (libimobiledevice#1257). */
+  SNAPSHOT_EXISTS: 3,
   /** observed: "Multiple errors uploading files". */
   UPLOAD_FAILED: 104,
   /** observed: "Insufficient free disk space on drive to back up". */

@@ -165,6 +165,12 @@ export function mobilebackup2Service(
         encryption: (encryption ??= opts.encryption ?? new SimBackupEncryption(dev.stateDir)),
       };
       try {
+        if (name === 'Backup' && dev.faults.staleSnapshot === true && dev.snapshotLeft) {
+          throw new BackupFailure(
+            MbError.SNAPSHOT_EXISTS,
+            'Failed to create snapshot: File exists (17) at path "/private/var"',
+          );
+        }
         const content = await runner(ctx, req);
         await dl.processMessage(response(0, content !== undefined ? { Content: content } : {}));
         log('done', { name });
@@ -179,6 +185,10 @@ export function mobilebackup2Service(
           isMooringError(err, 'CLOSED') ||
           isMooringError(err, 'TIMEOUT')
         ) {
+          if (name === 'Backup' && dev.faults.staleSnapshot === true) {
+            dev.snapshotLeft = true;
+            log('snapshot-left', { reason: (err as Error).message });
+          }
           throw err;
         }
         // The host broke the protocol (malformed reply, oversized stream…): say so, then hang up.

@@ -126,3 +126,31 @@ test('idevicebackup2: full backup, incremental after mutate, restore after wipe'
   assert.match(restore, /Restore Successful\./);
   assert.deepEqual(await listing(), l2);
 });
+
+test('idevicebackup2 after a cut-off backup: ErrorCode 3 until the device restarts, as on a phone', async () => {
+  const root = tmp();
+  const backup = (): Promise<string> =>
+    realTool(sim.usbmuxdAddress, 'idevicebackup2', [
+      '-u',
+      sim.udid,
+      'backup',
+      '--full',
+      root,
+    ]).catch((e: Error) => e.message);
+  await sim.ctl('fault', { name: 'staleSnapshot', value: 'on' });
+  await sim.ctl('fault', { name: 'dropAfterBytes', value: '20000' });
+  try {
+    assert.doesNotMatch(await backup(), /Backup Successful/);
+    await sim.ctl('fault', { name: 'dropAfterBytes', value: 'off' });
+    // What libimobiledevice#1257 shows from a phone, word for word.
+    assert.match(
+      await backup(),
+      /ErrorCode 3: Failed to create snapshot: File exists \(17\) at path "\/private\/var" \(MBErrorDomain\/3\)/,
+    );
+    await sim.ctl('reboot');
+    assert.match(await backup(), /Backup Successful\./);
+  } finally {
+    await sim.ctl('fault', { name: 'staleSnapshot', value: 'off' });
+    await sim.ctl('fault', { name: 'dropAfterBytes', value: 'off' });
+  }
+});
