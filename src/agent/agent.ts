@@ -27,6 +27,7 @@ import {
   type AttemptRow,
   type History,
   type HistoryQuery,
+  type MarkReadOptions,
   type NotificationRow,
   type Page,
 } from '../history';
@@ -370,7 +371,7 @@ export class Agent implements AgentService {
     return this.ctx.db.listAttempts(q);
   }
 
-  markRead(opts: { udid?: string | null; upTo?: number }): number {
+  markRead(opts: MarkReadOptions): number {
     return this.ctx.db.markRead(opts);
   }
 

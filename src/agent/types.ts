@@ -9,6 +9,7 @@ import type {
   AttemptRow,
   HistoryQuery,
   HistorySummary,
+  MarkReadOptions,
   NotificationRow,
   Page,
   Transport,
@@ -222,11 +223,8 @@ export interface AgentService extends SnapshotBrowsing, EncryptionControl {
   device(udid: string): DeviceStatus | undefined;
   history(q: HistoryQuery): Page<NotificationRow>;
   attempts(q: AttemptQuery): Page<AttemptRow>;
-  /**
-   * Marks notifications read up to an id: one device's (`udid`), Mooring's own (`udid: null`,
-   * those about no device), or all (left out); returns how many.
-   */
-  markRead(opts: { udid?: string | null; upTo?: number }): number;
+  /** Marks notifications read (see MarkReadOptions); returns how many. */
+  markRead(opts: MarkReadOptions): number;
   /** Starts a backup now (ignores window, interval, pause); resolves once started or refused. */
   backupNow(udid: string): Promise<BackupNowResult>;
   /** Cancels the device's running backup; false when none runs. */

@@ -18,7 +18,14 @@ import type {
   SnapshotSummary,
   WifiResult,
 } from '../agent/types';
-import type { AttemptQuery, AttemptRow, HistoryQuery, NotificationRow, Page } from '../history';
+import type {
+  AttemptQuery,
+  AttemptRow,
+  HistoryQuery,
+  MarkReadOptions,
+  NotificationRow,
+  Page,
+} from '../history';
 import { MooringError, type MooringErrorCode } from '../util/errors';
 
 /** Largest JSON answer accepted (a full page of history is far smaller). */
@@ -98,7 +105,7 @@ export class AgentClient {
     return (await this.json<{ url: string }>('POST', '/api/login-link')).url;
   }
 
-  async markRead(opts: { udid?: string | null; upTo?: number } = {}): Promise<number> {
+  async markRead(opts: MarkReadOptions = {}): Promise<number> {
     return (await this.json<{ marked: number }>('POST', '/api/history/read', opts)).marked;
   }
 

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentService } from '../agent/types';
+import { MAX_PAGE_SIZE, type MarkReadOptions } from '../history';
 import { isPlainObject, readJsonBody, readSwitchBody } from './body';
 import type { LoginCodes } from './browser-login';
 import { checkConfigChanges } from './config-changes';
@@ -51,18 +52,27 @@ function udidParam(c: RouteContext): string {
   return checkUdid(decodeURIComponent(c.params[0] ?? ''));
 }
 
-async function markReadBody(c: RouteContext): Promise<{ udid?: string | null; upTo?: number }> {
+const positiveId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+async function markReadBody(c: RouteContext): Promise<MarkReadOptions> {
   queryParams(c.search, []);
   const body = (await readJsonBody(c.req)) ?? {};
-  if (!isPlainObject(body)) throw badRequest('expected a JSON object {udid?, upTo?}');
-  const out: { udid?: string | null; upTo?: number } = {};
+  if (!isPlainObject(body)) throw badRequest('expected a JSON object {udid?, upTo?, ids?}');
+  const out: MarkReadOptions = {};
   for (const [k, v] of Object.entries(body)) {
     if (k === 'udid' && typeof v === 'string') out.udid = checkUdid(v);
     else if (k === 'udid' && v === null) out.udid = null;
-    else if (k === 'upTo' && Number.isSafeInteger(v) && (v as number) > 0) out.upTo = v as number;
-    else {
+    else if (k === 'upTo' && positiveId(v)) out.upTo = v;
+    else if (
+      k === 'ids' &&
+      Array.isArray(v) &&
+      v.length <= MAX_PAGE_SIZE &&
+      v.every((x) => positiveId(x))
+    ) {
+      out.ids = v as number[];
+    } else {
       throw badRequest(
-        `"${k.slice(0, 40)}": expected udid (a UDID, or null for Mooring's own) or upTo (a positive id)`,
+        `"${k.slice(0, 40)}": expected udid (a UDID, or null for Mooring's own), upTo (a positive id) or ids (at most ${MAX_PAGE_SIZE} positive ids)`,
       );
     }
   }

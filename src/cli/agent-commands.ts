@@ -125,12 +125,6 @@ export async function runAgentCommand(a: AgentCommandArgs): Promise<number> {
     case 'history': {
       const severity = oneOf<Severity>(flags, 'severity', SEVERITIES);
       const kind = oneOf<NotificationKind>(flags, 'kind', NOTIFICATION_KINDS);
-      if (flags.has('mark-read') && (severity !== undefined || kind !== undefined)) {
-        // It marks every notification up to the newest shown: a filtered list hides some.
-        throw new UsageError(
-          '--mark-read marks every notification up to the newest shown: use it without --severity and --kind',
-        );
-      }
       return historyCommand(
         client,
         { ...paging(flags), ...(severity ? { severity } : {}), ...(kind ? { kind } : {}) },

@@ -79,7 +79,8 @@ The agent (automatic backups; the commands below talk to it):
   devices                      (while an agent runs) what the agent knows of each device
   history [--udid U] [--severity info|warning|error] [--kind K] [--limit N] [--before ID]
           [--mark-read]        notifications, newest first, each with its device's name
-                               (--mark-read: those shown and older count as read)
+                               (--mark-read: those shown and older count as read;
+                               with --severity or --kind, only those shown)
   attempts [--udid U] [--outcome O] [--limit N] [--before ID]
                                backup attempts, newest first
   backup-now --udid U [--wait] start a backup now (--wait: until it ends; exit 0 on success)

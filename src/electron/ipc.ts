@@ -16,7 +16,12 @@ import {
   type FileQuery,
   type SnapshotBrowsing,
 } from '../agent/types';
-import { ATTEMPT_OUTCOMES, type AttemptQuery, type HistoryQuery } from '../history/types';
+import {
+  ATTEMPT_OUTCOMES,
+  type AttemptQuery,
+  type HistoryQuery,
+  type MarkReadOptions,
+} from '../history/types';
 import { MAX_PAGE_SIZE } from '../history/queries';
 import { NOTIFICATION_KINDS, SEVERITIES } from '../history/reasons';
 import { isMooringError } from '../util/errors';
@@ -149,9 +154,15 @@ const BASE_CHECKS: Omit<ArgCheckers, SnapshotMethod> = {
   markRead: (a) => {
     arity('markRead', a, 1, 1);
     return [
-      options<{ udid?: string | null; upTo?: number }>(a[0], 'markRead', {
+      options<MarkReadOptions>(a[0], 'markRead', {
         udid: (x) => (x === null ? null : optionalUdid(x)),
         upTo: (x) => positiveInt(x, 'upTo', MAX_ID),
+        ids: (x) => {
+          if (!Array.isArray(x) || x.length > MAX_PAGE_SIZE) {
+            throw usage(`ids: expected an array of at most ${MAX_PAGE_SIZE} ids, got ${show(x)}`);
+          }
+          return x.map((id) => positiveInt(id, 'ids', MAX_ID));
+        },
       }),
     ];
   },

@@ -19,6 +19,7 @@ import {
   ATTEMPT_COLUMNS,
   attemptsQuery,
   historyQuery,
+  MAX_PAGE_SIZE,
   NOTIFICATION_COLUMNS,
   pageSize,
   type BuiltQuery,
@@ -35,6 +36,7 @@ import {
   type FinishAttemptInput,
   type HistoryQuery,
   type HistorySummary,
+  type MarkReadOptions,
   type NotificationInput,
   type NotificationRow,
   type Page,
@@ -389,16 +391,21 @@ export class History {
 
   /** Marks notifications read: all, or those up to id `upTo`, of one device or all. Returns how many changed. */
   /** `udid`: one device's notifications; null: Mooring's own (no device); left out: all. */
-  markRead(opts: { upTo?: number; udid?: string | null } = {}): number {
+  markRead(opts: MarkReadOptions = {}): number {
+    if (opts.ids !== undefined && opts.ids.length > MAX_PAGE_SIZE) {
+      throw usage(`markRead: at most ${MAX_PAGE_SIZE} ids at once, got ${opts.ids.length}`);
+    }
     return this.durable(
       () =>
         this.stmt(
           `UPDATE notifications SET read = 1
-           WHERE read = 0 AND id <= @upTo AND (@all = 1 OR udid IS @udid)`,
+           WHERE read = 0 AND id <= @upTo AND (@all = 1 OR udid IS @udid)
+             AND (@ids IS NULL OR id IN (SELECT value FROM json_each(@ids)))`,
         ).run({
           upTo: opts.upTo ?? Number.MAX_SAFE_INTEGER,
           all: opts.udid === undefined ? 1 : 0,
           udid: opts.udid ?? null,
+          ids: opts.ids === undefined ? null : JSON.stringify(opts.ids),
         }).changes,
     );
   }

@@ -118,6 +118,17 @@ export interface HistoryQuery {
   limit?: number;
 }
 
+/**
+ * Which notifications markRead marks: one device's (`udid`), Mooring's own (`udid: null`, those
+ * about no device), or all (left out); of those, the ones up to `upTo`, and only `ids` when given
+ * (what a filtered list showed; at most MAX_PAGE_SIZE).
+ */
+export interface MarkReadOptions {
+  udid?: string | null;
+  upTo?: number;
+  ids?: number[];
+}
+
 export interface AttemptQuery {
   udid?: string;
   outcome?: AttemptOutcome;

@@ -296,14 +296,36 @@ describe('API server', () => {
       [...ids].sort((a, b) => b - a),
     );
 
-    const marked = await raw(port, {
-      method: 'POST',
-      path: '/api/history/read',
-      token: TOKEN,
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ udid }),
-    });
-    assert.deepEqual(marked.json, { marked: 5 });
+    const markRead = (body: unknown) =>
+      raw(port, {
+        method: 'POST',
+        path: '/api/history/read',
+        token: TOKEN,
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    // By id: exactly those.
+    const byId = await markRead({ udid, ids: [ids[1], ids[3]] });
+    assert.deepEqual(byId.json, { marked: 2 });
+    assert.deepEqual(
+      history
+        .listHistory({ udid })
+        .items.filter((n) => n.read)
+        .map((n) => n.id),
+      [ids[1], ids[3]],
+    );
+    for (const bad of [
+      { ids: [0] },
+      { ids: ['1'] },
+      { ids: 5 },
+      { ids: new Array(1001).fill(1) },
+    ]) {
+      const r = await markRead(bad);
+      assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 40));
+      assert.match(errorOf(r).message, /ids \(at most 1000 positive ids\)/);
+    }
+    const marked = await markRead({ udid });
+    assert.deepEqual(marked.json, { marked: 3 });
     assert.ok(history.listHistory({ udid }).items.every((n) => n.read));
   });
 

@@ -302,7 +302,7 @@ describe('mooring agent and its client commands', () => {
     assert.equal((await fetch(link, { redirect: 'manual' })).status, 401);
   });
 
-  it('history --mark-read counts what it shows, and older, as read; status says how', async () => {
+  it('history --mark-read counts what it shows, and older, as read (filtered: only what it shows); status says how', async () => {
     const before = await cli('status');
     assert.match(
       before.out,
@@ -310,12 +310,23 @@ describe('mooring agent and its client commands', () => {
     );
     const unread = (await new AgentClient(agent.url, agent.token).status()).summary.unread.total;
     assert.ok(unread > 0);
-    const filtered = await cli('history', '--mark-read', '--severity', 'error');
-    assert.equal(filtered.code, 2);
-    assert.match(filtered.err, /--mark-read marks every notification up to the newest shown/);
+    const list = async (): Promise<NotificationRow[]> =>
+      (JSON.parse((await cli('history', '--json', '--limit', '1000')).out) as Page<NotificationRow>)
+        .items;
+    const unreadInfo = (await list()).filter((n) => !n.read && n.severity === 'info');
+    assert.ok(unreadInfo.length > 0);
+    // Filtered, it marks exactly the rows it shows: not the ones the filter hides.
+    const filtered = await cli('history', '--mark-read', '--severity', 'info', '--limit', '1000');
+    assert.equal(filtered.code, 0, filtered.err);
+    const infoCount = unreadInfo.length;
+    assert.match(filtered.out, new RegExp(`^${infoCount} notifications? marked read\\.$`, 'm'));
+    const afterFilter = await list();
+    assert.ok(afterFilter.filter((n) => n.severity === 'info').every((n) => n.read));
+    const rest = unread - infoCount;
+    assert.equal(afterFilter.filter((n) => !n.read).length, rest, 'the others stay unread');
     const marked = await cli('history', '--mark-read');
     assert.equal(marked.code, 0, marked.err);
-    assert.match(marked.out, new RegExp(`^${unread} notifications? marked read\\.$`, 'm'));
+    assert.match(marked.out, new RegExp(`^${rest} notifications? marked read\\.$`, 'm'));
     assert.match((await cli('status')).out, /^Unread notifications: none$/m);
     const page = JSON.parse(
       (await cli('history', '--json', '--limit', '1000')).out,

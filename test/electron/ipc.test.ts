@@ -169,6 +169,16 @@ describe('bridge call validation', () => {
     assert.deepEqual(checkCall('markRead', [{ udid: UDID, upTo: 5 }]).args, [
       { udid: UDID, upTo: 5 },
     ]);
+    assert.deepEqual(checkCall('markRead', [{ udid: UDID, ids: [3, 4] }]).args, [
+      { udid: UDID, ids: [3, 4] },
+    ]);
+    refused(() => checkCall('markRead', [{ ids: [1, 0] }]), 'USAGE', /ids: expected an integer/);
+    refused(() => checkCall('markRead', [{ ids: 'all' }]), 'USAGE', /ids: expected an array/);
+    refused(
+      () => checkCall('markRead', [{ ids: new Array(1001).fill(1) }]),
+      'USAGE',
+      /at most 1000 ids/,
+    );
     assert.deepEqual(checkCall('readLog', [{ maxBytes: 4096 }]).args, [{ maxBytes: 4096 }]);
     assert.deepEqual(checkCall('readLog', [{}]).args, [{}]);
     refused(

@@ -317,9 +317,18 @@ test('notifications: params round-trip, read flags, severity filter', () => {
     [e.id],
   );
   assert.deepEqual(h.summary().unread, { info: 1, warning: 1, error: 1, total: 3 });
+  // By id: only those listed, and of them only the scope's (e is UDID_B's, not UDID_A's).
+  assert.equal(h.markRead({ udid: UDID_A, ids: [e.id, g.id] }), 0);
+  assert.equal(h.markRead({ ids: [] }), 0);
+  assert.throws(
+    () => h.markRead({ ids: Array.from({ length: 1001 }, (_, i) => i + 1) }),
+    /at most 1000 ids/,
+  );
+  assert.deepEqual(h.summary().unread, { info: 1, warning: 1, error: 1, total: 3 });
   assert.equal(h.markRead({ udid: UDID_A }), 1);
   assert.equal(h.getNotification(row.id)?.read, true);
-  assert.equal(h.markRead({ upTo: e.id }), 1);
+  assert.equal(h.markRead({ ids: [e.id, e.id, 999_999] }), 1);
+  assert.equal(h.getNotification(e.id)?.read, true);
   assert.deepEqual(h.summary().unread, { info: 1, warning: 0, error: 0, total: 1 });
   assert.equal(h.markRead(), 1);
   assert.equal(h.markRead(), 0);

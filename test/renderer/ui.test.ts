@@ -544,6 +544,63 @@ describe(
       assert.equal(await page.locator('.notice.unread').count(), 0);
     });
 
+    it('a filtered Notifications tab marks read the rows it shows, not the ones the filter hides', async () => {
+      // Two errors and two infos of the USB device, unread, written as another process would.
+      const h = openHistory(path.join(s.dataDir, 'history.db'));
+      const added: NotificationRow[] = [];
+      try {
+        for (const code of [104, 212])
+          added.push(h.addNotification({ ...deviceError({ code }), udid: usb }));
+        for (const k of [1, 2]) {
+          added.push(
+            h.addNotification({
+              ...notDue({ nextDueAt: Date.now() + k * 3600_000, now: Date.now() }),
+              udid: usb,
+            }),
+          );
+        }
+      } finally {
+        h.close();
+      }
+      const errors = added.filter((n) => n.severity === 'error').map((n) => n.id);
+      const infos = added.filter((n) => n.severity === 'info').map((n) => n.id);
+      // A page that starts hidden (behind another window): nothing it loads is seen yet.
+      const hidden = await ui.context.newPage();
+      try {
+        await hidden.addInitScript(`(() => {
+          let state = 'hidden';
+          Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => state });
+          window.__show = () => { state = 'visible'; document.dispatchEvent(new Event('visibilitychange')); };
+        })()`);
+        await hidden.goto(`${s.agent!.url}/#/device/${usb}/notifications`);
+        await hidden.locator(`.notice[data-id="${infos[1]}"]`).waitFor({ timeout: UI_WAIT });
+        await hidden.selectOption(`#severity-${usb}`, 'error');
+        await hidden.locator(`.notice[data-id="${errors[1]}"]`).waitFor({ timeout: UI_WAIT });
+        assert.equal(await hidden.locator(`.notice[data-id="${infos[1]}"]`).count(), 0);
+        const readOf = async (): Promise<Map<number, boolean>> =>
+          new Map((await s.notifications(usb)).map((n) => [n.id, n.read]));
+        const before = await readOf();
+        assert.deepEqual(
+          [...errors, ...infos].map((id) => before.get(id)),
+          [false, false, false, false],
+          'not seen while hidden',
+        );
+        await hidden.evaluate('window.__show()');
+        await s.waitFor('the errors shown read', async () => {
+          const r = await readOf();
+          return errors.every((id) => r.get(id) === true) ? true : undefined;
+        });
+        const after = await readOf();
+        assert.deepEqual(
+          infos.map((id) => after.get(id)),
+          [false, false],
+          'the rows the filter hid stay unread',
+        );
+      } finally {
+        await hidden.close();
+      }
+    });
+
     it('Mooring’s own notices (a webhook that fails) are on the device list until marked read', async () => {
       // A webhook nothing listens at, then a warning to send: the send fails, and says so here.
       await s.api('PATCH', '/api/config', { webhook: 'http://127.0.0.1:9/mooring' });

@@ -30,7 +30,10 @@ export async function agentDevicesCommand(client: AgentClient, o: ViewOptions): 
   return 0;
 }
 
-/** `markRead`: once shown, the notifications up to the newest shown (of --udid's device) are read. */
+/**
+ * `markRead`: once shown, they are read: every notification (of --udid's device) up to the newest
+ * shown, or, when a filter hides some, exactly those shown.
+ */
 export async function historyCommand(
   client: AgentClient,
   q: HistoryQuery,
@@ -40,7 +43,12 @@ export async function historyCommand(
   const markRead = async (): Promise<number> => {
     const newest = page.items[0]?.id;
     if (o.markRead !== true || newest === undefined) return 0;
-    return client.markRead({ ...(q.udid === undefined ? {} : { udid: q.udid }), upTo: newest });
+    const scope = q.udid === undefined ? {} : { udid: q.udid };
+    if (q.severity === undefined && q.kind === undefined) {
+      return client.markRead({ ...scope, upTo: newest });
+    }
+    const ids = page.items.filter((n) => !n.read).map((n) => n.id);
+    return ids.length === 0 ? 0 : client.markRead({ ...scope, ids });
   };
   if (o.json) {
     o.out(JSON.stringify(page, null, 2));

@@ -4,8 +4,9 @@
  * page's cursor), so the thousandth page costs what the first does; only loaded rows are in the
  * DOM, and more load when the end of the list scrolls into view (or on "Load more"). New
  * notifications from the event stream go on top without a reload. Rows not read before are marked
- * "New"; seeing them (the tab open and visible, no severity filter) marks the device's
- * notifications read up to the newest shown (what `mooring status` counts as unread).
+ * "New"; seeing them (the tab open and visible) marks them read (what `mooring status` counts as
+ * unread): with no filter every notification up to the newest shown, with a severity filter
+ * exactly the rows shown (the others it hides stay unread).
  */
 import type { NotificationRow, Severity } from '../agent-types.js';
 import { h, setText } from '../dom.js';
@@ -14,6 +15,8 @@ import type { AppState } from '../state.js';
 import { errorMessage } from '../transport.js';
 
 export const NOTIFICATION_PAGE = 100;
+/** Ids marked read in one call (the agent takes up to 1,000). */
+const MARK_BATCH = 500;
 
 /** One notice as a list item: severity, reason, "New" until read, time, message, what to do. */
 export function noticeItem(n: NotificationRow, now: number): HTMLElement {
@@ -78,21 +81,34 @@ export function notificationsPanel(
   let readUpTo = 0;
   /** The newest unread notification shown, to mark once it has been seen. */
   let unreadUpTo = 0;
+  /** Unread rows shown under a severity filter, to mark by id once seen. */
+  const unreadShown = new Set<number>();
 
   /**
-   * Marks read what has been seen: only with no severity filter (a filtered list does not show
-   * what "up to this id" would also mark) and while the page is visible (a live notice arriving
-   * behind another window, or in the tray, has not been read).
+   * Marks read what has been seen, while the page is visible (a live notice arriving behind
+   * another window, or in the tray, has not been read). Unfiltered, "up to the newest shown";
+   * filtered, the rows shown by id, since "up to" would also mark the rows the filter hides.
+   * Best effort: an answer lost only leaves them unread until the tab is opened again.
    */
   const flushRead = (): void => {
-    if (severity !== undefined || document.visibilityState !== 'visible') return;
-    if (unreadUpTo <= readUpTo) return;
-    readUpTo = unreadUpTo;
-    // Best effort: an answer lost only leaves them unread until the tab is opened again.
-    state.bridge.call('markRead', { udid, upTo: readUpTo }).catch(() => undefined);
+    if (document.visibilityState !== 'visible') return;
+    if (unreadUpTo > readUpTo) {
+      readUpTo = unreadUpTo;
+      state.bridge.call('markRead', { udid, upTo: readUpTo }).catch(() => undefined);
+    }
+    const ids = [...unreadShown];
+    unreadShown.clear();
+    for (let i = 0; i < ids.length; i += MARK_BATCH) {
+      const batch = ids.slice(i, i + MARK_BATCH);
+      state.bridge.call('markRead', { udid, ids: batch }).catch(() => undefined);
+    }
   };
   const markRead = (rows: readonly NotificationRow[]): void => {
-    for (const n of rows) if (!n.read && n.id > unreadUpTo) unreadUpTo = n.id;
+    for (const n of rows) {
+      if (n.read) continue;
+      if (severity !== undefined) unreadShown.add(n.id);
+      else if (n.id > unreadUpTo) unreadUpTo = n.id;
+    }
     flushRead();
   };
   document.addEventListener('visibilitychange', flushRead);
@@ -147,6 +163,9 @@ export function notificationsPanel(
     cursor = null;
     done = false;
     shown.clear();
+    // Rows waiting to be seen (the page hidden) are gone from the list: not seen after all.
+    unreadUpTo = readUpTo;
+    unreadShown.clear();
     list.replaceChildren();
     setText(status, 'Loading…');
     void loadMore();
