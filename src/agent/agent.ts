@@ -236,6 +236,9 @@ export class Agent implements AgentService {
     const { ctx, contact } = this;
     if (ctx.started || ctx.stopping) return;
     ctx.started = true;
+    ctx.log(
+      `Mooring ${this.version} started: data in ${this.dataDir}, backups in ${ctx.backupDir}, time zone ${this.timeZone}`,
+    );
     // A failure in our handlers must not break discovery's own bookkeeping (it emits synchronously).
     const guard =
       <A extends unknown[]>(what: string, fn: (...a: A) => void) =>
@@ -321,6 +324,7 @@ export class Agent implements AgentService {
       await ctx.settleBackground();
       ctx.db.close();
       ctx.notifier.clear();
+      ctx.log('Mooring stopped');
       this.logFile?.close();
     })();
     return this.stopped;

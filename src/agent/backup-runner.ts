@@ -23,6 +23,16 @@ import { recordStoreFindings } from './store-findings';
 import { CONTACT_READS, type DeviceContact } from './device-contact';
 import { classifyOutcome } from './outcome-notice';
 
+/** An error's causes, each on from the one before, for the log (" ← cause ← its cause"). */
+function causes(e: Error | undefined): string {
+  const out: string[] = [];
+  for (let c = e?.cause; c !== undefined && c !== null && out.length < 5;) {
+    out.push(c instanceof Error ? c.message : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return out.map((m) => ` ← ${m}`).join('');
+}
+
 /** MooringError detail: the chosen backup folder is not there. */
 const FOLDER_MISSING = 'BACKUP_DIR_MISSING';
 
@@ -140,6 +150,7 @@ export class BackupRunner {
     rt.next = { code: 'RUNNING', message: 'A backup is running', at: null };
     const attempt = ctx.db.getAttempt(attemptId);
     if (attempt) ctx.emit({ type: 'attempt', attempt });
+    ctx.log(`backup of ${udid} started: attempt ${attemptId}, ${trigger}, over ${transport}`);
     ctx.emitDevice(udid);
     ctx.emitAgent();
     const work = this.runJob(udid, attemptId, transport, job.signal)
@@ -329,6 +340,12 @@ export class BackupRunner {
       },
     };
     let c = classifyOutcome(facts);
+    if (!job.ok) {
+      // The whole technical story for the log; the notice keeps it short.
+      ctx.log(
+        `backup of ${udid} (attempt ${attemptId}) ended at its ${job.stage} stage: ${job.message}${causes(job.error)}`,
+      );
+    }
     if (c.outcome === 'failure') {
       const retryAt = this.retryAfterFailure(udid, now, c.notice.reasonCode, running?.trigger);
       if (retryAt !== undefined) c = classifyOutcome({ ...facts, retryAt });

@@ -70,6 +70,8 @@ export class Notifier {
 
   /** A notification already in the history (recorded with an attempt): events and the webhook. */
   announce(row: NotificationRow): void {
+    // The log tells the same story as the Notifications tab, for whoever reads only the log.
+    this.o.log(`${row.severity} ${row.reasonCode} (${row.udid ?? 'Mooring'}): ${row.message}`);
     this.emit({ type: 'notification', notification: row });
     const url = this.o.webhookUrl();
     if (url === null || row.reasonCode === 'WEBHOOK_FAILED') return;

@@ -1,7 +1,8 @@
 /**
  * The agent's log lines reach both the front end's log and `<data>/logs/agent.log`, which
- * readLog returns and a restarted agent appends to; a data folder where the log cannot be made
- * leaves the agent working, and says so once.
+ * readLog returns and a restarted agent appends to; a backup's story is in it (its start, its
+ * notice, and for a failure the stage and the causes the notice leaves out); a data folder where
+ * the log cannot be made leaves the agent working, and says so once.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { Agent, type AgentOptions } from '../../src/agent/agent';
 import { logFilePath } from '../../src/util/log-file';
+import { backUpNow, nextAttempt, simFixture, startedOnUsb } from './agent-helpers';
 
 const made: string[] = [];
 after(async () => {
@@ -77,5 +79,35 @@ test('a log file that cannot be made: the agent still runs, and says so once', a
     await assert.rejects(agent.readLog({}), /ENOTDIR/);
   } finally {
     await agent.stop();
+  }
+});
+
+test("a backup's story is in the log: start, notice, and a failure's stage and causes", async () => {
+  const f = await simFixture('mooring-agent-log-sim-', { files: 6, bytes: 40_000, seed: 61 });
+  let agent: Agent | undefined;
+  try {
+    agent = await startedOnUsb(f.agentOptions(), f.udid);
+    const ok = await backUpNow(agent, f.udid);
+    await f.sim.ctl('fault', { name: 'dropAfterBytes', value: '4000' });
+    const ended = nextAttempt(agent, f.udid, (a) => a.outcome !== 'running', 'the cut-off backup');
+    assert.equal((await agent.backupNow(f.udid)).started, true);
+    const cut = await ended;
+    assert.equal(cut.reasonCode, 'CONNECTION_LOST');
+    const lines = (await agent.readLog({})).text.split('\n').map((l) => l.slice(25));
+    const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
+    assert.ok(at(/^Mooring \S+ started: data in .*, backups in .*, time zone UTC$/) >= 0);
+    const started = at(
+      new RegExp(`^backup of ${f.udid} started: attempt ${ok.id}, manual, over usb$`),
+    );
+    const succeeded = at(new RegExp(`^info BACKUP_SUCCEEDED \\(${f.udid}\\): `));
+    assert.ok(started >= 0 && succeeded > started, lines.join('\n'));
+    const failed = at(
+      new RegExp(`^backup of ${f.udid} \\(attempt ${cut.id}\\) ended at its \\w+ stage: .+`),
+    );
+    const notice = at(new RegExp(`^warning CONNECTION_LOST \\(${f.udid}\\): `));
+    assert.ok(failed >= 0 && notice > failed, lines.join('\n'));
+  } finally {
+    await agent?.stop();
+    await f.close();
   }
 });
