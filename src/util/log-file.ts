@@ -71,9 +71,15 @@ export class LogFile {
   write(line: string): void {
     if (this.fd === undefined) return;
     const buf = Buffer.from(formatLogLine(this.now(), line), 'utf8');
+    if (this.size > 0 && this.size + buf.length > this.maxBytes) {
+      try {
+        this.rotate();
+      } catch {
+        // not rotated: the line goes on in the file there is
+      }
+    }
+    if (this.fd === undefined) return;
     try {
-      if (this.size > 0 && this.size + buf.length > this.maxBytes) this.rotate();
-      if (this.fd === undefined) return;
       fs.writeSync(this.fd, buf);
       this.size += buf.length;
     } catch {
@@ -81,19 +87,25 @@ export class LogFile {
     }
   }
 
-  /** agent.log → agent.log.1 → … → agent.log.KEEP (the oldest goes), then a new agent.log. */
+  /**
+   * agent.log → agent.log.1 → … → agent.log.KEEP (the oldest goes), then a new agent.log. A rename
+   * that fails leaves the files as they are, and the log goes on in the one it has.
+   */
   private rotate(): void {
     this.close();
-    for (let i = this.keep; i >= 1; i--) {
-      const from = i === 1 ? this.file : `${this.file}.${i - 1}`;
-      try {
-        fs.renameSync(from, `${this.file}.${i}`);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    try {
+      for (let i = this.keep; i >= 1; i--) {
+        const from = i === 1 ? this.file : `${this.file}.${i - 1}`;
+        try {
+          fs.renameSync(from, `${this.file}.${i}`);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
       }
+      if (this.keep === 0) fs.rmSync(this.file, { force: true });
+    } finally {
+      this.open();
     }
-    if (this.keep === 0) fs.rmSync(this.file, { force: true });
-    this.open();
   }
 
   close(): void {

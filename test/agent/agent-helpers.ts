@@ -194,6 +194,16 @@ export async function untilOnUsb(agent: Agent, udid: string): Promise<void> {
   );
 }
 
+/** Restarts the simulator; resolves once the agent has seen the device leave USB and come back. */
+export async function rebootedOnUsb(agent: Agent, sim: RunningSim, udid: string): Promise<void> {
+  const gone = waitForEvent(agent, 'the device off USB', (e) =>
+    e.type === 'device' && e.device.udid === udid && !e.device.reachable.usb ? true : undefined,
+  );
+  await sim.ctl('reboot');
+  await gone;
+  await untilOnUsb(agent, udid);
+}
+
 /**
  * An agent on `options`, started with automatic backups off (only the backups a test asks for
  * run), once `udid` is on USB. Stopped again if it gets no further.

@@ -17,6 +17,7 @@ import type { AttemptRow } from '../../src/history';
 import {
   nextAttempt,
   notificationsOf,
+  rebootedOnUsb,
   simFixture,
   type SimFixture,
   untilOnUsb,
@@ -78,12 +79,7 @@ describe('Agent: a phone restarted, stuck with an old snapshot, or not unlocked 
 
   it('restarted, not unlocked since: NOT_UNLOCKED_SINCE_REBOOT; an unlock starts the retry', async () => {
     // A restart: the device leaves USB and comes back (with a new usbmuxd id).
-    const gone = waitForEvent(agent, 'the device off USB', (e) =>
-      e.type === 'device' && e.device.udid === udid && !e.device.reachable.usb ? true : undefined,
-    );
-    await f.sim.ctl('reboot');
-    await gone;
-    await untilOnUsb(agent, udid);
+    await rebootedOnUsb(agent, f.sim, udid);
     const failed = await backUpNow();
     assert.equal(failed.outcome, 'failure');
     assert.equal(failed.reasonCode, 'NOT_UNLOCKED_SINCE_REBOOT');
@@ -125,12 +121,7 @@ describe('Agent: a phone restarted, stuck with an old snapshot, or not unlocked 
     assert.match(n.message, /an earlier backup that was cut off left its snapshot behind/);
     assert.match(n.message, /MBErrorDomain 3|error 3/);
     assert.equal(n.fixHint, 'Restart the device, then back up again (only a restart clears it)');
-    const gone = waitForEvent(agent, 'the device off USB', (e) =>
-      e.type === 'device' && e.device.udid === udid && !e.device.reachable.usb ? true : undefined,
-    );
-    await f.sim.ctl('reboot');
-    await gone;
-    await untilOnUsb(agent, udid);
+    await rebootedOnUsb(agent, f.sim, udid);
     await heard('unlock');
     assert.equal((await backUpNow()).outcome, 'success');
     await f.sim.ctl('fault', { name: 'staleSnapshot', value: 'off' });

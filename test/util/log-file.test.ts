@@ -5,7 +5,7 @@
  * log that cannot be opened refused at once, while one that cannot be written loses only lines.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import {
@@ -89,6 +89,17 @@ test('rotates past its size, keeping two older files; the tail reaches into the 
   assert.equal(both.text.trim().split('\n').length, 6);
   assert.equal(both.truncated, true);
   assert.equal((await readLogTail(`${file}.1`, line * 100)).truncated, false, 'all of one file');
+});
+
+test('a rotation that cannot rename goes on writing in the same file', () => {
+  const file = logFilePath(dirs.tmp());
+  // agent.log.1 is a folder with something in it: renaming agent.log onto it fails.
+  mkdirSync(`${file}.1`, { recursive: true });
+  writeFileSync(path.join(`${file}.1`, 'keep'), 'x');
+  const log = new LogFile(file, { maxBytes: 100, keep: 1, now: () => AT });
+  for (let i = 0; i < 10; i++) log.write(`line ${i}`);
+  log.close();
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 10, 'nothing dropped');
 });
 
 test('no log yet: an empty tail naming the file; a log that cannot be opened throws', async () => {
