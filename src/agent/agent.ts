@@ -485,7 +485,9 @@ export class Agent implements AgentService {
     ctx.record(backupDirChanged({ from, to: dir }));
     for (const rt of ctx.runtimes.values()) rt.latestSnapshot = null;
     ctx.track(
-      Promise.all(ctx.db.listDevices().map((d) => readDeviceFolder(ctx, d.udid))).then(() => {
+      Promise.all(
+        ctx.db.listDevices().map((d) => readDeviceFolder(ctx, d.udid, { fresh: true })),
+      ).then(() => {
         for (const d of ctx.db.listDevices()) ctx.emitDevice(d.udid);
       }),
     );

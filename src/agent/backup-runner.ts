@@ -224,7 +224,7 @@ export class BackupRunner {
     ctx.encryption?.afterJob(udid, outcome);
     // The new snapshot is in the device's status before the attempt that made it is recorded: a
     // client that sees the success then sees its snapshot too.
-    if (outcome.ok) await readDeviceFolder(ctx, udid);
+    if (outcome.ok) await readDeviceFolder(ctx, udid, { fresh: true });
     const announce = this.finishJob(udid, attemptId, transport, outcome);
     recordStoreFindings(ctx, udid, outcome.storeFound, attemptId);
     const enc = outcome.ok ? outcome.encryption : undefined;
@@ -234,7 +234,7 @@ export class BackupRunner {
     if (outcome.ok) {
       // Still inside the device's slot: no other backup of it can start while old ones go.
       if (outcome.snapshot && !ctx.stopping) await pruneByRetention(ctx, udid, attemptId);
-      await readDeviceFolder(ctx, udid);
+      await readDeviceFolder(ctx, udid, { fresh: true });
       if (outcome.snapshot && !ctx.stopping) this.prepareNext(udid);
     }
     return announce;

@@ -25,12 +25,35 @@ export function currentFolderFacts(ctx: AgentContext, udid: string): FolderFacts
 const same = (a: FolderBackup | undefined, b: FolderBackup): boolean =>
   JSON.stringify(a) === JSON.stringify(b);
 
+/** Reads still under way, by device: a folder that does not answer (a hung network mount) gets one. */
+const inFlight = new WeakMap<AgentContext, Map<string, Promise<boolean>>>();
+
 /**
  * Reads the device's records in the backup folder into its runtime (`folder`, `latestSnapshot`).
  * Returns whether what they say changed. Never throws; a folder that cannot be read is logged
- * once per reason, and the history decides meanwhile.
+ * once per reason, and the history decides meanwhile. While a read of the device is under way,
+ * asking again joins it rather than starting another; `fresh` (after a commit, or a move) reads
+ * again once it is done, so that what was just written is in.
  */
-export async function readDeviceFolder(ctx: AgentContext, udid: string): Promise<boolean> {
+export function readDeviceFolder(
+  ctx: AgentContext,
+  udid: string,
+  o: { fresh?: boolean } = {},
+): Promise<boolean> {
+  let reads = inFlight.get(ctx);
+  if (reads === undefined) inFlight.set(ctx, (reads = new Map()));
+  const pending = reads.get(udid);
+  if (pending !== undefined && o.fresh !== true) return pending;
+  const read: Promise<boolean> = (pending ?? Promise.resolve(false))
+    .then(() => readOnce(ctx, udid))
+    .finally(() => {
+      if (reads.get(udid) === read) reads.delete(udid);
+    });
+  reads.set(udid, read);
+  return read;
+}
+
+async function readOnce(ctx: AgentContext, udid: string): Promise<boolean> {
   const dest = ctx.backupDir;
   const before = currentFolderFacts(ctx, udid);
   const reading = await readFolderBackup(dest, udid, before?.reading);

@@ -32,6 +32,8 @@ import type { PairingView } from './device-view';
 import { skipView } from './skip-notice';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long a round of decisions waits for the backup folder's records (see readFolders). */
+export const FOLDER_READ_WAIT_MS = 2000;
 
 /** Skips whose message names a time that settings can move. */
 const TIMED_SKIPS = new Set([
@@ -57,14 +59,25 @@ export class Scheduling {
     this.decideAll(now);
   }
 
-  /** What the backup folder holds of each device, read before deciding (see folder-backups). */
+  /**
+   * What the backup folder holds of each device, read before deciding (see folder-backups). A
+   * folder that does not answer within FOLDER_READ_WAIT_MS (a network mount that hangs) does not
+   * hold the round up: it decides with what was read before, and the read lands later.
+   */
   private async readFolders(): Promise<void> {
     const { ctx } = this;
-    const udids = ctx.db.listDevices().map((d) => d.udid);
-    const changed = await Promise.all(udids.map((u) => readDeviceFolder(ctx, u)));
-    udids.forEach((u, i) => {
-      if (changed[i] === true) ctx.emitDevice(u);
+    const reads = ctx.db.listDevices().map(async (d) => {
+      if (await readDeviceFolder(ctx, d.udid)) ctx.emitDevice(d.udid);
     });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, FOLDER_READ_WAIT_MS);
+    });
+    try {
+      await Promise.race([Promise.all(reads), waited]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A setting changed: apply the limit, let timed skips be recorded again, decide anew. */

@@ -3,10 +3,11 @@
  * made by `mooring backup` (a real child process, on the same simulated iPhone through its
  * usbmuxd) beside a running agent moves the next due time and the device's "last backup"; and
  * when backup-dir moves to an empty folder the next backup starts at once, into that folder,
- * instead of an interval after the last one made elsewhere.
+ * instead of an interval after the last one made elsewhere; and a folder that does not answer (a
+ * hung network mount) holds up no round of decisions, nor piles up reads.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fsp, type PathLike } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -106,5 +107,35 @@ describe('the schedule and the backup folder', () => {
     await agent.nextBackupPrepared(udid);
     // And then it is not due again until an interval after that one.
     await notDueAt({ interval: '4h' }, done.startedAt + 4 * HOUR);
+  });
+
+  it('a backup folder that does not answer (a hung network mount) holds no round up, and is asked once', async () => {
+    const dest = agent.backupDir;
+    const real = fsp.stat;
+    const held: Array<() => void> = [];
+    let asked = 0;
+    // Every stat under the folder hangs until released, as on a mount whose server went away.
+    const hanging = (p: PathLike, ...rest: unknown[]): Promise<unknown> => {
+      const call = (): Promise<unknown> =>
+        (real as (...a: unknown[]) => Promise<unknown>)(p, ...rest);
+      if (!String(p).startsWith(dest)) return call();
+      asked++;
+      return new Promise((resolve, reject) => held.push(() => void call().then(resolve, reject)));
+    };
+    (fsp as { stat: unknown }).stat = hanging;
+    try {
+      for (let i = 0; i < 3; i++) {
+        await agent['onTick']({
+          reason: 'poke',
+          at: new Date(),
+          signal: new AbortController().signal,
+        });
+      }
+      assert.equal(asked, 1, 'one read of the folder, which the later rounds join');
+      assert.equal(agent.device(udid)?.next.code, 'NOT_DUE', 'decided with what was read before');
+    } finally {
+      fsp.stat = real;
+      for (const release of held) release();
+    }
   });
 });
