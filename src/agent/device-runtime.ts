@@ -38,6 +38,8 @@ export interface DeviceRuntime {
   latestSnapshot: DeviceStatus['latestSnapshot'];
   /** What the backup folder holds of it, as last read (readDeviceFolder). */
   folder?: FolderFacts;
+  /** That read while it is under way: one at a time, even if the folder does not answer. */
+  folderRead?: Promise<boolean> | undefined;
   /** EnableWifiConnections as last read or set; null before the first contact. */
   wifiBackups: boolean | null;
   /** A pair() is waiting for the answer on the device. */

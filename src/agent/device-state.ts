@@ -85,9 +85,12 @@ export function scheduleLastSuccess(f: AttemptFacts, folder?: FolderFacts): numb
         ? f.lastSuccessAt
         : v.sound.at;
   if (f.lastSuccessEndedAt === undefined || folder.readAt > f.lastSuccessEndedAt) return sound;
-  return sound === undefined || f.lastSuccessAt === undefined
-    ? (sound ?? f.lastSuccessAt)
-    : Math.max(sound, f.lastSuccessAt);
+  return newer(sound, f.lastSuccessAt);
+}
+
+/** The later of two times either of which may be unknown. */
+function newer(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? (a ?? b) : Math.max(a, b);
 }
 
 /** When the device was last backed up as its status shows it: the newer of the history's and the folder's. */
@@ -96,9 +99,8 @@ export function shownLastSuccess(
   folder?: FolderFacts,
 ): number | null {
   const v = folder?.reading.value;
-  const sound = v?.state === 'known' ? (v.sound?.at ?? null) : null;
-  const h = historyLast ?? null;
-  return sound === null || h === null ? (sound ?? h) : Math.max(sound, h);
+  const sound = v?.state === 'known' ? v.sound?.at : undefined;
+  return newer(sound, historyLast ?? undefined) ?? null;
 }
 
 const date = (t: number | undefined): Date | undefined =>

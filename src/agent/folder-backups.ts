@@ -25,9 +25,6 @@ export function currentFolderFacts(ctx: AgentContext, udid: string): FolderFacts
 const same = (a: FolderBackup | undefined, b: FolderBackup): boolean =>
   JSON.stringify(a) === JSON.stringify(b);
 
-/** Reads still under way, by device: a folder that does not answer (a hung network mount) gets one. */
-const inFlight = new WeakMap<AgentContext, Map<string, Promise<boolean>>>();
-
 /**
  * Reads the device's records in the backup folder into its runtime (`folder`, `latestSnapshot`).
  * Returns whether what they say changed. Never throws; a folder that cannot be read is logged
@@ -40,16 +37,15 @@ export function readDeviceFolder(
   udid: string,
   o: { fresh?: boolean } = {},
 ): Promise<boolean> {
-  let reads = inFlight.get(ctx);
-  if (reads === undefined) inFlight.set(ctx, (reads = new Map()));
-  const pending = reads.get(udid);
+  const rt = ctx.runtime(udid);
+  const pending = rt.folderRead;
   if (pending !== undefined && o.fresh !== true) return pending;
   const read: Promise<boolean> = (pending ?? Promise.resolve(false))
     .then(() => readOnce(ctx, udid))
     .finally(() => {
-      if (reads.get(udid) === read) reads.delete(udid);
+      if (rt.folderRead === read) rt.folderRead = undefined;
     });
-  reads.set(udid, read);
+  rt.folderRead = read;
   return read;
 }
 
