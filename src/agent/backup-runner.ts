@@ -7,6 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import {
   encryptedNotOpened,
+  roomMade,
   waitingForPasscode,
   type AttemptRow,
   type AttemptTrigger,
@@ -14,9 +15,11 @@ import {
 } from '../history';
 import { runBackupJob, type JobEvent, type JobOutcome } from '../job';
 import { decide } from '../scheduler';
+import { dateOfSnapshotId, type RoomPlan } from '../store';
 import { isMooringError, MooringError } from '../util/errors';
 import { errText, type AgentContext } from './agent-context';
 import { pruneByRetention } from './auto-prune';
+import { readRoomPolicy } from './config';
 import { readDeviceFolder } from './folder-backups';
 import { prepareNextBackup } from './prepare-next';
 import { recordStoreFindings } from './store-findings';
@@ -177,6 +180,8 @@ export class BackupRunner {
   ): Promise<() => void> {
     const { ctx } = this;
     let outcome: JobOutcome;
+    // D48: what may go when the device lacks room; read once, for the job and for its notice.
+    const room = readRoomPolicy(ctx.db, udid, (problem) => ctx.log(`settings: ${problem}`));
     try {
       await this.nextPrepared(udid);
       const endpoint = ctx.registry.endpoint(udid, { prefer: transport });
@@ -192,6 +197,7 @@ export class BackupRunner {
         onEvent: (e) => this.onJobEvent(udid, attemptId, e),
         onSession: (s) => this.contact.readValues(udid, s),
         sessionReads: CONTACT_READS,
+        makeRoom: room,
         log: (line) => ctx.log(line),
         // H8c: every encrypted backup is opened with the stored passwords after verify.
         ...(ctx.encryption ? { encryption: ctx.encryption.jobEncryption(udid) } : {}),
@@ -225,7 +231,8 @@ export class BackupRunner {
     // The new snapshot is in the device's status before the attempt that made it is recorded: a
     // client that sees the success then sees its snapshot too.
     if (outcome.ok) await readDeviceFolder(ctx, udid, { fresh: true });
-    const announce = this.finishJob(udid, attemptId, transport, outcome);
+    if (outcome.roomMade) this.recordRoomMade(udid, attemptId, outcome.roomMade);
+    const announce = this.finishJob(udid, attemptId, transport, outcome, room.beyondRetention);
     recordStoreFindings(ctx, udid, outcome.storeFound, attemptId);
     const enc = outcome.ok ? outcome.encryption : undefined;
     if (enc && !enc.opened && enc.problem !== undefined && !toldUnopened) {
@@ -238,6 +245,31 @@ export class BackupRunner {
       if (outcome.snapshot && !ctx.stopping) this.prepareNext(udid);
     }
     return announce;
+  }
+
+  /** D48: older snapshots removed for the device's room are told, before the attempt's end. */
+  private recordRoomMade(udid: string, attemptId: number, plan: RoomPlan): void {
+    const { ctx } = this;
+    const removed = [...plan.byRetention, ...plan.beyondRetention];
+    if (removed.length === 0) return;
+    ctx.log(
+      `made room for the backup of ${udid}: removed ${removed.join(', ')} (${plan.freesBytes} bytes; the device lacked ${plan.neededBytes})`,
+    );
+    const dates = removed.flatMap((id) => dateOfSnapshotId(id)?.getTime() ?? []);
+    const now = ctx.now();
+    ctx.record({
+      ...roomMade({
+        byRetention: plan.byRetention.length,
+        beyondRetention: plan.beyondRetention.length,
+        from: dates.length > 0 ? Math.min(...dates) : now,
+        to: dates.length > 0 ? Math.max(...dates) : now,
+        freedBytes: plan.freesBytes,
+        folder: ctx.backupDir,
+        now,
+      }),
+      udid,
+      attemptId,
+    });
   }
 
   /**
@@ -318,6 +350,7 @@ export class BackupRunner {
     attemptId: number,
     transport: Transport,
     job: JobOutcome,
+    makeRoom: boolean,
   ): () => void {
     const { ctx } = this;
     const rt = ctx.runtime(udid);
@@ -326,6 +359,7 @@ export class BackupRunner {
     const facts = {
       job,
       transport,
+      makeRoom,
       startedAt: running?.startedAt ?? now,
       now,
       stopping: ctx.stopping,

@@ -13,6 +13,7 @@ import type { PolicyOverrides } from '../scheduler/policy';
 import { DEFAULT_POLICY } from '../scheduler/policy';
 import { parseWindow, type WindowSpec } from '../scheduler/window';
 import { parsePeriodHours, PERIOD_UNITS, type RetentionPolicy } from '../store/retention';
+import type { RoomPolicy } from '../store/make-room';
 import { MooringError } from '../util/errors';
 import type { ConfigValues } from './types';
 
@@ -157,6 +158,9 @@ const KEYS: Record<string, KeySpec> = {
     def: 365 * DAY,
     accepts: 'a period like "1y", "12m" (months), "52w" or "forever"',
   },
+  // D48: when the device lacks room, the oldest snapshots (never pinned, never the latest) may go
+  // beyond what retention lets go. Off: only what retention no longer keeps goes.
+  'make-room': { kind: 'boolean', device: true, def: false, accepts: '"true" or "false"' },
   'backup-dir': {
     kind: 'path',
     device: false,
@@ -523,6 +527,17 @@ export function readRetention(
   }) as [number, number, number];
   const dailyDays = Math.max(all, daily);
   return { keepAllDays: all, dailyDays, weeklyDays: Math.max(dailyDays, weekly) };
+}
+
+/** D48: what may go when the device lacks room (a device's own make-room, else the global). */
+export function readRoomPolicy(
+  h: History,
+  udid: string,
+  onDamaged?: DamagedSettingHandler,
+): RoomPolicy {
+  const own = readStored(h, udid, 'make-room', onDamaged);
+  const v = own ?? readStored(h, GLOBAL_SCOPE, 'make-room', onDamaged) ?? KEYS['make-room']!.def;
+  return { retention: readRetention(h, udid, onDamaged), beyondRetention: v === true };
 }
 
 export function readDeviceOverrides(

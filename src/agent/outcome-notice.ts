@@ -46,6 +46,8 @@ export interface OutcomeFacts {
   address?: string;
   /** The backup folder (for "free up space on …"). */
   folder: string;
+  /** D48: whether the oldest snapshots may go beyond retention when the device lacks room. */
+  makeRoom?: boolean;
   /** When the scheduler will try again after this failure. */
   retryAt?: number;
   /** How long the passcode prompt stayed up. */
@@ -65,6 +67,13 @@ function notUnlockedForADay(f: OutcomeFacts): boolean {
   const l = f.lockState;
   if (l?.observedSince === undefined || f.now - l.observedSince < DAY_MS) return false;
   return l.lastActivity === undefined || f.now - l.lastActivity >= DAY_MS;
+}
+
+/** D48: why no room was made: "make room" is off, or even every older backup would not do. */
+function roomFacts(f: OutcomeFacts): { makeRoom?: 'off' | 'out-of-reach'; possibleBytes?: number } {
+  if (f.makeRoom === false) return { makeRoom: 'off' };
+  const reach = f.job.roomMade?.outOfReach;
+  return reach ? { makeRoom: 'out-of-reach', possibleBytes: reach.possibleBytes } : {};
 }
 
 export interface ClassifiedOutcome {
@@ -140,6 +149,7 @@ export function classifyOutcome(f: OutcomeFacts): ClassifiedOutcome {
         ...(r.neededBytes === undefined ? {} : { neededBytes: r.neededBytes }),
         freeBytes: job.freeBytes ?? 0,
         folder: f.folder,
+        ...roomFacts(f),
       }),
       withCode,
     );

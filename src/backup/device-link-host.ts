@@ -36,6 +36,7 @@ import { BackupStopped, withDeadline, type Interrupt } from './interrupt';
 import { TransferMeter, type TransferProgress } from './transfer-meter';
 import type { LinkingGate } from './linking-gate';
 import type { BackupTarget } from './target';
+import { purgeShortfall } from './outcome-messages';
 
 /** Refused paths kept in the result (a hostile device could send thousands). */
 export const MAX_RECORDED_REFUSALS = 1000;
@@ -62,7 +63,25 @@ export interface DeviceLinkHostOptions {
   received?: ReceivedDigests;
   /** The store still links the previous backup into the target: what must wait for it (D32). */
   linking?: LinkingGate;
+  /**
+   * The device asked for room (PurgeDiskSpace, D48): free what may be freed of what it lacks,
+   * `shortBytes` (0 when it asks only for the margin it adds). True when anything was removed.
+   * Without it, or when nothing was, the request is answered as one we cannot honour; either way
+   * the device asks for the free space again and decides.
+   */
+  makeRoom?: MakeRoom;
 }
+
+export type MakeRoom = (shortBytes: number) => Promise<boolean>;
+
+/**
+ * Purge requests passed to `makeRoom` in one backup. A device asks once, then re-checks the free
+ * space; a hostile one asking over and over must not walk the store again each time.
+ */
+export const MAX_ROOM_REQUESTS = 3;
+
+/** What Apple's own host answers when it could not purge (pymobiledevice3 PR #1884). */
+export const PURGE_FAILED_TEXT = 'DLPurgeDiskSpace failed to purge';
 
 /** How the loop ended. */
 export type DeviceLinkEnd =
@@ -96,6 +115,8 @@ export class DeviceLinkHost {
   /** Messages we had no handler for (answered "not supported"). */
   readonly unknownMessages: string[] = [];
   unknownCount = 0; // H7h
+  /** Purge requests passed to makeRoom so far (MAX_ROOM_REQUESTS). */
+  private roomRequests = 0;
 
   /**
    * The first failure of a file in an upload answered before it was written (D37), not yet told
@@ -323,9 +344,7 @@ export class DeviceLinkHost {
   private async getFreeDiskSpace(): Promise<undefined> {
     let free: number;
     try {
-      const st = await fsp.statfs(this.opts.target.root, { bigint: true });
-      const bytes = st.bavail * st.bsize;
-      free = bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
+      free = await freeBytesOf(this.opts.target.root);
     } catch (e) {
       await this.replyError(dlStatusForError(e));
       return undefined;
@@ -335,12 +354,26 @@ export class DeviceLinkHost {
     return undefined;
   }
 
-  /** We cannot purge; say so and carry on: the device decides (it fails with 105 if short). */
+  /**
+   * Room, if the caller may make it (D48); then the free space (code 0, as NETI answers) or a
+   * refusal. Either way the device asks for the free space again and decides (105 if short).
+   */
   private async purgeDiskSpace(
     m: Extract<DeviceDlMessage, { type: 'PurgeDiskSpace' }>,
   ): Promise<undefined> {
     if (m.bytesToFree !== undefined) this.purgeRequestedBytes = m.bytesToFree;
-    await this.reply(-1, NOT_SUPPORTED_TEXT, {});
+    const makeRoom = this.opts.makeRoom;
+    if (!makeRoom) {
+      await this.reply(-1, NOT_SUPPORTED_TEXT, {});
+      return undefined;
+    }
+    // Awaited even when cancelled: the removal is journaled, and the store's lock is ours.
+    const made =
+      ++this.roomRequests <= MAX_ROOM_REQUESTS &&
+      (await makeRoom(purgeShortfall(m.bytesToFree ?? 0)).catch(() => false));
+    const free = made ? await freeBytesOf(this.opts.target.root).catch(() => undefined) : undefined;
+    if (free === undefined) await this.reply(-1, PURGE_FAILED_TEXT, {});
+    else await this.reply(0, undefined, free);
     return undefined;
   }
 
@@ -516,4 +549,11 @@ function finalResponse(message: PlistDict): DeviceLinkEnd {
     errorDescription: typeof d === 'string' ? d.slice(0, 4096) : undefined,
     message,
   };
+}
+
+/** Free bytes for an unprivileged user (bavail) on the disk holding `dir`, as an integer. */
+async function freeBytesOf(dir: string): Promise<number> {
+  const st = await fsp.statfs(dir, { bigint: true });
+  const bytes = st.bavail * st.bsize;
+  return bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);
 }

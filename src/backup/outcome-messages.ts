@@ -34,9 +34,14 @@ export interface SpaceFacts {
  */
 export const DEVICE_PURGE_MARGIN_BYTES = 2 * 1024 ** 3;
 
+/** What a device that asks to purge `bytesToFree` lacks: the ask without the margin it adds. */
+export function purgeShortfall(bytesToFree: number): number {
+  return Math.max(0, bytesToFree - DEVICE_PURGE_MARGIN_BYTES);
+}
+
 export function notEnoughSpaceMessage(s: SpaceFacts): string {
   if (s.freeBytes !== undefined && s.purgeRequestedBytes !== undefined) {
-    const deficit = s.purgeRequestedBytes - DEVICE_PURGE_MARGIN_BYTES;
+    const deficit = purgeShortfall(s.purgeRequestedBytes);
     if (deficit > 0) {
       return `Not enough free space on this computer: ${formatGb(s.freeBytes + deficit)} needed, ${formatGb(s.freeBytes)} free`;
     }

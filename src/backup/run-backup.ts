@@ -28,7 +28,7 @@ import {
   Notifications,
 } from '../services/notification-proxy';
 import { MobileBackup2Client } from '../services/mobilebackup2/client';
-import { DeviceLinkHost, type DeviceLinkEnd } from './device-link-host';
+import { DeviceLinkHost, type DeviceLinkEnd, type MakeRoom } from './device-link-host';
 import {
   DEFAULT_BACKUP_TIMEOUTS,
   type BackupEvent,
@@ -41,7 +41,7 @@ import { gatherInfoPlist, writeInfoPlist, type LockdownValues } from './info-pli
 import { BackupStopped, Interrupt, withDeadline, type StopReason } from './interrupt';
 import {
   DEVICE_CANCEL_MESSAGE,
-  DEVICE_PURGE_MARGIN_BYTES,
+  purgeShortfall,
   DISK_FULL_MESSAGE,
   MbErrorCode,
   PASSCODE_MESSAGE,
@@ -75,6 +75,8 @@ export interface BackupOptions {
    * once the copy is complete (backup/linking-gate, D32). A copy that fails stops the backup.
    */
   targetLinking?: TargetLinking;
+  /** What the device asks for when it lacks room (DeviceLinkHostOptions.makeRoom, D48). */
+  makeRoom?: MakeRoom;
 }
 
 /** Notifications observed during a backup (reference §6.1 step 2). */
@@ -241,6 +243,7 @@ class BackupRun {
       nextMessage: () => this.nextMessage(),
       ...(this.o.received ? { received: this.o.received } : {}),
       ...(linking ? { linking } : {}),
+      ...(this.o.makeRoom ? { makeRoom: this.o.makeRoom } : {}),
       onProgress: (p) => this.emit({ type: 'progress', ...p }),
       onRefusedPath: (p, reason) => this.emit({ type: 'refused-path', path: p, reason }),
       onMessage: () => {
@@ -390,7 +393,7 @@ class BackupRun {
     if (code !== MbErrorCode.INSUFFICIENT_SPACE || free === undefined || purge === undefined) {
       return {};
     }
-    const deficit = purge - DEVICE_PURGE_MARGIN_BYTES;
+    const deficit = purgeShortfall(purge);
     return deficit > 0 ? { neededBytes: free + deficit } : {};
   }
 

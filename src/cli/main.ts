@@ -38,8 +38,10 @@ Commands:
   info [--udid U] [--domain D] [--key K]
                                show the device's lockdown values
   wifi on|off [--udid U]       allow or stop backups over Wi-Fi (EnableWifiConnections)
-  backup [--udid U] [--dest DIR] [--full]
-                               back up one device now into a new verified snapshot
+  backup [--udid U] [--dest DIR] [--full] [--make-room]
+                               back up one device now into a new verified snapshot;
+                               --make-room: if the device lacks room, remove the oldest
+                               snapshots it needs gone (never pinned ones, never the latest)
   snapshots [--udid U] [--dest DIR]
                                list the snapshots: date, files, size, bytes only that one holds
   pin|unpin SNAPSHOT           keep a snapshot forever (or not)
@@ -89,7 +91,8 @@ The agent (automatic backups; the commands below talk to it):
                                settings: interval, window, enabled, paused, concurrency,
                                retries-per-day, retry-after, passcode-wait, webhook,
                                stale-after, keep-all, keep-daily, keep-weekly (retention
-                               after each backup), backup-dir (where new backups go)
+                               after each backup), make-room (the oldest may go when the
+                               device lacks room), backup-dir (where new backups go)
   pause | resume               stop or restart automatic backups
   open                         print a new one-time link that opens the UI in a browser
   log [--bytes N]              the end of the agent's log (DATA/logs/agent.log; works
@@ -146,6 +149,7 @@ const BOOLEANS = [
   'sim',
   'help',
   'full',
+  'make-room', // D48
   'dry-run',
   'no-hash',
   'wait',
@@ -274,6 +278,7 @@ export async function main(
             via,
             dest: flags.get('dest'),
             full: flags.has('full'),
+            makeRoom: flags.has('make-room'),
             json,
             live: process.stderr.isTTY === true,
             signal: abort.signal,

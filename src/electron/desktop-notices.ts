@@ -44,6 +44,7 @@ export const DESKTOP_CATEGORY: Record<ReasonCode, NoticeCategory | null> = {
   NO_RECENT_BACKUP: 'stale',
   COMPUTER_ASLEEP: null, // shown in the history, where the window can be moved
   PRUNE_FAILED: null, // the backup itself is good; Mooring retries after the next one
+  ROOM_MADE: null, // D48: told in Notifications (and by the webhook when older backups went)
   STORE_RECOVERED: null, // nothing was lost; shown in Notifications
   BACKUP_DIR_CHANGED: null, // the person just chose the new folder
   WEBHOOK_FAILED: null, // the desktop shows the backups' own notices anyway

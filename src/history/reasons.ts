@@ -65,6 +65,7 @@ export const REASONS = {
   INTERRUPTED: { kind: 'backup', severity: 'warning', hasFix: false },
   BACKUP_SUCCEEDED: { kind: 'backup', severity: 'info', hasFix: false },
   PRUNE_FAILED: { kind: 'backup', severity: 'warning', hasFix: true },
+  ROOM_MADE: { kind: 'backup', severity: 'info', hasFix: true }, // D48
   STORE_RECOVERED: { kind: 'backup', severity: 'warning', hasFix: true },
   ENCRYPTED_NOT_OPENED: { kind: 'backup', severity: 'warning', hasFix: true }, // H8c
   PAIRING_INVALID: { kind: 'pairing', severity: 'error', hasFix: true },
@@ -312,17 +313,60 @@ export function notEnoughSpace(p: {
   neededBytes?: number;
   freeBytes: number;
   folder?: string;
+  /**
+   * D48: "make room" was off; or on, and removing every older backup would have freed only
+   * `possibleBytes` (so none was removed beyond the retention settings).
+   */
+  makeRoom?: 'off' | 'out-of-reach';
+  possibleBytes?: number;
 }): Notice {
-  const msg =
+  const short =
     p.neededBytes === undefined
       ? `Not enough free space on this computer: ${formatBytes(p.freeBytes)} free`
       : `Not enough free space on this computer: ${formatBytes(p.neededBytes)} needed, ${formatBytes(p.freeBytes)} free`;
+  const msg =
+    p.makeRoom === 'out-of-reach' && p.possibleBytes !== undefined
+      ? `${short}; removing every older backup would free only ${formatBytes(p.possibleBytes)}, so none was removed`
+      : short;
+  const where = p.folder === undefined ? 'the disk holding the backup folder' : quote(p.folder);
+  const fix =
+    p.makeRoom === 'off'
+      ? `Free up space on ${where}, choose another backup folder, or turn on “Make room” in Settings so that the oldest backups are removed when the device needs room`
+      : `Free up space on ${where} or choose another backup folder`;
+  return notice('NOT_ENOUGH_SPACE', msg, fix, facts(p));
+}
+
+/**
+ * D48: the device lacked room and Mooring removed older backups for it: those the retention
+ * settings no longer keep (info), or, with "make room" on, the oldest others too (a warning: the
+ * person kept those, and should hear that they are gone).
+ */
+export function roomMade(p: {
+  byRetention: number;
+  beyondRetention: number;
+  /** The oldest and newest backup removed (epoch ms). */
+  from: number;
+  to: number;
+  freedBytes: number;
+  folder?: string;
+  now: number;
+}): Notice {
+  const n = p.byRetention + p.beyondRetention;
+  const which =
+    p.beyondRetention === 0
+      ? `${formatCount(n)} older backup${n === 1 ? '' : 's'} that the retention settings no longer keep`
+      : `${formatCount(n)} older backup${n === 1 ? '' : 's'}`;
+  const span =
+    n === 1
+      ? `made ${formatWhen(p.from, p.now)}`
+      : `the oldest made ${formatWhen(p.from, p.now)}, the newest ${formatWhen(p.to, p.now)}`;
   const where = p.folder === undefined ? 'the disk holding the backup folder' : quote(p.folder);
   return notice(
-    'NOT_ENOUGH_SPACE',
-    msg,
-    `Free up space on ${where} or choose another backup folder`,
+    'ROOM_MADE',
+    `The device needed room: Mooring removed ${which} (${span}), freeing ${formatBytes(p.freedBytes)}`,
+    `Pinned backups and the latest are never removed; to keep more history, free up space on ${where} or choose a larger backup folder`,
     facts(p),
+    p.beyondRetention > 0 ? 'warning' : 'info',
   );
 }
 

@@ -26,6 +26,7 @@ import {
   appendAttempt,
   planStagingVerify,
   recordStagingVerify,
+  combineRoomPlans,
   describeDamage,
   openStore,
   SHARE_REFUSED,
@@ -33,6 +34,8 @@ import {
   sharingRefusedIn,
   type SnapshotDamage,
   type RecoveryReport,
+  type RoomPlan,
+  type RoomPolicy,
   type SnapshotInfo,
   type SnapshotStore,
   type Staging,
@@ -73,6 +76,11 @@ export interface JobOptions {
   label?: string;
   /** H8b: how an encrypted backup is opened after verify (see checkEncryptedStaging). */
   encryption?: JobEncryption;
+  /**
+   * D48: when the device asks for room, what may go (store/make-room). Without it the request is
+   * refused, and a device that lacks room fails with MBErrorDomain 105.
+   */
+  makeRoom?: RoomPolicy;
 }
 
 /** Everything the CLI prints and the agent records. */
@@ -106,6 +114,8 @@ export interface JobOutcome {
   folderProblem?: FolderProblem;
   /** H8b: an encrypted backup, and whether Mooring's password opened it. */
   encryption?: EncryptionCheck;
+  /** D48: the device asked for room, and this is what was removed for it (a failed job too). */
+  roomMade?: RoomPlan;
 }
 
 // ---- H8b: encrypted backups are opened after every backup -------------------------------------
@@ -380,6 +390,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
   // The device could not use the previous backup (MBErrorDomain 205): asked again, once, for a
   // full backup into a fresh staging, instead of failing the same way at every attempt.
   let refusedPrevious = false;
+  const rooms: RoomPlan[] = [];
   let outcome: JobOutcome | undefined;
   for (let round = 0; round < 2 && outcome === undefined; round++) {
     if (refusedPrevious) {
@@ -406,7 +417,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     }
     try {
       const full = repair !== undefined || refusedPrevious;
-      const r = await stagedBackup(full ? { ...o, full: true } : o, staging, emit, store);
+      const r = await stagedBackup(full ? { ...o, full: true } : o, staging, emit, store, rooms);
       if (r === 'latest-damaged') repair = await store.latestDamage().catch(() => undefined);
       else if (
         !r.ok &&
@@ -436,6 +447,8 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
     );
   }
   if (repair && outcome.ok) outcome.repaired = repair;
+  const roomMade = combineRoomPlans(rooms);
+  if (roomMade) outcome.roomMade = roomMade;
   if (!outcome.ok) blameOneFile(outcome, o.dest);
   if (!outcome.ok && outcome.stage !== 'connect' && outcome.stage !== 'session') {
     const folder = await probeBackupFolder(o.dest);
@@ -488,12 +501,49 @@ export async function recordAttempt(
   });
 }
 
+/**
+ * D48: the device's request for room, answered from the store within `policy`; each plan is kept
+ * for the outcome, and told as it happens. True when a snapshot was removed.
+ */
+function roomMaker(
+  store: SnapshotStore,
+  policy: RoomPolicy,
+  emit: (e: JobEvent) => void,
+  rooms: RoomPlan[],
+): (shortBytes: number) => Promise<boolean> {
+  return async (shortBytes) => {
+    let plan: RoomPlan;
+    try {
+      plan = await store.makeRoom(shortBytes, policy);
+    } catch (e) {
+      emit({ type: 'warning', message: `could not make room: ${(e as Error).message}` });
+      return false;
+    }
+    rooms.push(plan);
+    const removed = [...plan.byRetention, ...plan.beyondRetention];
+    const short = shortBytes > 0 ? `; the device lacks ${formatBytes(shortBytes)}` : '';
+    if (removed.length > 0) {
+      emit({
+        type: 'store',
+        message: `Removed ${removed.length} older snapshot(s) to make room (${formatBytes(plan.freesBytes)} freed): ${removed.join(', ')}${short}`,
+      });
+    } else if (plan.outOfReach) {
+      emit({
+        type: 'store',
+        message: `No snapshot removed to make room: removing every older one would free only ${formatBytes(plan.outOfReach.possibleBytes)}${short}`,
+      });
+    }
+    return removed.length > 0;
+  };
+}
+
 /** Session → engine → verify → commit, inside an open staging. */
 async function stagedBackup(
   o: JobOptions,
   staging: Staging,
   emit: (e: JobEvent) => void,
   store: SnapshotStore,
+  rooms: RoomPlan[],
 ): Promise<JobOutcome | 'latest-damaged'> {
   const udid = o.endpoint.udid;
   const failed = (stage: JobStage, e: unknown): JobOutcome => {
@@ -542,6 +592,7 @@ async function stagedBackup(
       ...(o.full === undefined ? {} : { full: o.full }),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.timeouts ? { timeouts: o.timeouts } : {}),
+      ...(o.makeRoom ? { makeRoom: roomMaker(store, o.makeRoom, emit, rooms) } : {}),
       onEvent: emit,
     });
   } finally {

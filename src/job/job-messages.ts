@@ -7,6 +7,7 @@
 import type { BackupTimeouts } from '../backup';
 import type { ValueAnswer, ValueQuery } from '../lockdown/values';
 import type { PairRecord } from '../pairing/pair-record';
+import type { RoomPolicy } from '../store/make-room';
 import type { WireError } from '../util/error-wire';
 import type { JobEvent, JobOutcome } from './backup-to-store';
 import type { EndpointSpec } from './endpoint-spec';
@@ -31,6 +32,7 @@ export interface JobSpec {
   };
   /** The private folder for decrypted files, which the caller removes once the thread has ended. */
   decryptedDir?: string;
+  makeRoom?: RoomPolicy;
 }
 
 /** A job thread's workerData: what it may load while it waits for its job (job/thread-start). */

@@ -86,6 +86,7 @@ function jobSpec(o: JobOptions): JobSpec | string {
   if (o.full !== undefined) spec.full = o.full;
   if (o.timeouts) spec.timeouts = o.timeouts;
   if (o.label !== undefined) spec.label = o.label;
+  if (o.makeRoom) spec.makeRoom = o.makeRoom;
   if (o.onSession && o.sessionReads) spec.sessionReads = [...o.sessionReads];
   const e = o.encryption;
   if (e) {

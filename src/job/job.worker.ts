@@ -115,6 +115,7 @@ async function main(spec: JobSpec): Promise<void> {
     ...(spec.full === undefined ? {} : { full: spec.full }),
     ...(spec.timeouts ? { timeouts: spec.timeouts } : {}),
     ...(spec.label === undefined ? {} : { label: spec.label }),
+    ...(spec.makeRoom ? { makeRoom: spec.makeRoom } : {}),
     ...(reads
       ? {
           onSession: async (session) => {

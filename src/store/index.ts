@@ -8,6 +8,7 @@ export type { SnapshotDamage, SnapshotRecord, SnapshotStatus } from './metadata'
 export { damageFromReport, describeDamage } from './damage';
 export * from './attempts';
 export * from './folder-backup';
+export { combineRoomPlans, type RoomPlan, type RoomPolicy } from './make-room';
 export { breakOwnStaleLock, noteJobThread, releaseLockOfThread } from './lock';
 export { SHARE_REFUSED, sharingRefusedIn } from './fs-util';
 export { ShareRefused } from './link-tree.worker';

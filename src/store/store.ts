@@ -50,6 +50,7 @@ import {
   type RetentionDecision,
   type RetentionPolicy,
 } from './retention';
+import { planRoom, type RoomCandidate, type RoomPlan, type RoomPolicy } from './make-room';
 import { stagedUsage, treeUsages, type VerifiedPayloads } from './usage';
 import { readRowsAhead, verifyBackupFolder, type VerifyOptions, type VerifyReport } from './verify';
 import type { RowsReadAhead } from './manifest-rows-off-thread';
@@ -1173,6 +1174,41 @@ export class SnapshotStore {
       await this.step('prune', 'journal');
       await this.applyPrune(j);
       return result;
+    });
+  }
+
+  /**
+   * Room for a backup the device says will not fit (D48): removes the snapshots the retention
+   * policy no longer keeps and, with `beyondRetention`, as few of the oldest others (never pinned,
+   * never the latest) as free `bytes` in all, or none of those when even all of them would not.
+   * One journaled prune, as `prune`. Safe while this store has a backup staged: the staging is a
+   * copy of the latest, which is never removed, and its links keep what it shares.
+   */
+  async makeRoom(bytes: number, opts: RoomPolicy & { now?: Date }): Promise<RoomPlan> {
+    return this.withLock('prune', async () => {
+      await this.finishPending();
+      const meta = await this.reconcile();
+      const decisions = this.decide(meta, opts.retention, opts.now ?? this.now());
+      const kept = new Set(decisions.filter((d) => d.keep).map((d) => d.id));
+      const candidate = (r: SnapshotRecord): RoomCandidate => ({
+        id: r.id,
+        dir: this.dirOf(r.id, meta),
+      });
+      const oldestFirst = sortById(meta.snapshots).filter((r) => r.id !== meta.latest);
+      const plan = await planRoom({
+        neededBytes: bytes,
+        byRetention: oldestFirst.filter((r) => !kept.has(r.id)).map(candidate),
+        candidates: opts.beyondRetention
+          ? oldestFirst.filter((r) => kept.has(r.id) && !r.pinned).map(candidate)
+          : [],
+      });
+      const ids = [...plan.byRetention, ...plan.beyondRetention];
+      if (ids.length === 0) return plan;
+      const j: PruneJournal = { op: 'prune', ids, startedAt: new Date().toISOString() };
+      await writeJournal(this.journalFile, j);
+      await this.step('prune', 'journal');
+      await this.applyPrune(j);
+      return plan;
     });
   }
 

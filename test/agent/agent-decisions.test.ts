@@ -148,6 +148,25 @@ describe('classifyOutcome', () => {
     assert.equal(store.notice.reasonCode, 'NOT_ENOUGH_SPACE');
   });
 
+  it('D48: NOT_ENOUGH_SPACE names "Make room" when it is off, and says when even it could not help', () => {
+    const short = job({}, { failure: 'device-error', errorCode: 105, neededBytes: 9_000_000 });
+    const off = classify(short, { makeRoom: false });
+    assert.match(off.notice.fixHint!, /turn on “Make room” in Settings/);
+    assert.equal(off.notice.params.makeRoom, 'off');
+    const plan = {
+      neededBytes: 4_000_000,
+      byRetention: [],
+      beyondRetention: [],
+      freesBytes: 0,
+      outOfReach: { possibleBytes: 1_500_000 },
+    };
+    const on = classify({ ...short, roomMade: plan }, { makeRoom: true });
+    assert.match(on.notice.message, /removing every older backup would free only 1\.5 MB/);
+    assert.doesNotMatch(on.notice.fixHint!, /Make room/);
+    const unknown = classify(short);
+    assert.equal(unknown.notice.params.makeRoom, undefined);
+  });
+
   it('a lost connection or a device gone silent is CONNECTION_LOST for its transport', () => {
     const wifi = classify(job({}, { failure: 'connection-lost' }), { transport: 'wifi' });
     assert.equal(wifi.notice.reasonCode, 'CONNECTION_LOST');

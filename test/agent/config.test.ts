@@ -60,11 +60,17 @@ const DEFAULTS = {
   'keep-all': '14d',
   'keep-daily': '60d',
   'keep-weekly': '365d',
+  'make-room': 'false',
   'backup-dir': 'default',
 };
 
-/** The retention periods every device shows unless set. */
-const RETENTION_DEFAULTS = { 'keep-all': '14d', 'keep-daily': '60d', 'keep-weekly': '365d' };
+/** The retention settings every device shows unless set (its periods, and "make room", D48). */
+const RETENTION_DEFAULTS = {
+  'keep-all': '14d',
+  'keep-daily': '60d',
+  'keep-weekly': '365d',
+  'make-room': 'false',
+};
 
 test('the catalogue: global keys, and the ones a device may override', () => {
   assert.deepEqual([...GLOBAL_KEYS].sort(), Object.keys(DEFAULTS).sort());
@@ -74,6 +80,7 @@ test('the catalogue: global keys, and the ones a device may override', () => {
     'keep-all',
     'keep-daily',
     'keep-weekly',
+    'make-room',
     'window',
   ]);
 });

@@ -37,7 +37,12 @@ import {
 import { isPlistDict } from '../../src/protocol/plist/types';
 import type { PlistConnection } from '../../src/transport/plist-connection';
 import { DeviceLinkConnection } from '../../src/services/device-link/connection';
-import { DeviceLinkHost, type DeviceLinkEnd } from '../../src/backup/device-link-host';
+import {
+  DeviceLinkHost,
+  MAX_ROOM_REQUESTS,
+  type DeviceLinkEnd,
+  type MakeRoom,
+} from '../../src/backup/device-link-host';
 import { BackupStopped, Interrupt } from '../../src/backup/interrupt';
 import { LinkingGate } from '../../src/backup/linking-gate';
 import type { BackupTarget } from '../../src/backup/target';
@@ -82,6 +87,8 @@ async function session(
   received?: ReceivedDigests,
   /** Given: the store is still linking the previous backup into the target (D32). */
   linking?: LinkingGate,
+  /** Given: the device's purge requests are answered by it (D48). */
+  makeRoom?: MakeRoom,
 ): Promise<{ end: DeviceLinkEnd | Error; host: DeviceLinkHost }> {
   let host: DeviceLinkHost | undefined;
   let end: DeviceLinkEnd | Error | undefined;
@@ -95,6 +102,7 @@ async function session(
       nextMessage: () => dl.receive(5000),
       ...(received ? { received } : {}),
       ...(linking ? { linking } : {}),
+      ...(makeRoom ? { makeRoom } : {}),
     });
     end = await host.run().catch((e: Error) => e);
   });
@@ -115,6 +123,44 @@ const WRITERS = [
 
 const finish = (peer: PlistConnection): Promise<void> =>
   peer.send(dlProcessMessage({ MessageName: 'Response', ErrorCode: 0 }), 'binary');
+
+test('D48: a purge request is passed on as what the device lacks; the reply says whether room was made', async () => {
+  const t = await newTarget();
+  const asked: number[] = [];
+  const answers = [true, false, new Error('the store is locked')];
+  const makeRoom: MakeRoom = async (short) => {
+    asked.push(short);
+    const a = answers.shift();
+    if (a instanceof Error) throw a;
+    return a!;
+  };
+  const { end, host } = await session(
+    t,
+    async (peer) => {
+      // It asks for its deficit plus 2 GiB (reference §4.6 step 3): the hook hears the deficit.
+      let r = await call(peer, dlPurgeDiskSpace(2 * 1024 ** 3 + 5_000_000, 4));
+      assert.equal(r.code, 0, 'removed something: the free space, as NETI answers');
+      assert.ok(typeof r.payload === 'number' && Number.isInteger(r.payload) && r.payload > 0);
+      r = await call(peer, dlPurgeDiskSpace(1_000, 4));
+      assert.deepEqual([r.code, r.text, r.payload], [-1, 'DLPurgeDiskSpace failed to purge', {}]);
+      r = await call(peer, dlPurgeDiskSpace(3 * 1024 ** 3, 4));
+      assert.deepEqual([r.code, r.text], [-1, 'DLPurgeDiskSpace failed to purge'], 'a failure too');
+      // Past MAX_ROOM_REQUESTS the store is not asked again (a device asking over and over).
+      for (let i = 0; i < 5; i++) {
+        r = await call(peer, dlPurgeDiskSpace(3 * 1024 ** 3, 4));
+        assert.equal(r.code, -1);
+      }
+      await finish(peer);
+    },
+    undefined,
+    undefined,
+    undefined,
+    makeRoom,
+  );
+  assert.ok(!(end instanceof Error) && end.kind === 'response', String(end));
+  assert.deepEqual(asked, [5_000_000, 0, 1024 ** 3], `at most ${MAX_ROOM_REQUESTS} asked`);
+  assert.equal(host.purgeRequestedBytes, 3 * 1024 ** 3, 'the last ask, for a 105 message');
+});
 
 test('folder requests get the exact replies, and files are never written into', async () => {
   const t = await newTarget();

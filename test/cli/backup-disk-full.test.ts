@@ -8,9 +8,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { promises as fsp, statfsSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { DEVICE_MARGIN, SMALL_DISK_SKIP, SmallDisk } from '../helpers/small-disk';
 import {
   exists,
   fingerprint,
@@ -24,43 +24,22 @@ import {
 } from './backup-fixture';
 
 const MIB = 1024 * 1024;
-/** What the simulated device (like a real one) wants free beyond the backup itself. */
-const DEVICE_MARGIN = 128 * MIB;
-const isRoot = process.getuid?.() === 0;
 
 let cs: CliSim | undefined;
 let mnt: string | undefined;
-let mounted = false;
-
-function mount(size: number): void {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', mnt!]);
-  mounted = true;
-}
-function resize(size: number): void {
-  execFileSync('mount', ['-o', `remount,size=${size}`, mnt!]);
-}
-function usage(): { used: number; free: number } {
-  const s = statfsSync(mnt!);
-  return { used: (s.blocks - s.bfree) * s.bsize, free: s.bavail * s.bsize };
-}
-const pages = (n: number): number => Math.ceil(n / 4096) * 4096;
+let disk: SmallDisk | undefined;
 
 before(async () => {
-  if (!isRoot) return;
+  if (SMALL_DISK_SKIP) return;
   cs = await startCliSim({ seed: 304, files: 40, bytes: 1_000_000 });
   mnt = path.join(cs.tmp, 'mnt');
   await fsp.mkdir(mnt);
+  disk = new SmallDisk(mnt);
 });
 
 after(async () => {
   killChildren();
-  if (mounted) {
-    try {
-      execFileSync('umount', [mnt!]);
-    } catch {
-      execFileSync('umount', ['-l', mnt!]);
-    }
-  }
+  disk?.unmount();
   await cs?.close();
 });
 
@@ -89,10 +68,10 @@ function failureLine(err: string): string {
 
 test(
   'a full destination disk: a clear error, the previous backup intact',
-  { skip: isRoot ? false : 'needs root to mount a small tmpfs' },
+  { skip: SMALL_DISK_SKIP },
   async () => {
     const c = cs!;
-    mount(DEVICE_MARGIN + 8 * MIB);
+    disk!.mount(DEVICE_MARGIN + 8 * MIB);
     const dest = path.join(mnt!, 'backups');
     const first = await c.mooring(['backup', '--dest', dest, '--json']);
     assert.equal(first.code, 0, first.err);
@@ -112,20 +91,20 @@ test(
       .reduce((a, e) => a + e.size, 0);
     assert.ok(newBytes > 256 * 1024, `enough new bytes to matter (${newBytes})`);
     // Room for the device's margin and half of the new bytes: it would fit without them.
-    resize(pages(usage().used + DEVICE_MARGIN + newBytes / 2));
+    disk!.resize(disk!.usage().used + DEVICE_MARGIN + newBytes / 2);
     const tooBig = await c.mooring(['backup', '--dest', dest]);
     assert.equal(tooBig.code, 1, tooBig.err);
     assert.match(failureLine(tooBig.err), /^mooring: Not enough free space on this computer/);
     await assertUntouched(dest, latestBefore, listBefore);
 
     // 2. Room enough when it starts, but the disk fills up mid-transfer (another program).
-    resize(pages(usage().used + DEVICE_MARGIN + 16 * MIB));
+    disk!.resize(disk!.usage().used + DEVICE_MARGIN + 16 * MIB);
     const held = c.gate.holdAfter(Math.round(l.bytes * 0.4));
     const filler = path.join(mnt!, 'filler.bin');
     const running = c.mooring(['backup', '--dest', dest, '--full', '--json']);
     await Promise.race([held, running.then((r) => assert.fail(`ended early: ${r.err}`))]);
     await fillDisk(filler);
-    assert.ok(usage().free < 4096, `the disk is full (${usage().free} free)`);
+    assert.ok(disk!.usage().free < 4096, `the disk is full (${disk!.usage().free} free)`);
     c.gate.release();
     const filled = await running;
     assert.equal(filled.code, 1, filled.out + filled.err);
@@ -171,7 +150,7 @@ test(
     await fsp.rm(filler);
 
     // 5. Space back: the next backup succeeds at once and is the new latest.
-    resize(DEVICE_MARGIN + 32 * MIB);
+    disk!.resize(DEVICE_MARGIN + 32 * MIB);
     const ok = await c.mooring(['backup', '--dest', dest, '--json']);
     assert.equal(ok.code, 0, ok.err);
     assert.equal(ok.result?.ok, true);

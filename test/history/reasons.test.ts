@@ -21,6 +21,7 @@ import {
   noRecentBackup,
   notDue,
   notEnoughSpace,
+  roomMade,
   notUnlocked24h,
   notUnlockedSinceReboot,
   outsideWindow,
@@ -103,6 +104,14 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
   NOT_ENOUGH_SPACE: [
     notEnoughSpace({ neededBytes: 3.2e9, freeBytes: 1.1e9 }),
     notEnoughSpace({ freeBytes: 200e6, folder: '/Volumes/Backup' }),
+    // D48
+    notEnoughSpace({ neededBytes: 3.2e9, freeBytes: 1.1e9, makeRoom: 'off' }),
+    notEnoughSpace({
+      neededBytes: 3.2e9,
+      freeBytes: 1.1e9,
+      makeRoom: 'out-of-reach',
+      possibleBytes: 0.4e9,
+    }),
   ],
   CONNECTION_LOST: [
     connectionLost({ transport: 'wifi', retryAt: NOW + H, now: NOW }),
@@ -147,6 +156,26 @@ const EXAMPLES: Record<ReasonCode, Notice[]> = {
   ],
   COMPUTER_ASLEEP: [computerAsleep({ from: NOW - 9 * H, to: NOW - 3 * H, now: NOW })],
   PRUNE_FAILED: [pruneFailed({ detail: 'EACCES: permission denied, rename …/snapshots/x' })],
+  // D48
+  ROOM_MADE: [
+    roomMade({
+      byRetention: 1,
+      beyondRetention: 0,
+      from: NOW - 400 * DAY,
+      to: NOW - 400 * DAY,
+      freedBytes: 2.5e9,
+      now: NOW,
+    }),
+    roomMade({
+      byRetention: 1,
+      beyondRetention: 2,
+      from: NOW - 400 * DAY,
+      to: NOW - 20 * DAY,
+      freedBytes: 4e9,
+      folder: '/Volumes/Backup',
+      now: NOW,
+    }),
+  ],
   STORE_RECOVERED: [
     storeRecovered({ found: 'snapshot 20261124T101500Z has no folder any more; forgotten' }),
   ],
@@ -235,6 +264,47 @@ test('messages carry the facts: space, times, sizes, durations', () => {
     freeBytes: 1.1e9,
     folder: '/Volumes/Backup',
   });
+  // D48: the fix names the setting that would have made the room; a room out of reach is said.
+  assert.match(
+    notEnoughSpace({ freeBytes: 1.1e9, folder: '/b', makeRoom: 'off' }).fixHint!,
+    /^Free up space on \/b, choose another backup folder, or turn on “Make room” in Settings/,
+  );
+  assert.equal(
+    notEnoughSpace({
+      neededBytes: 3.2e9,
+      freeBytes: 1.1e9,
+      makeRoom: 'out-of-reach',
+      possibleBytes: 0.4e9,
+    }).message,
+    'Not enough free space on this computer: 3.2 GB needed, 1.1 GB free; removing every older backup would free only 400 MB, so none was removed',
+  );
+  const policyOnly = roomMade({
+    byRetention: 2,
+    beyondRetention: 0,
+    from: NOW - 400 * DAY,
+    to: NOW - 399 * DAY,
+    freedBytes: 2.5e9,
+    now: NOW,
+  });
+  assert.equal(policyOnly.severity, 'info');
+  assert.match(
+    policyOnly.message,
+    /^The device needed room: Mooring removed 2 older backups that the retention settings no longer keep \(the oldest made on 2024-01-29 at \d\d:\d\d, the newest on 2024-01-30 at /,
+  );
+  assert.match(policyOnly.message, /freeing 2\.5 GB$/);
+  const beyond = roomMade({
+    byRetention: 0,
+    beyondRetention: 1,
+    from: NOW - DAY,
+    to: NOW - DAY,
+    freedBytes: 1e9,
+    now: NOW,
+  });
+  assert.equal(beyond.severity, 'warning', 'backups the person kept are gone');
+  assert.match(
+    beyond.message,
+    /removed 1 older backup \(made yesterday at \d\d:\d\d\), freeing 1\.0 GB$/,
+  );
 
   assert.equal(
     notDue({ nextDueAt: Date.UTC(2025, 2, 5, 2, 0), lastSuccessAt: NOW - 22 * H, now: NOW })

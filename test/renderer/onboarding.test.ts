@@ -375,6 +375,18 @@ describe(
         '7d',
       );
       await own('keep-daily').fill('60d');
+      // D48: "make room" is the device's own choice, off until chosen.
+      const room = own('make-room');
+      assert.equal(await room.isChecked(), false);
+      assert.equal(await room.getAttribute('type'), 'checkbox');
+      await room.check();
+      await save.click();
+      await saved.waitFor();
+      assert.equal(
+        (await api<Record<string, string>>('GET', `/api/config?udid=${udid}`))['make-room'],
+        'true',
+      );
+      assert.equal((await api<Record<string, string>>('GET', '/api/config'))['make-room'], 'false');
       await all('keep-all').fill('soon');
       await save.click();
       const allError = page.locator(`#set-global-keep-all-${udid}-error`);

@@ -7,6 +7,7 @@ import { runBackupJob, type JobEncryption, type JobOutcome } from '../../job';
 import { type CliContext, requirePairRecord, resolveEndpoint, type Via } from '../context';
 import { humanProgress, jsonProgress, type ProgressSink } from '../progress';
 import { requireChosenFolder, resolveDestination } from '../agent-settings';
+import type { RoomPolicy } from '../../store';
 import { FileSecretStore, passwordCandidates, secretsDir } from '../../secrets'; // H8b
 
 export interface BackupArgs {
@@ -14,6 +15,8 @@ export interface BackupArgs {
   via: Via;
   dest?: string;
   full: boolean;
+  /** D48: the device may have the oldest snapshots removed when it lacks room. */
+  makeRoom?: boolean;
   json: boolean;
   /** Rewrite one status line in place (stderr is a terminal). */
   live: boolean;
@@ -25,6 +28,12 @@ export type BackupOutcome = JobOutcome;
 export const EXIT_BACKUP_FAILED = 1;
 
 export const EXIT_CANCELLED = 130;
+
+/** `--make-room`: no retention policy of its own; the oldest snapshots first (D48). */
+const OLDEST_FIRST: RoomPolicy = {
+  retention: { keepAllDays: Infinity, dailyDays: Infinity, weeklyDays: Infinity },
+  beyondRetention: true,
+};
 
 /** H8b: the stored passwords, and the era of the one that opens a new backup remembered. */
 export function encryptionCheck(dataDir: string, udid: string): JobEncryption {
@@ -50,6 +59,7 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
     record,
     dest,
     full: a.full,
+    ...(a.makeRoom === true ? { makeRoom: OLDEST_FIRST } : {}),
     ...(a.signal ? { signal: a.signal } : {}),
     onEvent: (e) => progress.event(e),
     log: (line) => process.stderr.write(`mooring: ${line}\n`),
@@ -76,6 +86,7 @@ export async function backupCommand(ctx: CliContext, a: BackupArgs): Promise<num
         durationMs: outcome.result.durationMs,
         snapshot: outcome.snapshot && { id: outcome.snapshot.id, path: outcome.snapshot.path },
         encryption: outcome.encryption, // H8b
+        roomMade: outcome.roomMade, // D48
         verify: outcome.verify && {
           ok: outcome.verify.ok,
           files: outcome.verify.files,

@@ -1,8 +1,8 @@
 /**
  * A device's Settings: its Wi-Fi switch (acts at once), its own schedule and retention (interval,
- * time window, automatic backups on/off, how long old backups are kept), the settings all devices
- * share (retries per day, passcode wait, webhook, pause, retention), where backups go, and the
- * agent's log. The agent validates: its message for a bad value appears under that field. After
+ * time window, automatic backups on/off, how long old backups are kept, whether the oldest may go
+ * when the device needs room), the settings all devices share (retries per day, passcode wait,
+ * webhook, pause, retention), where backups go, and the agent's log. The agent validates: its message for a bad value appears under that field. After
  * saving, the next-run time the agent now plans is shown (it moves with the schedule).
  */
 import type { ConfigValues } from '../../agent/types';
@@ -84,6 +84,13 @@ export const SETTINGS_FIELDS: readonly FieldSpec[] = [
     kind: 'checkbox',
   },
   ...retention('device'),
+  {
+    key: 'make-room',
+    scope: 'device',
+    label: 'Make room when the disk is full',
+    hint: 'When the device needs room for a backup, remove this device’s oldest backups until it fits (never pinned ones, never the newest). Off: only those the lines above no longer keep.',
+    kind: 'checkbox',
+  },
   {
     key: 'retries-per-day',
     scope: 'global',
