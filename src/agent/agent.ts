@@ -497,6 +497,14 @@ export class Agent implements AgentService {
     return readLogTail(logFilePath(this.dataDir), q.maxBytes);
   }
 
+  /**
+   * A line of the host's own (the tray app's power events, its bridge's errors) for the agent's
+   * log: the file and the front end's log, as the agent's own lines. Not a bridge method.
+   */
+  log(line: string): void {
+    this.ctx.log(line);
+  }
+
   pause(): void {
     this.setConfig({ paused: 'true' });
   }

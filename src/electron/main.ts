@@ -82,7 +82,9 @@ const progress: Record<string, ProgressFacts> = {};
 const lastAttempt: Record<string, AttemptRow> = {};
 const gate = new NoticeGate();
 
-const log = (line: string): void => console.error(`[mooring] ${line}`);
+const toConsole = (line: string): void => console.error(`[mooring] ${line}`);
+/** Once the agent is open, the tray app's lines go to its log file too (Settings → Agent log). */
+const log = (line: string): void => (agent ? agent.log(line) : toConsole(line));
 
 function expectedSender(): ExpectedSender | undefined {
   return win && !win.isDestroyed()
@@ -273,7 +275,7 @@ async function startAgent(): Promise<Agent> {
     dataDir,
     usbmuxd: new UsbmuxdClient(),
     mdns: {},
-    log,
+    log: toConsole,
     // H8c: backup passwords sealed by the OS keychain (safeStorage), never in plain files.
     secrets: new ElectronSafeStorageStore(secretsDir(dataDir), safeStorage),
   });
@@ -288,12 +290,12 @@ async function startAgent(): Promise<Agent> {
       dataDir,
       listen: DEFAULT_API_LISTEN,
       anyPortIfBusy: true,
-      log,
+      log: (line) => a.log(line),
     });
-    log(`the UI and API are also at ${served.url}`);
+    a.log(`the UI and API are also at ${served.url}`);
   } catch (err) {
     // The window and tray work without it; only the CLI and browsers miss the agent.
-    log(`cannot serve the API on loopback: ${err instanceof Error ? err.message : String(err)}`);
+    a.log(`cannot serve the API on loopback: ${err instanceof Error ? err.message : String(err)}`);
   }
   return a;
 }

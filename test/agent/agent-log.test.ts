@@ -1,6 +1,6 @@
 /**
- * The agent's log lines reach both the front end's log and `<data>/logs/agent.log`, which
- * readLog returns and a restarted agent appends to; a backup's story is in it (its start, its
+ * The agent's log lines, and those its host adds (Agent.log), reach both the front end's log and
+ * `<data>/logs/agent.log`, which readLog returns and a restarted agent appends to; a backup's story is in it (its start, its
  * notice, and for a failure the stage and the causes the notice leaves out); a data folder where
  * the log cannot be made leaves the agent working, and says so once.
  */
@@ -46,6 +46,9 @@ test('what the agent logs is in its log file too, and a restarted agent adds to 
   agent = await Agent.open(o);
   try {
     agent.setConfig({ 'backup-dir': null });
+    // The host's own lines (the tray app's power events) join the agent's, in both places.
+    agent.log('the computer is going to sleep');
+    assert.equal(lines.at(-1), 'the computer is going to sleep');
     const tail = await agent.readLog({});
     assert.equal(tail.file, logFilePath(o.dataDir));
     assert.equal(tail.truncated, false);
@@ -56,6 +59,7 @@ test('what the agent logs is in its log file too, and a restarted agent adds to 
       assert.equal(l.slice(25), lines[i]);
     });
     assert.ok(lines.filter((l) => l.startsWith('backups now go to')).length === 2);
+    assert.match(logged.at(-1)!, /Z the computer is going to sleep$/);
     // Bounded by what was asked: the newest whole line that fits.
     const last = await agent.readLog({ maxBytes: logged.at(-1)!.length + 1 });
     assert.deepEqual(last, { file: tail.file, text: `${logged.at(-1)!}\n`, truncated: true });
