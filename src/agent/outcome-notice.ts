@@ -69,10 +69,15 @@ function notUnlockedForADay(f: OutcomeFacts): boolean {
   return l.lastActivity === undefined || f.now - l.lastActivity >= DAY_MS;
 }
 
-/** D48: why no room was made: "make room" is off, or even every older backup would not do. */
+/**
+ * D48: why no room was made, when the device asked for it: "make room" is off and older backups
+ * are there it could have removed, or even every older backup would not have been enough.
+ */
 function roomFacts(f: OutcomeFacts): { makeRoom?: 'off' | 'out-of-reach'; possibleBytes?: number } {
-  if (f.makeRoom === false) return { makeRoom: 'off' };
-  const reach = f.job.roomMade?.outOfReach;
+  const plan = f.job.roomMade;
+  if (plan === undefined) return {};
+  if (f.makeRoom === false) return plan.beyondPossible > 0 ? { makeRoom: 'off' } : {};
+  const reach = plan.outOfReach;
   return reach ? { makeRoom: 'out-of-reach', possibleBytes: reach.possibleBytes } : {};
 }
 

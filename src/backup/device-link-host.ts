@@ -75,7 +75,7 @@ export interface DeviceLinkHostOptions {
 export type MakeRoom = (shortBytes: number) => Promise<boolean>;
 
 /**
- * Purge requests passed to `makeRoom` in one backup. A device asks once, then re-checks the free
+ * Purge requests passed to `makeRoom` in one session. A device asks once, then re-checks the free
  * space; a hostile one asking over and over must not walk the store again each time.
  */
 export const MAX_ROOM_REQUESTS = 3;
@@ -108,6 +108,8 @@ export class DeviceLinkHost {
   /** Free space we last reported (bytes), and what the device last asked us to purge. */
   freeBytesReported: number | undefined;
   purgeRequestedBytes: number | undefined;
+  /** The free space reported before that purge request: what its deficit was counted from. */
+  freeBytesBeforePurge: number | undefined;
   /** Host-side file failures reported to the device. */
   fileErrors = 0;
   /** One of them was our disk (or quota) being full. */
@@ -361,7 +363,10 @@ export class DeviceLinkHost {
   private async purgeDiskSpace(
     m: Extract<DeviceDlMessage, { type: 'PurgeDiskSpace' }>,
   ): Promise<undefined> {
-    if (m.bytesToFree !== undefined) this.purgeRequestedBytes = m.bytesToFree;
+    if (m.bytesToFree !== undefined) {
+      this.purgeRequestedBytes = m.bytesToFree;
+      this.freeBytesBeforePurge = this.freeBytesReported;
+    }
     const makeRoom = this.opts.makeRoom;
     if (!makeRoom) {
       await this.reply(-1, NOT_SUPPORTED_TEXT, {});

@@ -26,6 +26,11 @@ export interface SpaceFacts {
   freeBytes: number | undefined;
   /** What the device asked us to purge (PurgeDiskSpace): how much more it wanted. */
   purgeRequestedBytes: number | undefined;
+  /**
+   * What we had told it before that request: its deficit is counted from there (room made for it
+   * since, D48, raises `freeBytes` but not what the backup needs).
+   */
+  freeBytesBeforePurge?: number | undefined;
 }
 
 /**
@@ -43,7 +48,8 @@ export function notEnoughSpaceMessage(s: SpaceFacts): string {
   if (s.freeBytes !== undefined && s.purgeRequestedBytes !== undefined) {
     const deficit = purgeShortfall(s.purgeRequestedBytes);
     if (deficit > 0) {
-      return `Not enough free space on this computer: ${formatGb(s.freeBytes + deficit)} needed, ${formatGb(s.freeBytes)} free`;
+      const needed = (s.freeBytesBeforePurge ?? s.freeBytes) + deficit;
+      return `Not enough free space on this computer: ${formatGb(needed)} needed, ${formatGb(s.freeBytes)} free`;
     }
     // Only the margin was asked for: the device wants headroom beyond what it will send.
     return `Not enough free space on this computer: the device needs more than the ${formatGb(s.freeBytes)} free`;

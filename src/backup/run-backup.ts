@@ -366,6 +366,7 @@ class BackupRun {
         message: deviceErrorMessage(end.errorCode, desc, {
           freeBytes: this.host?.freeBytesReported,
           purgeRequestedBytes: this.host?.purgeRequestedBytes,
+          freeBytesBeforePurge: this.host?.freeBytesBeforePurge,
         }),
       });
     }
@@ -394,7 +395,9 @@ class BackupRun {
       return {};
     }
     const deficit = purgeShortfall(purge);
-    return deficit > 0 ? { neededBytes: free + deficit } : {};
+    // Counted from the free space the device saw before it asked: room made since (D48) raised
+    // the free space, not what the backup needs.
+    return deficit > 0 ? { neededBytes: (this.host?.freeBytesBeforePurge ?? free) + deficit } : {};
   }
 
   private failed(e: unknown): BackupResult {

@@ -326,7 +326,7 @@ export function notEnoughSpace(p: {
       : `Not enough free space on this computer: ${formatBytes(p.neededBytes)} needed, ${formatBytes(p.freeBytes)} free`;
   const msg =
     p.makeRoom === 'out-of-reach' && p.possibleBytes !== undefined
-      ? `${short}; removing every older backup would free only ${formatBytes(p.possibleBytes)}, so none was removed`
+      ? `${short}; removing every older backup would free only ${formatBytes(p.possibleBytes)}, so none was removed beyond what the retention settings let go`
       : short;
   const where = p.folder === undefined ? 'the disk holding the backup folder' : quote(p.folder);
   const fix =

@@ -370,6 +370,8 @@ export interface FileVisit {
   /** `dev:ino`, from 64-bit stat values (inode numbers can exceed 2^53). */
   inode: string;
   size: number;
+  /** What it takes on the disk (st_blocks, in 512-byte units on every platform Node runs on). */
+  diskBytes: number;
   nlink: number;
 }
 
@@ -402,6 +404,7 @@ export async function walkFiles(
             rel: childRel,
             inode: `${st.dev}:${st.ino}`,
             size: Number(st.size),
+            diskBytes: Number(st.blocks) * 512,
             nlink: Number(st.nlink),
           });
           if (r) await r;

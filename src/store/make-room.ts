@@ -5,8 +5,9 @@
  * Snapshots share files by hard links, so removing one frees only what no other name holds. A file
  * is counted once every one of its links lies in a snapshot being removed — its link count says how
  * many there are — and never while the latest, a kept snapshot, a staged backup or anything outside
- * the store still holds it. Snapshots are walked one by one in the order they would go, and the
- * walk stops as soon as enough would be freed.
+ * the store still holds it; it counts for the blocks it takes on the disk, which is what the free
+ * space the device asks for again will show. Snapshots are walked one by one in the order they
+ * would go, and the walk stops as soon as enough would be freed.
  */
 import { walkFiles } from './fs-util';
 import type { RetentionPolicy } from './retention';
@@ -30,8 +31,12 @@ export interface RoomPlan {
   byRetention: string[];
   /** Removed beyond the policy, oldest first, to make the room. */
   beyondRetention: string[];
-  /** Bytes that removing all of them frees. */
+  /** Bytes of disk that removing all of them frees. */
   freesBytes: number;
+  /** Snapshots "make room" could remove beyond the policy (unpinned, not the latest), walked or not. */
+  beyondPossible: number;
+  /** Removing them failed part-way (the ids above are those that did go). */
+  failed?: string;
   /**
    * Going beyond the policy was allowed, but removing every snapshot it could remove would free
    * only `possibleBytes`: then none is removed beyond the policy (history is not given up for a
@@ -42,7 +47,7 @@ export interface RoomPlan {
 
 /** Bytes freed as whole snapshot folders are removed, one after another. */
 export class FreedByRemoval {
-  /** Multiply-linked files seen so far: inode → [links seen, link count, size]. */
+  /** Multiply-linked files seen so far: inode → [links seen, link count, disk bytes]. */
   private readonly shared = new Map<string, [number, number, number]>();
   total = 0;
 
@@ -51,10 +56,10 @@ export class FreedByRemoval {
     try {
       await walkFiles(dir, (f) => {
         if (f.nlink <= 1) {
-          this.total += f.size;
+          this.total += f.diskBytes;
           return;
         }
-        const s = this.shared.get(f.inode) ?? [0, f.nlink, f.size];
+        const s = this.shared.get(f.inode) ?? [0, f.nlink, f.diskBytes];
         s[0]++;
         if (s[0] === s[1]) {
           this.total += s[2];
@@ -70,13 +75,15 @@ export class FreedByRemoval {
 
 /**
  * The snapshots to remove for `neededBytes`: all of `byRetention`, then as few of `candidates`
- * (oldest first; empty when the person did not allow going beyond the policy) as make the room,
- * or none of them when even all would not.
+ * (oldest first; empty when the person did not allow going beyond the policy) as free more than
+ * it (the device goes on only with more free than it needs), or none of them when even all would
+ * not. `beyondPossible`: how many "make room" could remove, for a notice when it is off.
  */
 export async function planRoom(p: {
   neededBytes: number;
   byRetention: readonly RoomCandidate[];
   candidates: readonly RoomCandidate[];
+  beyondPossible: number;
 }): Promise<RoomPlan> {
   const freed = new FreedByRemoval();
   for (const c of p.byRetention) await freed.remove(c.dir);
@@ -85,10 +92,11 @@ export async function planRoom(p: {
     byRetention: p.byRetention.map((c) => c.id),
     beyondRetention: [],
     freesBytes: freed.total,
+    beyondPossible: p.beyondPossible,
   };
-  if (freed.total >= p.neededBytes || p.candidates.length === 0) return plan;
+  if (freed.total > p.neededBytes || p.candidates.length === 0) return plan;
   for (const [i, c] of p.candidates.entries()) {
-    if ((await freed.remove(c.dir)) >= p.neededBytes) {
+    if ((await freed.remove(c.dir)) > p.neededBytes) {
       plan.beyondRetention = p.candidates.slice(0, i + 1).map((x) => x.id);
       plan.freesBytes = freed.total;
       return plan;
@@ -102,10 +110,12 @@ export async function planRoom(p: {
 export function combineRoomPlans(plans: readonly RoomPlan[]): RoomPlan | undefined {
   const last = plans.at(-1);
   if (last === undefined) return undefined;
+  const failed = plans.find((p) => p.failed !== undefined)?.failed;
   return {
     ...last,
     byRetention: plans.flatMap((p) => p.byRetention),
     beyondRetention: plans.flatMap((p) => p.beyondRetention),
     freesBytes: plans.reduce((a, p) => a + p.freesBytes, 0),
+    ...(failed === undefined ? {} : { failed }),
   };
 }

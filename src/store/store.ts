@@ -1181,8 +1181,11 @@ export class SnapshotStore {
    * Room for a backup the device says will not fit (D48): removes the snapshots the retention
    * policy no longer keeps and, with `beyondRetention`, as few of the oldest others (never pinned,
    * never the latest) as free `bytes` in all, or none of those when even all of them would not.
-   * One journaled prune, as `prune`. Safe while this store has a backup staged: the staging is a
-   * copy of the latest, which is never removed, and its links keep what it shares.
+   * While the latest is missing or not sound (a repair's full backup has not succeeded yet), the
+   * newest sound snapshot is the last good backup, and stays too. One journaled prune, as `prune`;
+   * one that fails part-way is finished or given up at once (recoverPrune), and the plan then names
+   * only what went. Safe while this store has a backup staged: the staging is a copy of the
+   * latest, which is never removed, and its links keep what it shares.
    */
   async makeRoom(bytes: number, opts: RoomPolicy & { now?: Date }): Promise<RoomPlan> {
     return this.withLock('prune', async () => {
@@ -1190,33 +1193,61 @@ export class SnapshotStore {
       const meta = await this.reconcile();
       const decisions = this.decide(meta, opts.retention, opts.now ?? this.now());
       const kept = new Set(decisions.filter((d) => d.keep).map((d) => d.id));
+      const sound = (r: SnapshotRecord): boolean => r.status === 'complete' && !r.damaged;
+      const records = sortById(meta.snapshots);
+      const latest = records.find((r) => r.id === meta.latest);
+      const lastGood = latest && sound(latest) ? latest : records.filter(sound).pop();
       const candidate = (r: SnapshotRecord): RoomCandidate => ({
         id: r.id,
         dir: this.dirOf(r.id, meta),
       });
-      const oldestFirst = sortById(meta.snapshots).filter((r) => r.id !== meta.latest);
+      const older = records.filter((r) => r !== latest && r !== lastGood);
+      const beyond = older.filter((r) => kept.has(r.id) && !r.pinned);
       const plan = await planRoom({
         neededBytes: bytes,
-        byRetention: oldestFirst.filter((r) => !kept.has(r.id)).map(candidate),
-        candidates: opts.beyondRetention
-          ? oldestFirst.filter((r) => kept.has(r.id) && !r.pinned).map(candidate)
-          : [],
+        byRetention: older.filter((r) => !kept.has(r.id)).map(candidate),
+        candidates: opts.beyondRetention ? beyond.map(candidate) : [],
+        beyondPossible: beyond.length,
       });
       const ids = [...plan.byRetention, ...plan.beyondRetention];
       if (ids.length === 0) return plan;
       const j: PruneJournal = { op: 'prune', ids, startedAt: new Date().toISOString() };
       await writeJournal(this.journalFile, j);
       await this.step('prune', 'journal');
-      await this.applyPrune(j);
+      try {
+        await this.applyPrune(j);
+      } catch (e) {
+        // Finished, or given up with a note: never left for a later commit's journal to replace.
+        await this.recoverPrune(j);
+        const left = new Set(await readdirOrEmpty(this.snapshotsDir));
+        plan.byRetention = plan.byRetention.filter((id) => !left.has(id));
+        plan.beyondRetention = plan.beyondRetention.filter((id) => !left.has(id));
+        plan.failed = (e as Error).message;
+        await this.forgetRemoved([...plan.byRetention, ...plan.beyondRetention]).catch(() => {});
+      }
       return plan;
     });
+  }
+
+  /** Records (and trash) of snapshots a given-up prune had already moved out of snapshots/. */
+  private async forgetRemoved(ids: string[]): Promise<void> {
+    const gone = new Set(ids);
+    const meta = await this.loadMetadata();
+    if (meta.snapshots.some((r) => gone.has(r.id))) {
+      await writeMetadata(this.metadataFile, {
+        ...meta,
+        snapshots: meta.snapshots.filter((r) => !gone.has(r.id)),
+      });
+    }
+    for (const id of gone)
+      await fsp.rm(path.join(this.trashDir, id), { recursive: true, force: true });
   }
 
   /**
    * An interrupted prune is finished if it can be; if it cannot (the cause persists, e.g. a
    * read-only trash), it is given up, never left to block every later backup: a prune only
-   * removes what the retention policy already let go, and reconcile() then makes the metadata
-   * match the folders. The next prune plans again from scratch.
+   * removes what the retention policy already let go, or what "make room" was allowed to (D48),
+   * and reconcile() then makes the metadata match the folders. The next prune plans again.
    */
   private async recoverPrune(j: PruneJournal): Promise<void> {
     try {

@@ -16,7 +16,7 @@ import {
   type AttemptFacts,
 } from '../../src/agent/device-state';
 import type { FolderFacts } from '../../src/agent/folder-backups';
-import type { FolderBackup } from '../../src/store';
+import type { FolderBackup, RoomPlan } from '../../src/store';
 import { classifyOutcome, type OutcomeFacts } from '../../src/agent/outcome-notice';
 import { skipView } from '../../src/agent/skip-notice';
 import type { BackupResult } from '../../src/backup';
@@ -148,23 +148,31 @@ describe('classifyOutcome', () => {
     assert.equal(store.notice.reasonCode, 'NOT_ENOUGH_SPACE');
   });
 
-  it('D48: NOT_ENOUGH_SPACE names "Make room" when it is off, and says when even it could not help', () => {
+  it('D48: NOT_ENOUGH_SPACE names "Make room" where it could help, and says when even it could not', () => {
     const short = job({}, { failure: 'device-error', errorCode: 105, neededBytes: 9_000_000 });
-    const off = classify(short, { makeRoom: false });
-    assert.match(off.notice.fixHint!, /turn on “Make room” in Settings/);
-    assert.equal(off.notice.params.makeRoom, 'off');
-    const plan = {
+    const plan = (beyondPossible: number, outOfReach?: { possibleBytes: number }): RoomPlan => ({
       neededBytes: 4_000_000,
       byRetention: [],
       beyondRetention: [],
       freesBytes: 0,
-      outOfReach: { possibleBytes: 1_500_000 },
-    };
-    const on = classify({ ...short, roomMade: plan }, { makeRoom: true });
+      beyondPossible,
+      ...(outOfReach ? { outOfReach } : {}),
+    });
+    const off = classify({ ...short, roomMade: plan(2) }, { makeRoom: false });
+    assert.match(off.notice.fixHint!, /turn on “Make room” in Settings/);
+    assert.equal(off.notice.params.makeRoom, 'off');
+    // Nothing it could remove (a first backup), or no purge asked (our disk filled mid-transfer).
+    for (const nothing of [{ ...short, roomMade: plan(0) }, short]) {
+      const c = classify(nothing, { makeRoom: false });
+      assert.doesNotMatch(c.notice.fixHint!, /Make room/);
+      assert.equal(c.notice.params.makeRoom, undefined);
+    }
+    const on = classify(
+      { ...short, roomMade: plan(2, { possibleBytes: 1_500_000 }) },
+      { makeRoom: true },
+    );
     assert.match(on.notice.message, /removing every older backup would free only 1\.5 MB/);
     assert.doesNotMatch(on.notice.fixHint!, /Make room/);
-    const unknown = classify(short);
-    assert.equal(unknown.notice.params.makeRoom, undefined);
   });
 
   it('a lost connection or a device gone silent is CONNECTION_LOST for its transport', () => {

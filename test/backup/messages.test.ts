@@ -21,6 +21,15 @@ test('105 names what was needed and what was free', () => {
     notEnoughSpaceMessage({ freeBytes: 12_300_000_000, purgeRequestedBytes: 4_000_000_000 }),
     'Not enough free space on this computer: 14.2 GB needed, 12.3 GB free',
   );
+  // D48: room made after the request raised the free space, not what the backup needs.
+  assert.equal(
+    notEnoughSpaceMessage({
+      freeBytes: 13_000_000_000,
+      purgeRequestedBytes: 4_000_000_000,
+      freeBytesBeforePurge: 12_300_000_000,
+    }),
+    'Not enough free space on this computer: 14.2 GB needed, 13.0 GB free',
+  );
   assert.equal(
     notEnoughSpaceMessage({ freeBytes: 5_000_000_000, purgeRequestedBytes: 2 * 1024 ** 3 }),
     'Not enough free space on this computer: the device needs more than the 5.0 GB free',

@@ -79,7 +79,9 @@ test(
     };
     assert.deepEqual(room.byRetention, []);
     assert.deepEqual(room.beyondRetention, [s1!.id], 'only the oldest');
-    assert.equal(room.freesBytes, s1!.exclusiveBytes);
+    // Disk blocks: at least the files' own bytes, and more than the device lacked.
+    assert.ok(room.freesBytes >= s1!.exclusiveBytes, String(room.freesBytes));
+    assert.ok(room.freesBytes > room.neededBytes);
     assert.ok(
       room.neededBytes > 0 && room.neededBytes < s1!.exclusiveBytes,
       String(room.neededBytes),
@@ -103,16 +105,18 @@ test(
     // Short by more than every snapshot but the latest holds: none is removed.
     const removable = now.slice(0, -1).reduce((a, s) => a + s.exclusiveBytes, 0);
     const needs2 = await deviceNeeds(c.sim, await mutated(c.sim, { add: 10 }));
-    d.resize(d.usage().used + DEVICE_MARGIN + needs2 - removable - MIB);
+    d.resize(d.usage().used + DEVICE_MARGIN + needs2 - removable - 4 * MIB);
     const hopeless = await c.mooring(['backup', '--dest', dest, '--json', '--make-room']);
     assert.equal(hopeless.code, 1, hopeless.err);
     assert.equal(hopeless.result?.errorCode, 105);
     const none = hopeless.result?.roomMade as {
       beyondRetention: string[];
+      neededBytes: number;
       outOfReach?: { possibleBytes: number };
     };
     assert.deepEqual(none.beyondRetention, []);
-    assert.equal(none.outOfReach?.possibleBytes, removable);
+    const possible = none.outOfReach?.possibleBytes ?? 0;
+    assert.ok(possible >= removable && possible < none.neededBytes, `${possible} ${removable}`);
     assert.deepEqual(await snapshots(c, dest), now, 'nothing removed');
   },
 );

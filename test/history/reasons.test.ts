@@ -276,7 +276,7 @@ test('messages carry the facts: space, times, sizes, durations', () => {
       makeRoom: 'out-of-reach',
       possibleBytes: 0.4e9,
     }).message,
-    'Not enough free space on this computer: 3.2 GB needed, 1.1 GB free; removing every older backup would free only 400 MB, so none was removed',
+    'Not enough free space on this computer: 3.2 GB needed, 1.1 GB free; removing every older backup would free only 400 MB, so none was removed beyond what the retention settings let go',
   );
   const policyOnly = roomMade({
     byRetention: 2,

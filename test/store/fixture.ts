@@ -3,6 +3,7 @@
  * the backup engine must write (a new file renamed over the old name, never into an existing file),
  * so snapshots that share files by hard links stay intact.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -211,4 +212,30 @@ export async function inodesOf(dir: string): Promise<Map<string, string>> {
     m.set(f.rel, f.inode);
   });
   return m;
+}
+
+// ---- a second process (child.ts) -------------------------------------------------------------
+
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs test/store/child.ts with `args` (its usage says which); resolves however it ended. */
+export function runChild(args: Record<string, unknown>): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, 'child.ts'), JSON.stringify(args)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
 }

@@ -11,7 +11,7 @@ import { openStore, type CommitStep, type PruneStep, type SnapshotStore } from '
 import { formatSnapshotId } from '../../src/store/ids';
 import { walkFiles } from '../../src/store/fs-util';
 import { isMooringError } from '../../src/util/errors';
-import { sampleEntries, tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
+import { runChild, sampleEntries, tempDirs, UDID, writeBackup, type FakeEntry } from './fixture';
 
 const { tmp, cleanup } = tempDirs('mooring-store-');
 after(cleanup);
@@ -471,35 +471,6 @@ test('records lost without a parse error are rebuilt pinned too: a deleted file,
     [],
   );
 });
-
-// ---- second process ---------------------------------------------------------------------
-
-import { spawn } from 'node:child_process';
-
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export function runChild(args: Record<string, unknown>): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(__dirname, 'child.ts'), JSON.stringify(args)],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 test('a prune that cannot be finished is given up on open, never blocking later backups', async () => {
   const dest = tmp();
