@@ -138,17 +138,21 @@ export class DeviceContact {
   async readValues(udid: string, session: ValueReader): Promise<void> {
     const { ctx } = this;
     const values = await session.getDomain();
+    let wifi: boolean | undefined;
+    try {
+      wifi = await readWifiConnections(session);
+    } catch (e) {
+      ctx.log(`reading the Wi-Fi switch of ${udid} failed: ${errText(e)}`);
+    }
     if (ctx.stopping) return;
+    // Recorded together, after both reads: any status that shows the device's name (another
+    // event may send one meanwhile) shows its Wi-Fi switch too.
     const { info, passcodeRequired } = deviceFacts(udid, values);
     ctx.db.upsertDevice(info);
     ctx.db.markContact(udid, ctx.now());
     const rt = ctx.runtime(udid);
     rt.passcodeRequired = passcodeRequired;
-    try {
-      rt.wifiBackups = await readWifiConnections(session);
-    } catch (e) {
-      ctx.log(`reading the Wi-Fi switch of ${udid} failed: ${errText(e)}`);
-    }
+    if (wifi !== undefined) rt.wifiBackups = wifi;
     await ctx.encryption?.readAtContact(udid, session); // H8c: WillEncrypt, password stored
     ctx.emitDevice(udid);
   }
