@@ -7,7 +7,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { isMooringError } from '../util/errors';
-import { readMetadata, recordDate, type SnapshotRecord } from './metadata';
+import { isSoundRecord, readMetadata, recordDate, type SnapshotRecord } from './metadata';
 
 /** A snapshot as the schedule sees it: its id and when it began. */
 export interface SnapshotMark {
@@ -32,7 +32,6 @@ export interface FolderBackupReading {
   key: string;
 }
 
-const sound = (r: SnapshotRecord): boolean => r.status === 'complete' && r.damaged === undefined;
 const markOf = (r: SnapshotRecord | undefined): SnapshotMark | null =>
   r === undefined ? null : { id: r.id, at: recordDate(r).getTime() };
 const NOTHING: FolderBackup = { state: 'known', sound: null, latest: null };
@@ -84,7 +83,7 @@ export async function readFolderBackup(
     return {
       value: {
         state: 'known',
-        sound: markOf(meta.snapshots.filter(sound).at(-1)), // sorted by id, which is by time
+        sound: markOf(meta.snapshots.filter(isSoundRecord).at(-1)), // sorted by id, which is by time
         latest: markOf(latest),
       },
       key,

@@ -29,6 +29,11 @@ export interface SnapshotRecord {
   damaged?: SnapshotDamage;
 }
 
+/** A whole backup: complete when taken, and not marked damaged since. */
+export function isSoundRecord(r: SnapshotRecord): boolean {
+  return r.status === 'complete' && r.damaged === undefined;
+}
+
 /** What a failed verification of a committed snapshot found (kept until it verifies again). */
 export interface SnapshotDamage {
   /** ISO time of the verification that found it. */

@@ -35,6 +35,7 @@ import { compareSnapshotIds, dateOfSnapshotId, isSnapshotId, newSnapshotId } fro
 import { DeviceLock } from './lock';
 import {
   emptyMetadata,
+  isSoundRecord,
   readMetadata,
   recordDate,
   writeMetadata,
@@ -1144,7 +1145,7 @@ export class SnapshotStore {
         date: recordDate(r),
         pinned: r.pinned,
         isLatest: r.id === meta.latest,
-        sound: r.status === 'complete' && r.damaged === undefined,
+        sound: isSoundRecord(r),
       })),
       policy,
       now,
@@ -1193,10 +1194,10 @@ export class SnapshotStore {
       const meta = await this.reconcile();
       const decisions = this.decide(meta, opts.retention, opts.now ?? this.now());
       const kept = new Set(decisions.filter((d) => d.keep).map((d) => d.id));
-      const sound = (r: SnapshotRecord): boolean => r.status === 'complete' && !r.damaged;
       const records = sortById(meta.snapshots);
       const latest = records.find((r) => r.id === meta.latest);
-      const lastGood = latest && sound(latest) ? latest : records.filter(sound).pop();
+      const lastGood =
+        latest && isSoundRecord(latest) ? latest : records.filter(isSoundRecord).pop();
       const candidate = (r: SnapshotRecord): RoomCandidate => ({
         id: r.id,
         dir: this.dirOf(r.id, meta),
