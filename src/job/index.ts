@@ -15,6 +15,7 @@ export {
 export {
   runBackupJob,
   JOB_THREAD_ENV,
+  JOB_OLD_GENERATION_MB,
   JOB_YOUNG_GENERATION_MB,
   type RunJobOptions,
 } from './job-thread';

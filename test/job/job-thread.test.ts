@@ -6,7 +6,8 @@
  * the latest stays; mid-commit: the commit is finished at once; out of memory: said so, and the
  * process goes on), on the store's record of attempts too, and leaves no lock behind; a thread
  * that cannot start falls back to the in-process job. A thread started before its job
- * (thread-start) runs it, or is ended when the job does not take it, and never holds the process.
+ * (thread-start) runs it, or is ended when the job does not take it, and never holds the process;
+ * a thread runs with the heap limits D36 and D49 chose.
  */
 import assert from 'node:assert/strict';
 import { promises as fsp, readFileSync } from 'node:fs';
@@ -14,8 +15,15 @@ import path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { threadId } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { CRASH_AT_ENV, GC_STATS_ENV, runBackupJob, type JobEvent } from '../../src/job';
-import { prestartJobThread } from '../../src/job/thread-start';
+import {
+  DEFAULT_JOB_WORKER,
+  JOB_OLD_GENERATION_MB,
+  JOB_YOUNG_GENERATION_MB,
+  prestartJobThread,
+  takeJobThread,
+} from '../../src/job/thread-start';
 import { UsbmuxEndpoint, type ValueReader } from '../../src/lockdown';
 import type { PairRecord } from '../../src/pairing/pair-record';
 import { startSim, type RunningSim } from '../../src/sim/index';
@@ -342,4 +350,18 @@ test('a prestarted thread no job takes does not keep the process alive', () => {
     { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
   );
   assert.equal(out.trim(), 'number');
+});
+
+test('a job thread runs with its young (D36) and old (D49) generation limits', async () => {
+  const t = takeJobThread(DEFAULT_JOB_WORKER);
+  if (t.notStarted !== undefined) assert.fail(t.notStarted);
+  const worker = t.worker;
+  try {
+    await once(worker, 'online');
+    const limits = worker.resourceLimits;
+    assert.equal(limits?.maxYoungGenerationSizeMb, JOB_YOUNG_GENERATION_MB);
+    assert.equal(limits?.maxOldGenerationSizeMb, JOB_OLD_GENERATION_MB);
+  } finally {
+    await worker.terminate();
+  }
 });

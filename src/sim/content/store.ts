@@ -293,7 +293,9 @@ export class ContentStore {
         touched.push(entryKey(e.domain, e.relativePath));
         result.modified.push(`${e.domain}/${e.relativePath}`);
       }
-      let inode = Math.max(0, ...[...byKey.values()].map((e) => e.inode));
+      // A loop, not Math.max(...all): half a million arguments overflow the stack.
+      let inode = 0;
+      for (const e of byKey.values()) if (e.inode > inode) inode = e.inode;
       const mean = idx.files > 0 ? idx.bytes / idx.files : 64 * 1024;
       for (let i = 0; i < add; i++) {
         const mtime = now + tick++;
