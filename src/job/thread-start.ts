@@ -27,7 +27,7 @@ export const JOB_YOUNG_GENERATION_MB = 3;
  * The job thread's old generation limit, in MiB. Not a budget (a backup holds ~15 MiB there at
  * 500,000 files): V8 lets the heap grow to up to 4× what survived the last full collection when
  * its limit is 2 GiB or more, the default on a machine with 8 GiB of memory or more, and ~1.6× at
- * 1 GiB. A 300,000-file backup peaked at 260–273 MiB of RSS without it, 208–220 MiB with it (D49).
+ * 1 GiB. A 300,000-file backup peaked at 249–283 MiB of RSS without it, 208–232 MiB with it (D49).
  */
 export const JOB_OLD_GENERATION_MB = 1024;
 
