@@ -15,7 +15,6 @@ export {
 export {
   runBackupJob,
   JOB_THREAD_ENV,
-  JOB_OLD_GENERATION_MB,
   JOB_YOUNG_GENERATION_MB,
   type RunJobOptions,
 } from './job-thread';

@@ -45,7 +45,7 @@ import {
   takeJobThread,
 } from './thread-start';
 
-export { JOB_OLD_GENERATION_MB, JOB_THREAD_ENV, JOB_YOUNG_GENERATION_MB } from './thread-start';
+export { JOB_THREAD_ENV, JOB_YOUNG_GENERATION_MB } from './thread-start';
 
 export interface RunJobOptions extends JobOptions {
   /**
