@@ -557,7 +557,7 @@ function finalResponse(message: PlistDict): DeviceLinkEnd {
 }
 
 /** Free bytes for an unprivileged user (bavail) on the disk holding `dir`, as an integer. */
-async function freeBytesOf(dir: string): Promise<number> {
+export async function freeBytesOf(dir: string): Promise<number> {
   const st = await fsp.statfs(dir, { bigint: true });
   const bytes = st.bavail * st.bsize;
   return bytes > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(bytes);

@@ -7,7 +7,7 @@ export {
   type BackupOptions,
   type BackupSession,
 } from './run-backup';
-export type { MakeRoom } from './device-link-host';
+export { freeBytesOf, type MakeRoom } from './device-link-host';
 export {
   DEFAULT_BACKUP_TIMEOUTS,
   type BackupEvent,

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import {
+  freeBytesOf,
   ReceivedDigests,
   runBackup,
   type BackupEvent,
@@ -320,7 +321,7 @@ export async function failedOutcome(
     error: err,
     ...extra,
   };
-  const free = await freeBytesAt(o.dest);
+  const free = await freeBytesOf(o.dest).catch(() => undefined);
   if (free !== undefined) out.freeBytes = free;
   return out;
 }
@@ -346,16 +347,6 @@ function isConnectFailure(e: unknown): boolean {
     isMooringError(e, 'CLOSED') ||
     (e as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED'
   );
-}
-
-/** Free bytes for an unprivileged writer on the disk holding `dir` (or its nearest parent). */
-export async function freeBytesAt(dir: string): Promise<number | undefined> {
-  try {
-    const st = await fsp.statfs(dir);
-    return st.bavail * st.bsize;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
@@ -461,7 +452,7 @@ export async function backupToStore(o: JobOptions): Promise<JobOutcome> {
   // Findings of later reconciles in this job (its commit) too.
   if (store.recovery.found.length > 0) outcome.storeFound = [...store.recovery.found];
   if (!outcome.ok && outcome.freeBytes === undefined) {
-    const free = await freeBytesAt(o.dest);
+    const free = await freeBytesOf(o.dest).catch(() => undefined);
     if (free !== undefined) outcome.freeBytes = free;
   }
   if (outcome.stage !== 'store' && outcome.stage !== 'connect' && outcome.stage !== 'session') {

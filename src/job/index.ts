@@ -3,7 +3,6 @@ export {
   backupToStore,
   describeRecovery,
   diskFullError,
-  freeBytesAt,
   isDiskFull,
   type JobEvent,
   type JobOptions,
