@@ -14,6 +14,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isMooringError, MooringError } from '../util/errors';
+import { removeTree } from '../util/remove-tree';
 import {
   NOTIFICATION_PROXY_SERVICE_NAME,
   NotificationProxyClient,
@@ -216,7 +217,7 @@ export async function changeBackupPassword(
       await bounded(np.shutdown(DEFAULT_SHUTDOWN_TIMEOUT_MS), 'notification_proxy Shutdown');
       np.close();
     }
-    await fsp.rm(scratch, { recursive: true, force: true });
+    await removeTree(scratch);
   }
 }
 

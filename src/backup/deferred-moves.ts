@@ -14,7 +14,10 @@
 import path from 'node:path';
 import { moveFolderOfFiles } from './folder-ops';
 
-/** Moves held at most (~150 bytes each); at the limit they are carried out and holding begins again. */
+/**
+ * Moves held at most (each its name's bytes and one, off V8's heap: NameList); at the limit they
+ * are carried out and holding begins again.
+ */
 export const MAX_DEFERRED_MOVES = 200_000;
 
 /** The moves of files from one host folder into another. */
@@ -26,8 +29,42 @@ interface Group {
   fromDevice: string;
   toDevice: string;
   /** Each file's name, in the order the device sent them. */
-  names: string[];
+  names: NameList;
 }
+
+/**
+ * Names in one growing buffer, UTF-8, each ended by a "/" (which no name has). A phone's backup
+ * holds 200,000 moves at once: as strings, each name kept the device's whole path alive (a slice
+ * does) and the arrays holding them were reallocated as they grew, ~150 bytes a move on the job
+ * thread's heap, scanned by every full collection; here it is the name's own bytes (D50).
+ */
+class NameList {
+  private buf = Buffer.allocUnsafe(1024);
+  private used = 0;
+
+  push(name: string): void {
+    const most = Buffer.byteLength(name) + 1;
+    if (this.used + most > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.used + most));
+      this.buf.copy(bigger, 0, 0, this.used);
+      this.buf = bigger;
+    }
+    this.used += this.buf.write(name, this.used);
+    this.buf[this.used++] = SEPARATOR;
+  }
+
+  /** Every name, in order. */
+  *[Symbol.iterator](): IterableIterator<string> {
+    for (let at = 0; at < this.used;) {
+      const end = this.buf.indexOf(SEPARATOR, at);
+      yield this.buf.toString('utf8', at, end);
+      at = end + 1;
+    }
+  }
+}
+
+const SEPARATOR = 0x2f; // "/"
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** How the held moves went. */
 export interface DeferredMovesResult {
@@ -42,11 +79,15 @@ export class DeferredMoves {
   private readonly groups = new Map<string, Group>();
   /** Every group's destination folder. */
   private readonly into = new Set<string>();
-  /** Every held move's group, in the device's order (its name is the group's next). */
-  private readonly order: Array<Group> = [];
+  /**
+   * Every held move's group, in the device's order (its name is the group's next), as runs: a
+   * group, then how many moves in a row are its.
+   */
+  private order: Array<Group | number> = [];
+  private held = 0;
 
   get size(): number {
-    return this.order.length;
+    return this.held;
   }
 
   /**
@@ -55,16 +96,16 @@ export class DeferredMoves {
    * caller carries out what is held, then asks again or moves it at once).
    */
   hold(from: string, to: string, fromPath: string, onto: string): boolean {
-    if (this.order.length >= MAX_DEFERRED_MOVES) return false;
+    if (this.held >= MAX_DEFERRED_MOVES) return false;
     const f = fromPath.lastIndexOf(path.sep);
     const t = onto.lastIndexOf(path.sep);
     const df = from.lastIndexOf('/');
     const dt = to.lastIndexOf('/');
     if (f <= 0 || t <= 0 || df <= 0 || dt <= 0) return false;
-    // Kept from the device's own string: a slice keeps what it was cut from alive, and the device's
-    // path is shorter than ours.
     const name = from.slice(df + 1);
     if (name !== fromPath.slice(f + 1) || name !== onto.slice(t + 1)) return false;
+    // Held as UTF-8 (NameList), where a lone surrogate would not come back the same: moved at once.
+    if (LONE_SURROGATE.test(name)) return false;
     const fromDir = fromPath.slice(0, f);
     const toDir = onto.slice(0, t);
     if (fromDir === toDir) return false;
@@ -77,13 +118,16 @@ export class DeferredMoves {
         to: toDir,
         fromDevice: from.slice(0, df),
         toDevice: to.slice(0, dt),
-        names: [],
+        names: new NameList(),
       };
       this.groups.set(fromDir, g);
       this.into.add(toDir);
     } else if (g.to !== toDir) return false;
     g.names.push(name);
-    this.order.push(g);
+    this.held++;
+    const last = this.order.length - 2;
+    if (last >= 0 && this.order[last] === g) (this.order[last + 1] as number)++;
+    else this.order.push(g, 1);
     return true;
   }
 
@@ -97,7 +141,9 @@ export class DeferredMoves {
     check: () => void,
   ): Promise<DeferredMovesResult> {
     const groups = [...this.groups.values()];
-    const order = this.order.splice(0);
+    const order = this.order;
+    this.order = [];
+    this.held = 0;
     this.groups.clear();
     this.into.clear();
     const result: DeferredMovesResult = { folders: 0 };
@@ -110,19 +156,20 @@ export class DeferredMoves {
       }
     };
     if (namesAGroupFolder(groups)) {
-      const next = new Map(groups.map((g) => [g, 0]));
-      for (const g of order) {
-        const i = next.get(g)!;
-        next.set(g, i + 1);
-        await one(g, g.names[i]!);
+      const next = new Map(groups.map((g) => [g, g.names[Symbol.iterator]()]));
+      for (let r = 0; r < order.length; r += 2) {
+        const g = order[r] as Group;
+        const names = next.get(g)!;
+        for (let k = order[r + 1] as number; k > 0; k--) await one(g, names.next().value as string);
       }
       return result;
     }
     for (const g of groups) {
       check();
       let whole = false;
+      const names = [...g.names];
       try {
-        whole = moveFolderOfFiles(g.from, g.to, g.names);
+        whole = moveFolderOfFiles(g.from, g.to, names);
       } catch (e) {
         // The files moved, but their folder could not be made again (a file-by-file move would
         // have left it, empty): the device is told.
@@ -131,7 +178,7 @@ export class DeferredMoves {
         continue;
       }
       if (whole) result.folders++;
-      else for (const name of g.names) await one(g, name);
+      else for (const name of names) await one(g, name);
     }
     return result;
   }

@@ -215,6 +215,17 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     outcome.filesFailed++;
     if (isDiskFullStatus(error)) outcome.diskFull = true;
   };
+  /** The Manifest.db files among those written off-thread, by their place in the stream. */
+  const manifestDbAt = new Map<number, string>();
+  // One function for every file of the upload, each told apart by its place (OffThreadEnds).
+  const offThreadEnded = (end: OffThreadEnd, at: number): void => {
+    if (!end.ok) failed(dlStatusForError(end.error), at);
+    else {
+      ctx.onFileReceived();
+      const db = manifestDbAt.get(at);
+      if (db !== undefined) outcome.manifestDb = db;
+    }
+  };
   for (let at = 0; ; at++) {
     // Whole files already buffered are taken without an await (DlFileStreamDecoder); a stop
     // still ends the loop between files.
@@ -246,16 +257,9 @@ export async function receiveFilesFromDevice(ctx: FileStreamContext): Promise<Up
     if (target !== undefined && (manifestDb !== undefined || !target.startsWith(staging)))
       onlyStaged = false;
     // A file written off-thread tells how it went later, at the latest in settle().
+    if (manifestDb !== undefined) manifestDbAt.set(at, manifestDb);
     const offThread =
-      target === undefined
-        ? undefined
-        : ctx.received?.writeOffThread(target, (end: OffThreadEnd) => {
-            if (!end.ok) failed(dlStatusForError(end.error), at);
-            else {
-              ctx.onFileReceived();
-              if (manifestDb !== undefined) outcome.manifestDb = manifestDb;
-            }
-          });
+      target === undefined ? undefined : ctx.received?.writeOffThread(target, offThreadEnded, at);
     let sink: TempFile | undefined;
     if (target !== undefined && offThread === undefined) {
       try {

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { DlFileType } from '../protocol/device-link';
 import { setDictEntry } from '../protocol/plist';
 import type { PlistDict } from '../protocol/plist/types';
+import { removeTree } from '../util/remove-tree';
 import { isTempFileName } from './atomic-file';
 import { errnoError, errnoOf } from './dl-status';
 
@@ -115,7 +116,7 @@ export async function removeItem(p: string): Promise<void> {
     // A folder (EISDIR on Linux, EPERM on macOS) or another refusal: the general way decides.
     if (errno !== 'EISDIR' && errno !== 'EPERM' && errno !== 'EACCES') throw e;
   }
-  await fsp.rm(p, { recursive: true, force: true });
+  await removeTree(p);
 }
 
 /**

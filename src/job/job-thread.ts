@@ -13,7 +13,6 @@
  * whose Electron cannot load modules from app.asar in a worker), runs in-process as before. The
  * thread may have been started before the job was known (thread-start).
  */
-import { promises as fsp } from 'node:fs';
 import { RecordedValues } from '../lockdown/values';
 import {
   breakOwnStaleLock,
@@ -25,6 +24,7 @@ import {
 } from '../store';
 import { newDecryptedTempRoot } from '../store/encrypted';
 import { MooringError } from '../util/errors';
+import { removeTree } from '../util/remove-tree';
 import { fromWireError, toWireError } from '../util/error-wire';
 import {
   backupToStore,
@@ -155,8 +155,7 @@ async function onThread(
         .catch(() => undefined)
         .then(async () => {
           noteJobThread(threadId, false);
-          if (decryptedDir !== undefined)
-            await fsp.rm(decryptedDir, { recursive: true, force: true }).catch(() => undefined);
+          if (decryptedDir !== undefined) await removeTree(decryptedDir).catch(() => undefined);
           await releaseLockOfThread(lockFile, threadId).catch((e: unknown) => {
             log(`could not remove the lock of ${udid} left by its backup's thread: ${String(e)}`);
           });

@@ -21,6 +21,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { MooringError } from '../util/errors';
+import { removeTree } from '../util/remove-tree';
 import { INFO_PLIST, STATUS_PLIST } from '../format/layout';
 import { readStatusPlist, type StatusPlistInfo } from '../format/status-plist';
 import { exists, linkTree, mkdirOne, renameDurable, tempName, writeFileDurable } from './fs-util';
@@ -533,23 +534,20 @@ export class SnapshotStore {
     }
     for (const name of await readdirOrEmpty(this.stagingDir)) {
       if (name === this.activeStaging) continue;
-      await fsp.rm(path.join(this.stagingDir, name), { recursive: true, force: true });
+      await removeTree(path.join(this.stagingDir, name));
       this.recovery.discardedStaging.push(name);
     }
     // A copy made ahead that was stopped before its record: never taken, so removed (D42).
     if ((await exists(this.nextDir)) && !(await exists(path.join(this.nextDir, NEXT_RECORD))))
       await this.removeNext();
     for (const name of await readdirOrEmpty(this.trashDir)) {
-      await fsp
-        .rm(path.join(this.trashDir, name), { recursive: true, force: true })
-        .catch((e: unknown) => {
-          this.recovery.notes.push(`could not empty trash/${name} (${(e as Error).message})`);
-        });
+      await removeTree(path.join(this.trashDir, name)).catch((e: unknown) => {
+        this.recovery.notes.push(`could not empty trash/${name} (${(e as Error).message})`);
+      });
     }
     for (const name of await readdirOrEmpty(this.stateDir)) {
       // Files written atomically, and a copy made ahead that was being removed (removeNext).
-      if (/\.tmp-\d+-[0-9a-f]+$/.test(name))
-        await fsp.rm(path.join(this.stateDir, name), { recursive: true, force: true });
+      if (/\.tmp-\d+-[0-9a-f]+$/.test(name)) await removeTree(path.join(this.stateDir, name));
     }
     await this.reconcile();
   }
@@ -845,7 +843,7 @@ export class SnapshotStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
-    await fsp.rm(aside, { recursive: true, force: true, maxRetries: 3 });
+    await removeTree(aside);
   }
 
   /** @internal Staging.commit */
@@ -940,7 +938,7 @@ export class SnapshotStore {
       try {
         // A copy still being made would go on creating names in the folder being removed.
         await staging._linksSettled(true);
-        await fsp.rm(staging.root, { recursive: true, force: true });
+        await removeTree(staging.root);
       } finally {
         if (this.activeStaging === staging.id) {
           this.activeStaging = undefined;
@@ -1013,7 +1011,7 @@ export class SnapshotStore {
       snapshots: [...records.values()],
     });
     await this.step('commit', 'metadata');
-    await fsp.rm(path.join(this.stagingDir, j.id), { recursive: true, force: true });
+    await removeTree(path.join(this.stagingDir, j.id));
     await this.step('commit', 'staging-removed');
     await clearJournal(this.journalFile);
     await this.step('commit', 'cleared');
@@ -1240,8 +1238,7 @@ export class SnapshotStore {
         snapshots: meta.snapshots.filter((r) => !gone.has(r.id)),
       });
     }
-    for (const id of gone)
-      await fsp.rm(path.join(this.trashDir, id), { recursive: true, force: true });
+    for (const id of gone) await removeTree(path.join(this.trashDir, id));
   }
 
   /**
@@ -1270,7 +1267,7 @@ export class SnapshotStore {
       const from = path.join(this.snapshotsDir, id);
       if (!(await exists(from))) continue;
       const to = path.join(this.trashDir, id);
-      await fsp.rm(to, { recursive: true, force: true });
+      await removeTree(to);
       await renameDurable(from, to);
       await this.step('prune', 'trashed');
     }
@@ -1280,8 +1277,7 @@ export class SnapshotStore {
       snapshots: meta.snapshots.filter((r) => !gone.has(r.id)),
     });
     await this.step('prune', 'metadata');
-    for (const id of ids)
-      await fsp.rm(path.join(this.trashDir, id), { recursive: true, force: true });
+    for (const id of ids) await removeTree(path.join(this.trashDir, id));
     await this.step('prune', 'removed');
     await clearJournal(this.journalFile);
     await this.step('prune', 'cleared');

@@ -147,6 +147,73 @@ test('settle: when a held move names a folder of another group, everything goes 
   assert.deepEqual(await fsp.readdir(path.join(root, 'U/Snapshot/ab')), []);
 });
 
+test('settle: names beyond ASCII come back as the device sent them, in its order across runs of folders', async () => {
+  // The names are held as UTF-8 bytes (D50): accents, an emoji, a name in two scripts.
+  const ab = ['café', '😀 photo', 'ab3'];
+  const cd = ['Ωmega', 'файл'];
+  const root = await staged({ ab, cd });
+  await fsp.writeFile(path.join(root, 'U/cd/old'), 'x'); // cd not empty: both go file by file
+  await fsp.writeFile(path.join(root, 'U/Snapshot/ab/stays'), 'y'); // ab not moved whole
+  const d = new DeferredMoves();
+  const order: Array<[string, string]> = [
+    ['ab', ab[0]!],
+    ['ab', ab[1]!],
+    ['cd', cd[0]!],
+    ['ab', ab[2]!],
+    ['cd', cd[1]!],
+  ];
+  const held = holdAll(
+    d,
+    root,
+    order.map(([f, name]) => [`U/Snapshot/${f}/${name}`, `U/${f}/${name}`]),
+  );
+  assert.deepEqual(held, [true, true, true, true, true]);
+  assert.equal(
+    d.hold(
+      'U/Snapshot/ab/\ud800x',
+      'U/ab/\ud800x',
+      `${root}/U/Snapshot/ab/\ud800x`,
+      `${root}/U/ab/\ud800x`,
+    ),
+    false,
+    'a lone surrogate would not come back the same from UTF-8: moved at once',
+  );
+  assert.equal(d.size, 5);
+  const r = renamer(root);
+  assert.deepEqual(await d.settle(r.moveOne, noStop), { folders: 0 });
+  // Grouped by folder (each folder's names in the device's order), as a folder not moved whole goes.
+  assert.deepEqual(r.calls, [
+    ...ab.map((n) => `U/Snapshot/ab/${n} -> U/ab/${n}`),
+    ...cd.map((n) => `U/Snapshot/cd/${n} -> U/cd/${n}`),
+  ]);
+  assert.deepEqual((await fsp.readdir(path.join(root, 'U/ab'))).sort(), [...ab].sort());
+  assert.deepEqual((await fsp.readdir(path.join(root, 'U/cd'))).sort(), [...cd, 'old'].sort());
+});
+
+test('settle: in the device order, names beyond ASCII and runs of one folder are replayed exactly', async () => {
+  const root = await staged({ ab: ['é1', 'é2', 'é3'], cd: ['ü1'] });
+  await fsp.mkdir(path.join(root, 'U/new'));
+  await fsp.writeFile(path.join(root, 'U/new/ab'), 'a file now');
+  const d = new DeferredMoves();
+  const moves: Array<[string, string]> = [
+    ['U/Snapshot/ab/é1', 'U/ab/é1'],
+    ['U/Snapshot/ab/é2', 'U/ab/é2'],
+    ['U/Snapshot/cd/ü1', 'U/cd/ü1'],
+    ['U/Snapshot/ab/é3', 'U/ab/é3'],
+    ['U/new/ab', 'U/ab'], // names the folder ab: everything in the device's order
+  ];
+  assert.deepEqual(holdAll(d, root, moves), [true, true, true, true, true]);
+  const calls: string[] = [];
+  await d.settle(async (from, to) => {
+    calls.push(`${from} -> ${to}`);
+    await moveItem(path.join(root, from), path.join(root, to));
+  }, noStop);
+  assert.deepEqual(
+    calls,
+    moves.map(([from, to]) => `${from} -> ${to}`),
+  );
+});
+
 test('settle: a stop between folders ends it there', async () => {
   const root = await staged({ ab: ['ab1'], cd: ['cd1'] });
   const d = new DeferredMoves();

@@ -1,7 +1,7 @@
 /**
  * InodeSlots against a Map, the structure it replaces: the same answers for the inodes a
  * filesystem hands out (runs of consecutive numbers, numbers a power of two apart, numbers above
- * 2^32), through growth, replacement and clear.
+ * 2^32), through growth, replacement and clear. The inode of each slot is its owner's, here a Map.
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
@@ -28,17 +28,30 @@ function inodes(): number[] {
   return out;
 }
 
+/** An index, and where its owner keeps each slot's inode; `put` sets both, as ReceivedDigests does. */
+function indexed(): { slots: InodeSlots; put: (ino: number, slot: number) => void } {
+  const inodeOfSlot = new Map<number, number>();
+  const slots = new InodeSlots((slot) => inodeOfSlot.get(slot)!);
+  return {
+    slots,
+    put: (ino, slot) => {
+      inodeOfSlot.set(slot, ino);
+      slots.set(ino, slot);
+    },
+  };
+}
+
 test('answers as a Map does: sets, replacements and misses, through growth', () => {
-  const slots = new InodeSlots();
+  const { slots, put } = indexed();
   const map = new Map<number, number>();
   const all = inodes();
   all.forEach((ino, i) => {
-    slots.set(ino, i);
+    put(ino, i);
     map.set(ino, i);
   });
   // Every tenth inode gets a later slot, as when a removed file's inode is used again.
   for (let i = 0; i < all.length; i += 10) {
-    slots.set(all[i]!, all.length + i);
+    put(all[i]!, all.length + i);
     map.set(all[i]!, all.length + i);
   }
   assert.equal(slots.size, map.size);
@@ -50,21 +63,21 @@ test('answers as a Map does: sets, replacements and misses, through growth', () 
 });
 
 test('slot 0 and the largest slot are kept apart from "empty"', () => {
-  const slots = new InodeSlots();
-  slots.set(11, 0);
-  slots.set(12, 2 ** 31 - 2);
+  const { slots, put } = indexed();
+  put(11, 0);
+  put(12, 2 ** 31 - 2);
   assert.equal(slots.get(11), 0);
   assert.equal(slots.get(12), 2 ** 31 - 2);
   assert.equal(slots.get(13), undefined);
 });
 
 test('clear forgets everything, and the index fills again', () => {
-  const slots = new InodeSlots();
-  for (let i = 1; i <= 5_000; i++) slots.set(i, i);
+  const { slots, put } = indexed();
+  for (let i = 1; i <= 5_000; i++) put(i, i);
   slots.clear();
   assert.equal(slots.size, 0);
   assert.equal(slots.get(42), undefined);
-  slots.set(42, 7);
+  put(42, 7);
   assert.equal(slots.get(42), 7);
   assert.equal(slots.size, 1);
 });

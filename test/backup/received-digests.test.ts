@@ -298,3 +298,40 @@ test('retired: the digests taken so far are kept, and no file is written off-thr
   assert.deepEqual(readdirSync(dir), ['before']);
   await received.close();
 });
+
+test('one function for many files: each end comes once, with its tag, in order, past the queue wrapping and growing', async () => {
+  const dir = mkdtempSync(path.join(root, 'tags-'));
+  const received = new ReceivedDigests();
+  // Recorded, not asserted here: a throw inside would stop the thread's answers from being counted.
+  const seen: number[] = [];
+  const failed: number[] = [];
+  const onEnd = (end: OffThreadEnd, tag: number): void => {
+    (end.ok ? seen : failed).push(tag);
+  };
+  const writeMany = (from: number, to: number): void => {
+    for (let tag = from; tag < to; tag++) {
+      const w = received.writeOffThread(path.join(dir, `f${tag}`), onEnd, tag);
+      assert.ok(w);
+      assert.equal(w.write(Buffer.from(`file ${tag}`)), undefined); // small: never a wait
+      w.end();
+    }
+  };
+  // 800 answered, so the queue's head has moved on; then 2,500 more at once, before any answer
+  // comes: they wrap around its first 1,024 places, and it grows twice.
+  writeMany(0, 800);
+  await received.settle();
+  assert.equal(seen.length, 800);
+  writeMany(800, 3300);
+  await received.settle();
+  assert.deepEqual(failed, []);
+  assert.deepEqual(
+    seen,
+    Array.from({ length: 3300 }, (_, i) => i),
+  );
+  assert.equal(received.size, 3300);
+  for (const tag of [0, 799, 800, 1823, 3299]) {
+    const file = path.join(dir, `f${tag}`);
+    assert.deepEqual(received.lookup(lstatSync(file)), sha1(Buffer.from(`file ${tag}`)), file);
+  }
+  await received.close();
+});
