@@ -190,6 +190,26 @@ test('settle: names beyond ASCII come back as the device sent them, in its order
   assert.deepEqual((await fsp.readdir(path.join(root, 'U/cd'))).sort(), [...cd, 'old'].sort());
 });
 
+test("settle: a folder's names past the first kilobyte of its buffer come back in order", async () => {
+  // 300 names of 40 hex digits, as a backup's: 12 KB, so the names' buffer grows several times.
+  const names = Array.from({ length: 300 }, (_, i) => i.toString(16).padStart(40, '0'));
+  const root = await staged({ ab: names });
+  await fsp.writeFile(path.join(root, 'U/ab/old'), 'x'); // not empty: moved file by file
+  const d = new DeferredMoves();
+  const held = holdAll(
+    d,
+    root,
+    names.map((n) => [`U/Snapshot/ab/${n}`, `U/ab/${n}`]),
+  );
+  assert.ok(held.every(Boolean));
+  const r = renamer(root);
+  assert.deepEqual(await d.settle(r.moveOne, noStop), { folders: 0 });
+  assert.deepEqual(
+    r.calls,
+    names.map((n) => `U/Snapshot/ab/${n} -> U/ab/${n}`),
+  );
+});
+
 test('settle: in the device order, names beyond ASCII and runs of one folder are replayed exactly', async () => {
   const root = await staged({ ab: ['é1', 'é2', 'é3'], cd: ['ü1'] });
   await fsp.mkdir(path.join(root, 'U/new'));
