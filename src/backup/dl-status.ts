@@ -4,7 +4,7 @@
  * is generic on purpose: host paths (user names, folder layout) are none of the device's business.
  */
 import { dlCodeForErrno } from '../protocol/device-link';
-import { isMooringError } from '../util/errors';
+import { errnoOf, isMooringError } from '../util/errors';
 
 export interface DlErrorStatus {
   code: number;
@@ -31,12 +31,6 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ELOOP: 'Too many levels of symbolic links',
   EDQUOT: 'Disk quota exceeded',
 };
-
-/** The errno name of a Node filesystem error, if it is one. */
-export function errnoOf(e: unknown): string | undefined {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
-}
 
 /** The status says our disk (or quota: mapped to ENOSPC above) is full. */
 export function isDiskFullStatus(s: DlErrorStatus): boolean {

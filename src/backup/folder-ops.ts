@@ -17,9 +17,10 @@ import path from 'node:path';
 import { DlFileType } from '../protocol/device-link';
 import { setDictEntry } from '../protocol/plist';
 import type { PlistDict } from '../protocol/plist/types';
+import { errnoOf } from '../util/errors';
 import { removeTree } from '../util/remove-tree';
 import { isTempFileName } from './atomic-file';
-import { errnoError, errnoOf } from './dl-status';
+import { errnoError } from './dl-status';
 
 /** Most entries one DLContentsOfDirectory answer lists (real backup folders have ≤ 260). */
 export const MAX_LISTING_ENTRIES = 100_000;

@@ -38,3 +38,9 @@ export class MooringError extends Error {
 export function isMooringError(e: unknown, code?: MooringErrorCode): e is MooringError {
   return e instanceof MooringError && (code === undefined || e.code === code);
 }
+
+/** The errno name of a Node filesystem error, if it is one. */
+export function errnoOf(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}

@@ -20,6 +20,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { errnoOf } from './errors';
 
 /** Unlinks waited on at once in one folder: enough to keep libuv's four threads busy. */
 const IN_FLIGHT = 16;
@@ -209,9 +210,4 @@ async function removeFile(file: Buffer): Promise<boolean> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function errnoOf(e: unknown): string | undefined {
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
