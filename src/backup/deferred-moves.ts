@@ -7,18 +7,21 @@
  *
  * Held moves stay exact: a move is held only while no held move reads or writes its folders
  * otherwise (each source folder goes to one destination folder, no folder is both a source and a
- * destination), so the groups touch disjoint paths and may be carried out in any order; and when a
- * held move names a folder of a group, or a folder above one, every move is carried out file by
- * file in the order the device sent them.
+ * destination), and while no held move's path is a group's folder or a folder above one (D51):
+ * so the groups touch disjoint paths, and carrying them out group by group leaves what the
+ * device's order would. A move that would break this is not held; the caller carries out what is
+ * held first.
  */
 import path from 'node:path';
 import { moveFolderOfFiles } from './folder-ops';
 
 /**
- * Moves held at most (each its name's bytes and one, off V8's heap: NameList); at the limit they
- * are carried out and holding begins again.
+ * The held names' bytes at most (a backup's name, 40 hex digits, is 21: ~1.2 million moves).
+ * A phone's moves come in the order its files were sent, every folder's mixed with the others':
+ * a folder is moved whole only if all its moves are held at once, so at a limit of 200,000 moves
+ * a 500,000-file backup renamed 400,000 files one by one (~8 s, D51).
  */
-export const MAX_DEFERRED_MOVES = 200_000;
+export const MAX_HELD_NAME_BYTES = 24 << 20;
 
 /** The moves of files from one host folder into another. */
 interface Group {
@@ -32,39 +35,83 @@ interface Group {
   names: NameList;
 }
 
+/** A name of 40 lowercase hex digits (a backup's fileID): held as its 20 bytes. */
+const HEX_NAME = /^[0-9a-f]{40}$/;
+/** Starts a name held as 20 bytes; no name held as text starts with it (a device's paths have no NUL). */
+const PACKED = 0x00;
+const PACKED_BYTES = 21;
+const SEPARATOR = 0x2f; // "/", which ends each name held as text (no name has one)
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
- * Names in one growing buffer, UTF-8, each ended by a "/" (which no name has). A phone's backup
- * holds 200,000 moves at once: as strings, each name kept the device's whole path alive (a slice
- * does) and the arrays holding them were reallocated as they grew, ~150 bytes a move on the job
- * thread's heap, scanned by every full collection; here it is the name's own bytes (D50).
+ * Names in one growing buffer: a fileID as a marker and its 20 bytes, any other name as UTF-8
+ * ended by a "/". A phone's backup holds hundreds of thousands of moves at once: as strings, each
+ * name kept the device's whole path alive (a slice does) and the arrays holding them were
+ * reallocated as they grew, ~150 bytes a move on the job thread's heap, scanned by every full
+ * collection; here it is 21 bytes off the heap (D50, D51).
  */
 class NameList {
   private buf = Buffer.allocUnsafe(1024);
-  private used = 0;
+  used = 0;
+
+  /** The entry `name` is held as. */
+  static entry(name: string): Buffer {
+    if (HEX_NAME.test(name)) {
+      const b = Buffer.allocUnsafe(PACKED_BYTES);
+      b[0] = PACKED;
+      b.write(name, 1, 'hex');
+      return b;
+    }
+    return Buffer.from(`${name}/`);
+  }
 
   push(name: string): void {
-    const most = Buffer.byteLength(name) + 1;
+    const packed = HEX_NAME.test(name);
+    const most = packed ? PACKED_BYTES : Buffer.byteLength(name) + 1;
     if (this.used + most > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.used + most));
+      const bigger = Buffer.allocUnsafe(
+        Math.max(this.buf.length + (this.buf.length >> 1), this.used + most),
+      );
       this.buf.copy(bigger, 0, 0, this.used);
       this.buf = bigger;
     }
-    this.used += this.buf.write(name, this.used);
-    this.buf[this.used++] = SEPARATOR;
+    if (packed) {
+      this.buf[this.used] = PACKED;
+      this.used += 1 + this.buf.write(name, this.used + 1, 'hex');
+    } else {
+      this.used += this.buf.write(name, this.used);
+      this.buf[this.used++] = SEPARATOR;
+    }
+  }
+
+  /** Whether `entry` (NameList.entry) is held. */
+  has(entry: Buffer): boolean {
+    for (let at = 0; at < this.used; at = this.next(at)) {
+      if (
+        this.next(at) - at === entry.length &&
+        this.buf.compare(entry, 0, entry.length, at, at + entry.length) === 0
+      )
+        return true;
+    }
+    return false;
   }
 
   /** Every name, in order. */
   *[Symbol.iterator](): IterableIterator<string> {
     for (let at = 0; at < this.used;) {
-      const end = this.buf.indexOf(SEPARATOR, at);
-      yield this.buf.toString('utf8', at, end);
-      at = end + 1;
+      const end = this.next(at);
+      yield this.buf[at] === PACKED
+        ? this.buf.toString('hex', at + 1, end)
+        : this.buf.toString('utf8', at, end - 1);
+      at = end;
     }
   }
-}
 
-const SEPARATOR = 0x2f; // "/"
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  /** Where the entry after the one at `at` starts. */
+  private next(at: number): number {
+    return this.buf[at] === PACKED ? at + PACKED_BYTES : this.buf.indexOf(SEPARATOR, at) + 1;
+  }
+}
 
 /** How the held moves went. */
 export interface DeferredMovesResult {
@@ -77,14 +124,12 @@ export interface DeferredMovesResult {
 export class DeferredMoves {
   /** By source folder, in the order each was first seen. */
   private readonly groups = new Map<string, Group>();
-  /** Every group's destination folder. */
-  private readonly into = new Set<string>();
-  /**
-   * Every held move's group, in the device's order (its name is the group's next), as runs: a
-   * group, then how many moves in a row are its.
-   */
-  private order: Array<Group | number> = [];
+  /** By destination folder. */
+  private readonly into = new Map<string, Group>();
+  /** The groups' folders and every folder above them, by the folder they are in: no held move may name one. */
+  private readonly folders = new Map<string, Set<string>>();
   private held = 0;
+  private bytes = 0;
 
   get size(): number {
     return this.held;
@@ -96,7 +141,6 @@ export class DeferredMoves {
    * caller carries out what is held, then asks again or moves it at once).
    */
   hold(from: string, to: string, fromPath: string, onto: string): boolean {
-    if (this.held >= MAX_DEFERRED_MOVES) return false;
     const f = fromPath.lastIndexOf(path.sep);
     const t = onto.lastIndexOf(path.sep);
     const df = from.lastIndexOf('/');
@@ -106,64 +150,103 @@ export class DeferredMoves {
     if (name !== fromPath.slice(f + 1) || name !== onto.slice(t + 1)) return false;
     // Held as UTF-8 (NameList), where a lone surrogate would not come back the same: moved at once.
     if (LONE_SURROGATE.test(name)) return false;
+    if (this.bytes + Buffer.byteLength(name) + 1 > MAX_HELD_NAME_BYTES) return false;
     const fromDir = fromPath.slice(0, f);
     const toDir = onto.slice(0, t);
     if (fromDir === toDir) return false;
+    // Its own paths must not be a group's folder, nor a folder above one.
+    if (this.isGroupFolder(fromDir, name) || this.isGroupFolder(toDir, name)) return false;
     let g = this.groups.get(fromDir);
     if (g === undefined) {
-      // A new pair of folders: neither may already take part in another group's moves.
-      if (this.into.has(toDir) || this.into.has(fromDir) || this.groups.has(toDir)) return false;
-      g = {
-        from: fromDir,
-        to: toDir,
-        fromDevice: from.slice(0, df),
-        toDevice: to.slice(0, dt),
-        names: new NameList(),
-      };
-      this.groups.set(fromDir, g);
-      this.into.add(toDir);
+      g = this.newGroup(fromDir, toDir, from.slice(0, df), to.slice(0, dt), name);
+      if (g === undefined) return false;
     } else if (g.to !== toDir) return false;
+    const before = g.names.used;
     g.names.push(name);
+    this.bytes += g.names.used - before;
     this.held++;
-    const last = this.order.length - 2;
-    if (last >= 0 && this.order[last] === g) (this.order[last + 1] as number)++;
-    else this.order.push(g, 1);
     return true;
   }
 
   /**
-   * Carries out every held move and forgets them. `moveOne` moves one file the usual way (device
-   * paths); `check` is called between groups and files (a stop throws from it). A failure of
-   * `moveOne` is kept (the first) and the rest go on, as the device's own moves do.
+   * A group for the moves from `fromDir` into `toDir`, its first being `name`'s; undefined when
+   * either folder already takes part in another group's moves, or when a held move, or this one,
+   * names one of them or a folder above them.
+   */
+  private newGroup(
+    fromDir: string,
+    toDir: string,
+    fromDevice: string,
+    toDevice: string,
+    name: string,
+  ): Group | undefined {
+    if (this.into.has(toDir) || this.into.has(fromDir) || this.groups.has(toDir)) return undefined;
+    const added = this.foldersAbove([fromDir, toDir]);
+    if (added.get(fromDir)?.has(name) === true || added.get(toDir)?.has(name) === true)
+      return undefined; // it moves a folder above its own source or destination
+    for (const [dir, names] of added) {
+      for (const n of names) if (this.isHeld(dir, n)) return undefined;
+    }
+    for (const [dir, names] of added) {
+      const known = this.folders.get(dir);
+      if (known === undefined) this.folders.set(dir, names);
+      else for (const n of names) known.add(n);
+    }
+    const g: Group = { from: fromDir, to: toDir, fromDevice, toDevice, names: new NameList() };
+    this.groups.set(fromDir, g);
+    this.into.set(toDir, g);
+    return g;
+  }
+
+  /** Whether `dir/name` is one of the groups' folders or a folder above one. */
+  private isGroupFolder(dir: string, name: string): boolean {
+    return this.folders.get(dir)?.has(name) === true;
+  }
+
+  /** Whether `dir/name` is a held move's source or destination. */
+  private isHeld(dir: string, name: string): boolean {
+    const entry = NameList.entry(name);
+    return (
+      this.groups.get(dir)?.names.has(entry) === true ||
+      this.into.get(dir)?.names.has(entry) === true
+    );
+  }
+
+  /** The folders `dirs` and those above them not yet known, by the folder they are in. */
+  private foldersAbove(dirs: string[]): Map<string, Set<string>> {
+    const added = new Map<string, Set<string>>();
+    for (let dir of dirs) {
+      for (;;) {
+        const parent = path.dirname(dir);
+        if (parent === dir) break;
+        const base = path.basename(dir);
+        if (this.folders.get(parent)?.has(base) === true) break; // and so is everything above it
+        const names = added.get(parent) ?? new Set<string>();
+        if (names.has(base)) break;
+        names.add(base);
+        added.set(parent, names);
+        dir = parent;
+      }
+    }
+    return added;
+  }
+
+  /**
+   * Carries out every held move and forgets them, a group at a time. `moveOne` moves one file the
+   * usual way (device paths); `check` is called between groups and files (a stop throws from it).
+   * A failure of `moveOne` is kept (the first) and the rest go on, as the device's own moves do.
    */
   async settle(
     moveOne: (from: string, to: string) => Promise<void>,
     check: () => void,
   ): Promise<DeferredMovesResult> {
     const groups = [...this.groups.values()];
-    const order = this.order;
-    this.order = [];
     this.held = 0;
+    this.bytes = 0;
     this.groups.clear();
     this.into.clear();
+    this.folders.clear();
     const result: DeferredMovesResult = { folders: 0 };
-    const one = async (g: Group, name: string): Promise<void> => {
-      check();
-      try {
-        await moveOne(`${g.fromDevice}/${name}`, `${g.toDevice}/${name}`);
-      } catch (e) {
-        if (!('error' in result)) result.error = e;
-      }
-    };
-    if (namesAGroupFolder(groups)) {
-      const next = new Map(groups.map((g) => [g, g.names[Symbol.iterator]()]));
-      for (let r = 0; r < order.length; r += 2) {
-        const g = order[r] as Group;
-        const names = next.get(g)!;
-        for (let k = order[r + 1] as number; k > 0; k--) await one(g, names.next().value as string);
-      }
-      return result;
-    }
     for (const g of groups) {
       check();
       let whole = false;
@@ -177,38 +260,19 @@ export class DeferredMoves {
         result.folders++;
         continue;
       }
-      if (whole) result.folders++;
-      else for (const name of names) await one(g, name);
+      if (whole) {
+        result.folders++;
+        continue;
+      }
+      for (const name of names) {
+        check();
+        try {
+          await moveOne(`${g.fromDevice}/${name}`, `${g.toDevice}/${name}`);
+        } catch (e) {
+          if (!('error' in result)) result.error = e;
+        }
+      }
     }
     return result;
   }
-}
-
-/**
- * Whether a held move's source or destination is one of the groups' folders or a folder above
- * one: carrying it out could change what another group moves, so order matters.
- */
-function namesAGroupFolder(groups: readonly Group[]): boolean {
-  // Parent folder → names of group folders (and of folders above them) in it.
-  const folders = new Map<string, Set<string>>();
-  for (const g of groups) {
-    for (let dir of [g.from, g.to]) {
-      for (;;) {
-        const parent = path.dirname(dir);
-        if (parent === dir) break;
-        const names = folders.get(parent) ?? new Set<string>();
-        if (names.has(path.basename(dir))) break; // and so is everything above it
-        names.add(path.basename(dir));
-        folders.set(parent, names);
-        dir = parent;
-      }
-    }
-  }
-  for (const g of groups) {
-    const a = folders.get(g.from);
-    const b = folders.get(g.to);
-    if (a === undefined && b === undefined) continue;
-    for (const name of g.names) if (a?.has(name) === true || b?.has(name) === true) return true;
-  }
-  return false;
 }

@@ -70,7 +70,8 @@ export class LinkingGate {
       case 'CreateDirectory':
         return this.blocks(m.path, false);
       case 'MoveItems':
-        return m.moves.some(([from, to]) => this.blocks(from) || this.blocks(to));
+        for (const [from, to] of m.moves) if (this.blocks(from) || this.blocks(to)) return true;
+        return false;
       case 'RemoveItems':
         return m.paths.some((p) => this.blocks(p));
       case 'CopyItem':

@@ -261,7 +261,20 @@ export class PlistConnection {
   }
 
   receive(timeoutMs = this.readTimeoutMs): Promise<PlistValue> {
-    const next = this.receiving.then(() => this.receiveFrame(timeoutMs));
+    return this.receiveAs(decodePlist, timeoutMs);
+  }
+
+  /**
+   * The next frame's body as `decode` reads it, with this connection's bounds: for a caller that
+   * reads some frames in place (device-link/frame.ts). `decode` runs before the next frame is read.
+   */
+  receiveAs<T>(
+    decode: (body: Buffer, limits: Partial<PlistLimits> | undefined) => T,
+    timeoutMs = this.readTimeoutMs,
+  ): Promise<T> {
+    const next = this.receiving.then(async () =>
+      decode(await this.receiveFrame(timeoutMs), this.limits),
+    );
     this.receiving = next.catch(() => undefined);
     return next;
   }
@@ -282,7 +295,7 @@ export class PlistConnection {
     this.close();
   }
 
-  private async receiveFrame(timeoutMs: number): Promise<PlistValue> {
+  private async receiveFrame(timeoutMs: number): Promise<Buffer> {
     if (this.outOfStep !== undefined) {
       throw new MooringError('CLOSED', `connection was given up earlier: ${this.outOfStep}`);
     }
@@ -307,7 +320,7 @@ export class PlistConnection {
       this.giveUp('a frame body did not arrive in time');
       throw e;
     }
-    return decodePlist(body, this.limits);
+    return body;
   }
 
   /** Writes raw bytes (through TLS when on); resolves once the stream accepts more (backpressure). */

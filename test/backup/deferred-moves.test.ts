@@ -1,14 +1,23 @@
 /**
- * D38: the device's file moves held until its next message, carried out as one rename per folder
- * when a folder's files all go into an empty one, and file by file, in the device's order,
- * otherwise. Real folders; `moveOne` is the per-file move the host gives (here a plain rename).
+ * D38, D51: the device's file moves held until its next message, carried out as one rename per
+ * folder when a folder's files all go into an empty one, and file by file, each folder's in the
+ * device's order, otherwise; a move whose order would matter is not held. Real folders; `moveOne`
+ * is the per-file move the host gives (here a plain rename, or the host's general move).
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, promises as fsp, renameSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  promises as fsp,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DeferredMoves, MAX_DEFERRED_MOVES } from '../../src/backup/deferred-moves';
+import fc from 'fast-check';
+import { DeferredMoves, MAX_HELD_NAME_BYTES } from '../../src/backup/deferred-moves';
 import { moveItem } from '../../src/backup/folder-ops';
 
 const outer = mkdtempSync(path.join(os.tmpdir(), 'mooring-deferred-moves-'));
@@ -64,13 +73,29 @@ test('hold: only a file moved under its own name, each source folder into one fo
   assert.equal(d.size, 3);
 });
 
-test(`hold: at most ${MAX_DEFERRED_MOVES} moves are held`, () => {
+test(`hold: at most ${MAX_HELD_NAME_BYTES} bytes of names are held`, () => {
   const d = new DeferredMoves();
-  for (let i = 0; i < MAX_DEFERRED_MOVES; i++) {
-    const name = `f${i}`;
+  const long = 'n'.repeat(1023); // 1,024 bytes held with its separator
+  const fit = MAX_HELD_NAME_BYTES / 1024;
+  for (let i = 0; i < fit; i++) {
+    const name = `${long.slice(String(i).length)}${i}`;
     assert.equal(d.hold(`U/S/${name}`, `U/T/${name}`, `/r/U/S/${name}`, `/r/U/T/${name}`), true);
   }
-  assert.equal(d.hold('U/S/last', 'U/T/last', '/r/U/S/last', '/r/U/T/last'), false);
+  assert.equal(d.size, fit);
+  assert.equal(d.hold('U/S/x', 'U/T/x', '/r/U/S/x', '/r/U/T/x'), false);
+});
+
+test("hold: a move whose path is a group's folder or above one is not held, nor a group under a held name", () => {
+  const d = new DeferredMoves();
+  const h = (from: string, to: string): boolean => d.hold(from, to, `/r/${from}`, `/r/${to}`);
+  assert.equal(h('U/Snapshot/ab/x', 'U/ab/x'), true);
+  assert.equal(h('U/new/ab', 'U/ab'), false, 'replaces the folder ab');
+  assert.equal(h('U/Snapshot', 'U/old/Snapshot'), false, 'moves the folder above Snapshot/ab');
+  assert.equal(h('U/a/b', 'U/a/b/c/b'), false, 'a folder into itself');
+  assert.equal(h('U/new/zz', 'U/zz'), true);
+  assert.equal(h('U/new/cd', 'U/cd'), true);
+  assert.equal(h('U/Snapshot/cd/y', 'U/cd/y'), false, 'a group under the held U/cd');
+  assert.equal(d.size, 3);
 });
 
 test('settle: each folder whose files all go into an empty one is one rename; the source stays, empty', async () => {
@@ -121,28 +146,30 @@ test('settle: a folder not moved whole is moved file by file, in order; a failur
   assert.deepEqual((await fsp.readdir(path.join(root, 'U/cd'))).sort(), ['cd1', 'old']);
 });
 
-test('settle: when a held move names a folder of another group, everything goes file by file in the device order', async () => {
+test("a held move that would replace a group's folder waits: the end is the device order's", async () => {
   // A file from new/ replaces the folder ab after Snapshot/ab's file went into it: in the device's
   // order the folder (with that file) is replaced; grouped, the file would come first and the
-  // move into ab would fail instead. So the order is kept.
+  // move into ab would fail instead. So that move is not held until the others are carried out.
   const root = await staged({ ab: ['ab1'] });
   await fsp.mkdir(path.join(root, 'U/new'));
   await fsp.writeFile(path.join(root, 'U/new/zz'), 'z');
   await fsp.writeFile(path.join(root, 'U/new/ab'), 'a file now');
   const d = new DeferredMoves();
+  const calls: string[] = [];
+  const moveOne = async (from: string, to: string): Promise<void> => {
+    calls.push(from);
+    await moveItem(path.join(root, from), path.join(root, to)); // the host's general move
+  };
   const held = holdAll(d, root, [
     ['U/new/zz', 'U/zz'],
     ['U/Snapshot/ab/ab1', 'U/ab/ab1'],
     ['U/new/ab', 'U/ab'],
   ]);
-  assert.deepEqual(held, [true, true, true]);
-  const calls: string[] = [];
-  const result = await d.settle(async (from, to) => {
-    calls.push(from);
-    await moveItem(path.join(root, from), path.join(root, to)); // the host's general move
-  }, noStop);
-  assert.deepEqual(result, { folders: 0 });
-  assert.deepEqual(calls, ['U/new/zz', 'U/Snapshot/ab/ab1', 'U/new/ab']);
+  assert.deepEqual(held, [true, true, false]);
+  assert.deepEqual(await d.settle(moveOne, noStop), { folders: 1 });
+  assert.equal(d.hold('U/new/ab', 'U/ab', `${root}/U/new/ab`, `${root}/U/ab`), true);
+  assert.deepEqual(await d.settle(moveOne, noStop), { folders: 0 });
+  assert.deepEqual(calls, ['U/new/zz', 'U/new/ab']);
   assert.equal(await fsp.readFile(path.join(root, 'U/ab'), 'utf8'), 'a file now');
   assert.deepEqual(await fsp.readdir(path.join(root, 'U/Snapshot/ab')), []);
 });
@@ -210,27 +237,106 @@ test("settle: a folder's names past the first kilobyte of its buffer come back i
   );
 });
 
-test('settle: in the device order, names beyond ASCII and runs of one folder are replayed exactly', async () => {
-  const root = await staged({ ab: ['é1', 'é2', 'é3'], cd: ['ü1'] });
-  await fsp.mkdir(path.join(root, 'U/new'));
-  await fsp.writeFile(path.join(root, 'U/new/ab'), 'a file now');
-  const d = new DeferredMoves();
-  const moves: Array<[string, string]> = [
-    ['U/Snapshot/ab/é1', 'U/ab/é1'],
-    ['U/Snapshot/ab/é2', 'U/ab/é2'],
-    ['U/Snapshot/cd/ü1', 'U/cd/ü1'],
-    ['U/Snapshot/ab/é3', 'U/ab/é3'],
-    ['U/new/ab', 'U/ab'], // names the folder ab: everything in the device's order
+test('settle: fileIDs held as bytes and other names as text come back as sent, in order', async () => {
+  const hex = (i: number): string => `${i.toString(16).padStart(8, '0')}${'9f'.repeat(16)}`;
+  const names = [
+    hex(1),
+    'Manifest.db',
+    hex(2).toUpperCase(), // not a fileID's spelling: held as text
+    `${hex(3)}.x`,
+    'é',
+    hex(0), // a fileID beginning with 00
+    hex(4).slice(0, 39),
   ];
-  assert.deepEqual(holdAll(d, root, moves), [true, true, true, true, true]);
-  const calls: string[] = [];
-  await d.settle(async (from, to) => {
-    calls.push(`${from} -> ${to}`);
-    await moveItem(path.join(root, from), path.join(root, to));
-  }, noStop);
+  const root = await staged({ ab: names });
+  await fsp.writeFile(path.join(root, 'U/ab/old'), 'x'); // not empty: moved file by file
+  const d = new DeferredMoves();
+  assert.ok(
+    holdAll(
+      d,
+      root,
+      names.map((n) => [`U/Snapshot/ab/${n}`, `U/ab/${n}`]),
+    ).every(Boolean),
+  );
+  const r = renamer(root);
+  assert.deepEqual(await d.settle(r.moveOne, noStop), { folders: 0 });
   assert.deepEqual(
-    calls,
-    moves.map(([from, to]) => `${from} -> ${to}`),
+    r.calls,
+    names.map((n) => `U/Snapshot/ab/${n} -> U/ab/${n}`),
+  );
+});
+
+/** Every entry under `dir`: a folder as `name/`, a file with its contents. */
+function tree(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : 1,
+  )) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(`${prefix}${e.name}/`, ...tree(p, `${prefix}${e.name}/`));
+    else out.push(`${prefix}${e.name}=${readFileSync(p, 'utf8')}`);
+  }
+  return out;
+}
+
+test('held and carried out as the host does, any moves leave what the device order leaves', async () => {
+  // Folders and names that collide on purpose: a name that is also a folder, moves into and out
+  // of each other's folders, a file replacing a folder, moves of missing files.
+  const pairs = [
+    ['U/Snapshot/ab', 'U/ab'],
+    ['U/Snapshot/cd', 'U/cd'],
+    ['U/new', 'U'],
+    ['U', 'U/new'],
+    ['U/Snapshot', 'U'],
+    ['U/ab', 'U/cd'],
+    ['U/new', 'U/ab'],
+    ['U/cd', 'U/Snapshot/ab'],
+  ] as const;
+  const names = ['f1', 'f2', 'ab', 'cd', 'Snapshot', '0123456789abcdef0123456789abcdef01234567'];
+  const move = fc
+    .tuple(fc.constantFrom(...pairs), fc.constantFrom(...names))
+    .map(([[from, to], name]) => ({ from, to, name }));
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(move, { minLength: 1, maxLength: 12 }), async (moves) => {
+      const roots = [0, 1].map((k) => path.join(outer, `model-${run}-${k}`));
+      run++;
+      for (const root of roots) {
+        for (const dir of ['U/Snapshot/ab', 'U/Snapshot/cd', 'U/ab', 'U/new'])
+          await fsp.mkdir(path.join(root, dir), { recursive: true });
+        for (const [dir, name] of [
+          ['U/Snapshot/ab', 'f1'],
+          ['U/Snapshot/ab', 'f2'],
+          ['U/Snapshot/cd', 'f1'],
+          ['U/Snapshot/cd', '0123456789abcdef0123456789abcdef01234567'],
+          ['U/new', 'ab'],
+          ['U/new', 'f2'],
+        ] as const)
+          await fsp.writeFile(path.join(root, dir, name), `${dir}/${name}`);
+      }
+      const [byDevice, byHost] = roots as [string, string];
+      const general = (root: string) => async (from: string, to: string) =>
+        moveItem(path.join(root, from), path.join(root, to));
+      // The device's order, one move at a time.
+      for (const m of moves)
+        await general(byDevice)(`${m.from}/${m.name}`, `${m.to}/${m.name}`).catch(() => undefined);
+      // The host: hold; else carry out what is held and hold again; else move it now.
+      const d = new DeferredMoves();
+      const settle = (): Promise<unknown> => d.settle(general(byHost), noStop);
+      for (const m of moves) {
+        const [from, to] = [`${m.from}/${m.name}`, `${m.to}/${m.name}`];
+        const hold = (): boolean =>
+          d.hold(from, to, path.join(byHost, from), path.join(byHost, to));
+        if (hold()) continue;
+        await settle();
+        if (hold()) continue;
+        await general(byHost)(from, to).catch(() => undefined);
+      }
+      await settle();
+      assert.deepEqual(tree(byHost), tree(byDevice));
+      for (const root of roots) rmSync(root, { recursive: true, force: true });
+    }),
+    { numRuns: 400 },
   );
 });
 

@@ -6,12 +6,14 @@ import { PlistReal } from '../../src/protocol/plist/types';
 import { encodeBinaryPlist } from '../../src/protocol/plist';
 import {
   dlDeviceReady,
+  dlMoveItems,
   dlProcessMessage,
   dlVersionExchange,
   DL_EMPTY_PARAMETER,
   encodeDlFile,
   encodeDlStreamEnd,
   DlFileStreamDecoder,
+  type DeviceDlMessage,
 } from '../../src/protocol/device-link';
 import { DeviceLinkConnection } from '../../src/services/device-link';
 import { MobileBackup2Client } from '../../src/services/mobilebackup2/client';
@@ -169,4 +171,98 @@ test('Hello failures: no common version, other error, unoffered version', async 
       await assert.rejects(mb2.hello(), code(expected), JSON.stringify(response));
     });
   }
+});
+
+// MoveItems frames (D51): read in place from the connection's one buffer, valid until the next
+// message arrives; frames over 4 MiB are read where they came.
+
+type Move = [from: string, to: string];
+
+function movesOf(m: DeviceDlMessage): Iterable<Move> {
+  assert.equal(m.type, 'MoveItems');
+  return (m as Extract<DeviceDlMessage, { type: 'MoveItems' }>).moves;
+}
+
+const stale = (e: unknown): boolean =>
+  e instanceof Error && !isMooringError(e) && /after the next message had arrived/.test(e.message);
+
+function someMoves(n: number, tag: string, pathLength = 10): Move[] {
+  return Array.from({ length: n }, (_, i) => {
+    const from = `${tag}${i}/`.padEnd(pathLength, 'p');
+    return [from, `${from}.moved`];
+  });
+}
+
+test('MoveItems moves read until the next message arrives, then throw', async () => {
+  const first = someMoves(300, 'first');
+  const second = someMoves(20, 'second');
+  await withPlistPeer(
+    async (peer) => {
+      await peer.send(dlMoveItems(Object.fromEntries(first), 10), 'binary');
+      await peer.send(dlMoveItems(Object.fromEntries(second), 20), 'binary');
+      await peer.send(dlDeviceReady(), 'binary');
+      await peer.send(dlMoveItems(Object.fromEntries(first), 30), 'xml');
+      await peer.send(dlDeviceReady(), 'binary');
+    },
+    async (conn) => {
+      const dl = new DeviceLinkConnection(conn, { timeoutMs: 5000 });
+      const m1 = await dl.receive();
+      assert.deepEqual([...movesOf(m1)], first);
+      assert.deepEqual([...movesOf(m1)], first, 'read twice');
+      // The second frame, smaller, is copied over the first in the connection's buffer.
+      const m2 = await dl.receive();
+      assert.throws(() => [...movesOf(m1)], stale);
+      assert.deepEqual([...movesOf(m2)], second);
+      assert.deepEqual(await dl.receive(), { type: 'DeviceReady' });
+      assert.throws(() => [...movesOf(m2)], stale);
+      // An XML MoveItems is decoded whole: its moves outlive the next message.
+      const xml = await dl.receive();
+      assert.deepEqual(await dl.receive(), { type: 'DeviceReady' });
+      assert.deepEqual([...movesOf(xml)], first);
+    },
+  );
+});
+
+/** A MoveItems frame of over 4 MiB (the connection's buffer is for frames up to 4 MiB). */
+function bigMoves(): { moves: Move[]; frame: Buffer } {
+  const moves = someMoves(560, 'big', 3800);
+  const frame = encodeBinaryPlist(dlMoveItems(Object.fromEntries(moves), 50));
+  assert.ok(frame.length > 4 << 20, `${frame.length} bytes`);
+  return { moves, frame };
+}
+
+test('a MoveItems frame over 4 MiB parses and its moves read', async () => {
+  const { moves } = bigMoves();
+  await withPlistPeer(
+    async (peer) => {
+      await peer.send(dlMoveItems(Object.fromEntries(moves), 50), 'binary');
+      await peer.send(dlDeviceReady(), 'binary');
+    },
+    async (conn) => {
+      const dl = new DeviceLinkConnection(conn, { timeoutMs: 5000 });
+      const m = await dl.receive();
+      assert.ok(m.type === 'MoveItems' && m.progress === 50);
+      assert.ok(!Array.isArray(m.moves), 'read in place');
+      assert.deepEqual([...m.moves], moves);
+      assert.deepEqual(await dl.receive(), { type: 'DeviceReady' });
+    },
+  );
+});
+
+test('a MoveItems frame over 4 MiB, read where it came, still reads after a later receive', async () => {
+  const { moves } = bigMoves();
+  const small = someMoves(5, 'small');
+  await withPlistPeer(
+    async (peer) => {
+      await peer.send(dlMoveItems(Object.fromEntries(moves), 50), 'binary');
+      await peer.send(dlMoveItems(Object.fromEntries(small), 60), 'binary');
+    },
+    async (conn) => {
+      const dl = new DeviceLinkConnection(conn, { timeoutMs: 5000 });
+      const big = await dl.receive();
+      const next = await dl.receive();
+      assert.deepEqual([...movesOf(next)], small);
+      assert.deepEqual([...movesOf(big)], moves);
+    },
+  );
 });

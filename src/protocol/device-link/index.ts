@@ -1,2 +1,3 @@
 export * from './messages';
 export * from './file-stream';
+export * from './frame';

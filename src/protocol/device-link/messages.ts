@@ -137,12 +137,18 @@ function text(v: PlistValue | undefined, what: string): string {
 /** A device-controlled path: a non-empty string of at most MAX_DL_PATH_BYTES UTF-8 bytes without NUL. */
 export function dlPath(v: PlistValue | undefined, what: string): string {
   if (typeof v !== 'string') throw malformed(`${what} is not a string (${describe(v)})`);
+  // dlPathAcceptable is this rule from a string's measurements: change both together.
   if (v.length === 0) throw malformed(`${what} is empty`);
   if (v.includes('\0')) throw malformed(`${what} contains a NUL character`);
   if (Buffer.byteLength(v, 'utf8') > MAX_DL_PATH_BYTES) {
     throw new MooringError('LIMIT', `${what} is longer than ${MAX_DL_PATH_BYTES} bytes`);
   }
   return v;
+}
+
+/** Whether `dlPath` accepts a string of `utf8Bytes` UTF-8 bytes, with a NUL character or not. */
+export function dlPathAcceptable(utf8Bytes: number, nul: boolean): boolean {
+  return utf8Bytes > 0 && !nul && utf8Bytes <= MAX_DL_PATH_BYTES;
 }
 
 function pathList(v: PlistValue | undefined, what: string): string[] {
@@ -162,7 +168,7 @@ function dict(v: PlistValue | undefined, what: string): PlistDict {
 }
 
 /** Progress is a real 0–100 in practice; anything else is reported as undefined rather than fatal. */
-function progress(v: PlistValue | undefined): number | undefined {
+export function dlProgress(v: PlistValue | undefined): number | undefined {
   const n = v instanceof PlistReal ? v.value : v;
   return typeof n === 'number' && Number.isFinite(n) ? Math.min(100, Math.max(0, n)) : undefined;
 }
@@ -331,15 +337,16 @@ export type DeviceDlMessage =
   | { type: 'PurgeDiskSpace'; bytesToFree: number | undefined; urgency: number | undefined }
   | { type: 'ContentsOfDirectory'; path: string }
   | { type: 'CreateDirectory'; path: string }
-  | {
-      type: 'MoveItems';
-      name: string;
-      moves: Array<[from: string, to: string]>;
-      progress: number | undefined;
-    }
+  | { type: 'MoveItems'; name: string; moves: DlMoves; progress: number | undefined }
   | { type: 'RemoveItems'; name: string; paths: string[]; progress: number | undefined }
   | { type: 'CopyItem'; source: string; destination: string }
   | { type: 'Unknown'; name: string; raw: DlArray };
+
+/**
+ * A MoveItems message's moves in the device's order, iterable more than once: from a decoded
+ * message, or read a pair at a time from its frame (frame.ts, D51).
+ */
+export type DlMoves = Iterable<[from: string, to: string]>;
 
 function optionalUint(v: PlistValue | undefined): number | undefined {
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
@@ -371,11 +378,15 @@ export function parseDeviceDlMessage(v: PlistValue): DeviceDlMessage {
       return {
         type: 'DownloadFiles',
         paths: pathList(msg[1], 'DownloadFiles paths'),
-        progress: progress(msg[3]),
+        progress: dlProgress(msg[3]),
       };
     case DlMessageName.UPLOAD_FILES:
       requireLength(msg, 3);
-      return { type: 'UploadFiles', progress: progress(msg[2]), totalBytes: optionalUint(msg[3]) };
+      return {
+        type: 'UploadFiles',
+        progress: dlProgress(msg[2]),
+        totalBytes: optionalUint(msg[3]),
+      };
     case DlMessageName.GET_FREE_DISK_SPACE:
       return { type: 'GetFreeDiskSpace' };
     case DlMessageName.PURGE_DISK_SPACE:
@@ -405,7 +416,7 @@ export function parseDeviceDlMessage(v: PlistValue): DeviceDlMessage {
         dlPath(from, `${name} source`),
         dlPath(d[from], `${name} destination`),
       ]);
-      return { type: 'MoveItems', name, moves, progress: progress(msg[3]) };
+      return { type: 'MoveItems', name, moves, progress: dlProgress(msg[3]) };
     }
     case DlMessageName.REMOVE_ITEMS:
     case DlMessageName.REMOVE_FILES:
@@ -414,7 +425,7 @@ export function parseDeviceDlMessage(v: PlistValue): DeviceDlMessage {
         type: 'RemoveItems',
         name,
         paths: pathList(msg[1], `${name} paths`),
-        progress: progress(msg[3]),
+        progress: dlProgress(msg[3]),
       };
     case DlMessageName.COPY_ITEM:
       requireLength(msg, 3);

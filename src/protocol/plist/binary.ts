@@ -65,24 +65,23 @@ interface Container {
   keys: string[];
 }
 
-class BinaryParser {
-  private readonly refSize: number;
+/**
+ * The object table of a `bplist00` document, checked on construction: every object found by
+ * index, its bounds checked before a byte is read. The parser decodes from it; the in-place reader
+ * (`BinaryPlistReader`) reads from it one object at a time.
+ */
+class BinaryTable {
+  protected readonly refSize: number;
   private readonly offsetSize: number;
-  private readonly numObjects: number;
-  private readonly topObject: number;
+  protected readonly numObjects: number;
+  protected readonly topObject: number;
   private readonly offsetTable: number;
   /** Objects live between the header and the offset table. */
   private readonly objectsEnd: number;
-  private readonly memo: (PlistValue | undefined)[];
-  /** Nested container levels in each decoded object's subtree (itself included; 0 for scalars), to bound depth through shared objects. */
-  private readonly heights: Int32Array;
-  /** Expanded tree size of each decoded object (see `Container.size`). */
-  private readonly sizes: Float64Array;
-  private readonly onPath: Uint8Array;
 
   constructor(
-    private readonly buf: Buffer,
-    private readonly limits: PlistLimits,
+    protected readonly buf: Buffer,
+    protected readonly limits: PlistLimits,
   ) {
     if (buf.length < HEADER_SIZE + TRAILER_SIZE + 1) malformed(`too short (${buf.length} bytes)`);
     if (!buf.subarray(0, HEADER_SIZE).equals(BPLIST_MAGIC)) malformed('missing bplist00 header');
@@ -122,13 +121,9 @@ class BinaryParser {
       );
     }
     this.objectsEnd = this.offsetTable;
-    this.memo = new Array<PlistValue | undefined>(this.numObjects);
-    this.heights = new Int32Array(this.numObjects);
-    this.sizes = new Float64Array(this.numObjects);
-    this.onPath = new Uint8Array(this.numObjects);
   }
 
-  private objectOffset(index: number): number {
+  protected objectOffset(index: number): number {
     const off = readUIntBE(
       this.buf,
       this.offsetTable + index * this.offsetSize,
@@ -141,13 +136,13 @@ class BinaryParser {
   }
 
   /** Ensures [off, off+len) lies in the object area. */
-  private need(off: number, len: number, what: string): void {
+  protected need(off: number, len: number, what: string): void {
     if (len < 0 || off + len > this.objectsEnd)
       malformed(`${what} (${len} bytes at ${off}) runs past the object area`);
   }
 
   /** Reads the count that follows a marker whose low nibble is 0xF; returns [count, bytes used]. */
-  private readLength(marker: number, off: number): [number, number] {
+  protected readLength(marker: number, off: number): [number, number] {
     const nibble = marker & 0x0f;
     if (nibble !== 0x0f) return [nibble, 1];
     this.need(off + 1, 1, 'length marker');
@@ -161,7 +156,7 @@ class BinaryParser {
     return [len, 2 + size];
   }
 
-  private readRefs(off: number, count: number, what: string): number[] {
+  protected readRefs(off: number, count: number, what: string): number[] {
     this.need(off, count * this.refSize, what);
     const refs = new Array<number>(count);
     for (let i = 0; i < count; i++) {
@@ -172,8 +167,27 @@ class BinaryParser {
     return refs;
   }
 
+  /** Array or dict `index` (at `depth`): its count and where its refs start; undefined for a scalar. */
+  protected containerAt(
+    index: number,
+    depth: number,
+  ): { isDict: boolean; count: number; refsAt: number } | undefined {
+    const off = this.objectOffset(index);
+    const marker = this.buf[off]!;
+    const type = marker >> 4;
+    if (type !== 0xa && type !== 0xd) return undefined;
+    const [count, used] = this.readLength(marker, off);
+    if (depth >= this.limits.maxDepth) {
+      throw new MooringError(
+        'LIMIT',
+        `binary plist nests deeper than ${this.limits.maxDepth} levels`,
+      );
+    }
+    return { isDict: type === 0xd, count, refsAt: off + used };
+  }
+
   /** Decodes a scalar, or returns the container frame to fill. */
-  private readObject(
+  protected readObject(
     index: number,
     depth: number,
   ): { scalar: PlistValue } | { container: Container } {
@@ -213,22 +227,9 @@ class BinaryParser {
         this.need(off + used, len, 'data');
         return { scalar: Buffer.from(buf.subarray(off + used, off + used + len)) };
       }
-      case 0x5: {
-        const [len, used] = this.readLength(marker, off);
-        this.need(off + used, len, 'ASCII string');
-        return { scalar: buf.toString('latin1', off + used, off + used + len) };
-      }
-      case 0x6: {
-        const [len, used] = this.readLength(marker, off);
-        this.need(off + used, len * 2, 'UTF-16 string');
-        const be = buf.subarray(off + used, off + used + len * 2);
-        const le = Buffer.allocUnsafe(be.length);
-        for (let i = 0; i < be.length; i += 2) {
-          le[i] = be[i + 1]!;
-          le[i + 1] = be[i]!;
-        }
-        return { scalar: le.toString('utf16le') };
-      }
+      case 0x5:
+      case 0x6:
+        return { scalar: this.readString(off, marker) };
       case 0x8: {
         const size = nib + 1;
         this.need(off + 1, size, 'UID');
@@ -240,19 +241,8 @@ class BinaryParser {
       }
       case 0xa:
       case 0xd: {
-        const isDict = type === 0xd;
-        const [count, used] = this.readLength(marker, off);
-        if (depth >= this.limits.maxDepth) {
-          throw new MooringError(
-            'LIMIT',
-            `binary plist nests deeper than ${this.limits.maxDepth} levels`,
-          );
-        }
-        const refs = this.readRefs(
-          off + used,
-          isDict ? count * 2 : count,
-          isDict ? 'dict' : 'array',
-        );
+        const { isDict, count, refsAt } = this.containerAt(index, depth)!;
+        const refs = this.readRefs(refsAt, isDict ? count * 2 : count, isDict ? 'dict' : 'array');
         return {
           container: {
             index,
@@ -302,7 +292,48 @@ class BinaryParser {
       : v;
   }
 
-  parse(): PlistValue {
+  /** The string object at `off` (marker type 5, bytes read as Latin-1, or 6, UTF-16BE). */
+  protected readString(off: number, marker: number): string {
+    const buf = this.buf;
+    const [len, used] = this.readLength(marker, off);
+    if (marker >> 4 === 0x5) {
+      this.need(off + used, len, 'ASCII string');
+      return buf.toString('latin1', off + used, off + used + len);
+    }
+    this.need(off + used, len * 2, 'UTF-16 string');
+    const be = buf.subarray(off + used, off + used + len * 2);
+    const le = Buffer.allocUnsafe(be.length);
+    for (let i = 0; i < be.length; i += 2) {
+      le[i] = be[i + 1]!;
+      le[i + 1] = be[i]!;
+    }
+    return le.toString('utf16le');
+  }
+}
+
+class BinaryParser extends BinaryTable {
+  private readonly memo: (PlistValue | undefined)[];
+  /** Nested container levels in each decoded object's subtree (itself included; 0 for scalars), to bound depth through shared objects. */
+  private readonly heights: Int32Array;
+  /** Expanded tree size of each decoded object (see `Container.size`). */
+  private readonly sizes: Float64Array;
+  private readonly onPath: Uint8Array;
+
+  constructor(buf: Buffer, limits: PlistLimits) {
+    super(buf, limits);
+    this.memo = new Array<PlistValue | undefined>(this.numObjects);
+    this.heights = new Int32Array(this.numObjects);
+    this.sizes = new Float64Array(this.numObjects);
+    this.onPath = new Uint8Array(this.numObjects);
+  }
+
+  /** Values in the expanded tree of object `index`, once decoded (see `Container.size`). */
+  sizeOf(index: number): number {
+    return this.sizes[index]!;
+  }
+
+  /** Decodes object `top` (the document's top object unless told), which sits at `depth`. */
+  parse(top = this.topObject, depth = 0): PlistValue {
     const stack: Container[] = [];
     let result: PlistValue | undefined;
     /** Resolves `index` at `depth`: returns the value if immediately available, else pushes a frame. */
@@ -333,7 +364,7 @@ class BinaryParser {
       return undefined;
     };
 
-    const first = visit(this.topObject, 0);
+    const first = visit(top, depth);
     if (first) return first.value;
 
     while (stack.length > 0) {
@@ -399,6 +430,154 @@ function isLeafObject(v: object): v is Uint8Array | Date | PlistUid | PlistReal 
 /** Parses a `bplist00` document. Throws MooringError MALFORMED or LIMIT. */
 export function decodeBinaryPlist(buf: Buffer, limits: Partial<PlistLimits> = {}): PlistValue {
   return new BinaryParser(buf, { ...DEFAULT_PLIST_LIMITS, ...limits }).parse();
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-place reader
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A binary plist read where it lies, for a document too large to be worth building whole: a
+ * MoveItems message of thousands of paths, whose dictionary, decoded, lived long enough on the
+ * job thread's heap to be promoted and then thrown away (D51). The top array's elements are
+ * decoded one by one, and a dictionary of strings is read a pair at a time. The bounds are
+ * `decodeBinaryPlist`'s; what it would refuse, this refuses too (its error may name another fault
+ * of the same document).
+ */
+export class BinaryPlistReader extends BinaryTable {
+  constructor(buf: Buffer, limits: Partial<PlistLimits> = {}) {
+    super(buf, { ...DEFAULT_PLIST_LIMITS, ...limits });
+  }
+
+  /** The most values a document may expand to (its limits' maxObjects). */
+  get maxObjects(): number {
+    return this.limits.maxObjects;
+  }
+
+  /** The objects the top array holds, or undefined when the top object is not an array. */
+  topArray(): number[] | undefined {
+    const c = this.containerAt(this.topObject, 0);
+    return c?.isDict === false ? this.readRefs(c.refsAt, c.count, 'array') : undefined;
+  }
+
+  /** Object `index` decoded whole, as it would be at `depth` in the document. */
+  decode(index: number, depth: number): PlistValue {
+    return this.decodeCounted(index, depth)[0];
+  }
+
+  /** `decode`, and the count of values its expanded tree holds (shared objects once a use). */
+  decodeCounted(index: number, depth: number): [PlistValue, number] {
+    const parser = new BinaryParser(this.buf, this.limits);
+    const value = parser.parse(index, depth);
+    return [value, parser.sizeOf(index)];
+  }
+
+  /** The string object `index`, or undefined when that object is not a string. */
+  stringAt(index: number): string | undefined {
+    const off = this.objectOffset(index);
+    const marker = this.buf[off]!;
+    return isStringMarker(marker) ? this.readString(off, marker) : undefined;
+  }
+
+  /**
+   * Dictionary `index` (at `depth`), every key and value checked to be a string whose bytes lie in
+   * the document; undefined when that object is not a dictionary.
+   */
+  stringPairs(index: number, depth: number): BinaryStringPairs | undefined {
+    const c = this.containerAt(index, depth);
+    if (c?.isDict !== true) return undefined;
+    if (c.count + 1 > this.limits.maxObjects) {
+      throw new MooringError(
+        'LIMIT',
+        `binary plist expands to more than ${this.limits.maxObjects} values through shared references`,
+      );
+    }
+    this.need(c.refsAt, 2 * c.count * this.refSize, 'dict');
+    const pairs = new BinaryStringPairs(this, c.refsAt, c.count);
+    for (let i = 0; i < c.count; i++) {
+      this.stringBytes(pairs.keyRef(i), `key ${i} of dict object ${index}`);
+      this.stringBytes(pairs.valueRef(i), `value ${i} of dict object ${index}`);
+    }
+    return pairs;
+  }
+
+  /** The object reference `i` of the list at `refsAt` (checked against the object count). */
+  refAt(refsAt: number, i: number): number {
+    const r = readUIntBE(this.buf, refsAt + i * this.refSize, this.refSize, 'object reference');
+    if (r >= this.numObjects) malformed(`dict refers to object ${r} of ${this.numObjects}`);
+    return r;
+  }
+
+  /** The UTF-8 length of string object `index` once decoded, as `Buffer.byteLength` counts it. */
+  utf8Length(index: number): number {
+    const [start, end, wide] = this.stringBytes(index, `object ${index}`);
+    const buf = this.buf;
+    let n = 0;
+    if (!wide) {
+      for (let i = start; i < end; i++) n += buf[i]! < 0x80 ? 1 : 2; // read as Latin-1
+      return n;
+    }
+    for (let i = start; i < end; i += 2) {
+      const u = (buf[i]! << 8) | buf[i + 1]!;
+      if (u < 0x80) n += 1;
+      else if (u < 0x800) n += 2;
+      else if (u >= 0xd800 && u < 0xdc00 && i + 2 < end && (buf[i + 2]! & 0xfc) === 0xdc) {
+        n += 4; // a surrogate pair
+        i += 2;
+      } else n += 3; // a lone surrogate is written as U+FFFD
+    }
+    return n;
+  }
+
+  /** Whether string object `index` holds a U+0000. */
+  containsNul(index: number): boolean {
+    const [start, end, wide] = this.stringBytes(index, `object ${index}`);
+    const buf = this.buf;
+    if (!wide) return buf.subarray(start, end).includes(0);
+    for (let i = start; i < end; i += 2) if (buf[i] === 0 && buf[i + 1] === 0) return true;
+    return false;
+  }
+
+  /** Where the characters of string object `index` lie: [start, end, UTF-16]; MALFORMED if none. */
+  private stringBytes(index: number, what: string): [number, number, boolean] {
+    const off = this.objectOffset(index);
+    const marker = this.buf[off]!;
+    if (!isStringMarker(marker)) malformed(`${what} is not a string`);
+    const [len, used] = this.readLength(marker, off);
+    const wide = marker >> 4 === 0x6;
+    const bytes = wide ? len * 2 : len;
+    this.need(off + used, bytes, wide ? 'UTF-16 string' : 'ASCII string');
+    return [off + used, off + used + bytes, wide];
+  }
+}
+
+/** A dictionary of strings in a binary plist, read a pair at a time (`BinaryPlistReader.stringPairs`). */
+export class BinaryStringPairs {
+  constructor(
+    readonly reader: BinaryPlistReader,
+    private readonly refsAt: number,
+    readonly count: number,
+  ) {}
+
+  keyRef(i: number): number {
+    return this.reader.refAt(this.refsAt, i);
+  }
+
+  valueRef(i: number): number {
+    return this.reader.refAt(this.refsAt, this.count + i);
+  }
+
+  key(i: number): string {
+    return this.reader.stringAt(this.keyRef(i))!;
+  }
+
+  value(i: number): string {
+    return this.reader.stringAt(this.valueRef(i))!;
+  }
+}
+
+function isStringMarker(marker: number): boolean {
+  return marker >> 4 === 0x5 || marker >> 4 === 0x6;
 }
 
 // ---------------------------------------------------------------------------------------------

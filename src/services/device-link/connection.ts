@@ -17,10 +17,11 @@ import {
   dlProcessMessage,
   dlStatusResponse,
   dlVersionsOk,
-  parseDeviceDlMessage,
+  parseDeviceDlFrame,
   validateDlArray,
   type DeviceDlMessage,
   type DlArray,
+  type KeptFrame,
 } from '../../protocol/device-link';
 
 export interface DlVersion {
@@ -28,8 +29,38 @@ export interface DlVersion {
   minor: number;
 }
 
+/** MoveItems frames up to this size are kept in the connection's one buffer while they are read. */
+const KEPT_FRAME_MAX_BYTES = 4 << 20;
+
+/**
+ * The buffer a MoveItems frame is copied into while its moves are read (D51), one per connection
+ * and reused: the frame read from the stream then dies young, where a frame held through the
+ * message's handling would be promoted and its memory freed only by a full collection. A frame
+ * larger than KEPT_FRAME_MAX_BYTES (a device's are ~1 MB) is read where it came.
+ */
+class MoveFrameBuffer {
+  private buf = Buffer.alloc(0);
+  private frames = 0;
+
+  /** Another frame has arrived: a frame kept before may be overwritten from now on. */
+  arrived(): void {
+    this.frames++;
+  }
+
+  keep(frame: Buffer): KeptFrame {
+    if (frame.length > KEPT_FRAME_MAX_BYTES) return { buf: frame, current: () => true }; // its own
+    const at = this.frames;
+    const current = (): boolean => this.frames === at;
+    if (this.buf.length < frame.length)
+      this.buf = Buffer.allocUnsafe(frame.length + (frame.length >> 2));
+    frame.copy(this.buf);
+    return { buf: this.buf.subarray(0, frame.length), current };
+  }
+}
+
 export class DeviceLinkConnection {
   private readonly timeoutMs: number;
+  private readonly moveFrames = new MoveFrameBuffer();
   private disconnected = false;
   /** Set by versionExchange(). */
   version: DlVersion | undefined;
@@ -83,7 +114,10 @@ export class DeviceLinkConnection {
 
   /** The next message, parsed into the typed union (paths bounded, lengths checked). */
   async receive(timeoutMs = this.timeoutMs): Promise<DeviceDlMessage> {
-    return parseDeviceDlMessage(await this.connection.receive(timeoutMs));
+    return this.connection.receiveAs((frame, limits) => {
+      this.moveFrames.arrived();
+      return parseDeviceDlFrame(frame, limits, (f) => this.moveFrames.keep(f));
+    }, timeoutMs);
   }
 
   async sendProcessMessage(message: PlistDict): Promise<void> {
