@@ -23,6 +23,12 @@ import { moveFolderOfFiles } from './folder-ops';
  */
 export const MAX_HELD_NAME_BYTES = 24 << 20;
 
+/**
+ * Moves held at most from one folder: carrying out a group makes its names strings, all at once
+ * (to compare them with the folder), and a phone's largest folder holds a few thousand files.
+ */
+export const MAX_GROUP_MOVES = 200_000;
+
 /** The moves of files from one host folder into another. */
 interface Group {
   /** Host folders. */
@@ -53,6 +59,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 class NameList {
   private buf = Buffer.allocUnsafe(1024);
   used = 0;
+  count = 0;
 
   /** The entry `name` is held as. */
   static entry(name: string): Buffer {
@@ -66,6 +73,7 @@ class NameList {
   }
 
   push(name: string): void {
+    this.count++;
     const packed = HEX_NAME.test(name);
     const most = packed ? PACKED_BYTES : Buffer.byteLength(name) + 1;
     if (this.used + most > this.buf.length) {
@@ -160,7 +168,7 @@ export class DeferredMoves {
     if (g === undefined) {
       g = this.newGroup(fromDir, toDir, from.slice(0, df), to.slice(0, dt), name);
       if (g === undefined) return false;
-    } else if (g.to !== toDir) return false;
+    } else if (g.to !== toDir || g.names.count >= MAX_GROUP_MOVES) return false;
     const before = g.names.used;
     g.names.push(name);
     this.bytes += g.names.used - before;

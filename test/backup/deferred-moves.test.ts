@@ -17,7 +17,11 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { DeferredMoves, MAX_HELD_NAME_BYTES } from '../../src/backup/deferred-moves';
+import {
+  DeferredMoves,
+  MAX_GROUP_MOVES,
+  MAX_HELD_NAME_BYTES,
+} from '../../src/backup/deferred-moves';
 import { moveItem } from '../../src/backup/folder-ops';
 
 const outer = mkdtempSync(path.join(os.tmpdir(), 'mooring-deferred-moves-'));
@@ -83,6 +87,14 @@ test(`hold: at most ${MAX_HELD_NAME_BYTES} bytes of names are held`, () => {
   }
   assert.equal(d.size, fit);
   assert.equal(d.hold('U/S/x', 'U/T/x', '/r/U/S/x', '/r/U/T/x'), false);
+});
+
+test(`hold: at most ${MAX_GROUP_MOVES} moves from one folder`, () => {
+  const d = new DeferredMoves();
+  const h = (from: string, to: string): boolean => d.hold(from, to, `/r/${from}`, `/r/${to}`);
+  for (let i = 0; i < MAX_GROUP_MOVES; i++) assert.equal(h(`U/S/${i}`, `U/T/${i}`), true);
+  assert.equal(h('U/S/x', 'U/T/x'), false, 'that folder is full');
+  assert.equal(h('U/S2/x', 'U/T2/x'), true, 'another is not');
 });
 
 test("hold: a move whose path is a group's folder or above one is not held, nor a group under a held name", () => {
