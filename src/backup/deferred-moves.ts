@@ -94,11 +94,9 @@ class NameList {
 
   /** Whether `entry` (NameList.entry) is held. */
   has(entry: Buffer): boolean {
-    for (let at = 0; at < this.used; at = this.next(at)) {
-      if (
-        this.next(at) - at === entry.length &&
-        this.buf.compare(entry, 0, entry.length, at, at + entry.length) === 0
-      )
+    for (let at = 0, end = 0; at < this.used; at = end) {
+      end = this.next(at);
+      if (end - at === entry.length && this.buf.compare(entry, 0, entry.length, at, end) === 0)
         return true;
     }
     return false;

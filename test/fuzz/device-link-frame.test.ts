@@ -19,10 +19,17 @@ import {
   type PlistLimits,
   type PlistValue,
 } from '../../src/protocol/plist';
-import { anyPlistValue, dictOf, fuzzParams, mutated, testTimeoutMs } from './harness';
+import {
+  DL_NAMES,
+  anyPlistValue,
+  dictOf,
+  dlArrays,
+  fuzzParams,
+  mutated,
+  testTimeoutMs,
+} from './harness';
 
 const T = { timeout: testTimeoutMs() };
-const NAMES = [...Object.values(DlMessageName), 'DLMessageBogus', 'DL', 'DLx', 'NotDL'];
 const MOVE_NAMES = [DlMessageName.MOVE_ITEMS, DlMessageName.MOVE_FILES];
 
 type Move = [from: string, to: string];
@@ -176,7 +183,7 @@ const moveArray: fc.Arbitrary<PlistValue> = fc
   .record({
     name: fc.oneof(
       { arbitrary: fc.constantFrom(...MOVE_NAMES), weight: 9 },
-      { arbitrary: fc.constantFrom(...NAMES), weight: 1 },
+      { arbitrary: fc.constantFrom(...DL_NAMES), weight: 1 },
     ),
     map: fc.oneof(
       { arbitrary: moveMap, weight: 8 },
@@ -201,23 +208,7 @@ const moveArray: fc.Arbitrary<PlistValue> = fc
   });
 
 /** DL arrays of any name (as test/fuzz/device-link.test.ts makes them). */
-const dlArray: fc.Arbitrary<PlistValue> = fc.oneof(
-  fc
-    .tuple(
-      fc.constantFrom(...NAMES),
-      fc.array(
-        fc.oneof(
-          anyPlistValue,
-          fc.array(pathish, { maxLength: 4 }),
-          moveMap,
-          fc.constantFrom(-13, 0, 100, 2n ** 64n - 13n, '___EmptyParameterString___'),
-        ),
-        { maxLength: 18 },
-      ),
-    )
-    .map(([name, rest]) => [name, ...rest]),
-  anyPlistValue,
-);
+const dlArray = dlArrays(pathish, moveMap);
 
 /** Bounds a connection might set, tight enough to be reached. */
 const limits: fc.Arbitrary<Partial<PlistLimits> | undefined> = fc.oneof(

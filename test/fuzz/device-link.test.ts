@@ -6,7 +6,6 @@ import fc from 'fast-check';
 import {
   DlFileCode,
   DlFileStreamDecoder,
-  DlMessageName,
   dlContentsOfDirectory,
   dlCopyItem,
   dlCreateDirectory,
@@ -34,9 +33,9 @@ import {
 } from '../../src/protocol/device-link';
 import { decodePlist, encodeBinaryPlist, type PlistValue } from '../../src/protocol/plist';
 import {
-  anyPlistValue,
   chunkings,
   dictOf,
+  dlArrays,
   endedReader,
   fuzzParams,
   onlyMooringErrors,
@@ -45,7 +44,6 @@ import {
 } from './harness';
 
 const T = { timeout: testTimeoutMs() };
-const NAMES = [...Object.values(DlMessageName), 'DLMessageBogus', 'DL', 'DLx', 'NotDL'];
 /** Device paths, with the names that are special to JS objects mixed in. */
 const path = fc.oneof(
   {
@@ -61,24 +59,9 @@ const path = fc.oneof(
 );
 
 /** DL arrays: a known (or unknown) name followed by elements of plausible or arbitrary types. */
-const dlArray: fc.Arbitrary<PlistValue> = fc.oneof(
-  fc
-    .tuple(
-      fc.constantFrom(...NAMES),
-      fc.array(
-        fc.oneof(
-          anyPlistValue,
-          fc.array(path, { maxLength: 4 }),
-          fc
-            .array(path, { maxLength: 2 })
-            .map((ps) => dictOf(ps.map((p) => [p, `${p}.new`] as const))),
-          fc.constantFrom(-13, 0, 100, 2n ** 64n - 13n, '___EmptyParameterString___'),
-        ),
-        { maxLength: 18 },
-      ),
-    )
-    .map(([name, rest]) => [name, ...rest]),
-  anyPlistValue,
+const dlArray = dlArrays(
+  path,
+  fc.array(path, { maxLength: 2 }).map((ps) => dictOf(ps.map((p) => [p, `${p}.new`] as const))),
 );
 
 test('DL messages: any array parses to a typed message or fails MALFORMED/LIMIT', T, () => {

@@ -18,6 +18,7 @@ import { isMooringError, type MooringErrorCode } from '../../src/util/errors';
 import { StreamReader } from '../../src/util/stream-reader';
 import { PlistReal, PlistUid, type PlistDict, type PlistValue } from '../../src/protocol/plist';
 import { setDictEntry } from '../../src/protocol/plist/xml';
+import { DlMessageName } from '../../src/protocol/device-link';
 
 /** Runs per property in the default (CI) run. */
 export const DEFAULT_FUZZ_RUNS = 300;
@@ -293,3 +294,33 @@ export const exactPlistValue: fc.Arbitrary<PlistValue> = fc.letrec<{ v: PlistVal
     ),
   };
 }).v;
+
+/** Device Link message names: every one we know, and some that are not. */
+export const DL_NAMES = [...Object.values(DlMessageName), 'DLMessageBogus', 'DL', 'DLx', 'NotDL'];
+
+/**
+ * DL arrays: a known (or unknown) name followed by elements of plausible or arbitrary types (lists
+ * of `path`, `moveMap`s, status-like values), or any value at all.
+ */
+export function dlArrays(
+  path: fc.Arbitrary<string>,
+  moveMap: fc.Arbitrary<PlistValue>,
+): fc.Arbitrary<PlistValue> {
+  return fc.oneof(
+    fc
+      .tuple(
+        fc.constantFrom(...DL_NAMES),
+        fc.array(
+          fc.oneof(
+            anyPlistValue,
+            fc.array(path, { maxLength: 4 }),
+            moveMap,
+            fc.constantFrom(-13, 0, 100, 2n ** 64n - 13n, '___EmptyParameterString___'),
+          ),
+          { maxLength: 18 },
+        ),
+      )
+      .map(([name, rest]) => [name, ...rest]),
+    anyPlistValue,
+  );
+}

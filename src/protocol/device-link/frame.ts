@@ -8,7 +8,7 @@
  * and parsed by `parseDeviceDlMessage`, so what is refused, and why, is decided in one place.
  */
 import { MooringError } from '../../util/errors';
-import { BPLIST_MAGIC, BinaryPlistReader, type BinaryStringPairs } from '../plist/binary';
+import { BinaryPlistReader, isBinaryPlist, type BinaryStringPairs } from '../plist/binary';
 import { decodePlist } from '../plist';
 import type { PlistLimits } from '../plist/types';
 import {
@@ -42,7 +42,7 @@ export function parseDeviceDlFrame(
   limits?: Partial<PlistLimits>,
   keep: (frame: Buffer) => KeptFrame = AS_IT_CAME,
 ): DeviceDlMessage {
-  if (frame.length > BPLIST_MAGIC.length && frame.subarray(0, 8).equals(BPLIST_MAGIC)) {
+  if (isBinaryPlist(frame)) {
     try {
       const moves = movesInPlace(frame, limits, keep);
       if (moves) return moves;

@@ -159,12 +159,15 @@ class BinaryTable {
   protected readRefs(off: number, count: number, what: string): number[] {
     this.need(off, count * this.refSize, what);
     const refs = new Array<number>(count);
-    for (let i = 0; i < count; i++) {
-      const r = readUIntBE(this.buf, off + i * this.refSize, this.refSize, 'object reference');
-      if (r >= this.numObjects) malformed(`${what} refers to object ${r} of ${this.numObjects}`);
-      refs[i] = r;
-    }
+    for (let i = 0; i < count; i++) refs[i] = this.readRef(off, i, what);
     return refs;
+  }
+
+  /** Reference `i` of the list at `off` (its bytes checked by the caller), below the object count. */
+  protected readRef(off: number, i: number, what: string): number {
+    const r = readUIntBE(this.buf, off + i * this.refSize, this.refSize, 'object reference');
+    if (r >= this.numObjects) malformed(`${what} refers to object ${r} of ${this.numObjects}`);
+    return r;
   }
 
   /** Array or dict `index` (at `depth`): its count and where its refs start; undefined for a scalar. */
@@ -295,19 +298,24 @@ class BinaryTable {
   /** The string object at `off` (marker type 5, bytes read as Latin-1, or 6, UTF-16BE). */
   protected readString(off: number, marker: number): string {
     const buf = this.buf;
-    const [len, used] = this.readLength(marker, off);
-    if (marker >> 4 === 0x5) {
-      this.need(off + used, len, 'ASCII string');
-      return buf.toString('latin1', off + used, off + used + len);
-    }
-    this.need(off + used, len * 2, 'UTF-16 string');
-    const be = buf.subarray(off + used, off + used + len * 2);
+    const [start, end, wide] = this.stringSpan(off, marker);
+    if (!wide) return buf.toString('latin1', start, end);
+    const be = buf.subarray(start, end);
     const le = Buffer.allocUnsafe(be.length);
     for (let i = 0; i < be.length; i += 2) {
       le[i] = be[i + 1]!;
       le[i + 1] = be[i]!;
     }
     return le.toString('utf16le');
+  }
+
+  /** Where the characters of the string object at `off` lie: [start, end, UTF-16]. */
+  protected stringSpan(off: number, marker: number): [number, number, boolean] {
+    const [len, used] = this.readLength(marker, off);
+    const wide = marker >> 4 === 0x6;
+    const bytes = wide ? len * 2 : len;
+    this.need(off + used, bytes, wide ? 'UTF-16 string' : 'ASCII string');
+    return [off + used, off + used + bytes, wide];
   }
 }
 
@@ -427,6 +435,11 @@ function isLeafObject(v: object): v is Uint8Array | Date | PlistUid | PlistReal 
   );
 }
 
+/** Whether `buf` starts as a `bplist00` document does. */
+export function isBinaryPlist(buf: Buffer): boolean {
+  return buf.length >= HEADER_SIZE && buf.subarray(0, HEADER_SIZE).equals(BPLIST_MAGIC);
+}
+
 /** Parses a `bplist00` document. Throws MooringError MALFORMED or LIMIT. */
 export function decodeBinaryPlist(buf: Buffer, limits: Partial<PlistLimits> = {}): PlistValue {
   return new BinaryParser(buf, { ...DEFAULT_PLIST_LIMITS, ...limits }).parse();
@@ -460,12 +473,10 @@ export class BinaryPlistReader extends BinaryTable {
     return c?.isDict === false ? this.readRefs(c.refsAt, c.count, 'array') : undefined;
   }
 
-  /** Object `index` decoded whole, as it would be at `depth` in the document. */
-  decode(index: number, depth: number): PlistValue {
-    return this.decodeCounted(index, depth)[0];
-  }
-
-  /** `decode`, and the count of values its expanded tree holds (shared objects once a use). */
+  /**
+   * Object `index` decoded whole, as it would be at `depth` in the document, and the count of values
+   * its expanded tree holds (shared objects once a use).
+   */
   decodeCounted(index: number, depth: number): [PlistValue, number] {
     const parser = new BinaryParser(this.buf, this.limits);
     const value = parser.parse(index, depth);
@@ -503,9 +514,7 @@ export class BinaryPlistReader extends BinaryTable {
 
   /** The object reference `i` of the list at `refsAt` (checked against the object count). */
   refAt(refsAt: number, i: number): number {
-    const r = readUIntBE(this.buf, refsAt + i * this.refSize, this.refSize, 'object reference');
-    if (r >= this.numObjects) malformed(`dict refers to object ${r} of ${this.numObjects}`);
-    return r;
+    return this.readRef(refsAt, i, 'dict');
   }
 
   /** The UTF-8 length of string object `index` once decoded, as `Buffer.byteLength` counts it. */
@@ -543,11 +552,7 @@ export class BinaryPlistReader extends BinaryTable {
     const off = this.objectOffset(index);
     const marker = this.buf[off]!;
     if (!isStringMarker(marker)) malformed(`${what} is not a string`);
-    const [len, used] = this.readLength(marker, off);
-    const wide = marker >> 4 === 0x6;
-    const bytes = wide ? len * 2 : len;
-    this.need(off + used, bytes, wide ? 'UTF-16 string' : 'ASCII string');
-    return [off + used, off + used + bytes, wide];
+    return this.stringSpan(off, marker);
   }
 }
 

@@ -3,7 +3,7 @@
  * way every iOS peer does (a body starting with `bplist00` is binary, anything else is XML).
  */
 import { MooringError } from '../../util/errors';
-import { BPLIST_MAGIC, decodeBinaryPlist } from './binary';
+import { decodeBinaryPlist, isBinaryPlist } from './binary';
 import type { PlistLimits, PlistValue } from './types';
 import { decodeXmlPlist } from './xml';
 
@@ -15,8 +15,7 @@ export { describePlistValue } from './describe'; // H7z: safe value text for err
 /** Decodes a binary or XML plist. Throws MooringError MALFORMED (bad bytes) or LIMIT (bounds). */
 export function decodePlist(buf: Buffer, limits?: Partial<PlistLimits>): PlistValue {
   if (buf.length === 0) throw new MooringError('MALFORMED', 'empty plist');
-  if (buf.length >= 8 && buf.subarray(0, 8).equals(BPLIST_MAGIC))
-    return decodeBinaryPlist(buf, limits);
+  if (isBinaryPlist(buf)) return decodeBinaryPlist(buf, limits);
   if (buf.length >= 6 && buf.toString('latin1', 0, 6) === 'bplist') {
     throw new MooringError(
       'MALFORMED',
