@@ -49,15 +49,25 @@ const PACKED_BYTES = 21;
 const SEPARATOR = 0x2f; // "/", which ends each name held as text (no name has one)
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** The first chunk of a NameList; each next is twice as large, up to NAME_CHUNK_MAX. */
+const NAME_CHUNK_FIRST = 1024;
+const NAME_CHUNK_MAX = 16 * 1024;
+
 /**
- * Names in one growing buffer: a fileID as a marker and its 20 bytes, any other name as UTF-8
- * ended by a "/". A phone's backup holds hundreds of thousands of moves at once: as strings, each
- * name kept the device's whole path alive (a slice does) and the arrays holding them were
- * reallocated as they grew, ~150 bytes a move on the job thread's heap, scanned by every full
- * collection; here it is 21 bytes off the heap (D50, D51).
+ * Names in chunks of bytes: a fileID as a marker and its 20 bytes, any other name as UTF-8 ended
+ * by a "/". A phone's backup holds hundreds of thousands of moves at once: as strings, each name
+ * kept the device's whole path alive (a slice does) and the arrays holding them were reallocated
+ * as they grew, ~150 bytes a move on the job thread's heap, scanned by every full collection; here
+ * it is 21 bytes off the heap (D50, D51). Chunks are added, never copied into a larger one: the
+ * copies left behind, of a few hundred groups at once, were ~20 MiB waiting for a full collection
+ * at the top of a 500,000-file backup's peak (D52).
  */
 class NameList {
-  private buf = Buffer.allocUnsafe(1024);
+  /** The filled chunks, each cut to what it holds; no entry spans two. */
+  private readonly full: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(NAME_CHUNK_FIRST);
+  private at = 0;
+  /** Bytes held. */
   used = 0;
   count = 0;
 
@@ -76,47 +86,55 @@ class NameList {
     this.count++;
     const packed = HEX_NAME.test(name);
     const most = packed ? PACKED_BYTES : Buffer.byteLength(name) + 1;
-    if (this.used + most > this.buf.length) {
-      const bigger = Buffer.allocUnsafe(
-        Math.max(this.buf.length + (this.buf.length >> 1), this.used + most),
-      );
-      this.buf.copy(bigger, 0, 0, this.used);
-      this.buf = bigger;
+    if (this.at + most > this.buf.length) {
+      this.full.push(this.buf.subarray(0, this.at));
+      this.buf = Buffer.allocUnsafe(Math.max(Math.min(this.buf.length * 2, NAME_CHUNK_MAX), most));
+      this.at = 0;
     }
+    const before = this.at;
     if (packed) {
-      this.buf[this.used] = PACKED;
-      this.used += 1 + this.buf.write(name, this.used + 1, 'hex');
+      this.buf[this.at] = PACKED;
+      this.at += 1 + this.buf.write(name, this.at + 1, 'hex');
     } else {
-      this.used += this.buf.write(name, this.used);
-      this.buf[this.used++] = SEPARATOR;
+      this.at += this.buf.write(name, this.at);
+      this.buf[this.at++] = SEPARATOR;
     }
+    this.used += this.at - before;
   }
 
   /** Whether `entry` (NameList.entry) is held. */
   has(entry: Buffer): boolean {
-    for (let at = 0, end = 0; at < this.used; at = end) {
-      end = this.next(at);
-      if (end - at === entry.length && this.buf.compare(entry, 0, entry.length, at, end) === 0)
-        return true;
+    for (const chunk of this.chunks()) {
+      for (let at = 0, end = 0; at < chunk.length; at = end) {
+        end = next(chunk, at);
+        if (end - at === entry.length && chunk.compare(entry, 0, entry.length, at, end) === 0)
+          return true;
+      }
     }
     return false;
   }
 
   /** Every name, in order. */
   *[Symbol.iterator](): IterableIterator<string> {
-    for (let at = 0; at < this.used;) {
-      const end = this.next(at);
-      yield this.buf[at] === PACKED
-        ? this.buf.toString('hex', at + 1, end)
-        : this.buf.toString('utf8', at, end - 1);
-      at = end;
+    for (const chunk of this.chunks()) {
+      for (let at = 0; at < chunk.length;) {
+        const end = next(chunk, at);
+        yield chunk[at] === PACKED
+          ? chunk.toString('hex', at + 1, end)
+          : chunk.toString('utf8', at, end - 1);
+        at = end;
+      }
     }
   }
 
-  /** Where the entry after the one at `at` starts. */
-  private next(at: number): number {
-    return this.buf[at] === PACKED ? at + PACKED_BYTES : this.buf.indexOf(SEPARATOR, at) + 1;
+  private chunks(): Buffer[] {
+    return [...this.full, this.buf.subarray(0, this.at)];
   }
+}
+
+/** Where the entry after the one at `at` of `chunk` starts. */
+function next(chunk: Buffer, at: number): number {
+  return chunk[at] === PACKED ? at + PACKED_BYTES : chunk.indexOf(SEPARATOR, at) + 1;
 }
 
 /** How the held moves went. */

@@ -27,6 +27,7 @@ import { MooringError } from '../util/errors';
 import { startWorker } from '../util/worker-file';
 import {
   BATCHES_AHEAD,
+  batchArrays,
   fileIdsOf,
   MANIFEST_ROWS_JOB,
   packComparedRows,
@@ -330,17 +331,18 @@ function* rowsOf(
   b: RowBatch,
   onInvalid: (p: ManifestRowProblem) => void,
 ): Generator<ManifestRowFacts> {
-  const fileIdAt = fileIdsOf(b.fileIds);
-  const digests = Buffer.from(b.digests.buffer, b.digests.byteOffset, b.digests.byteLength);
+  const { fileIds, flags, sizes, hasDigest, digests } = batchArrays(b.slot, b.rows);
+  const fileIdAt = fileIdsOf(fileIds);
   let k = 0;
-  for (let i = 0; i < b.flags.length; i++) {
+  for (let i = 0; i < b.rows; i++) {
     for (; k < b.invalid.length && b.invalid[k]![0] <= i; k++) onInvalid(b.invalid[k]![1]);
     yield {
       fileId: fileIdAt(i),
-      flags: b.flags[i]!,
+      flags: flags[i]!,
       file: {
-        size: b.sizes[i]!,
-        ...(b.hasDigest[i] === 1 ? { digest: digests.subarray(i * 20, i * 20 + 20) } : {}),
+        size: sizes[i]!,
+        // A copy: the slot is written again once the batch is used, and a row may be kept.
+        ...(hasDigest[i] === 1 ? { digest: Buffer.copyBytesFrom(digests, i * 20, 20) } : {}),
       },
     };
   }
@@ -375,12 +377,14 @@ class RowsThread {
     ahead?: number,
   ): RowsThread | undefined {
     const credit = new SharedArrayBuffer(4);
-    new Int32Array(credit)[0] = ahead ?? BATCHES_AHEAD;
+    const batches = ahead ?? BATCHES_AHEAD;
+    new Int32Array(credit)[0] = batches;
     const job: ManifestRowsJob = {
       kind: MANIFEST_ROWS_JOB,
       file,
       maxRows,
       credit,
+      batches,
       ...(base !== undefined ? { base } : {}),
       ...(ahead !== undefined ? { ahead: true as const } : {}),
     };

@@ -5,13 +5,13 @@
  * receiving) is ~1 s: side by side, the verify takes the longer of the two instead of the sum.
  *
  * It posts the rows in batches, only what a verify reads of them: the fileID as its 20 bytes,
- * flags, the MBFile's Size and its 20-byte Digest, packed into a few arrays (a Buffer posted to
- * another thread copies the whole pool it was cut from): ~50 bytes a row, against ~200 with the
- * row's domain and relativePath as strings, which the verify needs only to name a problem (it
- * looks them up by fileID then, manifestNamesOf). An invalid row travels as its problem, with the
- * names it has, at its place among the rows. A batch is posted only against a credit the reading
- * side returns as it uses one, so at most BATCHES_AHEAD batches wait in memory whatever the size
- * of the file.
+ * flags, the MBFile's Size and its 20-byte Digest, packed into a few arrays: ~50 bytes a row,
+ * against ~200 with the row's domain and relativePath as strings, which the verify needs only to
+ * name a problem (it looks them up by fileID then, manifestNamesOf). An invalid row travels as its
+ * problem, with the names it has, at its place among the rows. A batch is posted only against a
+ * credit the reading side returns as it uses one, so at most BATCHES_AHEAD batches wait in memory
+ * whatever the size of the file; their arrays lie in a ring of shared slots, one more than the
+ * credit, written again once the reading side has used the batch (batchArrays says why).
  *
  * With a base (a verified Manifest.db of the previous snapshot), it compares the file with it
  * instead (compareManifestDbRows, D33): an incremental's verify reads only the rows that differ,
@@ -44,6 +44,38 @@ const DIGEST_BYTES = 20;
 /** A fileID's bytes: SHA-1, 40 lowercase hex digits as text (decodeManifestRow checked it). */
 export const FILE_ID_BYTES = 20;
 
+/** A batch's slot: its arrays' bytes (batchArrays). */
+const SLOT_BYTES = BATCH_ROWS * (8 + FILE_ID_BYTES + DIGEST_BYTES + 2);
+
+/**
+ * A batch's arrays, laid out in a slot of SLOT_BYTES; the reading side sees the first `rows`.
+ *
+ * Shared and reused, not a batch's own arrays moved to the reading side (D52): those ~50 KiB
+ * outside the heap were freed only when that side collected the arrays, and its heap grows so
+ * little while it checks a batch's payloads (its young generation is small, job/thread-start) that
+ * they waited for a full collection: ~24 MiB more RSS at 500,000 rows.
+ */
+export function batchArrays(slot: SharedArrayBuffer, rows = BATCH_ROWS): BatchArrays {
+  const n = BATCH_ROWS;
+  return {
+    sizes: new Float64Array(slot, 0, rows), // first: a Float64Array starts at a multiple of 8
+    fileIds: new Uint8Array(slot, 8 * n, rows * FILE_ID_BYTES),
+    digests: new Uint8Array(slot, (8 + FILE_ID_BYTES) * n, rows * DIGEST_BYTES),
+    flags: new Uint8Array(slot, (8 + FILE_ID_BYTES + DIGEST_BYTES) * n, rows),
+    hasDigest: new Uint8Array(slot, (9 + FILE_ID_BYTES + DIGEST_BYTES) * n, rows),
+  };
+}
+
+export interface BatchArrays {
+  /** The rows' fileIDs, FILE_ID_BYTES each (fileIdsOf reads them). */
+  fileIds: Uint8Array;
+  flags: Uint8Array;
+  sizes: Float64Array;
+  /** 1 where the MBFile has a 20-byte Digest, which is then at 20 × the row's index in `digests`. */
+  hasDigest: Uint8Array;
+  digests: Uint8Array;
+}
+
 /** The fileIDs of a batch's `fileIds`, by the row's index: as text again. */
 export function fileIdsOf(bytes: Uint8Array): (i: number) => string {
   const ids = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -56,6 +88,8 @@ export interface ManifestRowsJob {
   maxRows: number;
   /** Int32: batches the worker may still post; the reading side adds one per batch it used. */
   credit: SharedArrayBuffer;
+  /** The credit it starts with. */
+  batches: number;
   /** Compare with this Manifest.db (compareManifestDbRows) instead of reading every row. */
   base?: string;
   /**
@@ -67,13 +101,9 @@ export interface ManifestRowsJob {
 
 export interface RowBatch {
   kind: 'rows';
-  /** The rows' fileIDs, FILE_ID_BYTES each (fileIdsOf reads them). */
-  fileIds: Uint8Array;
-  flags: Uint8Array;
-  sizes: Float64Array;
-  /** 1 where the MBFile has a 20-byte Digest, which is then at 20 × the row's index in `digests`. */
-  hasDigest: Uint8Array;
-  digests: Uint8Array;
+  /** Its arrays (batchArrays): read them before the batch is used, and keep no view of them. */
+  slot: SharedArrayBuffer;
+  rows: number;
   /** Invalid rows: each problem comes before the row at `before` (the row count: after the last). */
   invalid: Array<[before: number, problem: ManifestRowProblem]>;
   /** Rows of the file read so far, invalid ones included (where the reading side resumes). */
@@ -129,31 +159,38 @@ function errorMessage(e: unknown): ManifestRowsMessage {
 }
 
 class Batcher {
+  /** The ring: batch k is written in slot k mod its length, allocated when first needed. */
+  private readonly slots: SharedArrayBuffer[] = [];
+  private readonly ring: number;
+  private batch = 0;
   private count = 0;
-  private readonly fileIds = new Uint8Array(BATCH_ROWS * FILE_ID_BYTES);
-  /** `fileIds`, as a Buffer for its hex writes (a Buffer's slice is a view, not the copy posted). */
-  private readonly fileIdBytes = Buffer.from(this.fileIds.buffer);
-  private flags = new Uint8Array(BATCH_ROWS);
-  private sizes = new Float64Array(BATCH_ROWS);
-  private hasDigest = new Uint8Array(BATCH_ROWS);
-  private digests = new Uint8Array(BATCH_ROWS * DIGEST_BYTES);
+  private arrays!: BatchArrays;
+  /** `arrays.fileIds`, as a Buffer for its hex writes. */
+  private fileIdBytes!: Buffer;
   private invalid: RowBatch['invalid'] = [];
   scanned = 0;
 
   constructor(
     private readonly post: (b: RowBatch) => void,
     private readonly credit: Int32Array,
-  ) {}
+    batches: number,
+  ) {
+    // Writing batch k begins once k − 1 is posted, against a credit: batch k − 1 − batches, the
+    // last in this slot, has been used then.
+    this.ring = batches + 1;
+    this.begin();
+  }
 
   row(fileId: string, flags: number, size: number, digest: Buffer | undefined): void {
     const i = this.count++;
+    const a = this.arrays;
     // Whole: a valid row's fileID is 40 lowercase hex digits (decodeManifestRow).
     this.fileIdBytes.write(fileId, i * FILE_ID_BYTES, FILE_ID_BYTES, 'hex');
-    this.flags[i] = flags;
-    this.sizes[i] = size;
+    a.flags[i] = flags;
+    a.sizes[i] = size;
     if (digest !== undefined && digest.length === DIGEST_BYTES) {
-      this.hasDigest[i] = 1;
-      this.digests.set(digest, i * DIGEST_BYTES);
+      a.hasDigest[i] = 1;
+      a.digests.set(digest, i * DIGEST_BYTES);
     }
     this.scanned++;
     if (i + 1 === BATCH_ROWS) this.flush();
@@ -169,20 +206,21 @@ class Batcher {
     const n = this.count;
     if (n === 0 && this.invalid.length === 0) return;
     takeCredit(this.credit);
-    const batch: RowBatch = {
-      kind: 'rows',
-      fileIds: this.fileIds.slice(0, n * FILE_ID_BYTES),
-      flags: this.flags.slice(0, n),
-      sizes: this.sizes.slice(0, n),
-      hasDigest: this.hasDigest.slice(0, n),
-      digests: this.digests.slice(0, n * DIGEST_BYTES),
-      invalid: this.invalid,
-      scanned: this.scanned,
-    };
-    this.post(batch);
+    const slot = this.slots[this.batch % this.ring]!;
+    this.post({ kind: 'rows', slot, rows: n, invalid: this.invalid, scanned: this.scanned });
+    this.batch++;
     this.count = 0;
-    this.hasDigest.fill(0);
     this.invalid = [];
+    this.begin();
+  }
+
+  private begin(): void {
+    const k = this.batch % this.ring;
+    const slot = (this.slots[k] ??= new SharedArrayBuffer(SLOT_BYTES));
+    this.arrays = batchArrays(slot);
+    this.arrays.hasDigest.fill(0);
+    const ids = this.arrays.fileIds;
+    this.fileIdBytes = Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
   }
 }
 
@@ -191,14 +229,7 @@ function work(
   port: NonNullable<typeof parentPort>,
   opened: () => void,
 ): void {
-  const batcher = new Batcher((b) => {
-    // Fresh copies (slice), not views of a shared buffer: moved, not copied again.
-    const arrays = [b.fileIds, b.flags, b.sizes, b.hasDigest, b.digests];
-    port.postMessage(
-      b,
-      arrays.map((a) => a.buffer as ArrayBuffer),
-    );
-  }, new Int32Array(job.credit));
+  const batcher = new Batcher((b) => port.postMessage(b), new Int32Array(job.credit), job.batches);
   let last: ManifestRowsMessage;
   try {
     const rows = iterateManifestDb(job.file, {

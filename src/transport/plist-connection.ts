@@ -267,13 +267,16 @@ export class PlistConnection {
   /**
    * The next frame's body as `decode` reads it, with this connection's bounds: for a caller that
    * reads some frames in place (device-link/frame.ts). `decode` runs before the next frame is read.
+   * `room`, given the body's length, may give a buffer to read it into (its own, reused): the body
+   * is then a view of it.
    */
   receiveAs<T>(
     decode: (body: Buffer, limits: Partial<PlistLimits> | undefined) => T,
     timeoutMs = this.readTimeoutMs,
+    room?: (length: number) => Buffer | undefined,
   ): Promise<T> {
     const next = this.receiving.then(async () =>
-      decode(await this.receiveFrame(timeoutMs), this.limits),
+      decode(await this.receiveFrame(timeoutMs, room), this.limits),
     );
     this.receiving = next.catch(() => undefined);
     return next;
@@ -295,7 +298,10 @@ export class PlistConnection {
     this.close();
   }
 
-  private async receiveFrame(timeoutMs: number): Promise<Buffer> {
+  private async receiveFrame(
+    timeoutMs: number,
+    room?: (length: number) => Buffer | undefined,
+  ): Promise<Buffer> {
     if (this.outOfStep !== undefined) {
       throw new MooringError('CLOSED', `connection was given up earlier: ${this.outOfStep}`);
     }
@@ -314,7 +320,8 @@ export class PlistConnection {
     let body: Buffer;
     try {
       // H7h: the whole body within the deadline (a trickling peer must not hold us forever).
-      body = await readWithin(this.currentReader, length, timeoutMs, 'plist frame body');
+      const into = room?.(length);
+      body = await readWithin(this.currentReader, length, timeoutMs, 'plist frame body', into);
     } catch (e) {
       // Half a frame was consumed: the next read would start mid-body, so nothing can follow.
       this.giveUp('a frame body did not arrive in time');

@@ -108,13 +108,23 @@ export class BodyWithin {
   }
 }
 
-/** Reads exactly `n` bytes within `totalMs` (BodyWithin's errors), joined into one buffer. */
+/**
+ * Reads exactly `n` bytes within `totalMs` (BodyWithin's errors), joined into one buffer: `into`'s
+ * first `n` bytes when it has room, each piece copied there as it is taken (the received chunks
+ * are then garbage at once, and no joined copy is made).
+ */
 export async function readWithin(
   reader: StreamReader,
   n: number,
   totalMs: number,
   what: string,
+  into?: Buffer,
 ): Promise<Buffer> {
+  if (into !== undefined && into.length >= n) {
+    const body = new BodyWithin(reader, n, totalMs, what);
+    for (let at = 0; body.left > 0;) at += (body.takeNow() ?? (await body.take())).copy(into, at);
+    return into.subarray(0, n);
+  }
   if (reader.available >= n) return reader.read(n, totalMs, what);
   const body = new BodyWithin(reader, n, totalMs, what);
   const parts: Buffer[] = [];

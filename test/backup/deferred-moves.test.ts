@@ -110,6 +110,20 @@ test("hold: a move whose path is a group's folder or above one is not held, nor 
   assert.equal(d.size, 3);
 });
 
+test('hold: a held name is found in any chunk of its folder, fileID or text', () => {
+  const d = new DeferredMoves();
+  const h = (from: string, to: string): boolean => d.hold(from, to, `/r/${from}`, `/r/${to}`);
+  // 400 fileIDs of 21 bytes and 400 text names: ~15 KB, the names' chunks of 1, 2, 4, 8 KiB and more.
+  const id = (i: number): string => i.toString(16).padStart(40, 'a');
+  const names = Array.from({ length: 800 }, (_, i) => (i % 2 === 0 ? id(i) : `name ${i}`));
+  for (const name of names) assert.equal(h(`U/new/${name}`, `U/dst/${name}`), true);
+  // A group under a held path is refused, wherever that name lies among the chunks.
+  for (const at of [0, 1, 100, 101, 500, 501, 798, 799])
+    assert.equal(h(`U/S/${at}/f`, `U/new/${names[at]}/f`), false, `under the held ${names[at]}`);
+  assert.equal(h('U/S/x/f', `U/new/${id(1)}/f`), true, 'a name not held (odd: sent as text)');
+  assert.equal(d.size, names.length + 1);
+});
+
 test('settle: each folder whose files all go into an empty one is one rename; the source stays, empty', async () => {
   const root = await staged({ ab: ['ab1', 'ab2'], cd: ['cd1'] });
   const inodeOf = async (p: string): Promise<number> => (await fsp.stat(path.join(root, p))).ino;
@@ -229,8 +243,8 @@ test('settle: names beyond ASCII come back as the device sent them, in its order
   assert.deepEqual((await fsp.readdir(path.join(root, 'U/cd'))).sort(), [...cd, 'old'].sort());
 });
 
-test("settle: a folder's names past the first kilobyte of its buffer come back in order", async () => {
-  // 300 names of 40 hex digits, as a backup's: 12 KB, so the names' buffer grows several times.
+test("settle: a folder's names past its first chunk of names come back in order", async () => {
+  // 300 names of 40 hex digits, as a backup's: 6 KB, so the names take several chunks.
   const names = Array.from({ length: 300 }, (_, i) => i.toString(16).padStart(40, '0'));
   const root = await staged({ ab: names });
   await fsp.writeFile(path.join(root, 'U/ab/old'), 'x'); // not empty: moved file by file

@@ -209,7 +209,7 @@ test('MoveItems moves read until the next message arrives, then throw', async ()
       const m1 = await dl.receive();
       assert.deepEqual([...movesOf(m1)], first);
       assert.deepEqual([...movesOf(m1)], first, 'read twice');
-      // The second frame, smaller, is copied over the first in the connection's buffer.
+      // The second frame, smaller, is read into the connection's buffer over the first.
       const m2 = await dl.receive();
       assert.throws(() => [...movesOf(m1)], stale);
       assert.deepEqual([...movesOf(m2)], second);
@@ -263,6 +263,29 @@ test('a MoveItems frame over 4 MiB, read where it came, still reads after a late
       const next = await dl.receive();
       assert.deepEqual([...movesOf(next)], small);
       assert.deepEqual([...movesOf(big)], moves);
+    },
+  );
+});
+
+test('a message decoded whole keeps nothing of the buffer its frame was read into', async () => {
+  const message = (fill: number) => ({
+    MessageName: 'Blob',
+    Data: Buffer.alloc(3000, fill),
+    Text: 'é'.repeat(500),
+  });
+  await withPlistPeer(
+    async (peer) => {
+      await peer.send(dlProcessMessage(message(0xa5)), 'binary');
+      // As long, laid out alike: read over the first frame's bytes in the connection's buffer.
+      await peer.send(dlProcessMessage(message(0x5a)), 'binary');
+    },
+    async (conn) => {
+      const dl = new DeviceLinkConnection(conn, { timeoutMs: 5000 });
+      const first = await dl.receive();
+      const second = await dl.receive();
+      assert.ok(first.type === 'ProcessMessage' && second.type === 'ProcessMessage');
+      assert.deepEqual(second.message, message(0x5a));
+      assert.deepEqual(first.message, message(0xa5));
     },
   );
 });

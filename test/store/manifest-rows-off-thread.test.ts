@@ -133,6 +133,25 @@ test('rows read on another thread come as iterateManifestDb gives them, invalid 
   assert.equal(none, undefined);
 });
 
+test('rows stay as they were read while the thread writes ahead, and after their batch is used', async () => {
+  // More batches than the ring has slots (one more than the credit), so slots are reused.
+  const { file } = manifestWithBadRows((BATCHES_AHEAD + 4) * BATCH_ROWS);
+  const rows = manifestRows(file, { offThreadBytes: 0, onInvalid: () => undefined });
+  const kept: ManifestRowFacts[] = [];
+  // The first batch in use while the thread posts its credit of batches and begins the next.
+  const first = await rows.next();
+  assert.equal(first.done, false);
+  kept.push(first.value as ManifestRowFacts);
+  await new Promise((r) => setTimeout(r, 300));
+  for await (const r of rows) kept.push(r);
+  const expected = inThread(file).filter((e) => e[0] === 'row');
+  assert.ok(
+    expected.some((e) => e[4] !== undefined && e[4] !== expected[1]![4]),
+    'digests differ',
+  );
+  assert.deepEqual(kept.map(rowEvent), expected);
+});
+
 test('a thread that ends early, or at once, leaves the rest to this one: no row lost or repeated', async () => {
   const { file } = manifestWithBadRows(6 * BATCH_ROWS + 10);
   const expected = inThread(file);

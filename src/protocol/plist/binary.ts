@@ -228,6 +228,7 @@ class BinaryTable {
       case 0x4: {
         const [len, used] = this.readLength(marker, off);
         this.need(off + used, len, 'data');
+        // A copy: a DL connection reads each frame into one buffer it reuses (D52).
         return { scalar: Buffer.from(buf.subarray(off + used, off + used + len)) };
       }
       case 0x5:

@@ -29,38 +29,40 @@ export interface DlVersion {
   minor: number;
 }
 
-/** MoveItems frames up to this size are kept in the connection's one buffer while they are read. */
-const KEPT_FRAME_MAX_BYTES = 4 << 20;
+/** Frames up to this size are read into the connection's one buffer. */
+const FRAME_BUFFER_MAX_BYTES = 4 << 20;
 
 /**
- * The buffer a MoveItems frame is copied into while its moves are read (D51), one per connection
- * and reused: the frame read from the stream then dies young, where a frame held through the
- * message's handling would be promoted and its memory freed only by a full collection. A frame
- * larger than KEPT_FRAME_MAX_BYTES (a device's are ~1 MB) is read where it came.
+ * The buffer each frame is read into, one per connection and reused (D51, D52). A message decoded
+ * whole keeps nothing of it (a plist's data are copies); a MoveItems frame's moves are read from
+ * it until the next frame comes. A frame joined from the chunks it came in was ~800 KB of memory
+ * outside the heap per 5,000 moves, which only a collection gave back, and the job thread's heap
+ * grows too slowly in the Move phase for its young collections to come first. A frame larger
+ * than FRAME_BUFFER_MAX_BYTES (a device's are ~1 MB) is read into one of its own.
  */
-class MoveFrameBuffer {
+class FrameBuffer {
   private buf = Buffer.alloc(0);
   private frames = 0;
 
-  /** Another frame has arrived: a frame kept before may be overwritten from now on. */
-  arrived(): void {
+  /** Where the next frame, of `length` bytes, is read: a frame kept before is overwritten then. */
+  room(length: number): Buffer | undefined {
     this.frames++;
+    if (length > FRAME_BUFFER_MAX_BYTES) return undefined;
+    // Its own memory (not the pool's): keep tells its frames by it.
+    if (this.buf.length < length) this.buf = Buffer.allocUnsafeSlow(length + (length >> 2));
+    return this.buf;
   }
 
   keep(frame: Buffer): KeptFrame {
-    if (frame.length > KEPT_FRAME_MAX_BYTES) return { buf: frame, current: () => true }; // its own
+    if (frame.buffer !== this.buf.buffer) return { buf: frame, current: () => true }; // its own
     const at = this.frames;
-    const current = (): boolean => this.frames === at;
-    if (this.buf.length < frame.length)
-      this.buf = Buffer.allocUnsafe(frame.length + (frame.length >> 2));
-    frame.copy(this.buf);
-    return { buf: this.buf.subarray(0, frame.length), current };
+    return { buf: frame, current: () => this.frames === at };
   }
 }
 
 export class DeviceLinkConnection {
   private readonly timeoutMs: number;
-  private readonly moveFrames = new MoveFrameBuffer();
+  private readonly frames = new FrameBuffer();
   private disconnected = false;
   /** Set by versionExchange(). */
   version: DlVersion | undefined;
@@ -114,10 +116,11 @@ export class DeviceLinkConnection {
 
   /** The next message, parsed into the typed union (paths bounded, lengths checked). */
   async receive(timeoutMs = this.timeoutMs): Promise<DeviceDlMessage> {
-    return this.connection.receiveAs((frame, limits) => {
-      this.moveFrames.arrived();
-      return parseDeviceDlFrame(frame, limits, (f) => this.moveFrames.keep(f));
-    }, timeoutMs);
+    return this.connection.receiveAs(
+      (frame, limits) => parseDeviceDlFrame(frame, limits, (f) => this.frames.keep(f)),
+      timeoutMs,
+      (length) => this.frames.room(length),
+    );
   }
 
   async sendProcessMessage(message: PlistDict): Promise<void> {
