@@ -63,7 +63,7 @@ const NAME_CHUNK_MAX = 16 * 1024;
  * at the top of a 500,000-file backup's peak (D52).
  */
 class NameList {
-  /** The filled chunks, each cut to what it holds; no entry spans two. */
+  /** The filled chunks, as views of what each holds (its unused end stays); no entry spans two. */
   private readonly full: Buffer[] = [];
   private buf = Buffer.allocUnsafe(NAME_CHUNK_FIRST);
   private at = 0;

@@ -267,8 +267,8 @@ export class PlistConnection {
   /**
    * The next frame's body as `decode` reads it, with this connection's bounds: for a caller that
    * reads some frames in place (device-link/frame.ts). `decode` runs before the next frame is read.
-   * `room`, given the body's length, may give a buffer to read it into (its own, reused): the body
-   * is then a view of it.
+   * `room`, given the body's length, may give a buffer to read it into (its own, reused): when it
+   * holds that many bytes, the body is a view of its start.
    */
   receiveAs<T>(
     decode: (body: Buffer, limits: Partial<PlistLimits> | undefined) => T,

@@ -113,13 +113,17 @@ test("hold: a move whose path is a group's folder or above one is not held, nor 
 test('hold: a held name is found in any chunk of its folder, fileID or text', () => {
   const d = new DeferredMoves();
   const h = (from: string, to: string): boolean => d.hold(from, to, `/r/${from}`, `/r/${to}`);
-  // 400 fileIDs of 21 bytes and 400 text names: ~15 KB, the names' chunks of 1, 2, 4, 8 KiB and more.
+  // A text name of 4,000 bytes (more than the next chunk would be: one of its own), then 1,000
+  // fileIDs of 21 bytes and 1,000 text names: ~32 KB, chunks of 1, 2, 4 and 8 KiB, then 16 KiB ones.
   const id = (i: number): string => i.toString(16).padStart(40, 'a');
-  const names = Array.from({ length: 800 }, (_, i) => (i % 2 === 0 ? id(i) : `name ${i}`));
+  const names = [
+    'L'.repeat(4000),
+    ...Array.from({ length: 2000 }, (_, i) => (i % 2 === 0 ? id(i) : `name ${i}`)),
+  ];
   for (const name of names) assert.equal(h(`U/new/${name}`, `U/dst/${name}`), true);
   // A group under a held path is refused, wherever that name lies among the chunks.
-  for (const at of [0, 1, 100, 101, 500, 501, 798, 799])
-    assert.equal(h(`U/S/${at}/f`, `U/new/${names[at]}/f`), false, `under the held ${names[at]}`);
+  for (const at of [0, 1, 2, 100, 101, 1000, 1001, 1998, 1999, 2000])
+    assert.equal(h(`U/S/${at}/f`, `U/new/${names[at]}/f`), false, `under the held name ${at}`);
   assert.equal(h('U/S/x/f', `U/new/${id(1)}/f`), true, 'a name not held (odd: sent as text)');
   assert.equal(d.size, names.length + 1);
 });

@@ -24,7 +24,7 @@ import {
 
 /**
  * Where a MoveItems frame's moves are read from, and for how long: `current` turns false once the
- * bytes may have been reused (the connection keeps one buffer for these frames).
+ * bytes may have been reused (the connection reads every frame into one buffer, D52).
  */
 export interface KeptFrame {
   buf: Buffer;
