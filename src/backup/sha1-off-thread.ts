@@ -166,7 +166,11 @@ export class OffThreadSha1 {
     });
     // Never what keeps a process alive; close() ends it.
     w.unref();
-    w.on('message', (r: Sha1Results) => this.received(r));
+    // A worker stopped by close() or lost still delivers what it posted before: those results are
+    // its files', already reported lost, and counting them would let the next settle() return early.
+    w.on('message', (r: Sha1Results) => {
+      if (this.worker === w) this.received(r);
+    });
     w.on('error', () => {
       if (this.worker === w) this.fail();
     });

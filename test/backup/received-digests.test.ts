@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
+  existsSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -120,6 +121,30 @@ test('more than MAX_IN_FLIGHT batches ahead of the worker: the writer is asked t
   // Nothing yields to the worker before an update returns a promise, so the limit is reached.
   assert.ok(waits > 0, 'update never asked to wait');
   assert.deepEqual(digests, [sha1(Buffer.concat(all))]);
+});
+
+test('closed with a batch in flight: what the stopped worker still sends is not taken for the next files', async () => {
+  const dir = mkdtempSync(path.join(root, 'stale-'));
+  const { hasher, digests, lost } = collector();
+  const first = hasher.open(path.join(dir, 'first'))!;
+  await hasher.update(first, Buffer.from('first'));
+  hasher.end(first);
+  hasher.flush();
+  // Its file committed, the worker posts the batch's results next. This thread takes no message
+  // meanwhile (it never yields), so they are still queued when close() stops the worker, without
+  // a settle, and arrive while it is being stopped.
+  const until = Date.now() + 10_000;
+  while (!existsSync(path.join(dir, 'first')) && Date.now() < until);
+  const settled = Date.now() + 100;
+  while (Date.now() < settled);
+  await hasher.close();
+  assert.deepEqual(lost, [0]);
+  const second = hasher.open(path.join(dir, 'second'))!;
+  await hasher.update(second, Buffer.from('second'));
+  hasher.end(second);
+  await hasher.settle(); // must wait for the new worker's answer
+  await hasher.close();
+  assert.deepEqual(digests, [sha1(Buffer.from('second'))]);
 });
 
 test('many files: each finds its own digest; another size, mtime or device finds none', async () => {
