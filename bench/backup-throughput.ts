@@ -14,8 +14,13 @@
  *   BENCH_ROUNDS=3 …   (each host that many times, in rotating order; figures are the median run,
  *                        with the spread: on two shared cores single runs vary by ±20 %)
  *   BENCH_THREADS=1 …  (Linux: also each host's CPU seconds by thread, bench/lib/thread-cpu)
+ *
+ * On Linux each row also says how busy the whole machine was (every process and kernel thread)
+ * and the shortest wall time that much CPU allows on its cores: where a host sits near that line,
+ * it is bound by the CPU it takes, not by waiting.
  */
 import { promises as fsp } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startSim, type RunningSim } from '../src/sim/index';
 import { pairWithIdevicepair } from '../test/helpers/real-tools';
@@ -200,6 +205,8 @@ function printRows(rows: Row[]): void {
           `${rest} ${(s - r.engineSeconds).toFixed(2)} s${gc ? `; job thread GC: ${gc}` : ''}`,
       );
     }
+    const machine = machineLine(r, raw);
+    if (machine) console.log(`  ${pad('', 9)} ${pad('', 15)} ${machine}`);
     if (r.run.threadSeconds) {
       console.log(
         `  ${pad('', 9)} ${pad('', 15)} CPU s by thread: ${formatThreadCpu(r.run.threadSeconds)}`,
@@ -221,6 +228,27 @@ function printRows(rows: Row[]): void {
         'direct-TCP mode to the simulator',
     );
   }
+}
+
+/**
+ * How busy the whole machine was during the run, and the bound that sets: a run that keeps its
+ * cores this busy takes at least its busy core-seconds over the core count, however well its
+ * threads overlap; against the raw sink, the best ratio this much CPU allows (thirty-second pass).
+ */
+function machineLine(r: Row, raw: Row | undefined): string | undefined {
+  const busy = r.run.machineBusySeconds;
+  if (busy === undefined) return undefined;
+  const cores = os.availableParallelism();
+  const floor = busy / cores;
+  const share = busy / (cores * r.run.wallSeconds);
+  const best =
+    r.host !== 'raw sink' && raw
+      ? `, at best ${(raw.run.wallSeconds / floor).toFixed(2)}× raw sink`
+      : '';
+  return (
+    `machine: ${busy.toFixed(2)} core-s busy, ${(share * 100).toFixed(0)} % of ${cores} cores; ` +
+    `with every core busy ≥ ${floor.toFixed(2)} s${best}`
+  );
 }
 
 async function benchShape(shape: Shape, tmp: string): Promise<void> {

@@ -20,7 +20,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { sampleThreadCpu, threadCpuWanted } from './thread-cpu';
+import { machineBusySeconds, sampleThreadCpu, threadCpuWanted } from './thread-cpu';
 
 export const ROOT = path.join(__dirname, '..', '..');
 /** MOORING_BENCH_BIN: another build's bin/mooring.js (before/after comparisons of one change). */
@@ -131,6 +131,11 @@ export interface ChildRun {
   simCpuSeconds: number;
   /** With BENCH_THREADS=1 (Linux): each thread's CPU seconds, largest first (lib/thread-cpu). */
   threadSeconds?: number[];
+  /**
+   * Linux: the whole machine's busy CPU seconds during the run, every process and kernel thread
+   * included (lib/thread-cpu, machineBusySeconds).
+   */
+  machineBusySeconds?: number;
 }
 
 /** Runs `cmd args` under /usr/bin/time; the child's own rusage gives CPU and peak RSS. */
@@ -143,6 +148,7 @@ export async function timedChild(
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'mooring-bench-time-'));
   const out = path.join(tmp, 'rusage');
   const cpu0 = process.cpuUsage();
+  const busy0 = machineBusySeconds();
   const t0 = process.hrtime.bigint();
   // The host's output goes to files, read once it has ended: taking it through pipes cost this
   // process CPU while the host ran, taken from the two cores it shares with us (twenty-first pass).
@@ -165,6 +171,7 @@ export async function timedChild(
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1))),
   );
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const busy1 = machineBusySeconds();
   const threadSeconds = threads?.();
   const cpu = process.cpuUsage(cpu0);
   const line = (await fsp.readFile(out, 'utf8')).trim().split('\n').pop() ?? '';
@@ -184,6 +191,7 @@ export async function timedChild(
     maxRssMiB: (m ?? NaN) / 1024,
     simCpuSeconds: (cpu.user + cpu.system) / 1e6,
     ...(threadSeconds ? { threadSeconds } : {}),
+    ...(busy0 !== undefined && busy1 !== undefined ? { machineBusySeconds: busy1 - busy0 } : {}),
   };
 }
 

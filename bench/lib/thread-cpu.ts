@@ -81,3 +81,23 @@ function threadTicks(statFile: string): number | undefined {
   const stime = Number(fields[12]);
   return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : undefined;
 }
+
+/**
+ * The whole machine's busy CPU seconds so far (every core, every process and kernel thread: the
+ * host, the simulator, a loop device's workers), from /proc/stat's first line; undefined where
+ * there is none. Two readings bracket a run: what it cost the machine, against what its cores
+ * could give in that time.
+ */
+export function machineBusySeconds(): number | undefined {
+  let line: string;
+  try {
+    line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+  } catch {
+    return undefined;
+  }
+  // cpu user nice system idle iowait irq softirq steal …: all but idle and iowait are busy.
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined;
+  const busy = f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!;
+  return busy / TICKS_PER_SECOND;
+}

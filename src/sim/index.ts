@@ -196,6 +196,7 @@ class WifiSide {
     if (want && !this.server) {
       const server = net.createServer((sock) => {
         sock.on('error', () => undefined);
+        sock.setNoDelay(true); // as every service port (service-ports.ts)
         this.accept(sock, 'wifi');
       });
       // Keep the same port across offline/online, so hosts can reconnect where they were.
