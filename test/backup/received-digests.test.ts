@@ -17,6 +17,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -130,13 +131,14 @@ test('closed with a batch in flight: what the stopped worker still sends is not 
   await hasher.update(first, Buffer.from('first'));
   hasher.end(first);
   hasher.flush();
-  // Its file committed, the worker posts the batch's results next. This thread takes no message
-  // meanwhile (it never yields), so they are still queued when close() stops the worker, without
-  // a settle, and arrive while it is being stopped.
+  // Once the file holds its bytes, the worker closes it and posts the batch's results. This thread
+  // takes no message meanwhile (it never yields), so they are still queued when close() stops the
+  // worker, without a settle, and arrive while it is being stopped.
+  const file = path.join(dir, 'first');
   const until = Date.now() + 10_000;
-  while (!existsSync(path.join(dir, 'first')) && Date.now() < until);
-  const settled = Date.now() + 100;
-  while (Date.now() < settled);
+  while (!(existsSync(file) && statSync(file).size === 5) && Date.now() < until);
+  const posted = Date.now() + 100;
+  while (Date.now() < posted);
   await hasher.close();
   assert.deepEqual(lost, [0]);
   const second = hasher.open(path.join(dir, 'second'))!;
